@@ -1,0 +1,93 @@
+"""One ASGI app for every API: each service's app mounted under its path prefix.
+
+``GET /`` lists the services. Building the app configures the database, runs
+each service's migrations and set-up, and applies the bootstrap, so a ready
+app is a working cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from onestack import __version__, services
+from onestack.common import bus, db
+from onestack.common.http import RequestIdMiddleware
+from onestack.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class PrefixDispatcher:
+    """Route by path prefix: ``/identity`` and ``/identity/...`` go to identity."""
+
+    def __init__(self, mounts: dict[str, object], root):
+        # longest prefix first, so /volume never shadows /volume-something
+        self.mounts = sorted(mounts.items(), key=lambda kv: -len(kv[0]))
+        self.root = root
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path = scope["path"]
+            for prefix, app in self.mounts:
+                if path == prefix or path.startswith(prefix + "/"):
+                    child = dict(scope)
+                    child["root_path"] = scope.get("root_path", "") + prefix
+                    child["path"] = path[len(prefix):] or "/"
+                    child["raw_path"] = child["path"].encode()
+                    return await app(child, receive, send)
+            return await self.root(scope, receive, send)
+        if scope["type"] == "lifespan":
+            # our set-up happens before serving; just acknowledge the protocol
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        return None
+
+
+def _root_app(conf: Config, mods: list):
+    listing = {
+        "onestack": {"version": __version__},
+        "services": [
+            {
+                "name": mod.NAME,
+                "type": mod.CATALOG["type"],
+                "path": mod.PREFIX,
+                "version": mod.version(),
+                "url": conf.public_url + mod.PREFIX,
+            }
+            for mod in mods
+        ],
+    }
+    body = json.dumps(listing).encode()
+
+    async def root(scope, receive, send):
+        if scope["path"] in ("/", ""):
+            status, payload = 200, body
+        else:
+            status = 404
+            payload = json.dumps({"error": {"code": 404, "title": "Not Found",
+                                            "message": f"No service at {scope['path']}."}}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": payload})
+
+    return root
+
+
+def create_app(conf: Config):
+    """Configure everything and return the ASGI app (raises on a set-up error)."""
+    from onestack.identity import bootstrap
+
+    db.configure(conf.database_url)
+    bus.configure(conf.bus.backend, conf.bus.url)
+    mods = services.load()
+    for mod in mods:
+        mod.setup(conf)
+    bootstrap.run(conf, mods)
+    mounts = {mod.PREFIX: mod.app() for mod in mods}
+    return RequestIdMiddleware(PrefixDispatcher(mounts, _root_app(conf, mods)))

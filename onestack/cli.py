@@ -1,0 +1,406 @@
+"""The `onestack` command: up, down, status, openrc, clouds-yaml, identity ..."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from onestack import __version__
+from onestack.config import Config, ConfigError, load
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="onestack: an OpenStack-compatible cloud.")
+identity_app = typer.Typer(no_args_is_help=True, help="Identity service maintenance.")
+app.add_typer(identity_app, name="identity")
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default /etc/onestack/onestack.toml).")
+
+
+def fail(message: str, code: int = 1):
+    err.print(f"[bold red]onestack:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _conf(path: Optional[Path], host: str | None = None, port: int | None = None) -> Config:
+    try:
+        conf = load(path)
+    except ConfigError as e:
+        fail(str(e))
+    if host is not None:
+        conf.server.host = host
+    if port is not None:
+        conf.server.port = port
+    return conf
+
+
+# -- process helpers ----------------------------------------------------------
+
+
+def _running_pid(conf: Config) -> int | None:
+    try:
+        pid = int(conf.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def _get_json(url: str, timeout: float = 2.0):
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"null")
+        except ValueError:
+            return e.code, None
+
+
+def _local_url(conf: Config) -> str:
+    host = conf.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{conf.server.port}"
+
+
+def _services_answering(conf: Config) -> tuple[bool, list[dict], str]:
+    """(all answer, service list, reason) from GET / and each service's root."""
+    base = _local_url(conf)
+    try:
+        status, listing = _get_json(base + "/")
+    except OSError as e:
+        return False, [], f"{base}/ does not answer ({getattr(e, 'reason', e)})"
+    if status != 200 or not isinstance(listing, dict):
+        return False, [], f"{base}/ answered {status}"
+    services = listing.get("services", [])
+    for svc in services:
+        try:
+            st, _ = _get_json(base + svc["path"])
+        except OSError as e:
+            return False, services, f"{svc['name']} does not answer ({getattr(e, 'reason', e)})"
+        svc["up"] = st < 500
+        if st >= 500:
+            return False, services, f"{svc['name']} answered {st}"
+    return True, services, ""
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return True
+            if e.errno == errno.EADDRNOTAVAIL:
+                fail(f"cannot listen on {host}: no such address on this machine")
+            raise
+    return False
+
+
+def _check_state_dir(conf: Config) -> None:
+    d = conf.state_dir
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = d / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        fail(f"state directory {d} is not writable ({e.strerror}); set state.dir or ONESTACK_STATE_DIR")
+
+
+# -- up / down / status ----------------------------------------------------------
+
+
+def _setup_logging(conf: Config) -> None:
+    level = getattr(logging, str(conf.log.level).upper(), None)
+    if not isinstance(level, int):
+        fail(f"config key 'log.level' has unknown level {conf.log.level!r} (use DEBUG, INFO, WARNING or ERROR)")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _write_client_files(conf: Config, creds: dict) -> None:
+    for user in ("admin", "demo"):
+        if user in creds:
+            path = conf.state_dir / f"openrc-{user}"
+            path.write_text(_openrc_text(conf, user, creds[user]))
+            path.chmod(0o600)
+    path = conf.state_dir / "clouds.yaml"
+    path.write_text(_clouds_yaml(conf, creds, ["admin", "demo"]))
+    path.chmod(0o600)
+
+
+def _serve(conf: Config) -> None:
+    """Run the cloud in this process until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from onestack.app import create_app
+
+    _setup_logging(conf)
+    try:
+        asgi = create_app(conf)
+    except Exception as e:  # set-up errors are fatal and must say why in one line
+        logging.getLogger("onestack").exception("start-up failed")
+        fail(f"start-up failed: {e}")
+    from onestack.identity import bootstrap
+
+    _write_client_files(conf, bootstrap.load_credentials(conf))
+    conf.pid_file.write_text(str(os.getpid()))
+    try:
+        uvicorn.run(
+            asgi, host=conf.server.host, port=conf.server.port, log_level="warning",
+            access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+        )
+    finally:
+        try:
+            if conf.pid_file.read_text().strip() == str(os.getpid()):
+                conf.pid_file.unlink()
+        except OSError:
+            pass
+
+
+def _summary(conf: Config) -> None:
+    from onestack.identity import bootstrap
+
+    creds = bootstrap.load_credentials(conf)
+    url = conf.public_url
+    console.print(f"[bold green]onestack is up[/] at {url}  (identity: {url}/identity/v3)")
+    for user in ("admin", "demo"):
+        if user in creds:
+            console.print(f"  {user:5} password: {creds[user]['password']}  project: {creds[user]['project']}")
+    console.print("Use it:")
+    console.print(f"  source {conf.state_dir / 'openrc-admin'}   # or openrc-demo; then e.g. openstack project list")
+    console.print(f"  export OS_CLIENT_CONFIG_FILE={conf.state_dir / 'clouds.yaml'}; openstack --os-cloud onestack-admin token issue")
+    console.print(f"  log: {conf.log_file}   stop: onestack down")
+
+
+@app.command()
+def up(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background (pid and log file)."),
+    host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port of the single API endpoint."),
+    config: Optional[Path] = ConfigOpt,
+    timeout: float = typer.Option(60, help="With --detach: seconds to wait for every API."),
+):
+    """Start the all-in-one cloud (bootstraps it on first start)."""
+    conf = _conf(config, host, port)
+    pid = _running_pid(conf)
+    if pid:
+        ok, _, _ = _services_answering(conf)
+        if ok:
+            console.print(f"onestack is already running (pid {pid}) at {conf.public_url}; nothing changed.")
+            _summary(conf) if detach else None
+            return
+        fail(f"onestack process {pid} is running but not answering on {_local_url(conf)}; see {conf.log_file} or run onestack down")
+    _check_state_dir(conf)
+    if _port_in_use(conf.server.host, conf.server.port):
+        fail(f"port {conf.server.port} on {conf.server.host} is already in use; stop what uses it or set --port")
+    if not detach:
+        _serve(conf)
+        return
+    conf.log_file.parent.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "onestack.cli", "up", "--host", conf.server.host, "--port", str(conf.server.port)]
+    if config:
+        args += ["--config", str(config)]
+    start = time.monotonic()
+    with open(conf.log_file, "ab") as log:
+        child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, close_fds=True)
+    while True:
+        if child.poll() is not None:
+            tail = conf.log_file.read_text(errors="replace").splitlines()[-15:]
+            reason = next((ln for ln in reversed(tail) if "onestack:" in ln), tail[-1] if tail else "")
+            fail(f"onestack exited during start-up: {reason.strip()} (log: {conf.log_file})")
+        ok, _, reason = _services_answering(conf)
+        if ok:
+            break
+        if time.monotonic() - start > timeout:
+            child.terminate()
+            fail(f"onestack did not answer within {timeout:.0f}s: {reason} (log: {conf.log_file})")
+        time.sleep(0.05)
+    console.print(f"started in {time.monotonic() - start:.2f}s (pid {child.pid})")
+    _summary(conf)
+
+
+@app.command()
+def down(
+    purge: bool = typer.Option(False, "--purge", help="Also delete the state directory."),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Stop the cloud."""
+    conf = _conf(config)
+    pid = _running_pid(conf)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            if _running_pid(conf) is None:
+                break
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        conf.pid_file.unlink(missing_ok=True)
+        console.print(f"onestack stopped (pid {pid}).")
+    else:
+        console.print("onestack is not running.")
+    if purge and conf.state_dir.exists():
+        # Only remove a directory that is recognisably ours.
+        marks = ("onestack.db", "fernet-keys", "credentials.toml", "onestack.log")
+        if not any((conf.state_dir / mk).exists() for mk in marks):
+            fail(f"{conf.state_dir} does not look like an onestack state directory; not deleting it")
+        shutil.rmtree(conf.state_dir)
+        console.print(f"state deleted: {conf.state_dir}")
+
+
+@app.command()
+def status(config: Optional[Path] = ConfigOpt):
+    """Each service and agent: up/down, version, port."""
+    conf = _conf(config)
+    pid = _running_pid(conf)
+    ok, services, reason = _services_answering(conf)
+    if not services:
+        console.print(f"onestack is [red]down[/] ({reason})" + (f"; pid {pid} exists" if pid else ""))
+        raise typer.Exit(1)
+    table = Table(title=f"onestack {__version__} at {conf.public_url} (pid {pid or '?'})")
+    for col in ("service", "state", "version", "port", "path"):
+        table.add_column(col)
+    for svc in services:
+        state = "[green]up[/]" if svc.get("up") else "[red]down[/]"
+        table.add_row(svc["name"], state, svc.get("version", ""), str(conf.server.port), svc["path"])
+    console.print(table)
+    console.print("agents: none in this build (compute, network and volume agents come with those services)")
+    if not ok:
+        raise typer.Exit(1)
+
+
+# -- credentials for clients ---------------------------------------------------
+
+
+def _user_creds(conf: Config, name: str) -> dict:
+    from onestack.identity import bootstrap
+
+    creds = bootstrap.load_credentials(conf)
+    if name not in creds:
+        known = ", ".join(creds) or "none yet: run onestack up first"
+        fail(f"no stored credentials for user {name!r} (known: {known})")
+    return creds[name]
+
+
+def _openrc_text(conf: Config, user: str, c: dict) -> str:
+    env = {
+        "OS_AUTH_URL": f"{conf.public_url}/identity/v3",
+        "OS_AUTH_TYPE": "password",
+        "OS_USERNAME": user,
+        "OS_PASSWORD": c["password"],
+        "OS_PROJECT_NAME": c["project"],
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_REGION_NAME": conf.identity.region,
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_INTERFACE": "public",
+    }
+    lines = ["# onestack credentials: source this file, then use the openstack command"]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _clouds_yaml(conf: Config, creds: dict, users: list[str]) -> str:
+    import yaml
+
+    clouds = {}
+    for user in users:
+        if user not in creds:
+            continue
+        c = creds[user]
+        clouds["onestack" if user == "demo" else f"onestack-{user}"] = {
+            "auth": {
+                "auth_url": f"{conf.public_url}/identity/v3",
+                "username": user,
+                "password": c["password"],
+                "project_name": c["project"],
+                "user_domain_name": "Default",
+                "project_domain_name": "Default",
+            },
+            "region_name": conf.identity.region,
+            "interface": "public",
+            "identity_api_version": 3,
+        }
+    return yaml.safe_dump({"clouds": clouds}, sort_keys=False)
+
+
+@app.command()
+def openrc(name: str = typer.Argument(..., help="User: admin or demo."), config: Optional[Path] = ConfigOpt):
+    """Print shell `export` lines for a user (eval or source them)."""
+    conf = _conf(config)
+    sys.stdout.write(_openrc_text(conf, name, _user_creds(conf, name)))
+
+
+@app.command("clouds-yaml")
+def clouds_yaml(
+    names: Optional[list[str]] = typer.Argument(None, help="Users to include (default: admin and demo)."),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Print a clouds.yaml (clouds 'onestack' = demo, 'onestack-admin' = admin)."""
+    conf = _conf(config)
+    from onestack.identity import bootstrap
+
+    users = names or ["admin", "demo"]
+    for n in users:
+        _user_creds(conf, n)
+    sys.stdout.write(_clouds_yaml(conf, bootstrap.load_credentials(conf), users))
+
+
+@identity_app.command("rotate-keys")
+def rotate_keys(config: Optional[Path] = ConfigOpt):
+    """Rotate the Fernet token keys (staged key becomes primary)."""
+    conf = _conf(config)
+    from onestack.identity.tokens import KeyRepository
+
+    repo = KeyRepository(conf.state_dir / "fernet-keys", conf.identity.max_active_keys)
+    if not repo.path.exists():
+        fail(f"no key repository at {repo.path}; run onestack up first")
+    indexes = repo.rotate()
+    console.print(f"rotated: keys now {indexes} (primary {max(indexes)}, staged 0)")
+
+
+@app.command()
+def version():
+    """Print the onestack version."""
+    console.print(__version__)
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pieces every service shares: written once, used everywhere."""

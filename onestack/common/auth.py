@@ -1,0 +1,139 @@
+"""Token validation for every service's API (the keystonemiddleware role).
+
+A request's ``X-Auth-Token`` is validated by the identity service's own code
+path: in-process in all-in-one mode, over HTTP otherwise (both are a
+``Validator``). Results are cached for ``auth.token_cache_seconds``; identity
+clears the cache whenever it records a revocation, so a revoked token stops
+working at once in this process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from onestack.common import errors
+
+Validator = Callable[[str], dict]  # token id -> Keystone token body ({"token": {...}})
+
+_validator: Validator | None = None
+_cache: dict[str, tuple[float, "RequestContext"]] = {}
+_cache_lock = threading.Lock()
+_cache_seconds = 5.0
+_CACHE_MAX = 10000
+
+
+def set_validator(validator: Validator, cache_seconds: float = 5.0) -> None:
+    global _validator, _cache_seconds
+    _validator = validator
+    _cache_seconds = cache_seconds
+    clear_cache()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+@dataclass
+class RequestContext:
+    """Who is calling, as proven by a validated token."""
+
+    auth_token: str = ""
+    user_id: str | None = None
+    user_name: str | None = None
+    user_domain_id: str | None = None
+    user_domain_name: str | None = None
+    project_id: str | None = None
+    project_name: str | None = None
+    project_domain_id: str | None = None
+    project_domain_name: str | None = None
+    domain_id: str | None = None
+    domain_name: str | None = None
+    system_scope: str | None = None
+    roles: list[str] = field(default_factory=list)
+    role_ids: list[str] = field(default_factory=list)
+    expires_at: str | None = None
+    audit_ids: list[str] = field(default_factory=list)
+    app_cred_id: str | None = None
+    token: dict = field(default_factory=dict)  # the whole validated token body
+    _creds: dict | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_token(cls, token_id: str, body: dict) -> "RequestContext":
+        t = body["token"]
+        user = t.get("user") or {}
+        project = t.get("project") or {}
+        domain = t.get("domain") or {}
+        roles = t.get("roles") or []
+        return cls(
+            auth_token=token_id,
+            user_id=user.get("id"),
+            user_name=user.get("name"),
+            user_domain_id=(user.get("domain") or {}).get("id"),
+            user_domain_name=(user.get("domain") or {}).get("name"),
+            project_id=project.get("id"),
+            project_name=project.get("name"),
+            project_domain_id=(project.get("domain") or {}).get("id"),
+            project_domain_name=(project.get("domain") or {}).get("name"),
+            domain_id=domain.get("id"),
+            domain_name=domain.get("name"),
+            system_scope="all" if (t.get("system") or {}).get("all") else None,
+            roles=[r["name"] for r in roles],
+            role_ids=[r["id"] for r in roles],
+            expires_at=t.get("expires_at"),
+            audit_ids=list(t.get("audit_ids") or []),
+            app_cred_id=(t.get("application_credential") or {}).get("id"),
+            token=t,
+        )
+
+    @property
+    def is_admin(self) -> bool:
+        """Holds the admin role (in any scope): a cloud administrator."""
+        return "admin" in (r.lower() for r in self.roles)
+
+    def policy_creds(self) -> dict[str, Any]:
+        if self._creds is None:
+            self._creds = {
+                "user_id": self.user_id,
+                "user_domain_id": self.user_domain_id,
+                "project_id": self.project_id,
+                "project_domain_id": self.project_domain_id,
+                "domain_id": self.domain_id,
+                "system_scope": self.system_scope,
+                "roles": self.roles,
+                "roles_lower": {r.lower() for r in self.roles},
+                "is_admin": self.is_admin,
+                "app_cred_id": self.app_cred_id,
+                "token": self.token,
+            }
+        return self._creds
+
+
+def validate(token_id: str) -> RequestContext:
+    """Validate a token (cached); raise Unauthorized if it is not valid now."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(token_id)
+    if hit and hit[0] > now:
+        return hit[1]
+    if _validator is None:
+        raise errors.ServiceUnavailable("The identity service is not available to validate tokens.")
+    body = _validator(token_id)
+    ctx = RequestContext.from_token(token_id, body)
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[token_id] = (now + _cache_seconds, ctx)
+    return ctx
+
+
+def authenticate(request) -> RequestContext:
+    """The ``authenticate`` hook of ``common.http.Api``: X-Auth-Token -> context."""
+    token_id = request.headers.get("x-auth-token")
+    if not token_id:
+        raise errors.Unauthorized("The request you have made requires authentication.")
+    return validate(token_id.strip())

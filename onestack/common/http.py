@@ -1,0 +1,215 @@
+"""HTTP plumbing shared by every service's API.
+
+* ``RequestIdMiddleware`` gives every response an ``x-openstack-request-id`` and
+  logs each request once (id, user, project, method, path, status, latency).
+* ``Api`` is a small route table: handlers are plain (sync) functions taking a
+  ``Req`` and returning a Response; they run in a worker thread so database
+  work never blocks the event loop. Errors raised anywhere become the
+  service's own error body through the ``error_view`` it supplies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.common import errors
+
+log = logging.getLogger("onestack.api")
+
+REQUEST_ID_HEADER = "x-openstack-request-id"
+MAX_BODY = 1024 * 1024  # JSON APIs: 1 MiB is far beyond any legitimate body
+
+
+class RequestIdMiddleware:
+    """Pure ASGI middleware: request id on every response, one log line per request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        rid = f"req-{uuid.uuid4()}"
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            ctx = state.get("context")
+            log.info(
+                "%s user=%s project=%s %s %s -> %s %.1fms",
+                rid,
+                getattr(ctx, "user_id", "-") or "-",
+                getattr(ctx, "project_id", "-") or "-",
+                scope["method"],
+                scope["path"] + (("?" + scope["query_string"].decode()) if scope.get("query_string") else ""),
+                status,
+                (time.perf_counter() - start) * 1000,
+            )
+
+
+def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
+    data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    return Response(data, status_code=status, headers=headers, media_type="application/json")
+
+
+def empty(status: int = 204, headers: dict | None = None) -> Response:
+    return Response(b"", status_code=status, headers=headers)
+
+
+@dataclass
+class Req:
+    """What a handler sees of a request."""
+
+    request: Request
+    body: bytes
+    ctx: Any = None  # RequestContext when the route is authenticated
+    path: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def query(self):
+        return self.request.query_params
+
+    @property
+    def headers(self):
+        return self.request.headers
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def url(self):
+        return self.request.url
+
+    @property
+    def request_id(self) -> str:
+        return self.request.scope.get("state", {}).get("request_id", "")
+
+    def json(self) -> Any:
+        if not self.body.strip():
+            raise errors.BadRequest("The request body is empty; a JSON body is required.")
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise errors.BadRequest(f"Malformed JSON in request body: {e}") from None
+
+
+Handler = Callable[[Req], Response]
+
+
+class Api:
+    """A service's routes and its error style, built into one ASGI app."""
+
+    def __init__(
+        self,
+        name: str,
+        error_view: Callable[[errors.ApiError], Response],
+        authenticate: Callable[[Request], Any] | None = None,
+    ):
+        self.name = name
+        self.error_view = error_view
+        self.authenticate = authenticate
+        self.routes: list[Route] = []
+
+    def route(self, path: str, methods: list[str], *, auth: bool = True):
+        def register(fn: Handler) -> Handler:
+            self.routes.append(Route(path, self._endpoint(fn, auth), methods=methods))
+            return fn
+
+        return register
+
+    def _endpoint(self, fn: Handler, auth: bool):
+        async def endpoint(request: Request) -> Response:
+            body = await _read_body(request)
+
+            def run() -> Response:
+                ctx = None
+                if auth:
+                    if self.authenticate is None:
+                        raise errors.Unauthorized("The request you have made requires authentication.")
+                    ctx = self.authenticate(request)
+                    request.scope.setdefault("state", {})["context"] = ctx
+                return fn(Req(request, body, ctx, dict(request.path_params)))
+
+            return await run_in_threadpool(run)
+
+        endpoint.__name__ = fn.__name__
+        return endpoint
+
+    def asgi(self) -> Starlette:
+        async def api_error(request: Request, exc: errors.ApiError) -> Response:
+            return self.error_view(exc)
+
+        async def http_error(request: Request, exc: HTTPException) -> Response:
+            cls = {
+                400: errors.BadRequest,
+                404: errors.NotFound,
+                405: errors.MethodNotAllowed,
+            }.get(exc.status_code, errors.ApiError)
+            if exc.status_code == 404:
+                err = cls(f"The resource could not be found: {request.url.path}")
+            elif exc.status_code == 405:
+                err = cls(f"The method {request.method} is not allowed for {request.url.path}.")
+            else:
+                err = cls(str(exc.detail))
+            resp = self.error_view(err)
+            if exc.status_code == 405 and exc.headers:
+                resp.headers.update(exc.headers)
+            return resp
+
+        async def crash(request: Request, exc: Exception) -> Response:
+            log.exception("unhandled error in %s %s", request.method, request.url.path)
+            return self.error_view(
+                errors.ApiError("An unexpected error prevented the server from fulfilling your request.")
+            )
+
+        return Starlette(
+            routes=self.routes,
+            exception_handlers={
+                errors.ApiError: api_error,
+                HTTPException: http_error,
+                Exception: crash,
+            },
+        )
+
+
+async def _read_body(request: Request) -> bytes:
+    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        # Bodies on these are ignored, but must still be drained for keep-alive.
+        return await request.body()
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY:
+        raise errors.PayloadTooLarge(f"Request body is larger than {MAX_BODY} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.PayloadTooLarge(f"Request body is larger than {MAX_BODY} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,32 @@
+"""Times as the OpenStack APIs write them (UTC, ISO 8601)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """Naive UTC 'now', as stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso(dt: datetime | None, micro: bool = False) -> str | None:
+    """``2026-11-21T10:00:00Z`` (or with ``.000000`` microseconds, as Keystone's tokens)."""
+    if dt is None:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    if micro:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO 8601 time (``Z`` or offset); naive UTC result. ValueError if bad."""
+    t = text.strip()
+    if t.endswith("Z") or t.endswith("z"):
+        t = t[:-1] + "+00:00"
+    dt = datetime.fromisoformat(t)
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt

@@ -1,0 +1,222 @@
+"""One TOML file -> typed settings.
+
+Every key has a default and a line of documentation here; docs/configuration.md
+lists the same keys (a unit test keeps the two in step). Environment variables
+override the file: ``ONESTACK_<SECTION>_<KEY>``, e.g. ``ONESTACK_SERVER_PORT=9000``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A problem with the configuration, phrased for a one-line CLI error."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type
+    default: Any
+    doc: str
+
+
+# section -> key -> Key. The single source of truth for configuration.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "server": {
+        "host": Key(str, "127.0.0.1", "Address the API listens on (use 0.0.0.0 to expose)."),
+        "port": Key(int, 8800, "TCP port of the single HTTP endpoint serving every API."),
+        "public_url": Key(
+            str, "", "Base URL written into the catalog; empty means http://<host>:<port>."
+        ),
+        "workers": Key(int, 1, "Number of API worker processes (1 in all-in-one mode)."),
+    },
+    "state": {
+        "dir": Key(
+            str,
+            "",
+            "State directory (database, keys, stores, logs); empty means /var/lib/onestack "
+            "as root, else ~/.local/share/onestack.",
+        ),
+    },
+    "database": {
+        "url": Key(
+            str,
+            "",
+            "SQLAlchemy URL; empty means SQLite (WAL) at <state>/onestack.db. "
+            "PostgreSQL: postgresql+psycopg2://user:pass@host:port/db.",
+        ),
+    },
+    "log": {
+        "level": Key(str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+        "file": Key(str, "", "Log file for `up --detach`; empty means <state>/onestack.log."),
+    },
+    "bus": {
+        "backend": Key(str, "inprocess", "Message bus backend: inprocess (AMQP comes later)."),
+        "url": Key(str, "", "Bus URL for networked backends (amqp://...)."),
+    },
+    "policy": {
+        "dir": Key(
+            str,
+            "",
+            "Directory of policy override files <service>.yaml; empty means /etc/onestack/policy.",
+        ),
+    },
+    "auth": {
+        "token_cache_seconds": Key(
+            int, 5, "How long the API middleware caches a validated token (revocation clears it)."
+        ),
+    },
+    "identity": {
+        "region": Key(str, "RegionOne", "Region created at bootstrap and used in the catalog."),
+        "token_expiration": Key(int, 3600, "Token lifetime in seconds."),
+        "bcrypt_rounds": Key(int, 12, "bcrypt cost factor for password hashes (4-31)."),
+        "max_active_keys": Key(int, 3, "Fernet keys kept by rotate-keys (staged+primary+old)."),
+        "admin_password": Key(str, "", "Password of user admin; empty means generated once."),
+        "demo_password": Key(str, "", "Password of user demo; empty means generated once."),
+        "lockout_failure_attempts": Key(
+            int, 0, "Lock a user after this many failed authentications in a row (0: never)."
+        ),
+        "lockout_duration": Key(int, 1800, "Seconds a locked-out user stays locked."),
+        "max_name_length": Key(int, 255, "Longest accepted name of a project, user, role..."),
+        "list_limit": Key(int, 0, "Largest page of any identity list; 0 means no limit."),
+    },
+}
+
+
+def _coerce(section: str, key: str, value: Any, source: str) -> Any:
+    want = SCHEMA[section][key].type
+    if want is bool and isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+    elif want is int and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif isinstance(value, want) and not (want is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(
+        f"config key '{section}.{key}' in {source} must be {want.__name__}, got {value!r}"
+    )
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Section:
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+
+class Config:
+    """Typed settings; attribute access by section: ``conf.server.port``."""
+
+    def __init__(self, values: dict[str, dict[str, Any]], path: Path | None):
+        self.path = path
+        self._values = values
+        for section, keys in values.items():
+            setattr(self, section, Section(keys))
+
+    # Derived paths, so nobody recomputes them.
+    @property
+    def state_dir(self) -> Path:
+        if self.state.dir:
+            return Path(self.state.dir)
+        if os.geteuid() == 0:
+            return Path("/var/lib/onestack")
+        return Path.home() / ".local/share/onestack"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'onestack.db'}"
+
+    @property
+    def log_file(self) -> Path:
+        return Path(self.log.file) if self.log.file else self.state_dir / "onestack.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "onestack.pid"
+
+    @property
+    def policy_dir(self) -> Path:
+        return Path(self.policy.dir or "/etc/onestack/policy")
+
+    @property
+    def public_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.server.port}"
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {s: dict(k) for s, k in self._values.items()}
+
+
+DEFAULT_PATH = Path("/etc/onestack/onestack.toml")
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), check every key, then apply env overrides."""
+    env = os.environ if env is None else env
+    if path is None and env.get("ONESTACK_CONFIG"):
+        path = env["ONESTACK_CONFIG"]
+    explicit = path is not None
+    path = Path(path) if path is not None else DEFAULT_PATH
+    values = {s: {k: key.default for k, key in keys.items()} for s, keys in SCHEMA.items()}
+
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
+    elif explicit:
+        raise ConfigError(f"config file {path} does not exist")
+
+    for section, keys in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(
+                f"config section '{section}' in {path} is unknown{_suggest(section, SCHEMA)}"
+            )
+        if not isinstance(keys, dict):
+            raise ConfigError(f"config '{section}' in {path} must be a [section]")
+        for key, value in keys.items():
+            if key not in SCHEMA[section]:
+                raise ConfigError(
+                    f"config key '{section}.{key}' in {path} is unknown"
+                    f"{_suggest(key, SCHEMA[section])}"
+                )
+            values[section][key] = _coerce(section, key, value, str(path))
+
+    for name, value in env.items():
+        if not name.startswith("ONESTACK_") or name == "ONESTACK_CONFIG":
+            continue
+        rest = name[len("ONESTACK_") :].lower()
+        # Section names may contain "_" themselves: take the longest that fits.
+        section = max((s for s in SCHEMA if rest.startswith(s + "_")), key=len, default="")
+        key = rest[len(section) + 1 :]
+        if section not in SCHEMA or key not in SCHEMA[section]:
+            known = [f"ONESTACK_{s}_{k}".upper() for s, ks in SCHEMA.items() for k in ks]
+            raise ConfigError(
+                f"environment variable {name} names no config key{_suggest(name, known)}"
+            )
+        values[section][key] = _coerce(section, key, value, f"environment variable {name}")
+
+    return Config(values, path if path.exists() else None)

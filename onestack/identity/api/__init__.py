@@ -1,0 +1,39 @@
+"""The Identity v3 API: routes in the modules of this package, wire format in views."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from onestack.common import auth, errors
+from onestack.common.http import Api, json_response
+
+VERSION = "3.14"
+MEDIA_TYPE = "application/vnd.openstack.identity-v3+json"
+
+
+def error_view(exc: errors.ApiError) -> Response:
+    """Keystone's error body: {"error": {"code", "message", "title"}}."""
+    body = {"error": {"code": exc.status, "message": exc.message, "title": exc.title}}
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
+    headers.update(exc.extra.get("headers", {}))
+    return json_response(body, exc.status, headers)
+
+
+api = Api("identity", error_view, auth.authenticate)
+
+
+def build():
+    """Import the route modules (they register on ``api``) and return the ASGI app."""
+    from onestack.identity.api import (  # noqa: F401
+        appcreds,
+        assignments,
+        catalog,
+        discovery,
+        projects,
+        tokens,
+        users,
+    )
+
+    return api.asgi()

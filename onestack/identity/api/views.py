@@ -1,0 +1,148 @@
+"""The identity service's wire format: every resource as the v3 API shows it."""
+
+from __future__ import annotations
+
+from onestack.common.http import Req
+from onestack.common.timeutils import iso
+from onestack.identity import models as m
+from onestack.identity.api.common import link
+
+
+def domain(req: Req, d: m.Project, tags: list[str] | None = None) -> dict:
+    return {
+        **(d.extra or {}),
+        "id": d.id,
+        "name": d.name,
+        "description": d.description,
+        "enabled": d.enabled,
+        "tags": tags or [],
+        "options": {},
+        "links": link(req, f"domains/{d.id}"),
+    }
+
+
+def project(req: Req, p: m.Project, tags: list[str] | None = None) -> dict:
+    return {
+        **(p.extra or {}),
+        "id": p.id,
+        "name": p.name,
+        "domain_id": p.domain_id if not p.is_domain else None,
+        "description": p.description,
+        "enabled": p.enabled,
+        "parent_id": p.parent_id,
+        "is_domain": p.is_domain,
+        "tags": tags or [],
+        "options": {},
+        "links": link(req, f"projects/{p.id}"),
+    }
+
+
+def user(req: Req, u: m.User) -> dict:
+    out = {
+        **(u.extra or {}),
+        "id": u.id,
+        "name": u.name,
+        "domain_id": u.domain_id,
+        "enabled": u.enabled,
+        "password_expires_at": iso(u.password_expires_at, micro=True),
+        "options": {},
+        "links": link(req, f"users/{u.id}"),
+    }
+    if u.default_project_id:
+        out["default_project_id"] = u.default_project_id
+    return out
+
+
+def group(req: Req, g: m.Group) -> dict:
+    return {
+        **(g.extra or {}),
+        "id": g.id,
+        "name": g.name,
+        "domain_id": g.domain_id,
+        "description": g.description,
+        "links": link(req, f"groups/{g.id}"),
+    }
+
+
+def role(req: Req, r: m.Role) -> dict:
+    return {
+        **(r.extra or {}),
+        "id": r.id,
+        "name": r.name,
+        "domain_id": None if r.domain_id == m.NULL_DOMAIN else r.domain_id,
+        "description": r.description,
+        "options": {},
+        "links": link(req, f"roles/{r.id}"),
+    }
+
+
+def role_ref(req: Req, r: m.Role) -> dict:
+    """A role as it appears inside implied-role answers."""
+    return {"id": r.id, "name": r.name, "links": link(req, f"roles/{r.id}")}
+
+
+def region(req: Req, r: m.Region) -> dict:
+    return {
+        **(r.extra or {}),
+        "id": r.id,
+        "description": r.description,
+        "parent_region_id": r.parent_region_id,
+        "links": link(req, f"regions/{r.id}"),
+    }
+
+
+def service(req: Req, s: m.Service) -> dict:
+    return {
+        **(s.extra or {}),
+        "id": s.id,
+        "type": s.type,
+        "name": s.name,
+        "description": s.description,
+        "enabled": s.enabled,
+        "links": link(req, f"services/{s.id}"),
+    }
+
+
+def endpoint(req: Req, e: m.Endpoint) -> dict:
+    return {
+        **(e.extra or {}),
+        "id": e.id,
+        "interface": e.interface,
+        "region": e.region_id,
+        "region_id": e.region_id,
+        "service_id": e.service_id,
+        "url": e.url,
+        "enabled": e.enabled,
+        "links": link(req, f"endpoints/{e.id}"),
+    }
+
+
+def app_credential(req: Req, c: m.AppCredential, roles: list[m.Role], secret: str | None = None) -> dict:
+    out = {
+        "id": c.id,
+        "name": c.name,
+        "description": c.description or None,
+        "user_id": c.user_id,
+        "project_id": c.project_id,
+        "expires_at": iso(c.expires_at, micro=True),
+        "unrestricted": c.unrestricted,
+        "system": c.system,
+        "roles": [{"id": r.id, "name": r.name, "domain_id": None} for r in roles],
+        "access_rules": [],
+        "links": link(req, f"users/{c.user_id}/application_credentials/{c.id}"),
+    }
+    if secret is not None:
+        out["secret"] = secret
+    return out
+
+
+def credential(req: Req, c: m.Credential, blob: str) -> dict:
+    return {
+        **(c.extra or {}),
+        "id": c.id,
+        "user_id": c.user_id,
+        "project_id": c.project_id,
+        "type": c.type,
+        "blob": blob,
+        "links": link(req, f"credentials/{c.id}"),
+    }

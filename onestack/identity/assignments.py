@@ -1,0 +1,292 @@
+"""Roles, implied roles, role assignments and the effective roles a token carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from onestack.common import errors
+from onestack.identity import core
+from onestack.identity import models as m
+
+SYSTEM = "system"
+ACTOR_TYPES = ("User", "Group")
+TARGET_TYPES = ("Project", "Domain", "System")
+
+
+# -- roles -----------------------------------------------------------------
+
+
+def create_role(s: Session, name: str, domain_id: str | None, description: str, extra: dict) -> m.Role:
+    core.check_name(name, "role")
+    dom = domain_id or m.NULL_DOMAIN
+    if domain_id:
+        core.get_domain(s, domain_id)
+    if s.scalar(sa.select(m.Role.id).where(m.Role.name == name, m.Role.domain_id == dom)):
+        raise errors.Conflict(f"Conflict occurred attempting to store role - Duplicate entry for name {name}.")
+    role = m.Role(id=core.new_id(), name=name, domain_id=dom, description=description or "", extra=extra)
+    s.add(role)
+    return role
+
+
+def find_role(s: Session, name_or_id: str) -> m.Role | None:
+    return s.get(m.Role, name_or_id) or s.scalar(
+        sa.select(m.Role).where(m.Role.name == name_or_id, m.Role.domain_id == m.NULL_DOMAIN)
+    )
+
+
+def implication_map(s: Session) -> dict[str, set[str]]:
+    rows = s.execute(sa.select(m.ImpliedRole.prior_role_id, m.ImpliedRole.implied_role_id))
+    out: dict[str, set[str]] = {}
+    for prior, implied in rows:
+        out.setdefault(prior, set()).add(implied)
+    return out
+
+
+def expand(role_ids: set[str], implied: dict[str, set[str]]) -> set[str]:
+    """Role ids plus everything they imply, transitively (cycles are refused on write)."""
+    out = set(role_ids)
+    todo = list(role_ids)
+    while todo:
+        for nxt in implied.get(todo.pop(), ()):
+            if nxt not in out:
+                out.add(nxt)
+                todo.append(nxt)
+    return out
+
+
+def add_implied_role(s: Session, prior_id: str, implied_id: str) -> None:
+    prior, implied = core.get_role(s, prior_id), core.get_role(s, implied_id)
+    if prior.id == implied.id:
+        raise errors.BadRequest("A role cannot imply itself.")
+    if implied.domain_id != m.NULL_DOMAIN:
+        raise errors.Forbidden(f"Role {implied.id} is a domain-specific role and cannot be implied.")
+    if prior.id in expand({implied.id}, implication_map(s)):
+        raise errors.Conflict(f"Implying role {implied.id} from {prior.id} would create a cycle.")
+    if s.get(m.ImpliedRole, (prior.id, implied.id)) is None:
+        s.add(m.ImpliedRole(prior_role_id=prior.id, implied_role_id=implied.id))
+
+
+# -- grants ----------------------------------------------------------------
+
+
+def assignment_type(actor: str, target: str) -> str:
+    return actor + target  # "UserProject", "GroupSystem", ...
+
+
+def check_actor(s: Session, actor: str, actor_id: str) -> None:
+    (core.get_user if actor == "User" else core.get_group)(s, actor_id)
+
+
+def check_target(s: Session, target: str, target_id: str) -> None:
+    if target == "Project":
+        core.get_project(s, target_id)
+    elif target == "Domain":
+        core.get_domain(s, target_id)
+
+
+def grant(s: Session, actor: str, actor_id: str, target: str, target_id: str, role_id: str,
+          inherited: bool = False) -> None:
+    check_actor(s, actor, actor_id)
+    check_target(s, target, target_id)
+    role = core.get_role(s, role_id)
+    if role.domain_id != m.NULL_DOMAIN:
+        dom = target_id if target == "Domain" else (
+            core.get_project(s, target_id).domain_id if target == "Project" else None)
+        if dom != role.domain_id:
+            raise errors.Forbidden(
+                f"Domain-specific role {role.id} can only be granted within domain {role.domain_id}."
+            )
+    key = (assignment_type(actor, target), actor_id, target_id, role_id, inherited)
+    if s.get(m.Assignment, key) is None:
+        s.add(m.Assignment(type=key[0], actor_id=actor_id, target_id=target_id, role_id=role_id,
+                           inherited=inherited))
+
+
+def revoke(s: Session, actor: str, actor_id: str, target: str, target_id: str, role_id: str,
+           inherited: bool = False) -> None:
+    key = (assignment_type(actor, target), actor_id, target_id, role_id, inherited)
+    row = s.get(m.Assignment, key)
+    if row is None:
+        core.get_role(s, role_id)
+        raise errors.NotFound(
+            f"Could not find role assignment with role: {role_id}, {actor.lower()}: {actor_id}, "
+            f"{target.lower()}: {target_id}."
+        )
+    s.delete(row)
+
+
+def direct_roles(s: Session, actor: str, actor_id: str, target: str, target_id: str,
+                 inherited: bool = False) -> list[m.Role]:
+    q = (
+        sa.select(m.Role)
+        .join(m.Assignment, m.Assignment.role_id == m.Role.id)
+        .where(
+            m.Assignment.type == assignment_type(actor, target),
+            m.Assignment.actor_id == actor_id,
+            m.Assignment.target_id == target_id,
+            m.Assignment.inherited.is_(inherited),
+        )
+        .order_by(m.Role.name)
+    )
+    return list(s.scalars(q))
+
+
+# -- effective roles -------------------------------------------------------
+
+
+def group_ids_of(s: Session, user_id: str) -> list[str]:
+    return list(s.scalars(sa.select(m.Membership.group_id).where(m.Membership.user_id == user_id)))
+
+
+def ancestors(s: Session, project: m.Project) -> list[m.Project]:
+    """Parents of a project, nearest first (the domain is not included)."""
+    out, seen = [], {project.id}
+    cur = project
+    while cur.parent_id and cur.parent_id not in seen:
+        parent = s.get(m.Project, cur.parent_id)
+        if parent is None or parent.is_domain:
+            break
+        out.append(parent)
+        seen.add(parent.id)
+        cur = parent
+    return out
+
+
+@dataclass
+class EffectiveAssignment:
+    """One role an actor holds on a target, and how (for role_assignments?effective)."""
+
+    user_id: str
+    role_id: str
+    target: str  # Project/Domain/System
+    target_id: str
+    via_group: str | None = None
+    inherited_from: str | None = None  # target id the inherited grant was made on
+
+
+def roles_on_project(s: Session, user_id: str, project: m.Project) -> set[str]:
+    """Role ids (before implication) a user holds on a project, directly, via a
+    group, or inherited from the project's domain or parents."""
+    actors = [user_id, *group_ids_of(s, user_id)]
+    parents = [p.id for p in ancestors(s, project)]
+    q = sa.select(m.Assignment.role_id).where(
+        m.Assignment.actor_id.in_(actors),
+        sa.or_(
+            sa.and_(
+                m.Assignment.type.in_(("UserProject", "GroupProject")),
+                m.Assignment.target_id == project.id,
+                m.Assignment.inherited.is_(False),
+            ),
+            sa.and_(
+                m.Assignment.type.in_(("UserProject", "GroupProject")),
+                m.Assignment.target_id.in_(parents),
+                m.Assignment.inherited.is_(True),
+            ),
+            sa.and_(
+                m.Assignment.type.in_(("UserDomain", "GroupDomain")),
+                m.Assignment.target_id == project.domain_id,
+                m.Assignment.inherited.is_(True),
+            ),
+        ),
+    )
+    return set(s.scalars(q))
+
+
+def roles_on_domain(s: Session, user_id: str, domain_id: str) -> set[str]:
+    actors = [user_id, *group_ids_of(s, user_id)]
+    q = sa.select(m.Assignment.role_id).where(
+        m.Assignment.actor_id.in_(actors),
+        m.Assignment.type.in_(("UserDomain", "GroupDomain")),
+        m.Assignment.target_id == domain_id,
+        m.Assignment.inherited.is_(False),
+    )
+    return set(s.scalars(q))
+
+
+def roles_on_system(s: Session, user_id: str) -> set[str]:
+    actors = [user_id, *group_ids_of(s, user_id)]
+    q = sa.select(m.Assignment.role_id).where(
+        m.Assignment.actor_id.in_(actors),
+        m.Assignment.type.in_(("UserSystem", "GroupSystem")),
+        m.Assignment.target_id == SYSTEM,
+    )
+    return set(s.scalars(q))
+
+
+def token_roles(s: Session, role_ids: set[str]) -> list[m.Role]:
+    """What a token lists: the roles plus implied ones, without domain-specific
+    roles (those only contribute what they imply), as Keystone does."""
+    if not role_ids:
+        return []
+    ids = expand(role_ids, implication_map(s))
+    roles = s.scalars(sa.select(m.Role).where(m.Role.id.in_(ids)).order_by(m.Role.name))
+    return [r for r in roles if r.domain_id == m.NULL_DOMAIN]
+
+
+def projects_for_user(s: Session, user_id: str) -> list[m.Project]:
+    """Enabled projects on which the user has any role (the /auth/projects list)."""
+    actors = [user_id, *group_ids_of(s, user_id)]
+    rows = s.execute(
+        sa.select(m.Assignment.type, m.Assignment.target_id, m.Assignment.inherited).where(
+            m.Assignment.actor_id.in_(actors),
+            m.Assignment.type.in_(("UserProject", "GroupProject", "UserDomain", "GroupDomain")),
+        )
+    ).all()
+    ids: set[str] = set()
+    inherited_domains: set[str] = set()
+    inherited_parents: set[str] = set()
+    for typ, target, inherited in rows:
+        if typ.endswith("Project"):
+            (inherited_parents if inherited else ids).add(target)
+        elif inherited:
+            inherited_domains.add(target)
+    projects = list(
+        s.scalars(
+            sa.select(m.Project).where(
+                m.Project.is_domain.is_(False),
+                sa.or_(m.Project.id.in_(ids), m.Project.domain_id.in_(inherited_domains)),
+            )
+        )
+    )
+    if inherited_parents:
+        frontier = list(inherited_parents)
+        while frontier:
+            kids = list(s.scalars(sa.select(m.Project).where(m.Project.parent_id.in_(frontier))))
+            projects.extend(kids)
+            frontier = [k.id for k in kids]
+    uniq = {p.id: p for p in projects if p.enabled}
+    enabled_domains = _enabled_domains(s, {p.domain_id for p in uniq.values()})
+    return sorted((p for p in uniq.values() if p.domain_id in enabled_domains), key=lambda p: p.name)
+
+
+def domains_for_user(s: Session, user_id: str) -> list[m.Project]:
+    actors = [user_id, *group_ids_of(s, user_id)]
+    ids = set(
+        s.scalars(
+            sa.select(m.Assignment.target_id).where(
+                m.Assignment.actor_id.in_(actors),
+                m.Assignment.type.in_(("UserDomain", "GroupDomain")),
+                m.Assignment.inherited.is_(False),
+            )
+        )
+    )
+    if not ids:
+        return []
+    return list(
+        s.scalars(
+            sa.select(m.Project)
+            .where(m.Project.id.in_(ids), m.Project.is_domain.is_(True), m.Project.enabled.is_(True))
+            .order_by(m.Project.name)
+        )
+    )
+
+
+def _enabled_domains(s: Session, ids: set[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(
+        s.scalars(sa.select(m.Project.id).where(m.Project.id.in_(ids), m.Project.enabled.is_(True)))
+    )

@@ -1,0 +1,132 @@
+"""What every part of the identity service shares: settings, keys, policy,
+lookups that 404 cleanly, and the change hook that keeps caches honest."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from onestack.common import auth, bus, errors
+from onestack.common.policy import Enforcer
+from onestack.identity import models as m
+from onestack.identity.tokens import KeyRepository
+
+
+@dataclass
+class Settings:
+    token_expiration: int = 3600
+    bcrypt_rounds: int = 12
+    lockout_failure_attempts: int = 0
+    lockout_duration: int = 1800
+    max_name_length: int = 255
+    list_limit: int = 0
+    region: str = "RegionOne"
+
+
+class State:
+    """The identity service's process-wide state, set once by ``configure``."""
+
+    settings = Settings()
+    keys: KeyRepository | None = None
+    credential_keys: KeyRepository | None = None
+    enforcer: Enforcer | None = None
+    generation = 0  # bumped on every identity change; keys the caches below
+    _lock = threading.Lock()
+
+
+def configure(
+    settings: Settings, state_dir: Path, policy_dir: Path | None, max_active_keys: int = 3
+) -> None:
+    from onestack.identity.policies import DEFAULTS
+
+    State.settings = settings
+    State.keys = KeyRepository(state_dir / "fernet-keys", max_active_keys)
+    State.credential_keys = KeyRepository(state_dir / "credential-keys", max_active_keys)
+    State.keys.setup()
+    State.credential_keys.setup()
+    State.enforcer = Enforcer("identity", DEFAULTS, policy_dir)
+
+
+def settings() -> Settings:
+    return State.settings
+
+
+def enforcer() -> Enforcer:
+    return State.enforcer
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def changed(event: str | None = None, payload: dict | None = None) -> None:
+    """Call after any identity write: drops cached validations and notifies."""
+    with State._lock:
+        State.generation += 1
+    auth.clear_cache()
+    if event:
+        bus.get().notify(f"identity.{event}", payload or {}, publisher="identity")
+
+
+# -- lookups -------------------------------------------------------------
+
+
+def get_domain(s: Session, domain_id: str) -> m.Project:
+    d = s.get(m.Project, domain_id)
+    if d is None or not d.is_domain:
+        raise errors.NotFound(f"Could not find domain: {domain_id}.")
+    return d
+
+
+def get_domain_by_name(s: Session, name: str) -> m.Project:
+    d = s.scalar(
+        sa.select(m.Project).where(m.Project.is_domain.is_(True), m.Project.name == name)
+    )
+    if d is None:
+        raise errors.NotFound(f"Could not find domain: {name}.")
+    return d
+
+
+def get_project(s: Session, project_id: str) -> m.Project:
+    p = s.get(m.Project, project_id)
+    if p is None:
+        raise errors.NotFound(f"Could not find project: {project_id}.")
+    return p
+
+
+def get_user(s: Session, user_id: str) -> m.User:
+    u = s.get(m.User, user_id)
+    if u is None:
+        raise errors.NotFound(f"Could not find user: {user_id}.")
+    return u
+
+
+def get_group(s: Session, group_id: str) -> m.Group:
+    g = s.get(m.Group, group_id)
+    if g is None:
+        raise errors.NotFound(f"Could not find group: {group_id}.")
+    return g
+
+
+def get_role(s: Session, role_id: str) -> m.Role:
+    r = s.get(m.Role, role_id)
+    if r is None:
+        raise errors.NotFound(f"Could not find role: {role_id}.")
+    return r
+
+
+def check_name(name, what: str) -> str:
+    """Names: non-blank strings no longer than identity.max_name_length."""
+    if not isinstance(name, str) or not name.strip():
+        raise errors.BadRequest(f"Invalid input for field 'name': {what} name must be a non-empty string.")
+    limit = State.settings.max_name_length
+    if len(name) > limit:
+        raise errors.BadRequest(
+            f"Invalid input for field 'name': {what} name is longer than {limit} characters."
+        )
+    return name

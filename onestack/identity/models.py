@@ -1,0 +1,197 @@
+"""Tables of the identity service (and only of it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from onestack.common.db import make_base
+
+Base = make_base()
+
+# Domains are projects with is_domain=True, as in Keystone; their own
+# domain_id is this sentinel so (domain_id, name) stays unique for all rows.
+ROOT_DOMAIN = "<<keystone.domain.root>>"
+# Global roles have no domain; a sentinel keeps (name, domain_id) unique.
+NULL_DOMAIN = "<<null>>"
+
+ID = sa.String(64)
+NAME = sa.String(255)
+
+
+class Project(Base):
+    __tablename__ = "identity_project"
+    __table_args__ = (sa.UniqueConstraint("domain_id", "name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, index=True)
+    parent_id: Mapped[str | None] = mapped_column(ID, index=True)
+    is_domain: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class ProjectTag(Base):
+    __tablename__ = "identity_project_tag"
+    project_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_project.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+
+
+class User(Base):
+    __tablename__ = "identity_user"
+    __table_args__ = (sa.UniqueConstraint("domain_id", "name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, index=True)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    default_project_id: Mapped[str | None] = mapped_column(ID)
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # email, description, ...
+    password_hash: Mapped[str | None] = mapped_column(sa.String(128))
+    password_created_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    password_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    failed_auth_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    failed_auth_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
+
+class Group(Base):
+    __tablename__ = "identity_group"
+    __table_args__ = (sa.UniqueConstraint("domain_id", "name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, index=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class Membership(Base):
+    __tablename__ = "identity_membership"
+    user_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_group.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Role(Base):
+    __tablename__ = "identity_role"
+    __table_args__ = (sa.UniqueConstraint("name", "domain_id"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, default=NULL_DOMAIN)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class ImpliedRole(Base):
+    __tablename__ = "identity_implied_role"
+    prior_role_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_role.id", ondelete="CASCADE"), primary_key=True
+    )
+    implied_role_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_role.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Assignment(Base):
+    """A role of an actor (user/group) on a target (project/domain/system)."""
+
+    __tablename__ = "identity_assignment"
+    # type: UserProject GroupProject UserDomain GroupDomain UserSystem GroupSystem
+    type: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    actor_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    target_id: Mapped[str] = mapped_column(ID, primary_key=True)  # "system" for system
+    role_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_role.id", ondelete="CASCADE"), primary_key=True
+    )
+    inherited: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, default=False)
+
+
+class Region(Base):
+    __tablename__ = "identity_region"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    parent_region_id: Mapped[str | None] = mapped_column(ID)
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class Service(Base):
+    __tablename__ = "identity_service"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    type: Mapped[str] = mapped_column(NAME)
+    name: Mapped[str] = mapped_column(NAME, default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class Endpoint(Base):
+    __tablename__ = "identity_endpoint"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    service_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_service.id", ondelete="CASCADE"), index=True
+    )
+    interface: Mapped[str] = mapped_column(sa.String(8))
+    region_id: Mapped[str | None] = mapped_column(ID)
+    url: Mapped[str] = mapped_column(sa.Text)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class AppCredential(Base):
+    __tablename__ = "identity_app_credential"
+    __table_args__ = (sa.UniqueConstraint("user_id", "name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    user_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_user.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str | None] = mapped_column(ID)
+    secret_hash: Mapped[str] = mapped_column(sa.String(128))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    unrestricted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    system: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
+
+class AppCredentialRole(Base):
+    __tablename__ = "identity_app_credential_role"
+    app_cred_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_app_credential.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class Credential(Base):
+    """EC2-style and other credentials; the blob is stored encrypted."""
+
+    __tablename__ = "identity_credential"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_user.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str | None] = mapped_column(ID)
+    type: Mapped[str] = mapped_column(NAME)
+    encrypted_blob: Mapped[str] = mapped_column(sa.Text)
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class RevocationEvent(Base):
+    """Tokens matching every non-null field and issued before issued_before are revoked."""
+
+    __tablename__ = "identity_revocation_event"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str | None] = mapped_column(ID)
+    project_id: Mapped[str | None] = mapped_column(ID)
+    domain_id: Mapped[str | None] = mapped_column(ID)
+    audit_id: Mapped[str | None] = mapped_column(ID)
+    audit_chain_id: Mapped[str | None] = mapped_column(ID)
+    issued_before: Mapped[datetime] = mapped_column(sa.DateTime)
+    revoked_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)

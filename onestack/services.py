@@ -1,0 +1,18 @@
+"""The services this build contains, in start-up order.
+
+Each is a module with NAME, PREFIX, CATALOG, SERVICE_USER, version(), setup(conf)
+and app(). Only services listed here get a catalog entry: no endpoint is ever
+advertised for something this build does not implement.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = [
+    "onestack.identity.service",
+]
+
+
+def load() -> list:
+    return [importlib.import_module(name) for name in MODULES]

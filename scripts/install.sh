@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a Debian 12 machine for onestack: apt packages and the
+# virtualenv at .venv. `install.sh test` also installs what the test suite needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=${1:-}
+
+apt_pkgs=(python3-venv python3-dev)
+if [ "$want_test" = test ]; then
+  apt_pkgs+=(postgresql)
+fi
+
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "onestack: missing Debian packages (${missing[*]}); run as root or install them" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a default PostgreSQL cluster on install; the tests run their own.
+  if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster 15 main stop 2>/dev/null || true
+  fi
+fi
+
+extras=client
+[ "$want_test" = test ] && extras=client,test
+stamp=".venv/.onestack-installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv .venv
+fi
+if [ ! -f "$stamp" ]; then
+  echo "installing Python dependencies into .venv ($extras)"
+  # (the filter only hides this machine's notices about absent local mirrors)
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 \
+    | { grep -v "^WARNING: Location" || true; }
+  .venv/bin/python -c "import onestack.cli" # fail here, not later, if the install broke
+  rm -f .venv/.onestack-installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,828 @@
+#!/usr/bin/env python3
+"""Run the interop guideline's Tempest tests against a running onestack.
+
+What it does, in order:
+  1. installs Tempest into its own virtualenv (.venv-tempest), once;
+  2. reads admin (and demo) credentials from `onestack openrc`, or from OS_* with --use-env;
+  3. asks the cloud what it offers (the token's catalog is the truth);
+  4. writes a Tempest workspace in .interop/ (etc/tempest.conf, .stestr.conf);
+  5. runs the selected capabilities' tests with `tempest run --load-list`;
+  6. prints `<capability>: N passed, N failed[, N skipped]` and, last, the totals.
+
+Standard library only: Tempest, stestr and the subunit parser live in .venv-tempest and are
+reached through subprocesses. All HTTP goes to loopback addresses only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import difflib
+import fnmatch
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shlex
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+WORKSPACE = REPO / ".interop"
+TEMPEST_VENV = REPO / ".venv-tempest"
+REQUIREMENTS = HERE / "requirements.txt"
+ONESTACK = REPO / ".venv" / "bin" / "onestack"
+DEFAULT_GUIDELINE = REPO.parent / "shared" / "interop-2020.06-platform.json"
+
+# Tempest's [service_available] flag -> catalog service types that mean "present".
+SERVICE_TYPES = {
+    "nova": ("compute",),
+    "glance": ("image",),
+    "neutron": ("network",),
+    "cinder": ("volumev3", "block-storage", "volume"),
+    "swift": ("object-store",),
+}
+
+# What onestack's identity service implements. Edit here when it grows; options that the
+# installed Tempest no longer knows are dropped (with a note) before the file is written.
+IDENTITY_FEATURES = {
+    "api_v2": "false",
+    "api_v3": "true",
+    "application_credentials": "true",
+    "access_rules": "false",
+    "project_tags": "true",
+    "security_compliance": "false",
+}
+
+
+class SetupError(Exception):
+    """The run cannot start: every selected test then counts as failed, with this reason."""
+
+
+def say(message: str) -> None:
+    print(f"interop: {message}", flush=True)
+
+
+# --------------------------------------------------------------------------- guideline
+
+
+def load_guideline(path: Path) -> dict[str, list[str]]:
+    """capability name -> test ids, with any `[id-...,smoke]` suffix removed."""
+    with path.open() as f:
+        doc = json.load(f)
+    return {cap: [strip_attrs(t) for t in tests] for cap, tests in doc.items()}
+
+
+def strip_attrs(test_id: str) -> str:
+    # Tempest ids carry their attributes: `pkg.Class.test_x[id-<uuid>,smoke]`.
+    return test_id.split("[", 1)[0]
+
+
+def select_caps(guideline: dict[str, list[str]], spec: str) -> dict[str, list[str]]:
+    """Keep the capabilities named in `spec` (comma-separated names or shell globs)."""
+    patterns = [p.strip() for p in spec.split(",") if p.strip()]
+    if not patterns:
+        return guideline
+    unmatched = [p for p in patterns if not fnmatch.filter(guideline, p)]
+    if unmatched:
+        print(f"interop: no capability matches {', '.join(unmatched)} (see --list)", file=sys.stderr)
+        raise SystemExit(2)
+    return {c: t for c, t in guideline.items() if any(fnmatch.fnmatchcase(c, p) for p in patterns)}
+
+
+# --------------------------------------------------------------------------- tempest venv
+
+
+def run_quiet(cmd: list[str], log: Path, timeout: float) -> None:
+    """Run a setup command with its output in `log`; show the tail only when it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
+    if rc != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise SetupError(f"`{' '.join(cmd)}` exited {rc}:\n{tail}")
+
+
+def ensure_tempest() -> Path:
+    """Create .venv-tempest and install Tempest; skipped when requirements.txt is unchanged."""
+    bin_dir = TEMPEST_VENV / "bin"
+    stamp = TEMPEST_VENV / ".onestack-requirements.sha256"
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if (bin_dir / "tempest").exists() and stamp.exists() and stamp.read_text().strip() == wanted:
+        return bin_dir
+    if not (bin_dir / "python").exists():
+        say(f"creating {TEMPEST_VENV.name}")
+        run_quiet(["/usr/bin/python3", "-m", "venv", str(TEMPEST_VENV)], WORKSPACE / "venv.log", 300)
+    say(f"installing Tempest ({REQUIREMENTS.relative_to(REPO)}), log in .interop/pip.log")
+    pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)]
+    run_quiet(pip, WORKSPACE / "pip.log", 1200)
+    stamp.write_text(wanted + "\n")
+    return bin_dir
+
+
+# Runs inside .venv-tempest: where Tempest is, its version, and every option it knows.
+TEMPEST_FACTS = """
+import importlib.metadata, json, os, tempest
+from tempest import config
+options = {}
+for group, opts in config.list_opts():
+    name = getattr(group, "name", group) or "DEFAULT"
+    options.setdefault(name, []).extend(o.name for o in opts)
+print(json.dumps({"version": importlib.metadata.version("tempest"),
+                  "package": os.path.dirname(tempest.__file__), "options": options}))
+"""
+
+
+def tempest_facts(bin_dir: Path) -> dict:
+    out = subprocess.run([str(bin_dir / "python"), "-c", TEMPEST_FACTS], capture_output=True,
+                         text=True, timeout=120)
+    if out.returncode != 0:
+        raise SetupError(f"cannot import tempest:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass
+class Creds:
+    auth_url: str
+    username: str
+    password: str
+    project_name: str
+    user_domain: str = "Default"
+    project_domain: str = "Default"
+    region: str = "RegionOne"
+
+
+def parse_openrc(text: str) -> dict[str, str]:
+    """OS_* variables from `export NAME=value` lines; values may be shell-quoted."""
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # an unbalanced quote: not a line we understand
+            continue
+        if words[:1] == ["export"]:
+            words = words[1:]
+        for word in words:
+            name, sep, value = word.partition("=")
+            if sep and name.startswith("OS_"):
+                env[name] = value
+    return env
+
+
+def creds_from_env(env: Mapping[str, str], source: str) -> Creds:
+    missing = [k for k in ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME")
+               if not env.get(k)]
+    if missing:
+        raise SetupError(f"{source} lacks {', '.join(missing)}")
+    domain = env.get("OS_DOMAIN_NAME") or "Default"
+    return Creds(
+        auth_url=env["OS_AUTH_URL"],
+        username=env["OS_USERNAME"],
+        password=env["OS_PASSWORD"],
+        project_name=env["OS_PROJECT_NAME"],
+        user_domain=env.get("OS_USER_DOMAIN_NAME") or domain,
+        project_domain=env.get("OS_PROJECT_DOMAIN_NAME") or domain,
+        region=env.get("OS_REGION_NAME") or "RegionOne",
+    )
+
+
+def openrc_creds(project: str) -> Creds:
+    if not ONESTACK.exists():
+        raise SetupError(f"{ONESTACK.relative_to(REPO)} not found (install onestack, or --use-env)")
+    out = subprocess.run([str(ONESTACK), "openrc", project], capture_output=True, text=True,
+                         timeout=60)
+    if out.returncode != 0:
+        raise SetupError(f"`onestack openrc {project}` exited {out.returncode}: {out.stderr.strip()}")
+    return creds_from_env(parse_openrc(out.stdout), f"`onestack openrc {project}`")
+
+
+# --------------------------------------------------------------------------- the cloud
+
+
+def check_local(url: str) -> None:
+    """Refuse any address off this machine: the harness and Tempest talk to loopback only."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise SetupError(f"refusing to use {url}: only loopback addresses are allowed")
+
+
+# Local cloud, possibly self-signed: no certificate check, and no proxy from the environment.
+_OPENER = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}),
+    urllib.request.HTTPSHandler(context=ssl._create_unverified_context()),
+)
+
+
+def http(method: str, url: str, body: object = None, token: str | None = None):
+    """(status, headers, JSON body or None). Connection errors raise OSError."""
+    check_local(url)
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["X-Auth-Token"] = token
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with _OPENER.open(request, timeout=20) as resp:
+            status, head, raw = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        status, head, raw = err.code, err.headers, err.read()
+    try:
+        doc = json.loads(raw) if raw else None
+    except ValueError:
+        doc = None
+    return status, head, doc
+
+
+def identity_v3(auth_url: str) -> str:
+    url = auth_url.rstrip("/")
+    return url if url.endswith("/v3") else url + "/v3"
+
+
+def cloud_root(auth_url: str) -> str:
+    """http://host:port/identity/v3 -> http://host:port"""
+    parts = urllib.parse.urlsplit(auth_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass
+class Cloud:
+    token: str = ""
+    catalog: dict[str, list[dict]] = field(default_factory=dict)  # type -> endpoints
+    token_body: dict = field(default_factory=dict)
+    region: str = "RegionOne"
+
+    def has(self, *types: str) -> bool:
+        return any(t in self.catalog for t in types)
+
+    def url(self, *types: str) -> str | None:
+        """The public endpoint of the first listed type present, preferring our region."""
+        for stype in types:
+            endpoints = [e for e in self.catalog.get(stype, []) if e.get("interface") == "public"]
+            endpoints.sort(key=lambda e: e.get("region_id", e.get("region")) != self.region)
+            if endpoints:
+                return endpoints[0]["url"].rstrip("/")
+        return None
+
+    def get(self, url: str) -> object:
+        status, _, doc = http("GET", url, token=self.token)
+        if status != 200:
+            raise SetupError(f"GET {url} answered {status}")
+        return doc
+
+
+def root_services(creds: Creds) -> list[str] | None:
+    """What the unauthenticated root document lists; informative only (the catalog decides)."""
+    try:
+        status, _, doc = http("GET", cloud_root(creds.auth_url) + "/")
+    except OSError:
+        return None
+    if status != 200 or not isinstance(doc, dict):
+        return None
+    services = doc.get("services", doc)
+    if isinstance(services, dict):
+        return sorted(services)
+    if isinstance(services, list):
+        return sorted(str(s.get("type") or s.get("name")) if isinstance(s, dict) else str(s)
+                      for s in services)
+    return None
+
+
+def connect(creds: Creds) -> Cloud:
+    """Password-authenticate (Keystone v3) and keep the token and its catalog."""
+    body = {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": creds.username, "password": creds.password,
+            "domain": {"name": creds.user_domain}}}},
+        "scope": {"project": {"name": creds.project_name,
+                              "domain": {"name": creds.project_domain}}},
+    }}
+    url = identity_v3(creds.auth_url) + "/auth/tokens"
+    try:
+        status, headers, doc = http("POST", url, body)
+    except OSError as err:
+        raise SetupError(f"no answer from {url}: {err}") from err
+    if status != 201 or not isinstance(doc, dict) or "token" not in doc:
+        raise SetupError(f"POST {url} answered {status}: {json.dumps(doc)[:300]}")
+    catalog: dict[str, list[dict]] = {}
+    for service in doc["token"].get("catalog", []):
+        for endpoint in service.get("endpoints", []):
+            check_local(endpoint["url"])  # Tempest would follow these: keep them on loopback
+        catalog.setdefault(service["type"], []).extend(service.get("endpoints", []))
+    return Cloud(headers.get("X-Subject-Token", ""), catalog, doc["token"], creds.region)
+
+
+# --------------------------------------------------------------------------- service lookups
+# Only identity exists in onestack today; these run when the catalog lists the service and
+# fill the options Tempest needs to create servers, volumes, etc. in that service.
+
+
+def version_range(cloud: Cloud, url: str) -> tuple[str, str] | None:
+    """(min, max) microversion from a versioned endpoint's document, if it says."""
+    try:
+        doc = cloud.get(url + "/")
+    except (SetupError, OSError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    entries = [doc["version"]] if "version" in doc else doc.get("versions", [])
+    ranges = [(e.get("min_version"), e.get("version")) for e in entries if isinstance(e, dict)]
+    ranges = [r for r in ranges if r[0] and r[1]]
+    return max(ranges, key=lambda r: [int(x) for x in r[1].split(".")]) if ranges else None
+
+
+def versioned(url: str, version: str) -> str:
+    """An endpoint cut to `.../<version>` (dropping any project id), or extended to it."""
+    match = re.search(rf"^(.*?/{re.escape(version)})(/|$)", url)
+    return match.group(1) if match else url + "/" + version
+
+
+def compute_options(cloud: Cloud) -> dict[str, str]:
+    base = versioned(cloud.url("compute"), "v2.1")
+    flavors = cloud.get(base + "/flavors/detail")["flavors"]
+    flavors.sort(key=lambda f: (f.get("ram", 0), f.get("vcpus", 0), f.get("disk", 0)))
+    if not flavors:
+        raise SetupError("compute lists no flavor: create one before running interop")
+    options = {"flavor_ref": flavors[0]["id"], "flavor_ref_alt": flavors[min(1, len(flavors) - 1)]["id"]}
+    if cloud.has("image"):
+        images = cloud.get(versioned(cloud.url("image"), "v2") + "/images?status=active")["images"]
+        if not images:
+            raise SetupError("image service lists no active image: upload one first")
+        options["image_ref"] = images[0]["id"]
+        options["image_ref_alt"] = images[min(1, len(images) - 1)]["id"]
+    micro = version_range(cloud, base)
+    if micro:
+        options["min_microversion"], options["max_microversion"] = micro
+    return options
+
+
+def network_options(cloud: Cloud) -> tuple[dict[str, str], dict[str, str]]:
+    """([network], [network-feature-enabled]) options."""
+    base = versioned(cloud.url("network"), "v2.0")
+    options: dict[str, str] = {}
+    external = cloud.get(base + "/networks?router:external=true")["networks"]
+    if external:
+        options["public_network_id"] = external[0]["id"]
+        options["floating_network_name"] = external[0]["name"]
+    aliases = [e["alias"] for e in cloud.get(base + "/extensions").get("extensions", [])]
+    return options, {"api_extensions": ",".join(sorted(aliases)) or "None"}
+
+
+def volume_options(cloud: Cloud) -> dict[str, str]:
+    stype = next(t for t in SERVICE_TYPES["cinder"] if cloud.has(t))
+    options = {"catalog_type": stype}
+    micro = version_range(cloud, versioned(cloud.url(stype), "v3"))
+    if micro:
+        options["min_microversion"], options["max_microversion"] = micro
+    return options
+
+
+# --------------------------------------------------------------------------- tempest.conf
+
+
+def tempest_conf(admin: Creds, cloud: Cloud, static_accounts: bool) -> dict[str, dict[str, str]]:
+    """The whole tempest.conf as {section: {option: value}}."""
+    available = {flag: cloud.has(*types) for flag, types in SERVICE_TYPES.items()}
+    project = cloud.token_body.get("project", {})
+    conf: dict[str, dict[str, str]] = {
+        "DEFAULT": {"log_dir": str(WORKSPACE / "logs"), "log_file": "tempest.log"},
+        "oslo_concurrency": {"lock_path": str(WORKSPACE / "tempest_lock")},
+        "auth": {
+            "use_dynamic_credentials": str(not static_accounts).lower(),
+            "admin_username": admin.username,
+            "admin_password": admin.password,
+            "admin_project_name": admin.project_name,
+            "admin_domain_name": admin.user_domain,
+            "admin_user_domain_name": admin.user_domain,
+            "admin_project_domain_name": admin.project_domain,
+            "default_credentials_domain_name": admin.user_domain,
+            # per-project networks only make sense when there is a network service
+            "create_isolated_networks": str(available["neutron"]).lower(),
+        },
+        "identity": {
+            "uri_v3": identity_v3(admin.auth_url),
+            "auth_version": "v3",
+            "region": admin.region,
+            "v3_endpoint_type": "public",
+            "disable_ssl_certificate_validation": "true",
+            "admin_role": "admin",
+        },
+        "identity-feature-enabled": dict(IDENTITY_FEATURES),
+        "service_available": {**{k: str(v).lower() for k, v in available.items()},
+                              "horizon": "false"},
+        # No SSH/ping into guests: their addresses are not loopback.
+        "validation": {"run_validation": "false"},
+    }
+    if project.get("domain", {}).get("id") and admin.project_domain == "Default":
+        conf["identity"]["default_domain_id"] = project["domain"]["id"]
+    if static_accounts:
+        conf["auth"]["test_accounts_file"] = str(WORKSPACE / "etc" / "accounts.yaml")
+    for flag, section in (("nova", "compute"), ("glance", "image"), ("neutron", "network"),
+                          ("swift", "object-storage")):
+        if available[flag]:
+            conf[section] = {"region": admin.region}
+    if available["nova"]:
+        conf["compute"].update(compute_options(cloud))
+    if available["neutron"]:
+        network, features = network_options(cloud)
+        conf["network"].update(network)
+        conf["network-feature-enabled"] = features
+    if available["cinder"]:
+        conf["volume"] = {"region": admin.region, **volume_options(cloud)}
+        conf["volume-feature-enabled"] = {"backup": "false"}
+    return conf
+
+
+def drop_unknown(conf: dict[str, dict[str, str]], known: dict[str, list[str]],
+                 version: str) -> None:
+    """Remove options this Tempest does not define, so the file says only what counts."""
+    dropped = []
+    for section, options in conf.items():
+        if section in ("DEFAULT", "oslo_concurrency"):  # oslo.log / oslo.concurrency options
+            continue
+        for name in list(options):
+            if name not in known.get(section, ()):
+                dropped.append(f"[{section}] {name}")
+                del options[name]
+    if dropped:
+        say(f"not options of tempest {version}, left out: {', '.join(dropped)}")
+
+
+def write_workspace(conf: dict[str, dict[str, str]], package: str,
+                    accounts: list[Creds]) -> Path:
+    for sub in ("etc", "logs", "tempest_lock"):
+        (WORKSPACE / sub).mkdir(parents=True, exist_ok=True)
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str  # keep option names as written
+    for section, options in conf.items():
+        if section != "DEFAULT":
+            parser.add_section(section)
+        for name, value in options.items():
+            # oslo.config expands $name references: a literal $ must be doubled
+            parser.set(section, name, value.replace("$", "$$"))
+    path = WORKSPACE / "etc" / "tempest.conf"
+    with path.open("w") as f:
+        f.write("# Written by tests/interop/run.py for the running cloud; rewritten each run.\n")
+        parser.write(f)
+    if accounts:  # JSON is YAML: no YAML writer needed
+        rows = [{"username": c.username, "password": c.password, "project_name": c.project_name,
+                 "domain_name": c.user_domain, **({"roles": ["admin"]} if i == 0 else {})}
+                for i, c in enumerate(accounts)]
+        (WORKSPACE / "etc" / "accounts.yaml").write_text(json.dumps(rows, indent=2) + "\n")
+    (WORKSPACE / ".stestr.conf").write_text(
+        "[DEFAULT]\n"
+        f"test_path={package}/test_discover\n"
+        f"top_dir={os.path.dirname(package)}\n"
+        "group_regex=([^\\.]*\\.)*\n"
+    )
+    return path
+
+
+# --------------------------------------------------------------------------- running
+
+
+def tempest_env(conf_path: Path) -> dict[str, str]:
+    # Worker processes find the config through these (what `--config-file` sets in-process).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(TEMPEST_CONFIG_DIR=str(conf_path.parent), TEMPEST_CONFIG=conf_path.name)
+    return env
+
+
+def ensure_stestr_repo(bin_dir: Path) -> None:
+    if not (WORKSPACE / ".stestr").is_dir():
+        subprocess.run([str(bin_dir / "stestr"), "init"], cwd=WORKSPACE, check=True,
+                       capture_output=True, timeout=60)
+
+
+def list_tempest_tests(bin_dir: Path, conf_path: Path) -> list[str]:
+    out = subprocess.run(
+        [str(bin_dir / "tempest"), "run", "--config-file", str(conf_path), "--list-tests"],
+        cwd=WORKSPACE, env=tempest_env(conf_path), capture_output=True, text=True, timeout=600)
+    tests = [line.strip() for line in out.stdout.splitlines() if line.startswith("tempest.")]
+    if out.returncode != 0 or not tests:
+        raise SetupError(f"`tempest run --list-tests` failed:\n{(out.stdout + out.stderr)[-3000:]}")
+    return tests
+
+
+def resolve(wanted: set[str], listed: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Guideline id -> the id Tempest runs (with its [id-...] suffix), and the moved ones.
+
+    Tests sometimes move to another class or module between Tempest releases but keep their
+    method name: such a test is matched to the closest same-named test of the same service.
+    """
+    by_plain = {strip_attrs(t): t for t in listed}
+    by_method: dict[str, list[str]] = defaultdict(list)
+    for plain in by_plain:
+        by_method[plain.rsplit(".", 1)[-1]].append(plain)
+    full, moved = {}, {}
+    for test in sorted(wanted):
+        if test in by_plain:
+            full[test] = by_plain[test]
+            continue
+        service = ".".join(test.split(".")[:3]) + "."  # e.g. tempest.api.network.
+        candidates = [p for p in by_method[test.rsplit(".", 1)[-1]] if p.startswith(service)]
+        if candidates:
+            best = max(candidates, key=lambda p: difflib.SequenceMatcher(None, test, p).ratio())
+            full[test], moved[test] = by_plain[best], best
+    return full, moved
+
+
+def stop_group(proc: subprocess.Popen, flag: threading.Event) -> None:
+    """--timeout: end tempest and its workers (its own process group)."""
+    flag.set()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_tempest(bin_dir: Path, conf_path: Path, load_list: Path, concurrency: int,
+                timeout: float, verbose: bool) -> Path:
+    """Run Tempest; return the subunit stream it wrote (partial if it was stopped).
+
+    Tempest writes subunit (`--subunit`) which is saved as it arrives, so a timeout keeps the
+    results so far, and is fed to stestr's subunit-trace for the readable log.
+    """
+    stream_path = WORKSPACE / "last-run.subunit"
+    log_path = WORKSPACE / "last-run.log"
+    cmd = [str(bin_dir / "tempest"), "run", "--subunit", "--config-file", str(conf_path),
+           "--load-list", str(load_list), "--concurrency", str(concurrency)]
+    trace_cmd = [str(bin_dir / "python"), "-m", "stestr.subunit_trace"]
+    say(f"running tempest (output in {log_path.relative_to(REPO)})")
+    with log_path.open("w") as log, stream_path.open("wb") as stream:
+        tempest = subprocess.Popen(cmd, cwd=WORKSPACE, env=tempest_env(conf_path),
+                                   stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        trace = subprocess.Popen(trace_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, errors="replace")
+        copier = threading.Thread(target=tee, args=(tempest.stdout, stream, trace.stdin))
+        copier.start()
+        timed_out = threading.Event()
+        timer = threading.Timer(timeout, stop_group, (tempest, timed_out))
+        timer.start()
+        try:
+            for line in trace.stdout:
+                log.write(line)
+                log.flush()
+                # subunit-trace's per-test lines start with the worker, e.g. "{0} tempest..."
+                if verbose or line.startswith("{"):
+                    print(line.rstrip("\n"), flush=True)
+            copier.join()
+            tempest.wait()
+            trace.wait()
+        finally:
+            timer.cancel()
+    if timed_out.is_set():
+        say(f"tempest was stopped after {timeout:.0f}s (--timeout)")
+    return stream_path
+
+
+def tee(source, *sinks) -> None:
+    """Copy Tempest's subunit bytes to the saved stream and to subunit-trace, then close."""
+    while chunk := source.read1(65536):
+        for sink in sinks:
+            sink.write(chunk)
+            sink.flush()
+    sinks[-1].close()  # subunit-trace ends at end of input
+
+
+# Runs inside .venv-tempest: a subunit v2 stream -> {test id: {status, traceback, reason}}.
+SUBUNIT_TO_JSON = """
+import json, sys
+import subunit, testtools
+results = {}
+def keep(test):
+    row = {"status": test["status"]}
+    for name in ("traceback", "reason"):
+        if name in test["details"]:
+            row[name] = test["details"][name].as_text()
+    results[test["id"]] = row
+sink = testtools.StreamToDict(keep)
+sink.startTestRun()
+with open(sys.argv[1], "rb") as stream:
+    subunit.ByteStreamToStreamResult(stream, non_subunit_name="stdout").run(sink)
+sink.stopTestRun()
+json.dump(results, sys.stdout)
+"""
+
+
+def read_results(bin_dir: Path, stream: Path) -> dict[str, dict]:
+    out = subprocess.run([str(bin_dir / "python"), "-c", SUBUNIT_TO_JSON, str(stream)],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise SetupError(f"cannot parse {stream}:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+@dataclass
+class Outcome:
+    status: str  # "passed", "failed" or "skipped"
+    detail: str = ""
+
+
+CLASS_FIXTURE = re.compile(r"^(setUpClass|tearDownClass) \((.+)\)$")
+
+
+def outcomes(wanted: set[str], full: dict[str, str], records: dict[str, dict],
+             version: str) -> tuple[dict[str, Outcome], list[str]]:
+    """Each guideline test's outcome, and the class clean-up errors (reported, not counted)."""
+    by_plain = {strip_attrs(k): v for k, v in records.items()}
+    class_setup, cleanup_errors = {}, []
+    for test_id, row in records.items():
+        match = CLASS_FIXTURE.match(test_id)
+        if match and match.group(1) == "setUpClass":
+            class_setup[match.group(2)] = row
+        elif match and row["status"] == "fail":
+            cleanup_errors.append(f"{test_id}\n{row.get('traceback', '')}")
+    result = {}
+    for test in wanted:
+        if test not in full:
+            result[test] = Outcome("skipped", f"not in tempest {version}")
+            continue
+        plain = strip_attrs(full[test])
+        row = by_plain.get(plain) or class_setup.get(plain.rsplit(".", 1)[0])
+        result[test] = outcome_of(row)
+    return result, cleanup_errors
+
+
+def outcome_of(row: dict | None) -> Outcome:
+    if row is None:
+        return Outcome("failed", "not run (import error, crash or timeout: see last-run.log)")
+    status = row["status"]
+    if status in ("success", "xfail"):
+        return Outcome("passed")
+    if status == "skip":
+        return Outcome("skipped", row.get("reason", "").strip() or "skipped")
+    if status in ("fail", "uxsuccess"):
+        return Outcome("failed", row.get("traceback", "") or status)
+    return Outcome("failed", f"did not finish (status {status})")
+
+
+def key_lines(traceback: str, limit: int = 10) -> list[str]:
+    """The useful part of a traceback: the test's own frame, the last frame, the exception."""
+    lines = [line for line in traceback.rstrip().splitlines()
+             if set(line.strip()) - set("^~")]  # drop blanks and 3.11's ^^^ markers
+    frames = [i for i, line in enumerate(lines) if line.lstrip().startswith('File "')]
+    if not frames:
+        return [line[:300] for line in lines[:limit]]
+
+    def frame(i: int) -> list[str]:  # the File line, and its source line when there is one
+        indent = len(lines[i]) - len(lines[i].lstrip())
+        has_source = i + 1 < len(lines) and len(lines[i + 1]) - len(lines[i + 1].lstrip()) > indent
+        return lines[i:i + 1 + has_source]
+
+    own = [i for i in frames if "/tempest/api/" in lines[i] or "/tempest/scenario/" in lines[i]]
+    last = frame(frames[-1])
+    picked = (frame(own[-1]) if own and own[-1] != frames[-1] else []) + last
+    exception = lines[frames[-1] + len(last):]
+    return [line[:300] for line in (picked + exception)[:limit]]
+
+
+def count(results: list[Outcome]) -> str:
+    tally = {s: sum(o.status == s for o in results) for s in ("passed", "failed", "skipped")}
+    line = f"{tally['passed']} passed, {tally['failed']} failed"
+    return line + (f", {tally['skipped']} skipped" if tally["skipped"] else "")
+
+
+def report(caps: dict[str, list[str]], result: dict[str, Outcome], cleanup_errors: list[str],
+           moved: dict[str, str]) -> bool:
+    """Print details, then one line per capability, then the totals last. True if all passed."""
+    caps_of: dict[str, list[str]] = defaultdict(list)
+    for cap, tests in caps.items():
+        for test in tests:
+            caps_of[test].append(cap)
+    for old, new in sorted(moved.items()):
+        say(f"moved in this tempest: {old} -> {new}")
+    # A traceback is shown once for the tests that share it (a class set-up failure fails the
+    # whole class); one-line reasons (skips, "not run") once per reason.
+    tracebacks: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for test in sorted(caps_of):
+        outcome = result[test]
+        if outcome.status == "failed" and "\n" in outcome.detail.strip():
+            tracebacks[tuple(key_lines(outcome.detail))].append(test)
+        elif outcome.status != "passed":
+            grouped[(outcome.status, outcome.detail.strip()[:200])].append(test)
+    for lines, tests in tracebacks.items():
+        for test in tests:
+            print(f"FAILED {test} ({', '.join(caps_of[test])})")
+        for line in lines:
+            print(f"    {line}")
+    for (status, reason), tests in sorted(grouped.items()):
+        print(f"{status.upper()} {len(tests)} test(s): {reason}")
+        if status == "failed" or reason.startswith("not in tempest"):
+            for test in tests[:20]:
+                print(f"    {test}")
+            if len(tests) > 20:
+                print(f"    ... and {len(tests) - 20} more")
+    for error in cleanup_errors:
+        print(f"CLEAN-UP ERROR (not counted) {error.splitlines()[0]}")
+        for line in key_lines("\n".join(error.splitlines()[1:])):
+            print(f"    {line}")
+    for cap, tests in caps.items():
+        print(f"{cap}: {count([result[t] for t in tests])}")
+    # Totals count each test once, even when it belongs to several capabilities.
+    print(count([result[t] for t in caps_of]), flush=True)
+    return all(result[t].status != "failed" for t in caps_of)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--caps", default=os.environ.get("CAPS", ""),
+                        help="comma-separated capability names or globs (default: $CAPS, else all)")
+    parser.add_argument("--list", action="store_true", help="list capabilities and test counts")
+    parser.add_argument("--timeout", type=float, default=1800, help="total seconds (default 1800)")
+    parser.add_argument("--use-env", action="store_true",
+                        help="take the admin credentials from OS_* in the environment")
+    parser.add_argument("--static-credentials", action="store_true",
+                        help="use the admin and demo accounts instead of creating projects/users")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--guideline", type=Path,
+                        default=Path(os.environ.get("INTEROP_GUIDELINE") or DEFAULT_GUIDELINE))
+    parser.add_argument("-v", "--verbose", action="store_true", help="echo all tempest output")
+    return parser.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace, wanted: set[str], deadline: float):
+    """Everything before the run: venv, credentials, cloud, workspace, load list."""
+    bin_dir = ensure_tempest()
+    facts = tempest_facts(bin_dir)
+    admin = creds_from_env(os.environ, "the environment") if args.use_env else openrc_creds("admin")
+    check_local(admin.auth_url)
+    accounts = []
+    if args.static_credentials:
+        demo = openrc_creds("demo")  # tests run as demo; admin tests use the admin account
+        accounts = [admin, demo]
+    listed = root_services(admin)
+    say(f"cloud root lists: {', '.join(listed) if listed else '(nothing readable)'}")
+    cloud = connect(admin)
+    say(f"catalog: {', '.join(sorted(cloud.catalog)) or '(empty)'}")
+    conf = tempest_conf(admin, cloud, args.static_credentials)
+    drop_unknown(conf, facts["options"], facts["version"])
+    conf_path = write_workspace(conf, facts["package"], accounts)
+    ensure_stestr_repo(bin_dir)
+    full, moved = resolve(wanted, list_tempest_tests(bin_dir, conf_path))
+    load_list = WORKSPACE / "load-list.txt"
+    load_list.write_text("".join(f"{t}\n" for t in sorted(set(full.values()))))
+    if time.monotonic() > deadline:
+        raise SetupError("--timeout spent before the tests started")
+    return bin_dir, facts["version"], conf_path, load_list, full, moved
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    deadline = time.monotonic() + args.timeout
+    caps = select_caps(load_guideline(args.guideline), args.caps)
+    wanted = {t for tests in caps.values() for t in tests}
+    if args.list:
+        for cap, tests in caps.items():
+            print(f"{cap}: {len(tests)} tests")
+        print(f"{len(caps)} capabilities, {len(wanted)} distinct tests")
+        return 0
+    WORKSPACE.mkdir(exist_ok=True)
+    cleanup_errors: list[str] = []
+    moved: dict[str, str] = {}
+    try:
+        bin_dir, version, conf_path, load_list, full, moved = prepare(args, wanted, deadline)
+        stream = run_tempest(bin_dir, conf_path, load_list, max(1, args.concurrency),
+                             max(1.0, deadline - time.monotonic()), args.verbose)
+        records = read_results(bin_dir, stream)
+        (WORKSPACE / "results.json").write_text(json.dumps(records, indent=1))
+        result, cleanup_errors = outcomes(wanted, full, records, version)
+    except (SetupError, subprocess.SubprocessError, OSError) as err:
+        say(f"cannot run the tests: {err}")
+        result = {t: Outcome("failed", f"not run: {str(err).splitlines()[0]}") for t in wanted}
+    return 0 if report(caps, result, cleanup_errors, moved) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
