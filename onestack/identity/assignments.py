@@ -290,3 +290,238 @@ def _enabled_domains(s: Session, ids: set[str]) -> set[str]:
     return set(
         s.scalars(sa.select(m.Project.id).where(m.Project.id.in_(ids), m.Project.enabled.is_(True)))
     )
+
+
+# -- role and implied-role writes (used by the /v3/roles API) -------------------
+
+ROLE_CORE = {"id", "name", "domain_id", "description", "options", "links"}
+
+
+def update_role(s: Session, role: m.Role, body: dict) -> m.Role:
+    if "domain_id" in body and (body["domain_id"] or m.NULL_DOMAIN) != role.domain_id:
+        raise errors.BadRequest("Invalid input for field 'domain_id': it cannot be changed.")
+    if "name" in body and body["name"] != role.name:
+        name = core.check_name(body["name"], "role")
+        clash = sa.select(m.Role.id).where(m.Role.name == name, m.Role.domain_id == role.domain_id)
+        if s.scalar(clash):
+            raise errors.Conflict(f"Conflict occurred attempting to store role - Duplicate entry for name {name}.")
+        role.name = name
+    if "description" in body:
+        role.description = body["description"] or ""
+    extra = {k: v for k, v in body.items() if k not in ROLE_CORE}
+    if extra:
+        role.extra = {**(role.extra or {}), **extra}
+    return role
+
+
+def delete_role(s: Session, role: m.Role) -> None:
+    """A role goes with its grants and inference rules (explicitly, so it does not
+    depend on the database enforcing foreign keys)."""
+    s.execute(sa.delete(m.Assignment).where(m.Assignment.role_id == role.id))
+    s.execute(sa.delete(m.ImpliedRole).where(
+        sa.or_(m.ImpliedRole.prior_role_id == role.id, m.ImpliedRole.implied_role_id == role.id)))
+    s.execute(sa.delete(m.AppCredentialRole).where(m.AppCredentialRole.role_id == role.id))
+    s.delete(role)
+
+
+def remove_implied_role(s: Session, prior_id: str, implied_id: str) -> None:
+    core.get_role(s, prior_id)
+    core.get_role(s, implied_id)
+    row = s.get(m.ImpliedRole, (prior_id, implied_id))
+    if row is None:
+        raise errors.NotFound(f"{prior_id} does not imply {implied_id}.")
+    s.delete(row)
+
+
+# -- listing role assignments (GET /v3/role_assignments) -------------------------
+
+
+@dataclass
+class AssignmentRef:
+    """One entry of a role assignment listing, and where it comes from."""
+
+    role_id: str
+    target: str  # Project / Domain / System
+    target_id: str
+    user_id: str | None = None
+    group_id: str | None = None  # a group's own grant (not effective mode)
+    inherited: bool = False  # comes from an inherited_to_projects grant
+    source: tuple[str, str] | None = None  # (Project|Domain, id) an inherited grant was made on
+    via_group: str | None = None  # effective: the user holds it through this group
+    granted_role_id: str | None = None  # effective: the granted role an implied role comes from
+    prior_role_id: str | None = None  # effective: the role directly implying this one
+
+
+def subtree_ids(s: Session, project_id: str) -> list[str]:
+    """Ids of every project below ``project_id`` (not itself)."""
+    out: list[str] = []
+    frontier = [project_id]
+    while frontier:
+        kids = list(s.scalars(sa.select(m.Project.id).where(
+            m.Project.parent_id.in_(frontier), m.Project.is_domain.is_(False))))
+        kids = [k for k in kids if k not in out and k != project_id]  # guard against loops
+        out.extend(kids)
+        frontier = kids
+    return out
+
+
+def _split_type(typ: str) -> tuple[str, str]:
+    actor = "User" if typ.startswith("User") else "Group"
+    return actor, typ[len(actor):]
+
+
+def list_role_assignments(
+    s: Session,
+    *,
+    user_id: str | None = None,
+    group_id: str | None = None,
+    role_id: str | None = None,
+    project_ids: list[str] | None = None,
+    domain_id: str | None = None,
+    system: bool = False,
+    inherited: bool | None = None,
+    effective: bool = False,
+) -> list[AssignmentRef]:
+    """Role assignments matching the filters, as Keystone lists them.
+
+    ``project_ids`` is the scope.project.id filter (plus its subtree when asked).
+    In effective mode group grants become one entry per member, inherited grants
+    one entry per project they reach, implied roles are added and domain-specific
+    roles (which never reach a token) dropped: what the users can actually do.
+    """
+    if effective:
+        return _effective_assignments(s, user_id, group_id, role_id, project_ids, domain_id,
+                                      system, inherited)
+    q = sa.select(m.Assignment)
+    if user_id:
+        q = q.where(m.Assignment.actor_id == user_id, m.Assignment.type.like("User%"))
+    if group_id:
+        q = q.where(m.Assignment.actor_id == group_id, m.Assignment.type.like("Group%"))
+    if role_id:
+        q = q.where(m.Assignment.role_id == role_id)
+    if inherited is not None:
+        q = q.where(m.Assignment.inherited.is_(inherited))
+    if project_ids is not None:
+        q = q.where(m.Assignment.type.like("%Project"), m.Assignment.target_id.in_(project_ids))
+    elif domain_id:
+        q = q.where(m.Assignment.type.like("%Domain"), m.Assignment.target_id == domain_id)
+    elif system:
+        q = q.where(m.Assignment.type.like("%System"))
+    out = []
+    for a in s.scalars(q):
+        actor, target = _split_type(a.type)
+        out.append(AssignmentRef(
+            role_id=a.role_id, target=target, target_id=a.target_id,
+            user_id=a.actor_id if actor == "User" else None,
+            group_id=a.actor_id if actor == "Group" else None,
+            inherited=a.inherited,
+        ))
+    return _sorted(out)
+
+
+def _sorted(refs: list[AssignmentRef]) -> list[AssignmentRef]:
+    order = {"System": 0, "Domain": 1, "Project": 2}
+    return sorted(refs, key=lambda r: (order.get(r.target, 3), r.target_id, r.user_id or "",
+                                       r.group_id or "", r.role_id, r.via_group or "",
+                                       r.source or ("", ""), r.granted_role_id or ""))
+
+
+def _effective_assignments(s, user_id, group_id, role_id, project_ids, domain_id, system,
+                           inherited) -> list[AssignmentRef]:
+    # Group grants are expanded to users and domains inherit nothing: these
+    # filters can only ever give an empty list.
+    if group_id or (domain_id and inherited):
+        return []
+    if domain_id:
+        inherited = False
+    q = sa.select(m.Assignment)
+    if user_id:
+        q = q.where(m.Assignment.actor_id.in_([user_id, *group_ids_of(s, user_id)]))
+    if inherited is not None:
+        q = q.where(m.Assignment.inherited.is_(inherited))
+    wanted: set[str] | None = None
+    if project_ids is not None:
+        # Only grants that can reach these projects: on them, inherited from
+        # their parents or inherited from their domain.
+        wanted = set(project_ids)
+        sources, domains = set(project_ids), set()
+        for pid in project_ids:
+            p = s.get(m.Project, pid)
+            if p is not None:
+                domains.add(p.domain_id)
+                sources.update(x.id for x in ancestors(s, p))
+        q = q.where(sa.or_(
+            sa.and_(m.Assignment.type.like("%Project"), m.Assignment.target_id.in_(sources)),
+            sa.and_(m.Assignment.type.like("%Domain"), m.Assignment.inherited.is_(True),
+                    m.Assignment.target_id.in_(domains)),
+        ))
+    elif domain_id:
+        q = q.where(m.Assignment.type.like("%Domain"), m.Assignment.target_id == domain_id)
+    elif system:
+        q = q.where(m.Assignment.type.like("%System"))
+    rows = list(s.scalars(q))
+
+    members: dict[str, list[str]] = {}
+    group_ids = {a.actor_id for a in rows if a.type.startswith("Group")}
+    if group_ids:
+        mq = sa.select(m.Membership.group_id, m.Membership.user_id).where(
+            m.Membership.group_id.in_(group_ids))
+        if user_id:
+            mq = mq.where(m.Membership.user_id == user_id)
+        for gid, uid in s.execute(mq):
+            members.setdefault(gid, []).append(uid)
+
+    reach: dict[tuple[str, str], list[str]] = {}  # inherited grant source -> projects
+
+    def reached(target: str, target_id: str) -> list[str]:
+        key = (target, target_id)
+        if key not in reach:
+            if target == "Domain":
+                reach[key] = list(s.scalars(sa.select(m.Project.id).where(
+                    m.Project.domain_id == target_id, m.Project.is_domain.is_(False))))
+            else:
+                reach[key] = subtree_ids(s, target_id)
+        return reach[key]
+
+    refs: list[AssignmentRef] = []
+    for a in rows:
+        actor, target = _split_type(a.type)
+        holders = [(a.actor_id, None)] if actor == "User" else [
+            (uid, a.actor_id) for uid in members.get(a.actor_id, [])]
+        if a.inherited:
+            targets = [("Project", pid, (target, a.target_id)) for pid in reached(target, a.target_id)]
+        else:
+            targets = [(target, a.target_id, None)]
+        for t_kind, t_id, source in targets:
+            if wanted is not None and (t_kind != "Project" or t_id not in wanted):
+                continue
+            for uid, via in holders:
+                refs.append(AssignmentRef(
+                    role_id=a.role_id, target=t_kind, target_id=t_id, user_id=uid,
+                    inherited=a.inherited, source=source, via_group=via,
+                ))
+
+    # Implied roles, transitively; each remembers the granted role and its prior.
+    implied = implication_map(s)
+    expanded: list[AssignmentRef] = []
+    for ref in refs:
+        expanded.append(ref)
+        seen = {ref.role_id}
+        todo = [ref.role_id]
+        while todo:
+            prior = todo.pop()
+            for nxt in sorted(implied.get(prior, ())):
+                if nxt in seen:
+                    continue
+                seen.add(nxt)
+                todo.append(nxt)
+                expanded.append(AssignmentRef(
+                    role_id=nxt, target=ref.target, target_id=ref.target_id, user_id=ref.user_id,
+                    inherited=ref.inherited, source=ref.source, via_group=ref.via_group,
+                    granted_role_id=ref.role_id, prior_role_id=prior,
+                ))
+    role_ids = {r.role_id for r in expanded}
+    global_roles = set(s.scalars(sa.select(m.Role.id).where(
+        m.Role.id.in_(role_ids), m.Role.domain_id == m.NULL_DOMAIN))) if role_ids else set()
+    return _sorted([r for r in expanded if r.role_id in global_roles
+                    and (role_id is None or r.role_id == role_id)])

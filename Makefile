@@ -1,0 +1,34 @@
+# onestack: `make up` for a running cloud, `make test` for the whole suite.
+SHELL := /bin/bash
+VENV := .venv
+ONESTACK := $(VENV)/bin/onestack
+PYTEST_ARGS ?=
+CAPS ?=
+
+.PHONY: install install-test up down test interop bench lint
+
+install:            ## idempotent set-up: Debian packages and .venv
+	@scripts/install.sh
+
+install-test:
+	@scripts/install.sh test
+
+up: install         ## install if needed, bootstrap and start the all-in-one cloud
+	@$(ONESTACK) up --detach
+
+down:
+	@$(ONESTACK) down
+
+test: install-test  ## the whole suite (unit, API through real clients, PostgreSQL, interop)
+	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+interop: install    ## Tempest interop guideline against the running cloud (CAPS=identity-v3-* ...)
+	@$(ONESTACK) up --detach >/dev/null
+	@CAPS="$(CAPS)" $(VENV)/bin/python tests/interop/run.py
+
+bench: install      ## benchmarks against a cloud they start; prints figures
+	@$(VENV)/bin/python bench/startup.py
+	@$(VENV)/bin/python bench/identity.py
+
+lint: install-test
+	@$(VENV)/bin/ruff check onestack tests bench

@@ -1,0 +1,127 @@
+"""Test helpers: run a real onestack (and, when asked, a PostgreSQL server for
+it) in a private state directory on a free loopback port, and drive it with
+the real clients."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BIN = Path(sys.executable).parent  # tests run with .venv/bin/python
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cloud:
+    """One running onestack, started with `onestack up --detach`."""
+
+    def __init__(self, name: str, database_url: str = "", bcrypt_rounds: int = 4, extra_env=None):
+        self.name = name
+        self.state = Path(tempfile.mkdtemp(prefix=f"onestack-test-{name}-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ONESTACK_"))},
+            "ONESTACK_STATE_DIR": str(self.state),
+            "ONESTACK_SERVER_PORT": str(self.port),
+            "ONESTACK_IDENTITY_BCRYPT_ROUNDS": str(bcrypt_rounds),
+            "ONESTACK_CONFIG": str(self.state / "none.toml"),
+            **(extra_env or {}),
+        }
+        (self.state / "none.toml").write_text("")
+        if database_url:
+            self.env["ONESTACK_DATABASE_URL"] = database_url
+
+    def onestack(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "onestack"), *args], env=self.env, capture_output=True, text=True,
+            check=check, timeout=timeout,
+        )
+
+    def start(self) -> "Cloud":
+        r = self.onestack("up", "--detach", check=False)
+        if r.returncode != 0:
+            log = (self.state / "onestack.log")
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RuntimeError(f"onestack up failed: {r.stdout}{r.stderr}\n{tail}")
+        return self
+
+    def stop(self) -> None:
+        self.onestack("down", "--purge", check=False)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    def openrc(self, user: str = "admin") -> dict[str, str]:
+        """The OS_* variables `onestack openrc USER` prints."""
+        out = self.onestack("openrc", user).stdout
+        env = {}
+        for line in out.splitlines():
+            if line.startswith("export "):
+                k, _, v = line[len("export "):].partition("=")
+                env[k] = shlex.split(v)[0] if v else ""
+        return env
+
+    def password(self, user: str) -> str:
+        return self.openrc(user)["OS_PASSWORD"]
+
+    def openstack(self, *args: str, user: str = "admin", env: dict | None = None,
+                  check: bool = True) -> subprocess.CompletedProcess:
+        """Run the real `openstack` CLI as USER (or with explicit OS_* env)."""
+        run_env = {**self.env, **(env if env is not None else self.openrc(user))}
+        r = subprocess.run([str(BIN / "openstack"), *args], env=run_env, capture_output=True,
+                           text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"openstack {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
+        return r
+
+    def os_json(self, *args: str, **kw):
+        """`openstack ... -f json`, parsed."""
+        return json.loads(self.openstack(*args, "-f", "json", **kw).stdout)
+
+
+class Postgres:
+    """A throw-away PostgreSQL server owned by the test run, on a non-default port."""
+
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            raise FileNotFoundError("PostgreSQL is not installed (make test installs it)")
+        self.bin = Path(bins[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="onestack-pg-"))
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/onestack"
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if self.as_root:  # PostgreSQL refuses to run as root
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> "Postgres":
+        data = self.dir / "data"
+        if self.as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "onestack")
+        return self
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
