@@ -5,7 +5,7 @@ from __future__ import annotations
 from onestack.common.http import Req
 from onestack.common.timeutils import iso
 from onestack.identity import models as m
-from onestack.identity.api.common import link
+from onestack.identity.api.common import base, link
 
 
 def domain(req: Req, d: m.Project, tags: list[str] | None = None) -> dict:
@@ -146,3 +146,65 @@ def credential(req: Req, c: m.Credential, blob: str) -> dict:
         "blob": blob,
         "links": link(req, f"credentials/{c.id}"),
     }
+
+
+def role_assignment(req: Req, a, names: dict | None = None) -> dict:
+    """One entry of GET /v3/role_assignments (``a`` is an assignments.AssignmentRef).
+
+    ``links.assignment`` is the grant the entry comes from (the OS-INHERIT form
+    for inherited grants); effective entries add ``membership`` when held through
+    a group and ``prior_role`` when implied. ``names`` (include_names) maps
+    "roles"/"users"/"groups"/"projects" to rows by id.
+    """
+    root = base(req)
+
+    def named(kind: str, obj_id: str, with_domain: bool) -> dict:
+        out: dict = {"id": obj_id}
+        if names is None:
+            return out
+        row = names[kind].get(obj_id)
+        out["name"] = row.name if row is not None else ""
+        if with_domain:
+            dom = names["projects"].get(row.domain_id) if row is not None else None
+            out["domain"] = {"id": dom.id if dom else "", "name": dom.name if dom else ""}
+        return out
+
+    entry: dict = {}
+    role_out = named("roles", a.role_id, False)
+    if names is not None:
+        r = names["roles"].get(a.role_id)
+        if r is not None and r.domain_id != m.NULL_DOMAIN:
+            dom = names["projects"].get(r.domain_id)
+            role_out["domain"] = {"id": r.domain_id, "name": dom.name if dom else ""}
+    entry["role"] = role_out
+    if a.target == "System":
+        entry["scope"] = {"system": {"all": True}}
+    elif a.target == "Domain":
+        entry["scope"] = {"domain": named("projects", a.target_id, False)}
+    else:
+        entry["scope"] = {"project": named("projects", a.target_id, True)}
+    if a.user_id:
+        entry["user"] = named("users", a.user_id, True)
+    else:
+        entry["group"] = named("groups", a.group_id, True)
+
+    # The grant's URL: where it was made, by whom, which role.
+    src_kind, src_id = a.source or (a.target, a.target_id)
+    path = {"Project": f"/projects/{src_id}", "Domain": f"/domains/{src_id}"}.get(src_kind, "/system")
+    if a.via_group:
+        path += f"/groups/{a.via_group}"
+    elif a.user_id:
+        path += f"/users/{a.user_id}"
+    else:
+        path += f"/groups/{a.group_id}"
+    path += f"/roles/{a.granted_role_id or a.role_id}"
+    if a.inherited:
+        entry["scope"]["OS-INHERIT:inherited_to"] = "projects"
+        path = f"/OS-INHERIT{path}/inherited_to_projects"
+    links = {"assignment": root + path}
+    if a.via_group:
+        links["membership"] = f"{root}/groups/{a.via_group}/users/{a.user_id}"
+    if a.prior_role_id:
+        links["prior_role"] = f"{root}/roles/{a.prior_role_id}/implies/{a.role_id}"
+    entry["links"] = links
+    return entry
