@@ -528,7 +528,7 @@ def write_workspace(conf: dict[str, dict[str, str]], package: str, accounts: lis
                 "password": c.password,
                 "project_name": c.project_name,
                 "domain_name": c.user_domain,
-                **({"roles": ["admin"]} if i == 0 else {}),
+                "roles": ["admin"] if i == 0 else ["member"],
             }
             for i, c in enumerate(accounts)
         ]
@@ -875,7 +875,7 @@ def prepare(args: argparse.Namespace, wanted: set[str], deadline: float):
     check_local(admin.auth_url)
     accounts = []
     if args.static_credentials:
-        # Tests run as demo, admin tests as admin; two accounts are enough for one worker only.
+        # Tests run as demo (member), admin tests as admin: enough for one worker only.
         accounts = [admin, openrc_creds("demo")]
         args.concurrency = 1
     listed = root_services(admin)

@@ -147,7 +147,9 @@ def put_region(req: Req):
 def get_region(req: Req):
     authorize(req, "identity:get_region")
     with db.session() as s:
-        return json_response({"region": views.region(req, logic.get_region(s, req.path["region_id"]))})
+        return json_response(
+            {"region": views.region(req, logic.get_region(s, req.path["region_id"]))}
+        )
 
 
 @api.route("/v3/regions/{region_id}", methods=["PATCH"])
@@ -178,9 +180,7 @@ def delete_region(req: Req):
     with db.transaction() as s:
         r = logic.get_region(s, region_id)
         if s.scalar(sa.select(m.Region.id).where(m.Region.parent_region_id == r.id).limit(1)):
-            raise errors.Conflict(
-                f"Unable to delete region {r.id} because it has child regions."
-            )
+            raise errors.Conflict(f"Unable to delete region {r.id} because it has child regions.")
         # Endpoints name their region without a foreign key: refuse rather than
         # leave them pointing nowhere (Keystone answers 403 here too).
         if s.scalar(sa.select(m.Endpoint.id).where(m.Endpoint.region_id == r.id).limit(1)):
@@ -236,7 +236,9 @@ def create_service(req: Req):
 def get_service(req: Req):
     authorize(req, "identity:get_service")
     with db.session() as s:
-        return json_response({"service": views.service(req, logic.get_service(s, req.path["service_id"]))})
+        return json_response(
+            {"service": views.service(req, logic.get_service(s, req.path["service_id"]))}
+        )
 
 
 @api.route("/v3/services/{service_id}", methods=["PATCH"])
@@ -362,7 +364,9 @@ def create_endpoint(req: Req):
 def get_endpoint(req: Req):
     authorize(req, "identity:get_endpoint")
     with db.session() as s:
-        return json_response({"endpoint": views.endpoint(req, logic.get_endpoint(s, req.path["endpoint_id"]))})
+        return json_response(
+            {"endpoint": views.endpoint(req, logic.get_endpoint(s, req.path["endpoint_id"]))}
+        )
 
 
 @api.route("/v3/endpoints/{endpoint_id}", methods=["PATCH"])
@@ -400,4 +404,3 @@ def delete_endpoint(req: Req):
         s.delete(logic.get_endpoint(s, endpoint_id))
     core.changed("endpoint.deleted", {"resource_info": endpoint_id})
     return empty()
-
