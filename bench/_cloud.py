@@ -3,18 +3,25 @@ Cloud, clean-up on SIGTERM, and latency statistics."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import signal
 import statistics
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.cloud import BIN, Cloud, free_port  # noqa: E402
+_tests_cloud = importlib.import_module("tests.cloud")  # the test suite's helper
+BIN = _tests_cloud.BIN
+Cloud = _tests_cloud.Cloud
+free_port = _tests_cloud.free_port
 
-__all__ = ["BIN", "REPO", "Cloud", "free_port", "stop_on_sigterm", "summary", "vs", "clean_env"]
+__all__ = ["BIN", "REPO", "Cloud", "clean_env", "free_port", "running", "stop_on_sigterm",
+           "summary", "vs"]
 
 
 def stop_on_sigterm() -> None:
@@ -24,6 +31,26 @@ def stop_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def running(cloud):
+    """Start CLOUD; always stop and purge it, also when interrupted while starting."""
+    try:
+        try:
+            cloud.start()
+        except KeyboardInterrupt:
+            # `onestack up --detach` was cut short, but the server it spawned runs in its
+            # own session and writes its pid file only once set up: wait for it, so that
+            # `onestack down` finds and stops it.
+            pid, log = cloud.state / "onestack.pid", cloud.state / "onestack.log"
+            deadline = time.monotonic() + 15
+            while log.exists() and not pid.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            raise
+        yield cloud
+    finally:
+        cloud.stop()
 
 
 def clean_env(environ: dict) -> dict:

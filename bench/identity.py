@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bcrypt  # noqa: E402
-import httpx  # noqa: E402
-from _cloud import Cloud, stop_on_sigterm, summary, vs  # noqa: E402
+import bcrypt
+import httpx
+from _cloud import Cloud, running, stop_on_sigterm, summary, vs
 
 # Keystone on this machine class (from the issue), median ms
 KEYSTONE = {"issue": 329.0, "validation": 63.0, "project list": 51.0}
@@ -85,8 +82,7 @@ def run(url: str, admin_pw: str, demo_pw: str, scale: float) -> None:
     warmup = max(1, round(20 * min(scale, 1)))
     base = url.rstrip("/")
     for suffix in ("/identity/v3", "/identity"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
+        base = base.removesuffix(suffix)
     ident = f"{base}/identity/v3"
     with httpx.Client(base_url=ident, timeout=30,
                       headers={"Accept": "application/json"}) as client:
@@ -135,15 +131,13 @@ def main() -> int:
         run(args.url, args.admin_password, args.demo_password, args.n)
         return 0
     cloud = Cloud("bench-identity", bcrypt_rounds=ROUNDS)
+    print(f"starting onestack (bcrypt {ROUNDS} rounds) in {cloud.state} ...", flush=True)
     try:
-        print(f"starting onestack (bcrypt {ROUNDS} rounds) in {cloud.state} ...", flush=True)
-        cloud.start()
-        run(cloud.url, cloud.password("admin"), cloud.password("demo"), args.n)
+        with running(cloud):
+            run(cloud.url, cloud.password("admin"), cloud.password("demo"), args.n)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; cloud stopped and purged", file=sys.stderr)
         return 130
-    finally:
-        cloud.stop()
     return 0
 
 

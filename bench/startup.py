@@ -24,10 +24,8 @@ import time
 import tomllib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import httpx  # noqa: E402
-from _cloud import BIN, clean_env, free_port, stop_on_sigterm  # noqa: E402
+import httpx
+from _cloud import BIN, clean_env, free_port, stop_on_sigterm
 
 RUNS = 3
 POLL = 0.02
@@ -147,11 +145,12 @@ def main() -> int:
     try:
         print(f"{BIN / 'onestack'} up (foreground, default config), state under {root}",
               flush=True)
-        print(f"for reference: python start-up {wall([py, '-c', 'pass']) * 1000:.0f} ms, "
-              f"`onestack version` {wall([str(BIN / 'onestack'), 'version']) * 1000:.0f} ms, "
-              "importing the app "
-              f"{wall([py, '-c', 'import onestack.app, onestack.services as s; s.load()']) * 1000:.0f}"
-              " ms (each a whole process)", flush=True)
+        bare = wall([py, "-c", "pass"])
+        cli = wall([str(BIN / "onestack"), "version"])
+        imp = wall([py, "-c", "import onestack.app, onestack.services as s; s.load()"])
+        print(f"for reference: python start-up {bare * 1000:.0f} ms, `onestack version` "
+              f"{cli * 1000:.0f} ms, importing the app {imp * 1000:.0f} ms (each a whole process)",
+              flush=True)
         fresh, restart, stops = [], [], []
         for i in range(RUNS):
             state = root / f"state-{i}"

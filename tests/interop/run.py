@@ -517,8 +517,9 @@ def write_workspace(conf: dict[str, dict[str, str]], package: str, accounts: lis
         for name, value in options.items():
             # oslo.config expands $name references: a literal $ must be doubled
             parser.set(section, name, value.replace("$", "$$"))
-    path = WORKSPACE / "etc" / "tempest.conf"
-    with path.open("w") as f:
+    path = WORKSPACE / "etc" / "tempest.conf"  # holds the admin password: owner only
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write("# Written by tests/interop/run.py for the running cloud; rewritten each run.\n")
         parser.write(f)
     if accounts:  # JSON is YAML: no YAML writer needed
@@ -532,7 +533,9 @@ def write_workspace(conf: dict[str, dict[str, str]], package: str, accounts: lis
             }
             for i, c in enumerate(accounts)
         ]
-        (WORKSPACE / "etc" / "accounts.yaml").write_text(json.dumps(rows, indent=2) + "\n")
+        accounts_path = WORKSPACE / "etc" / "accounts.yaml"
+        accounts_path.write_text(json.dumps(rows, indent=2) + "\n")
+        accounts_path.chmod(0o600)
     (WORKSPACE / ".stestr.conf").write_text(
         "[DEFAULT]\n"
         f"test_path={package}/test_discover\n"

@@ -38,18 +38,19 @@ def _validated_subject(req: Req, with_catalog: bool = False) -> tuple[str, dict]
     return token, body
 
 
-@api.route("/v3/auth/tokens", methods=["GET"])
-def validate_token(req: Req):
-    token, body = _validated_subject(req, with_catalog="nocatalog" not in req.query)
-    authorize(req, "identity:validate_token", {"token": {"user_id": body["token"]["user"]["id"]}})
-    return json_response(body, headers={SUBJECT: token})
-
-
+# HEAD before GET: a GET route would also answer HEAD.
 @api.route("/v3/auth/tokens", methods=["HEAD"])
 def check_token(req: Req):
     token, body = _validated_subject(req)
     authorize(req, "identity:check_token", {"token": {"user_id": body["token"]["user"]["id"]}})
     return empty(200, {SUBJECT: token})
+
+
+@api.route("/v3/auth/tokens", methods=["GET"])
+def validate_token(req: Req):
+    token, body = _validated_subject(req, with_catalog="nocatalog" not in req.query)
+    authorize(req, "identity:validate_token", {"token": {"user_id": body["token"]["user"]["id"]}})
+    return json_response(body, headers={SUBJECT: token})
 
 
 @api.route("/v3/auth/tokens", methods=["DELETE"])
