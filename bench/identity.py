@@ -111,9 +111,13 @@ def run(url: str, admin_pw: str, demo_pw: str, scale: float) -> None:
     for name, ours in (("validation", val_ms), ("project list", list_ms)):
         ok = "met" if ours < TARGET_MS[name] else "NOT met"
         print(f"  {name} median < {TARGET_MS[name]:.0f} ms: {ours:.1f} ms ({ok})")
-    print(f"  issue dominated by bcrypt: one bcrypt check at {ROUNDS} rounds here takes "
-          f"{bc:.1f} ms; issue median {issue_ms:.1f} ms, i.e. {issue_ms - bc:.1f} ms "
-          f"({(issue_ms - bc) / issue_ms:.0%}) besides bcrypt", flush=True)
+    line = (f"  issue dominated by bcrypt: one bcrypt check at {ROUNDS} rounds here takes "
+            f"{bc:.1f} ms; issue median {issue_ms:.1f} ms")
+    if issue_ms >= bc:
+        line += f", i.e. {issue_ms - bc:.1f} ms ({(issue_ms - bc) / issue_ms:.0%}) besides bcrypt"
+    else:
+        line += f" (faster than one check: this cloud hashes with fewer than {ROUNDS} rounds)"
+    print(line, flush=True)
 
 
 def main() -> int:

@@ -211,7 +211,7 @@ def up(
     """Start the all-in-one cloud (bootstraps it on first start)."""
     conf = _conf(config, host, port)
     pid = _running_pid(conf)
-    if pid:
+    if pid and pid != os.getpid():  # (a detached child finds its own pid, written by its parent)
         ok, _, _ = _services_answering(conf)
         if ok:
             console.print(f"onestack is already running (pid {pid}) at {conf.public_url}; nothing changed.")
@@ -232,6 +232,8 @@ def up(
     with open(conf.log_file, "ab") as log:
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True, close_fds=True)
+    # Written at once, so `onestack down` can stop a cloud that is still starting.
+    conf.pid_file.write_text(str(child.pid))
     while True:
         if child.poll() is not None:
             tail = conf.log_file.read_text(errors="replace").splitlines()[-15:]

@@ -61,7 +61,10 @@ def _project(s, name: str, description: str) -> m.Project:
     )
 
 
-def _user(s, name: str, password: str, project: m.Project, rounds: int, extra: dict) -> m.User:
+def _user(s, name: str, password: str, project: m.Project, rounds: int, extra: dict,
+          reset: bool = False) -> m.User:
+    """Create the user; on later starts touch its password only when ``reset``
+    (an operator configured a new one), so changes made through the API stay."""
     u = s.scalar(sa.select(m.User).where(m.User.domain_id == "default", m.User.name == name))
     if u is None:
         u = m.User(id=core.new_id(), name=name, domain_id="default", enabled=True,
@@ -69,8 +72,7 @@ def _user(s, name: str, password: str, project: m.Project, rounds: int, extra: d
                    password_hash=passwords.hash_password(password, rounds))
         s.add(u)
         s.flush()
-    elif not passwords.check_password(password, u.password_hash, rounds):
-        # the configured password changed: apply it (as keystone-manage bootstrap does)
+    elif reset and not passwords.check_password(password, u.password_hash, rounds):
         u.password_hash = passwords.hash_password(password, rounds)
     return u
 
@@ -91,6 +93,12 @@ def run(conf: Config, services: list) -> dict[str, dict[str, str]]:
         if svc.SERVICE_USER:
             wanted[svc.SERVICE_USER] = creds.get(svc.SERVICE_USER, {}).get("password")
     wanted = {u: p or secrets.token_urlsafe(18) for u, p in wanted.items()}
+    # A password set in the config and not yet applied is enforced, as
+    # keystone-manage bootstrap does with --bootstrap-password.
+    reset = {
+        u: bool(p) and p != creds.get(u, {}).get("password")
+        for u, p in (("admin", conf.identity.admin_password), ("demo", conf.identity.demo_password))
+    }
     rounds = conf.identity.bcrypt_rounds
     with db.transaction() as s:
         if s.get(m.Project, "default") is None:
@@ -108,9 +116,9 @@ def run(conf: Config, services: list) -> dict[str, dict[str, str]]:
         for prior, implied in (("admin", "member"), ("member", "reader")):
             if s.get(m.ImpliedRole, (roles[prior].id, roles[implied].id)) is None:
                 s.add(m.ImpliedRole(prior_role_id=roles[prior].id, implied_role_id=roles[implied].id))
-        admin = _user(s, "admin", wanted["admin"], projects["admin"], rounds, {})
+        admin = _user(s, "admin", wanted["admin"], projects["admin"], rounds, {}, reset["admin"])
         demo = _user(s, "demo", wanted["demo"], projects["demo"], rounds,
-                     {"email": "demo@example.com"})
+                     {"email": "demo@example.com"}, reset["demo"])
         assignments.grant(s, "User", admin.id, "Project", projects["admin"].id, roles["admin"].id)
         assignments.grant(s, "User", admin.id, "Domain", "default", roles["admin"].id)
         assignments.grant(s, "User", admin.id, "System", assignments.SYSTEM, roles["admin"].id)

@@ -70,10 +70,16 @@ def test_down_purge_and_restart_keeps_state():
     c = Cloud("restart").start()
     try:
         pw = c.password("admin")
+        demo = c.openrc("demo")
+        c.openstack("user", "password", "set", "--password", "changed-by-demo",
+                    "--original-password", demo["OS_PASSWORD"], env=demo)
         c.onestack("down")
         c.start()
         assert c.password("admin") == pw
         assert c.os_json("token", "issue")["id"]
+        # a password changed through the API survives a restart
+        demo["OS_PASSWORD"] = "changed-by-demo"
+        assert c.os_json("token", "issue", env=demo)["id"]
     finally:
         c.stop()
     assert not c.state.exists()

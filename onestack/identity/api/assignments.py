@@ -260,7 +260,8 @@ def _register_grants(prefix: str, actor: str, target: str, inherited: bool) -> N
     system = target == "System"
     suffix = "/inherited_to_projects" if inherited else ""
     rules = (
-        {k: f"identity:{k}_system_grant" for k in ("list", "check", "create", "revoke")}
+        {"list": "identity:list_system_grants", "check": "identity:check_system_grant",
+         "create": "identity:create_system_grant", "revoke": "identity:revoke_system_grant"}
         if system else
         {"list": "identity:list_grants", "check": "identity:check_grant",
          "create": "identity:create_grant", "revoke": "identity:revoke_grant"}
