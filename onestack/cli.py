@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -38,7 +37,7 @@ def fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
-def _conf(path: Optional[Path], host: str | None = None, port: int | None = None) -> Config:
+def _conf(path: Path | None, host: str | None = None, port: int | None = None) -> Config:
     try:
         conf = load(path)
     except ConfigError as e:
@@ -203,9 +202,9 @@ def _summary(conf: Config) -> None:
 @app.command()
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background (pid and log file)."),
-    host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="Port of the single API endpoint."),
-    config: Optional[Path] = ConfigOpt,
+    host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port of the single API endpoint."),
+    config: Path | None = ConfigOpt,
     timeout: float = typer.Option(60, help="With --detach: seconds to wait for every API."),
 ):
     """Start the all-in-one cloud (bootstraps it on first start)."""
@@ -253,7 +252,7 @@ def up(
 @app.command()
 def down(
     purge: bool = typer.Option(False, "--purge", help="Also delete the state directory."),
-    config: Optional[Path] = ConfigOpt,
+    config: Path | None = ConfigOpt,
 ):
     """Stop the cloud."""
     conf = _conf(config)
@@ -284,7 +283,7 @@ def down(
 
 
 @app.command()
-def status(config: Optional[Path] = ConfigOpt):
+def status(config: Path | None = ConfigOpt):
     """Each service and agent: up/down, version, port."""
     conf = _conf(config)
     pid = _running_pid(conf)
@@ -360,7 +359,7 @@ def _clouds_yaml(conf: Config, creds: dict, users: list[str]) -> str:
 
 
 @app.command()
-def openrc(name: str = typer.Argument(..., help="User: admin or demo."), config: Optional[Path] = ConfigOpt):
+def openrc(name: str = typer.Argument(..., help="User: admin or demo."), config: Path | None = ConfigOpt):
     """Print shell `export` lines for a user (eval or source them)."""
     conf = _conf(config)
     sys.stdout.write(_openrc_text(conf, name, _user_creds(conf, name)))
@@ -368,8 +367,8 @@ def openrc(name: str = typer.Argument(..., help="User: admin or demo."), config:
 
 @app.command("clouds-yaml")
 def clouds_yaml(
-    names: Optional[list[str]] = typer.Argument(None, help="Users to include (default: admin and demo)."),
-    config: Optional[Path] = ConfigOpt,
+    names: list[str] | None = typer.Argument(None, help="Users to include (default: admin and demo)."),
+    config: Path | None = ConfigOpt,
 ):
     """Print a clouds.yaml (clouds 'onestack' = demo, 'onestack-admin' = admin)."""
     conf = _conf(config)
@@ -382,7 +381,7 @@ def clouds_yaml(
 
 
 @identity_app.command("rotate-keys")
-def rotate_keys(config: Optional[Path] = ConfigOpt):
+def rotate_keys(config: Path | None = ConfigOpt):
     """Rotate the Fernet token keys (staged key becomes primary)."""
     conf = _conf(config)
     from onestack.identity.tokens import KeyRepository

@@ -51,7 +51,7 @@ class Cloud:
             check=check, timeout=timeout,
         )
 
-    def start(self) -> "Cloud":
+    def start(self) -> Cloud:
         r = self.onestack("up", "--detach", check=False)
         if r.returncode != 0:
             log = (self.state / "onestack.log")
@@ -110,7 +110,7 @@ class Postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         data = self.dir / "data"
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")

@@ -20,7 +20,7 @@ from onestack.common import errors
 Validator = Callable[[str], dict]  # token id -> Keystone token body ({"token": {...}})
 
 _validator: Validator | None = None
-_cache: dict[str, tuple[float, "RequestContext"]] = {}
+_cache: dict[str, tuple[float, RequestContext]] = {}
 _cache_lock = threading.Lock()
 _cache_seconds = 5.0
 _CACHE_MAX = 10000
@@ -63,7 +63,7 @@ class RequestContext:
     _creds: dict | None = field(default=None, repr=False)
 
     @classmethod
-    def from_token(cls, token_id: str, body: dict) -> "RequestContext":
+    def from_token(cls, token_id: str, body: dict) -> RequestContext:
         t = body["token"]
         user = t.get("user") or {}
         project = t.get("project") or {}

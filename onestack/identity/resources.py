@@ -124,7 +124,7 @@ def _revoke_scope(s: Session, p: m.Project) -> None:
 def delete_project(s: Session, p: m.Project) -> None:
     if p.is_domain:
         if p.enabled:
-            raise errors.Forbidden(f"Cannot delete a domain that is enabled, please disable it first.")
+            raise errors.Forbidden("Cannot delete a domain that is enabled, please disable it first.")
         if p.id == "default":
             raise errors.Forbidden("The default domain cannot be deleted.")
         children = list(s.scalars(sa.select(m.Project).where(m.Project.domain_id == p.id)))
