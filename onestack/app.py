@@ -31,10 +31,12 @@ class PrefixDispatcher:
             path = scope["path"]
             for prefix, app in self.mounts:
                 if path == prefix or path.startswith(prefix + "/"):
+                    # Starlette routes on path minus root_path, and builds URLs
+                    # (links) from both: so the path stays whole.
                     child = dict(scope)
                     child["root_path"] = scope.get("root_path", "") + prefix
-                    child["path"] = path[len(prefix):] or "/"
-                    child["raw_path"] = child["path"].encode()
+                    if path == prefix:
+                        child["path"] = prefix + "/"
                     return await app(child, receive, send)
             return await self.root(scope, receive, send)
         if scope["type"] == "lifespan":

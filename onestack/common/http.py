@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -115,9 +116,12 @@ class Req:
         if not self.body.strip():
             raise errors.BadRequest("The request body is empty; a JSON body is required.")
         try:
-            return json.loads(self.body)
+            data = json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as e:
             raise errors.BadRequest(f"Malformed JSON in request body: {e}") from None
+        if b"\\u0000" in self.body:  # no database stores NUL in text (PostgreSQL refuses it)
+            raise errors.BadRequest("Request body strings must not contain the NUL character (\\u0000).")
+        return data
 
 
 Handler = Callable[[Req], Response]
@@ -147,6 +151,8 @@ class Api:
     def _endpoint(self, fn: Handler, auth: bool):
         async def endpoint(request: Request) -> Response:
             body = await _read_body(request)
+            if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
+                raise errors.BadRequest("The URL must not contain the NUL character.")
 
             def run() -> Response:
                 ctx = None
@@ -155,7 +161,20 @@ class Api:
                         raise errors.Unauthorized("The request you have made requires authentication.")
                     ctx = self.authenticate(request)
                     request.scope.setdefault("state", {})["context"] = ctx
-                return fn(Req(request, body, ctx, dict(request.path_params)))
+                try:
+                    return fn(Req(request, body, ctx, dict(request.path_params)))
+                except errors.ApiError:
+                    raise
+                except IntegrityError:
+                    # a concurrent request stored the same thing first
+                    log.info("integrity error in %s %s", request.method, request.url.path, exc_info=True)
+                    raise errors.Conflict("Conflict occurred attempting to store the resource: "
+                                          "it already exists or is in use.") from None
+                except Exception:
+                    # answered as a 500 here, so the connection stays usable
+                    log.exception("unhandled error in %s %s", request.method, request.url.path)
+                    raise errors.ApiError("An unexpected error prevented the server from "
+                                          "fulfilling your request.") from None
 
             return await run_in_threadpool(run)
 

@@ -300,6 +300,9 @@ def update_group(s: Session, g: m.Group, body: dict) -> m.Group:
         g.name = name
     if "description" in body:
         g.description = body["description"] or ""
+    extra = split_extra(body, {"id", "name", "domain_id", "description", "links"})
+    if extra:
+        g.extra = {**(g.extra or {}), **extra}
     return g
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import secrets
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from cryptography.fernet import InvalidToken
@@ -21,7 +22,6 @@ from onestack.identity.api import api, views
 from onestack.identity.api.common import (
     allowed,
     authorize,
-    base,
     body_object,
     collection,
     limit_list,
@@ -55,6 +55,17 @@ APP_CRED_CREATE = {
     },
     "required": ["name"],
 }
+
+
+@contextmanager
+def _write(conflict: str):
+    """A write transaction in which losing a uniqueness race to a concurrent
+    writer (the checks above it cannot see uncommitted rows) is a 409, not a 500."""
+    try:
+        with db.transaction() as s:
+            yield s
+    except sa.exc.IntegrityError:
+        raise errors.Conflict(conflict) from None
 
 
 def _user_target(user_id: str) -> dict:
@@ -172,7 +183,11 @@ def create_app_cred(req: Req):
         raise errors.BadRequest(
             f"Invalid input for field 'secret': longer than {passwords.MAX_BYTES} bytes."
         )
-    with db.transaction() as s:
+    duplicate = (
+        "Conflict occurred attempting to store application_credential - "
+        f"Duplicate entry found with name {name}."
+    )
+    with _write(duplicate) as s:
         _refuse_restricted(s, ctx, "additional application credentials")
         project = core.get_project(s, ctx.project_id)
         roles = _choose_roles(s, req, obj, project)
@@ -181,10 +196,7 @@ def create_app_cred(req: Req):
                 m.AppCredential.user_id == user_id, m.AppCredential.name == name
             )
         ):
-            raise errors.Conflict(
-                "Conflict occurred attempting to store application_credential - "
-                f"Duplicate entry found with name {name}."
-            )
+            raise errors.Conflict(duplicate)
         cred = m.AppCredential(
             id=core.new_id(),
             name=name,
@@ -397,7 +409,7 @@ def create_credential(req: Req):
     authorize(req, "identity:create_credential", _cred_target(obj))
     ctx = req.ctx
     blob = obj["blob"]
-    with db.transaction() as s:
+    with _write("Conflict occurred attempting to store credential - Duplicate ID.") as s:
         _check_user(s, obj["user_id"])
         if obj["type"] == EC2:
             _refuse_restricted(s, ctx, "additional credentials")
@@ -503,16 +515,7 @@ def delete_credential(req: Req):
 
 
 def _ec2_view(req: Req, c: m.Credential) -> dict:
-    data = _json_object(_decrypt(c))
-    access = data.get("access")
-    return {
-        "user_id": c.user_id,
-        "tenant_id": c.project_id,
-        "access": access,
-        "secret": data.get("secret"),
-        "trust_id": data.get("trust_id"),
-        "links": {"self": f"{base(req)}/users/{c.user_id}/credentials/OS-EC2/{access}"},
-    }
+    return views.ec2_credential(req, c, _json_object(_decrypt(c)))
 
 
 def _ec2_by_access(s, req: Req, rule: str) -> m.Credential:
@@ -558,7 +561,7 @@ def create_ec2(req: Req):
         raise errors.BadRequest("Invalid input for field 'tenant_id': a project id is required.")
     authorize(req, "identity:create_credential", {"credential": {"user_id": user_id}})
     ctx = req.ctx
-    with db.transaction() as s:
+    with _write("Conflict occurred attempting to store credential: retry the request.") as s:
         _refuse_restricted(s, ctx, "additional credentials")
         core.get_user(s, user_id)
         project = core.get_project(s, body["tenant_id"])

@@ -38,16 +38,27 @@ def _check_role_body(obj: dict, creating: bool) -> None:
 
 def _role_rule(action: str, role: m.Role) -> str:
     """Domain-specific roles have their own read rules (get_domain_role)."""
-    return f"identity:{action}_domain_role" if role.domain_id != m.NULL_DOMAIN else f"identity:{action}_role"
+    return (
+        f"identity:{action}_domain_role"
+        if role.domain_id != m.NULL_DOMAIN
+        else f"identity:{action}_role"
+    )
 
 
 @api.route("/v3/roles", methods=["GET"])
 def list_roles(req: Req):
     domain_id = req.query.get("domain_id")
-    authorize(req, "identity:list_domain_roles" if domain_id else "identity:list_roles",
-              {"domain_id": domain_id})
+    authorize(
+        req,
+        "identity:list_domain_roles" if domain_id else "identity:list_roles",
+        {"domain_id": domain_id},
+    )
     # Without a domain_id filter Keystone lists the global roles only.
-    q = sa.select(m.Role).where(m.Role.domain_id == (domain_id or m.NULL_DOMAIN)).order_by(m.Role.name)
+    q = (
+        sa.select(m.Role)
+        .where(m.Role.domain_id == (domain_id or m.NULL_DOMAIN))
+        .order_by(m.Role.name)
+    )
     if "name" in req.query:
         q = q.where(m.Role.name == req.query["name"])
     with db.session() as s:
@@ -62,7 +73,9 @@ def create_role(req: Req):
     authorize(req, "identity:create_role", {"domain_id": obj.get("domain_id")})
     extra = {k: v for k, v in obj.items() if k not in assignments.ROLE_CORE}
     with db.transaction() as s:
-        r = assignments.create_role(s, obj["name"], obj.get("domain_id"), obj.get("description") or "", extra)
+        r = assignments.create_role(
+            s, obj["name"], obj.get("domain_id"), obj.get("description") or "", extra
+        )
         s.flush()
         out = views.role(req, r)
     core.changed("role.created", {"resource_info": r.id})
@@ -73,7 +86,11 @@ def create_role(req: Req):
 def get_role(req: Req):
     with db.session() as s:
         r = core.get_role(s, req.path["role_id"])
-        authorize(req, _role_rule("get", r), {"domain_id": None if r.domain_id == m.NULL_DOMAIN else r.domain_id})
+        authorize(
+            req,
+            _role_rule("get", r),
+            {"domain_id": None if r.domain_id == m.NULL_DOMAIN else r.domain_id},
+        )
         return json_response({"role": views.role(req, r)})
 
 
@@ -106,7 +123,10 @@ def delete_role(req: Req):
 
 def _inference(req: Req, prior: m.Role, implied: m.Role) -> dict:
     return {
-        "role_inference": {"prior_role": views.role_ref(req, prior), "implies": views.role_ref(req, implied)},
+        "role_inference": {
+            "prior_role": views.role_ref(req, prior),
+            "implies": views.role_ref(req, implied),
+        },
         "links": {"self": f"{base(req)}/roles/{prior.id}/implies/{implied.id}"},
     }
 
@@ -156,8 +176,10 @@ def delete_implied_role(req: Req):
     authorize(req, "identity:delete_implied_role")
     with db.transaction() as s:
         assignments.remove_implied_role(s, req.path["prior_role_id"], req.path["implied_role_id"])
-    core.changed("implied_role.deleted",
-                 {"prior_role": req.path["prior_role_id"], "implied_role": req.path["implied_role_id"]})
+    core.changed(
+        "implied_role.deleted",
+        {"prior_role": req.path["prior_role_id"], "implied_role": req.path["implied_role_id"]},
+    )
     return empty()
 
 
@@ -181,13 +203,15 @@ def list_implied_roles(req: Req):
     with db.session() as s:
         prior = core.get_role(s, req.path["prior_role_id"])
         implies = _implied_by(s, [prior.id])[prior.id]
-        return json_response({
-            "role_inference": {
-                "prior_role": views.role_ref(req, prior),
-                "implies": [views.role_ref(req, r) for r in implies],
-            },
-            "links": {"self": str(req.url)},
-        })
+        return json_response(
+            {
+                "role_inference": {
+                    "prior_role": views.role_ref(req, prior),
+                    "implies": [views.role_ref(req, r) for r in implies],
+                },
+                "links": {"self": str(req.url)},
+            }
+        )
 
 
 @api.route("/v3/role_inferences", methods=["GET"])
@@ -216,8 +240,9 @@ _ACTORS = {"users": "User", "groups": "Group"}
 _TARGETS = {"projects": "Project", "domains": "Domain"}
 
 
-def _grant_target(s, actor: str, actor_id: str, target: str, target_id: str,
-                  role_id: str | None = None) -> dict:
+def _grant_target(
+    s, actor: str, actor_id: str, target: str, target_id: str, role_id: str | None = None
+) -> dict:
     """Look everything up (404 for unknown ids) and build the policy target."""
     t: dict = {}
     if target == "Project":
@@ -240,12 +265,27 @@ def _grant_target(s, actor: str, actor_id: str, target: str, target_id: str,
     return t
 
 
-def _revoke_tokens(s, actor: str, actor_id: str, target: str, target_id: str, inherited: bool) -> None:
+def _authorize_grant(req: Req, rule: str, s, *args) -> None:
+    """Policy on a grant; unknown ids are a 404 only for callers the rule could allow,
+    so nobody else learns which users, projects or roles exist (as Keystone does)."""
+    try:
+        target = _grant_target(s, *args)
+    except errors.NotFound:
+        authorize(req, rule, {})
+        raise
+    authorize(req, rule, target)
+
+
+def _revoke_tokens(
+    s, actor: str, actor_id: str, target: str, target_id: str, inherited: bool
+) -> None:
     """Record revocation events for the tokens a removed grant could have given."""
     if actor == "User":
         users = [actor_id]
     else:
-        users = list(s.scalars(sa.select(m.Membership.user_id).where(m.Membership.group_id == actor_id)))
+        users = list(
+            s.scalars(sa.select(m.Membership.user_id).where(m.Membership.group_id == actor_id))
+        )
     for uid in users:
         if target == "Project" and not inherited:
             authn.revoke(s, user_id=uid, project_id=target_id)
@@ -260,24 +300,36 @@ def _register_grants(prefix: str, actor: str, target: str, inherited: bool) -> N
     system = target == "System"
     suffix = "/inherited_to_projects" if inherited else ""
     rules = (
-        {"list": "identity:list_system_grants", "check": "identity:check_system_grant",
-         "create": "identity:create_system_grant", "revoke": "identity:revoke_system_grant"}
-        if system else
-        {"list": "identity:list_grants", "check": "identity:check_grant",
-         "create": "identity:create_grant", "revoke": "identity:revoke_grant"}
+        {
+            "list": "identity:list_system_grants",
+            "check": "identity:check_system_grant",
+            "create": "identity:create_system_grant",
+            "revoke": "identity:revoke_system_grant",
+        }
+        if system
+        else {
+            "list": "identity:list_grants",
+            "check": "identity:check_grant",
+            "create": "identity:create_grant",
+            "revoke": "identity:revoke_grant",
+        }
     )
 
     def ids(req: Req) -> tuple[str, str]:
         return req.path["actor_id"], (assignments.SYSTEM if system else req.path["target_id"])
 
     def payload(req: Req, actor_id: str, target_id: str) -> dict:
-        return {"role": req.path.get("role_id"), actor.lower(): actor_id,
-                target.lower(): target_id, "inherited_to_projects": inherited}
+        return {
+            "role": req.path.get("role_id"),
+            actor.lower(): actor_id,
+            target.lower(): target_id,
+            "inherited_to_projects": inherited,
+        }
 
     def list_grants(req: Req):
         actor_id, target_id = ids(req)
         with db.session() as s:
-            authorize(req, rules["list"], _grant_target(s, actor, actor_id, target, target_id))
+            _authorize_grant(req, rules["list"], s, actor, actor_id, target, target_id)
             roles = assignments.direct_roles(s, actor, actor_id, target, target_id, inherited)
             return collection(req, "roles", [views.role(req, r) for r in roles])
 
@@ -285,8 +337,14 @@ def _register_grants(prefix: str, actor: str, target: str, inherited: bool) -> N
         actor_id, target_id = ids(req)
         role_id = req.path["role_id"]
         with db.session() as s:
-            authorize(req, rules["check"], _grant_target(s, actor, actor_id, target, target_id, role_id))
-            key = (assignments.assignment_type(actor, target), actor_id, target_id, role_id, inherited)
+            _authorize_grant(req, rules["check"], s, actor, actor_id, target, target_id, role_id)
+            key = (
+                assignments.assignment_type(actor, target),
+                actor_id,
+                target_id,
+                role_id,
+                inherited,
+            )
             if s.get(m.Assignment, key) is None:
                 raise errors.NotFound(
                     f"Could not find role assignment with role: {role_id}, "
@@ -297,8 +355,9 @@ def _register_grants(prefix: str, actor: str, target: str, inherited: bool) -> N
     def create_grant(req: Req):
         actor_id, target_id = ids(req)
         with db.transaction() as s:
-            authorize(req, rules["create"],
-                      _grant_target(s, actor, actor_id, target, target_id, req.path["role_id"]))
+            _authorize_grant(
+                req, rules["create"], s, actor, actor_id, target, target_id, req.path["role_id"]
+            )
             assignments.grant(s, actor, actor_id, target, target_id, req.path["role_id"], inherited)
         core.changed("role_assignment.created", payload(req, actor_id, target_id))
         return empty()
@@ -306,9 +365,12 @@ def _register_grants(prefix: str, actor: str, target: str, inherited: bool) -> N
     def revoke_grant(req: Req):
         actor_id, target_id = ids(req)
         with db.transaction() as s:
-            authorize(req, rules["revoke"],
-                      _grant_target(s, actor, actor_id, target, target_id, req.path["role_id"]))
-            assignments.revoke(s, actor, actor_id, target, target_id, req.path["role_id"], inherited)
+            _authorize_grant(
+                req, rules["revoke"], s, actor, actor_id, target, target_id, req.path["role_id"]
+            )
+            assignments.revoke(
+                s, actor, actor_id, target, target_id, req.path["role_id"], inherited
+            )
             _revoke_tokens(s, actor, actor_id, target, target_id, inherited)
         core.changed("role_assignment.deleted", payload(req, actor_id, target_id))
         return empty()
@@ -325,9 +387,15 @@ def _register_grants(prefix: str, actor: str, target: str, inherited: bool) -> N
 
 for _aseg, _actor in _ACTORS.items():
     for _tseg, _target in _TARGETS.items():
-        _register_grants(f"/v3/{_tseg}/{{target_id}}/{_aseg}/{{actor_id}}/roles", _actor, _target, False)
-        _register_grants(f"/v3/OS-INHERIT/{_tseg}/{{target_id}}/{_aseg}/{{actor_id}}/roles",
-                         _actor, _target, True)
+        _register_grants(
+            f"/v3/{_tseg}/{{target_id}}/{_aseg}/{{actor_id}}/roles", _actor, _target, False
+        )
+        _register_grants(
+            f"/v3/OS-INHERIT/{_tseg}/{{target_id}}/{_aseg}/{{actor_id}}/roles",
+            _actor,
+            _target,
+            True,
+        )
     _register_grants(f"/v3/system/{_aseg}/{{actor_id}}/roles", _actor, "System", False)
 
 
@@ -339,7 +407,11 @@ def _assignment_filters(req: Req) -> dict:
     combinations Keystone refuses)."""
     q = req.query
     user_id, group_id = q.get("user.id"), q.get("group.id")
-    project_id, domain_id, system = q.get("scope.project.id"), q.get("scope.domain.id"), q.get("scope.system")
+    project_id, domain_id, system = (
+        q.get("scope.project.id"),
+        q.get("scope.domain.id"),
+        q.get("scope.system"),
+    )
     effective = bool(query_bool(req, "effective"))
     inherited = None
     if "scope.OS-INHERIT:inherited_to" in q:
@@ -353,25 +425,37 @@ def _assignment_filters(req: Req) -> dict:
     if user_id and group_id:
         raise errors.BadRequest("Specify a user or group, not both.")
     if effective and group_id:
-        raise errors.BadRequest("Combining effective and group filter will always result in an empty list.")
+        raise errors.BadRequest(
+            "Combining effective and group filter will always result in an empty list."
+        )
     if effective and inherited and domain_id:
         raise errors.BadRequest(
             "Combining effective, domain and inherited filters will always result in an empty list."
         )
     if query_bool(req, "include_subtree") and not project_id:
-        raise errors.BadRequest("scope.project.id must be specified if include_subtree is also specified.")
+        raise errors.BadRequest(
+            "scope.project.id must be specified if include_subtree is also specified."
+        )
     return {
-        "user_id": user_id, "group_id": group_id, "role_id": q.get("role.id"),
-        "project_ids": [project_id] if project_id else None, "domain_id": domain_id,
-        "system": bool(system), "inherited": inherited, "effective": effective,
+        "user_id": user_id,
+        "group_id": group_id,
+        "role_id": q.get("role.id"),
+        "project_ids": [project_id] if project_id else None,
+        "domain_id": domain_id,
+        "system": bool(system),
+        "inherited": inherited,
+        "effective": effective,
     }
 
 
 def _names(s, refs: list[assignments.AssignmentRef]) -> dict:
     """Rows by id for include_names (projects also hold the domains)."""
+
     def rows(model, ids):
         ids = {i for i in ids if i}
-        return {r.id: r for r in s.scalars(sa.select(model).where(model.id.in_(ids)))} if ids else {}
+        return (
+            {r.id: r for r in s.scalars(sa.select(model).where(model.id.in_(ids)))} if ids else {}
+        )
 
     roles = rows(m.Role, (r.role_id for r in refs))
     users = rows(m.User, (r.user_id for r in refs))
@@ -393,17 +477,28 @@ def list_role_assignments(req: Req):
         target: dict = {"domain_id": scoped_domain}
         if query_bool(req, "include_subtree"):
             p = core.get_project(s, filters["project_ids"][0])
-            target = {"project": {"id": p.id, "domain_id": p.domain_id}, "domain_id": scoped_domain or p.domain_id}
+            target = {
+                "project": {"id": p.id, "domain_id": p.domain_id},
+                "domain_id": scoped_domain or p.domain_id,
+            }
             filters["project_ids"].extend(assignments.subtree_ids(s, p.id))
         authorize(req, "identity:list_role_assignments", target)
         refs = assignments.list_role_assignments(s, **filters)
         if scoped_domain:
-            project_domains = dict(s.execute(sa.select(m.Project.id, m.Project.domain_id).where(
-                m.Project.id.in_({r.target_id for r in refs if r.target == "Project"}))).all())
+            project_domains = dict(
+                s.execute(
+                    sa.select(m.Project.id, m.Project.domain_id).where(
+                        m.Project.id.in_({r.target_id for r in refs if r.target == "Project"})
+                    )
+                ).all()
+            )
             refs = [
-                r for r in refs
+                r
+                for r in refs
                 if (r.target == "Domain" and r.target_id == scoped_domain)
                 or (r.target == "Project" and project_domains.get(r.target_id) == scoped_domain)
             ]
         names = _names(s, refs) if include_names else None
-        return collection(req, "role_assignments", [views.role_assignment(req, r, names) for r in refs])
+        return collection(
+            req, "role_assignments", [views.role_assignment(req, r, names) for r in refs]
+        )

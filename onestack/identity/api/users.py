@@ -64,9 +64,14 @@ def _in_scope_domain(req: Req, domain_id: str) -> bool:
 
 def _filter_users(req: Req, users: list[m.User]) -> list[m.User]:
     """The name/enabled/domain_id filters, for lists built in Python."""
-    name, domain_id, enabled = req.query.get("name"), req.query.get("domain_id"), query_bool(req, "enabled")
+    name, domain_id, enabled = (
+        req.query.get("name"),
+        req.query.get("domain_id"),
+        query_bool(req, "enabled"),
+    )
     return [
-        u for u in users
+        u
+        for u in users
         if (name is None or u.name == name)
         and (domain_id is None or u.domain_id == domain_id)
         and (enabled is None or u.enabled is enabled)
@@ -100,7 +105,9 @@ def create_user(req: Req):
     _check_user_body(obj, creating=True)
     domain_id = obj.get("domain_id") or req.ctx.domain_id or "default"
     obj = {**obj, "domain_id": domain_id}
-    authorize(req, "identity:create_user", {"user": {"domain_id": domain_id}, "domain_id": domain_id})
+    authorize(
+        req, "identity:create_user", {"user": {"domain_id": domain_id}, "domain_id": domain_id}
+    )
     with db.transaction() as s:
         u = resources.create_user(s, obj)
         s.flush()
@@ -147,7 +154,9 @@ def change_password(req: Req):
     obj = body_object(req, "user")
     for key in ("password", "original_password"):
         if key not in obj:
-            raise errors.BadRequest(f"Invalid input for field '{key}': '{key}' is a required property.")
+            raise errors.BadRequest(
+                f"Invalid input for field '{key}': '{key}' is a required property."
+            )
     if not isinstance(obj["original_password"], str):
         raise errors.BadRequest("Invalid input for field 'original_password': must be a string.")
     resources.check_password_value(obj["password"])
@@ -170,7 +179,8 @@ def list_user_projects(req: Req):
         name, domain_id = req.query.get("name"), req.query.get("domain_id")
         enabled = query_bool(req, "enabled")
         projects = [
-            p for p in assignments.projects_for_user(s, u.id)
+            p
+            for p in assignments.projects_for_user(s, u.id)
             if (name is None or p.name == name)
             and (domain_id is None or p.domain_id == domain_id)
             and (enabled is None or p.enabled is enabled)
@@ -219,7 +229,9 @@ def create_group(req: Req):
     _check_group_body(obj, creating=True)
     domain_id = obj.get("domain_id") or req.ctx.domain_id or "default"
     obj = {**obj, "domain_id": domain_id}
-    authorize(req, "identity:create_group", {"group": {"domain_id": domain_id}, "domain_id": domain_id})
+    authorize(
+        req, "identity:create_group", {"group": {"domain_id": domain_id}, "domain_id": domain_id}
+    )
     with db.transaction() as s:
         g = resources.create_group(s, obj)
         s.flush()

@@ -148,6 +148,19 @@ def credential(req: Req, c: m.Credential, blob: str) -> dict:
     }
 
 
+def ec2_credential(req: Req, c: m.Credential, blob: dict) -> dict:
+    """An ec2 credential as the OS-EC2 extension shows it (``blob`` decrypted, parsed)."""
+    access = blob.get("access")
+    return {
+        "user_id": c.user_id,
+        "tenant_id": c.project_id,
+        "access": access,
+        "secret": blob.get("secret"),
+        "trust_id": blob.get("trust_id"),
+        "links": link(req, f"users/{c.user_id}/credentials/OS-EC2/{access}"),
+    }
+
+
 def role_assignment(req: Req, a, names: dict | None = None) -> dict:
     """One entry of GET /v3/role_assignments (``a`` is an assignments.AssignmentRef).
 
