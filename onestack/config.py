@@ -83,7 +83,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
             int, 0, "Lock a user after this many failed authentications in a row (0: never)."
         ),
         "lockout_duration": Key(int, 1800, "Seconds a locked-out user stays locked."),
-        "max_name_length": Key(int, 255, "Longest accepted name of a project, user, role..."),
+        "max_name_length": Key(
+            int, 255, "Longest accepted name of a user, group, role... (projects and domains: 64)."
+        ),
         "list_limit": Key(int, 0, "Largest page of any identity list; 0 means no limit."),
     },
 }

@@ -21,6 +21,15 @@ def iso(dt: datetime | None, micro: bool = False) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_plain(dt: datetime | None) -> str | None:
+    """``2026-11-21T10:00:00.000000``: a stored time as oslo's jsonutils writes it, with
+    no zone. Keystone shows app credential and password expiry times so; Tempest
+    compares them with what it sent."""
+    if dt is None:
+        return None
+    return iso(dt, micro=True)[:-1]
+
+
 def parse_iso(text: str) -> datetime:
     """Parse an ISO 8601 time (``Z`` or offset); naive UTC result. ValueError if bad."""
     t = text.strip()

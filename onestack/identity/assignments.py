@@ -61,8 +61,13 @@ def add_implied_role(s: Session, prior_id: str, implied_id: str) -> None:
     prior, implied = core.get_role(s, prior_id), core.get_role(s, implied_id)
     if prior.id == implied.id:
         raise errors.BadRequest("A role cannot imply itself.")
-    if implied.domain_id != m.NULL_DOMAIN:
-        raise errors.Forbidden(f"Role {implied.id} is a domain-specific role and cannot be implied.")
+    # As Keystone: a global role may not imply a domain-specific one (a domain's roles
+    # would leak into every domain); domain roles may imply any role. Implying admin
+    # (Keystone's default prohibited_implied_role) would hand out admin by the back door.
+    if prior.domain_id == m.NULL_DOMAIN and implied.domain_id != m.NULL_DOMAIN:
+        raise errors.Forbidden(f"Global role {prior.id} cannot imply domain-specific role {implied.id}.")
+    if implied.name == "admin":
+        raise errors.Forbidden(f"{implied.id} cannot be an implied role.")
     if prior.id in expand({implied.id}, implication_map(s)):
         raise errors.Conflict(f"Implying role {implied.id} from {prior.id} would create a cycle.")
     if s.get(m.ImpliedRole, (prior.id, implied.id)) is None:

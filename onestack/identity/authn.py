@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from onestack.common import db, errors
-from onestack.common.timeutils import iso, parse_iso, utcnow
+from onestack.common.timeutils import iso, iso_plain, parse_iso, utcnow
 from onestack.identity import assignments, catalog, core, passwords, tokens
 from onestack.identity import models as m
 
@@ -363,7 +363,7 @@ def render(s: Session, p: tokens.TokenPayload, with_catalog: bool) -> dict:
             "id": user.id,
             "name": user.name,
             "domain": {"id": user_domain.id, "name": user_domain.name},
-            "password_expires_at": iso(user.password_expires_at, micro=True),
+            "password_expires_at": iso_plain(user.password_expires_at),
         },
         "audit_ids": p.audit_ids,
         "expires_at": iso(p.expires_at, micro=True),
@@ -414,10 +414,9 @@ def render(s: Session, p: tokens.TokenPayload, with_catalog: bool) -> dict:
         if not roles:
             raise _unauthorized(f"User {user.id} has no access to {what}.")
         t["roles"] = [{"id": r.id, "name": r.name} for r in roles]
+    # Unscoped tokens carry no catalog at all (Keystone omits the key).
     if with_catalog and role_ids is not None:
         t["catalog"] = catalog.build(s)
-    elif with_catalog:
-        t["catalog"] = []
     return {"token": t}
 
 

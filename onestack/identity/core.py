@@ -120,11 +120,16 @@ def get_role(s: Session, role_id: str) -> m.Role:
     return r
 
 
+# Keystone's schemas cap project and domain names at 64 characters (255 for the rest).
+_NAME_CAPS = {"project": 64, "domain": 64}
+
+
 def check_name(name, what: str) -> str:
-    """Names: non-blank strings no longer than identity.max_name_length."""
+    """Names: non-blank strings no longer than identity.max_name_length
+    (nor than Keystone's own cap for the kind, which clients rely on)."""
     if not isinstance(name, str) or not name.strip():
         raise errors.BadRequest(f"Invalid input for field 'name': {what} name must be a non-empty string.")
-    limit = State.settings.max_name_length
+    limit = min(State.settings.max_name_length, _NAME_CAPS.get(what, State.settings.max_name_length))
     if len(name) > limit:
         raise errors.BadRequest(
             f"Invalid input for field 'name': {what} name is longer than {limit} characters."

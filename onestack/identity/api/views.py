@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from onestack.common.http import Req
-from onestack.common.timeutils import iso
+from onestack.common.timeutils import iso_plain
 from onestack.identity import models as m
 from onestack.identity.api.common import base, link
 
@@ -44,7 +44,7 @@ def user(req: Req, u: m.User) -> dict:
         "name": u.name,
         "domain_id": u.domain_id,
         "enabled": u.enabled,
-        "password_expires_at": iso(u.password_expires_at, micro=True),
+        "password_expires_at": iso_plain(u.password_expires_at),
         "options": {},
         "links": link(req, f"users/{u.id}"),
     }
@@ -124,7 +124,7 @@ def app_credential(req: Req, c: m.AppCredential, roles: list[m.Role], secret: st
         "description": c.description or None,
         "user_id": c.user_id,
         "project_id": c.project_id,
-        "expires_at": iso(c.expires_at, micro=True),
+        "expires_at": iso_plain(c.expires_at),
         "unrestricted": c.unrestricted,
         "system": c.system,
         "roles": [{"id": r.id, "name": r.name, "domain_id": None} for r in roles],
