@@ -13,24 +13,15 @@ INTERFACES = ("public", "internal", "admin")
 
 
 def get_region(s: Session, region_id: str) -> m.Region:
-    r = s.get(m.Region, region_id)
-    if r is None:
-        raise errors.NotFound(f"Could not find region: {region_id}.")
-    return r
+    return core.fetch(s, m.Region, region_id, "region")
 
 
 def get_service(s: Session, service_id: str) -> m.Service:
-    r = s.get(m.Service, service_id)
-    if r is None:
-        raise errors.NotFound(f"Could not find service: {service_id}.")
-    return r
+    return core.fetch(s, m.Service, service_id, "service")
 
 
 def get_endpoint(s: Session, endpoint_id: str) -> m.Endpoint:
-    r = s.get(m.Endpoint, endpoint_id)
-    if r is None:
-        raise errors.NotFound(f"Could not find endpoint: {endpoint_id}.")
-    return r
+    return core.fetch(s, m.Endpoint, endpoint_id, "endpoint")
 
 
 def check_parent_region(s: Session, region_id: str | None, parent_id: str | None) -> None:

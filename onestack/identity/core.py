@@ -92,32 +92,28 @@ def get_domain_by_name(s: Session, name: str) -> m.Project:
     return d
 
 
+def fetch(s: Session, model, row_id: str, kind: str):
+    """The row of ``model`` with this primary key, or a 404 naming ``kind``."""
+    row = s.get(model, row_id)
+    if row is None:
+        raise errors.NotFound(f"Could not find {kind}: {row_id}.")
+    return row
+
+
 def get_project(s: Session, project_id: str) -> m.Project:
-    p = s.get(m.Project, project_id)
-    if p is None:
-        raise errors.NotFound(f"Could not find project: {project_id}.")
-    return p
+    return fetch(s, m.Project, project_id, "project")
 
 
 def get_user(s: Session, user_id: str) -> m.User:
-    u = s.get(m.User, user_id)
-    if u is None:
-        raise errors.NotFound(f"Could not find user: {user_id}.")
-    return u
+    return fetch(s, m.User, user_id, "user")
 
 
 def get_group(s: Session, group_id: str) -> m.Group:
-    g = s.get(m.Group, group_id)
-    if g is None:
-        raise errors.NotFound(f"Could not find group: {group_id}.")
-    return g
+    return fetch(s, m.Group, group_id, "group")
 
 
 def get_role(s: Session, role_id: str) -> m.Role:
-    r = s.get(m.Role, role_id)
-    if r is None:
-        raise errors.NotFound(f"Could not find role: {role_id}.")
-    return r
+    return fetch(s, m.Role, role_id, "role")
 
 
 # Keystone's schemas cap project and domain names at 64 characters (255 for the rest).
