@@ -34,7 +34,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "public_url": Key(
             str, "", "Base URL written into the catalog; empty means http://<host>:<port>."
         ),
-        "workers": Key(int, 1, "Number of API worker processes (1 in all-in-one mode)."),
     },
     "state": {
         "dir": Key(
