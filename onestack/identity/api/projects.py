@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
-from onestack.identity import core, resources
+from onestack.identity import assignments, core, resources
 from onestack.identity import models as m
 from onestack.identity.api import api, views
 from onestack.identity.api.common import (
@@ -118,8 +118,11 @@ def _tag_filter(q, req: Req):
 
 @api.route("/v3/projects", methods=["GET"])
 def list_projects(req: Req):
-    domain_id = req.query.get("domain_id")
+    # A domain-scoped token lists its own domain, as in Keystone.
+    domain_id = req.query.get("domain_id") or req.ctx.domain_id
     authorize(req, "identity:list_projects", {"domain_id": domain_id})
+    if req.ctx.domain_id and domain_id != req.ctx.domain_id:
+        return collection(req, "projects", [])
     is_domain = query_bool(req, "is_domain")
     q = sa.select(m.Project).where(m.Project.is_domain.is_(bool(is_domain))).order_by(m.Project.name)
     if domain_id:
@@ -157,12 +160,37 @@ def get_project(req: Req):
         p = core.get_project(s, req.path["project_id"])
         authorize(req, "identity:get_project", _project_target(p))
         out = views.project(req, p, resources.tags_of(s, [p.id])[p.id])
-        if query_bool(req, "parents_as_list") or query_bool(req, "parents_as_ids"):
-            from onestack.identity.assignments import ancestors
-
-            parents = ancestors(s, p)
-            out["parents"] = [{"project": views.project(req, x)} for x in parents]
+        out.update(_hierarchy(req, s, p))
         return json_response({"project": out})
+
+
+def _hierarchy(req: Req, s, p: m.Project) -> dict:
+    """The parents_as_* / subtree_as_* views of GET /projects/{id}: lists of
+    projects, or nested {id: {id: None}} maps as Keystone writes them."""
+    out: dict = {}
+    if query_bool(req, "parents_as_list") or query_bool(req, "parents_as_ids"):
+        parents = assignments.ancestors(s, p)  # nearest first
+        if query_bool(req, "parents_as_list"):
+            out["parents"] = [{"project": views.project(req, x)} for x in parents]
+        else:
+            nested = None
+            for x in reversed(parents):
+                nested = {x.id: nested}
+            out["parents"] = nested
+    if query_bool(req, "subtree_as_list") or query_bool(req, "subtree_as_ids"):
+        below = [s.get(m.Project, i) for i in assignments.subtree_ids(s, p.id)]
+        if query_bool(req, "subtree_as_list"):
+            out["subtree"] = [{"project": views.project(req, x)} for x in below]
+        else:
+            kids: dict[str, list[str]] = {}
+            for x in below:
+                kids.setdefault(x.parent_id, []).append(x.id)
+
+            def tree(pid: str):
+                return {k: tree(k) for k in kids[pid]} if pid in kids else None
+
+            out["subtree"] = tree(p.id)
+    return out
 
 
 @api.route("/v3/projects/{project_id}", methods=["PATCH"])
