@@ -31,16 +31,22 @@ fi
 
 extras=client
 [ "$want_test" = test ] && extras=client,test
-stamp=".venv/.onestack-installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
+# One stamp per installed extra, for this pyproject.toml: `make test` then
+# `make up` reinstalls nothing.
+hash=$(sha1sum < pyproject.toml | cut -c1-12)
+needed=0
+for extra in ${extras//,/ }; do
+  [ -f ".venv/.onestack-installed-$hash-$extra" ] || needed=1
+done
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv .venv
 fi
-if [ ! -f "$stamp" ]; then
+if [ "$needed" = 1 ]; then
   echo "installing Python dependencies into .venv ($extras)"
   # (the filter only hides this machine's notices about absent local mirrors)
   .venv/bin/pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
   .venv/bin/python -c "import onestack.cli" # fail here, not later, if the install broke
-  rm -f .venv/.onestack-installed-*
-  touch "$stamp"
+  find .venv -maxdepth 1 -name ".onestack-installed-*" ! -name "*-$hash-*" -delete
+  for extra in ${extras//,/ }; do touch ".venv/.onestack-installed-$hash-$extra"; done
 fi
