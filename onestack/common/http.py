@@ -165,9 +165,10 @@ class Api:
                     return fn(Req(request, body, ctx, dict(request.path_params)))
                 except errors.ApiError:
                     raise
-                except IntegrityError:
+                except IntegrityError as e:
                     # a concurrent request stored the same thing first
-                    log.info("integrity error in %s %s", request.method, request.url.path, exc_info=True)
+                    log.info("conflict in %s %s: %s", request.method, request.url.path,
+                             str(e.orig).splitlines()[0])
                     raise errors.Conflict("Conflict occurred attempting to store the resource: "
                                           "it already exists or is in use.") from None
                 except Exception:
