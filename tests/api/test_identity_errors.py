@@ -1,6 +1,7 @@
 """Bad input gets a clear Keystone-style 4xx and changes nothing; nothing is a 500."""
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -126,3 +127,38 @@ def test_no_500_on_odd_requests(http):
         r = http.request(method, path, content=content, headers={"Content-Type": "application/json"})
         assert r.status_code < 500, (method, path, r.status_code, r.text)
         assert 400 <= r.status_code < 500, (method, path, r.status_code)
+
+
+def test_concurrent_duplicate_creates_are_409_not_500(any_cloud):
+    """Racing creates of the same names: one wins, the others get 409; nothing half-made."""
+    import threading
+
+    env = any_cloud.openrc("admin")
+    base = any_cloud.url + "/identity/v3"
+    token = httpx.post(base + "/auth/tokens", json={"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": env["OS_PASSWORD"]}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}).headers["X-Subject-Token"]
+    tag = uuid.uuid4().hex[:6]
+    statuses: list[int] = []
+
+    def worker():
+        with httpx.Client(base_url=base, headers={"X-Auth-Token": token}, timeout=60) as h:
+            for j in range(6):
+                for kind in ("project", "user", "group"):
+                    r = h.post(f"/{kind}s", json={kind: {"name": f"race-{tag}-{j}"}})
+                    statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(statuses) <= {201, 409}, statuses
+    assert statuses.count(201) == 18  # exactly one of each name and kind
+    with httpx.Client(base_url=base, headers={"X-Auth-Token": token}) as h:
+        for kind in ("project", "user", "group"):
+            rows = [x for x in h.get(f"/{kind}s").json()[f"{kind}s"] if x["name"].startswith(f"race-{tag}")]
+            assert len(rows) == 6
+            for x in rows:
+                assert h.delete(f"/{kind}s/{x['id']}").status_code == 204
