@@ -15,6 +15,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from onestack.common import errors
+
 _engine: sa.Engine | None = None
 _sessions: sessionmaker | None = None
 # SQLite allows one writer; taking this lock for write transactions turns
@@ -79,8 +81,12 @@ def session():
 
 
 @contextmanager
-def transaction():
-    """A write transaction: committed on success, rolled back on any error."""
+def transaction(conflict: str | None = None):
+    """A write transaction: committed on success, rolled back on any error.
+
+    With ``conflict``, losing a uniqueness race to a concurrent writer (checks
+    made before the insert cannot see uncommitted rows) is that 409 message.
+    """
     lock = _write_lock if _is_sqlite else None
     if lock:
         lock.acquire()
@@ -94,6 +100,10 @@ def transaction():
             raise
         finally:
             s.close()
+    except sa.exc.IntegrityError:
+        if conflict is None:
+            raise
+        raise errors.Conflict(conflict) from None
     finally:
         if lock:
             lock.release()

@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import secrets
-from contextlib import contextmanager
 
 import sqlalchemy as sa
 from cryptography.fernet import InvalidToken
@@ -56,16 +55,6 @@ APP_CRED_CREATE = {
     "required": ["name"],
 }
 
-
-@contextmanager
-def _write(conflict: str):
-    """A write transaction in which losing a uniqueness race to a concurrent
-    writer (the checks above it cannot see uncommitted rows) is a 409, not a 500."""
-    try:
-        with db.transaction() as s:
-            yield s
-    except sa.exc.IntegrityError:
-        raise errors.Conflict(conflict) from None
 
 
 def _user_target(user_id: str) -> dict:
@@ -187,7 +176,7 @@ def create_app_cred(req: Req):
         "Conflict occurred attempting to store application_credential - "
         f"Duplicate entry found with name {name}."
     )
-    with _write(duplicate) as s:
+    with db.transaction(duplicate) as s:
         _refuse_restricted(s, ctx, "additional application credentials")
         project = core.get_project(s, ctx.project_id)
         roles = _choose_roles(s, req, obj, project)
@@ -409,7 +398,7 @@ def create_credential(req: Req):
     authorize(req, "identity:create_credential", _cred_target(obj))
     ctx = req.ctx
     blob = obj["blob"]
-    with _write("Conflict occurred attempting to store credential - Duplicate ID.") as s:
+    with db.transaction("Conflict occurred attempting to store credential - Duplicate ID.") as s:
         _check_user(s, obj["user_id"])
         if obj["type"] == EC2:
             _refuse_restricted(s, ctx, "additional credentials")
@@ -561,7 +550,7 @@ def create_ec2(req: Req):
         raise errors.BadRequest("Invalid input for field 'tenant_id': a project id is required.")
     authorize(req, "identity:create_credential", {"credential": {"user_id": user_id}})
     ctx = req.ctx
-    with _write("Conflict occurred attempting to store credential: retry the request.") as s:
+    with db.transaction("Conflict occurred attempting to store credential: retry the request.") as s:
         _refuse_restricted(s, ctx, "additional credentials")
         core.get_user(s, user_id)
         project = core.get_project(s, body["tenant_id"])

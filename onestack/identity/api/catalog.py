@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import sqlalchemy as sa
 
 from onestack.common import db, errors, validation
@@ -73,16 +71,6 @@ def _require_matching_id(obj: dict, path_id: str, what: str) -> None:
         )
 
 
-@contextmanager
-def _write(conflict: str):
-    """A write transaction in which losing a uniqueness race to a concurrent
-    writer (the checks above it cannot see uncommitted rows) is a 409, not a 500."""
-    try:
-        with db.transaction() as s:
-            yield s
-    except sa.exc.IntegrityError:
-        raise errors.Conflict(conflict) from None
-
 
 def _merge_extra(row, extra: dict) -> None:
     if extra:
@@ -106,7 +94,7 @@ def _create_region(req: Req, obj: dict):
     region_id = obj.get("id") or core.new_id()
     parent_id = obj.get("parent_region_id")
     duplicate = f"Conflict occurred attempting to store region - Duplicate ID, {region_id}."
-    with _write(duplicate) as s:
+    with db.transaction(duplicate) as s:
         if s.get(m.Region, region_id) is not None:
             raise errors.Conflict(duplicate)
         _check_parent(s, region_id, parent_id)
@@ -352,7 +340,7 @@ def create_endpoint(req: Req):
     validation.validate(ENDPOINT_CREATE, obj)
     authorize(req, "identity:create_endpoint")
     # (a legacy "region" may be created here, possibly racing another request)
-    with _write("Conflict occurred attempting to store endpoint: retry the request.") as s:
+    with db.transaction("Conflict occurred attempting to store endpoint: retry the request.") as s:
         _check_service(s, obj["service_id"])
         _, region_id, created_region = _endpoint_region(s, obj)
         ep = m.Endpoint(
@@ -389,7 +377,7 @@ def update_endpoint(req: Req):
     authorize(req, "identity:update_endpoint")
     endpoint_id = req.path["endpoint_id"]
     _require_matching_id(obj, endpoint_id, "endpoint")
-    with _write("Conflict occurred attempting to update endpoint: retry the request.") as s:
+    with db.transaction("Conflict occurred attempting to update endpoint: retry the request.") as s:
         ep = logic.get_endpoint(s, endpoint_id)
         if "service_id" in obj:
             _check_service(s, obj["service_id"])
