@@ -145,20 +145,26 @@ def _password_auth(s: Session, data) -> m.User:
     if user is None:
         passwords.check_password(secret, None, conf.bcrypt_rounds)
         raise _unauthorized()
-    now = utcnow()
+    check_user_password(user, secret, _NOT_AUTHENTICATED)
+    _check_user_usable(s, user)
+    return user
+
+
+def check_user_password(user: m.User, secret: str, failure: str) -> None:
+    """Verify a user's password, counting failures towards lockout; a wrong
+    password (or a locked account) is Unauthorized(``failure``)."""
+    conf = core.settings()
     attempts = conf.lockout_failure_attempts
     if attempts and user.failed_auth_count >= attempts and user.failed_auth_at:
-        if now - user.failed_auth_at < timedelta(seconds=conf.lockout_duration):
+        if utcnow() - user.failed_auth_at < timedelta(seconds=conf.lockout_duration):
             raise _unauthorized(f"The account is locked for user: {user.id}.")
         _reset_failures(user.id)  # the lockout has run out: start counting afresh
     if not passwords.check_password(secret, user.password_hash, conf.bcrypt_rounds):
         if attempts:
             _record_failure(user.id)
-        raise _unauthorized()
+        raise _unauthorized(failure)
     if user.failed_auth_count:
         _reset_failures(user.id)
-    _check_user_usable(s, user)
-    return user
 
 
 def _reset_failures(user_id: str) -> None:

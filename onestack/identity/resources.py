@@ -253,10 +253,12 @@ def set_password(s: Session, u: m.User, password) -> None:
 
 def change_own_password(s: Session, u: m.User, original, new) -> None:
     """POST /users/{id}/password: needs the current password, not a token."""
-    if not isinstance(original, str) or not passwords.check_password(
-        original, u.password_hash, core.settings().bcrypt_rounds
-    ):
-        raise errors.Unauthorized("The original password is incorrect.")
+    # the same answer as for an unknown user, so it does not reveal who exists;
+    # failures count towards lockout as failed logins do
+    authn.check_user_password(
+        u, original if isinstance(original, str) else "",
+        "Error when changing user password: invalid user / password.",
+    )
     if not u.enabled:
         raise errors.Unauthorized(f"User {u.id} is disabled.")
     set_password(s, u, new)

@@ -3,6 +3,8 @@ domain scope, revocation when roles or passwords change, and account lockout."""
 
 from __future__ import annotations
 
+import httpx
+
 from tests.api.test_identity_resources import (
     base_env,
     low,
@@ -137,6 +139,17 @@ def test_account_lockout():
         osc(c, "user", "set", "--disable", "locky")
         osc(c, "user", "set", "--enable", "locky")
         assert ok(good)
+        # wrong original passwords on a self-service change count too (raw HTTP: the
+        # CLI would log in first, and that success would reset the count)
+        change = f"{c.url}/identity/v3/users/{u.id}/password"
+        for _ in range(3):
+            r = httpx.post(change, json={"user": {"password": "new", "original_password": "x"}})
+            assert r.status_code == 401
+        r = httpx.post(change, json={"user": {"password": "new", "original_password": "right"}})
+        assert r.status_code == 401, "a locked account must not change its password"
+        assert "locked" in r.json()["error"]["message"]
+        osc(c, "user", "set", "--disable", "locky")
+        osc(c, "user", "set", "--enable", "locky")
         # the bootstrap admin is not affected by someone else's failures
         assert osj(c, "token", "issue")["id"]
     finally:
