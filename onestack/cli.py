@@ -155,7 +155,7 @@ def _write_client_files(conf: Config, creds: dict) -> None:
     path.chmod(0o600)
 
 
-def _serve(conf: Config) -> None:
+def _serve(conf: Config, quiet: bool = False) -> None:
     """Run the cloud in this process until SIGTERM/SIGINT."""
     import uvicorn
 
@@ -171,6 +171,8 @@ def _serve(conf: Config) -> None:
 
     _write_client_files(conf, bootstrap.load_credentials(conf))
     conf.pid_file.write_text(str(os.getpid()))
+    if not quiet:
+        _summary(conf, foreground=True)  # say where it listens
     try:
         uvicorn.run(
             asgi, host=conf.server.host, port=conf.server.port, log_level="warning",
@@ -184,7 +186,7 @@ def _serve(conf: Config) -> None:
             pass
 
 
-def _summary(conf: Config) -> None:
+def _summary(conf: Config, foreground: bool = False) -> None:
     from onestack.identity import bootstrap
 
     creds = bootstrap.load_credentials(conf)
@@ -196,7 +198,10 @@ def _summary(conf: Config) -> None:
     console.print("Use it:")
     console.print(f"  source {conf.state_dir / 'openrc-admin'}   # or openrc-demo; then e.g. openstack project list")
     console.print(f"  export OS_CLIENT_CONFIG_FILE={conf.state_dir / 'clouds.yaml'}; openstack --os-cloud onestack-admin token issue")
-    console.print(f"  log: {conf.log_file}   stop: onestack down")
+    if foreground:
+        console.print("  logs follow here; stop with Ctrl-C")
+    else:
+        console.print(f"  log: {conf.log_file}   stop: onestack down")
 
 
 @app.command()
@@ -206,6 +211,7 @@ def up(
     port: int | None = typer.Option(None, help="Port of the single API endpoint."),
     config: Path | None = ConfigOpt,
     timeout: float = typer.Option(60, help="With --detach: seconds to wait for every API."),
+    is_child: bool = typer.Option(False, "--child", hidden=True),  # the process --detach starts
 ):
     """Start the all-in-one cloud (bootstraps it on first start)."""
     conf = _conf(config, host, port)
@@ -221,10 +227,11 @@ def up(
     if _port_in_use(conf.server.host, conf.server.port):
         fail(f"port {conf.server.port} on {conf.server.host} is already in use; stop what uses it or set --port")
     if not detach:
-        _serve(conf)
+        _serve(conf, quiet=is_child)
         return
     conf.log_file.parent.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "onestack.cli", "up", "--host", conf.server.host, "--port", str(conf.server.port)]
+    args = [sys.executable, "-m", "onestack.cli", "up", "--child",
+            "--host", conf.server.host, "--port", str(conf.server.port)]
     if config:
         args += ["--config", str(config)]
     start = time.monotonic()
