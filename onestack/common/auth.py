@@ -137,3 +137,45 @@ def authenticate(request) -> RequestContext:
     if not token_id:
         raise errors.Unauthorized("The request you have made requires authentication.")
     return validate(token_id.strip())
+
+
+class HttpValidator:
+    """Validates tokens through the identity API, for API processes that do not
+    run the identity service (scale-out). It holds a service token of its own,
+    and renews it shortly before it expires or when identity refuses it."""
+
+    def __init__(self, auth_url: str, username: str, password: str, project: str,
+                 domain: str = "Default", timeout: float = 10.0):
+        import httpx
+
+        self.auth_url = auth_url.rstrip("/")
+        self._auth = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": username, "domain": {"name": domain}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": domain}}},
+        }}
+        self._client = httpx.Client(timeout=timeout)
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def _service_token(self, renew: bool = False) -> str:
+        with self._lock:
+            if self._token is None or renew:
+                r = self._client.post(f"{self.auth_url}/auth/tokens?nocatalog", json=self._auth)
+                if r.status_code != 201:
+                    raise errors.ServiceUnavailable(
+                        f"The identity service refused this service's credentials ({r.status_code}).")
+                self._token = r.headers["X-Subject-Token"]
+            return self._token
+
+    def __call__(self, token_id: str) -> dict:
+        for renew in (False, True):
+            r = self._client.get(f"{self.auth_url}/auth/tokens?nocatalog", headers={
+                "X-Auth-Token": self._service_token(renew), "X-Subject-Token": token_id})
+            if r.status_code == 200:
+                return r.json()
+            if r.status_code != 401:  # 401: our own token expired or was revoked; renew once
+                break
+        if r.status_code == 404:
+            raise errors.Unauthorized("The request you have made requires authentication.")
+        raise errors.ServiceUnavailable(f"Token validation failed at the identity service ({r.status_code}).")
