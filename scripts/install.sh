@@ -7,7 +7,9 @@ want_test=${1:-}
 
 apt_pkgs=(python3-venv python3-dev)
 if [ "$want_test" = test ]; then
-  apt_pkgs+=(postgresql)
+  # PostgreSQL for the database tests; the tiny guest image's build and boot tools
+  # (guest/README.md) for the e2e tests.
+  apt_pkgs+=(postgresql syslinux syslinux-common mtools dosfstools fdisk qemu-utils qemu-system-x86)
 fi
 
 missing=()
