@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import string
 import tomllib
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def _save_credentials(conf: Config, creds: dict[str, dict[str, str]]) -> None:
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines))
     path.with_suffix(".tmp").rename(path)
+
+
+def _new_password() -> str:
+    # letters and digits only: a leading "-" would read as an option on command lines
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(24))
 
 
 def _get_or_create(s, model, where: dict, **values):
@@ -92,7 +99,7 @@ def run(conf: Config, services: list) -> dict[str, dict[str, str]]:
     for svc in services:
         if svc.SERVICE_USER:
             wanted[svc.SERVICE_USER] = creds.get(svc.SERVICE_USER, {}).get("password")
-    wanted = {u: p or secrets.token_urlsafe(18) for u, p in wanted.items()}
+    wanted = {u: p or _new_password() for u, p in wanted.items()}
     # A password set in the config and not yet applied is enforced, as
     # keystone-manage bootstrap does with --bootstrap-password.
     reset = {

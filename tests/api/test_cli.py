@@ -72,7 +72,7 @@ def test_down_purge_and_restart_keeps_state():
         pw = c.password("admin")
         demo = c.openrc("demo")
         c.openstack("user", "password", "set", "--password", "changed-by-demo",
-                    "--original-password", demo["OS_PASSWORD"], env=demo)
+                    f"--original-password={demo['OS_PASSWORD']}", env=demo)
         c.onestack("down")
         c.start()
         assert c.password("admin") == pw

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import secrets
+import string
 
 import sqlalchemy as sa
 from cryptography.fernet import InvalidToken
@@ -62,8 +63,10 @@ def _user_target(user_id: str) -> dict:
 
 
 def _generate_secret() -> str:
-    # 48 random bytes -> 64 URL-safe characters: long, and within bcrypt's 72 bytes.
-    return secrets.token_urlsafe(48)
+    # 64 letters and digits (~381 bits): within bcrypt's 72 bytes, and never a
+    # leading "-" that a command line would take for an option.
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(64))
 
 
 def _cred_roles(s, cred_id: str) -> list[m.Role]:
