@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ class KeyRepository:
         self.max_active_keys = max(2, max_active_keys)
         self._fernet: MultiFernet | None = None
         self._loaded_state: tuple | None = None
+        self._checked_at = 0.0
 
     def _indexes(self) -> list[int]:
         if not self.path.is_dir():
@@ -65,11 +67,16 @@ class KeyRepository:
         numbered = [i for i in indexes if i != 0]
         for old in numbered[: max(0, len(numbered) - (self.max_active_keys - 1))]:
             (self.path / str(old)).unlink()
-        self._fernet = None
+        self._fernet = None  # (also makes the next fernet() look at the files)
         return self._indexes()
 
     def fernet(self) -> MultiFernet:
-        # Reload when the files change (rotation by another process).
+        # Reload when the files change (rotation by another process), looking at
+        # the directory at most once a second: this sits on every token's path.
+        now = time.monotonic()
+        if self._fernet is not None and now - self._checked_at < 1.0:
+            return self._fernet
+        self._checked_at = now
         state = tuple((i, (self.path / str(i)).stat().st_mtime_ns) for i in self._indexes())
         if self._fernet is None or state != self._loaded_state:
             if len(state) < 1:
