@@ -87,6 +87,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         "list_limit": Key(int, 0, "Largest page of any identity list; 0 means no limit."),
     },
+    "image": {
+        "store_dir": Key(str, "", "Where the file store keeps image data; empty means <state dir>/images."),
+        "quota_images": Key(int, 100, "Images a project may own (-1: unlimited)."),
+        "quota_bytes": Key(
+            int, -1, "Total bytes of image data a project may store, staged included (-1: unlimited)."
+        ),
+        "size_cap": Key(int, 1099511627776, "Largest accepted image upload in bytes (default 1 TiB)."),
+        "max_properties": Key(int, 128, "Most extra properties one image may have."),
+        "max_tags": Key(int, 128, "Most tags one image may have."),
+        "max_members": Key(int, 128, "Most projects one image may be shared with."),
+        "list_limit": Key(int, 25, "Default page size of the image list."),
+        "max_list_limit": Key(int, 1000, "Largest page of the image list a client may ask for."),
+    },
 }
 
 

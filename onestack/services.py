@@ -11,6 +11,7 @@ import importlib
 
 MODULES = [
     "onestack.identity.service",
+    "onestack.image.service",
 ]
 
 

@@ -14,5 +14,5 @@ cat > "$tmp/alembic.ini" <<INI
 script_location = onestack.$service:migrations
 sqlalchemy.url = sqlite:///$tmp/scratch.db
 INI
-.venv/bin/alembic -c "$tmp/alembic.ini" upgrade head
-.venv/bin/alembic -c "$tmp/alembic.ini" revision --autogenerate -m "$message"
+${ALEMBIC:-.venv/bin/alembic} -c "$tmp/alembic.ini" upgrade head
+${ALEMBIC:-.venv/bin/alembic} -c "$tmp/alembic.ini" revision --autogenerate -m "$message"

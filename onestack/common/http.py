@@ -14,10 +14,11 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.from_thread
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +33,7 @@ log = logging.getLogger("onestack.api")
 
 REQUEST_ID_HEADER = "x-openstack-request-id"
 MAX_BODY = 1024 * 1024  # JSON APIs: 1 MiB is far beyond any legitimate body
+STREAM_BATCH = 1024 * 1024  # a streamed body reaches the handler in pieces of about this size
 
 
 class RequestIdMiddleware:
@@ -91,6 +93,33 @@ class Req:
     body: bytes
     ctx: Any = None  # RequestContext when the route is authenticated
     path: dict[str, str] = field(default_factory=dict)
+    streamed: bool = False  # the route takes its body through chunks(), unread
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body of a ``stream=True`` route, read as the handler consumes it.
+
+        Called from the handler's worker thread: each step pulls about
+        STREAM_BATCH bytes from the event loop, so memory stays flat however
+        large the body, and a slow consumer slows the client (TCP back-pressure).
+        A client that goes away raises ``starlette.requests.ClientDisconnect``.
+        """
+        if not self.streamed:
+            yield self.body
+            return
+        source = self.request.stream()
+
+        async def batch() -> bytes | None:
+            parts, size = [], 0
+            async for part in source:
+                if part:
+                    parts.append(part)
+                    size += len(part)
+                if size >= STREAM_BATCH:
+                    break
+            return b"".join(parts) if parts else None
+
+        while (data := anyio.from_thread.run(batch)) is not None:
+            yield data
 
     @property
     def query(self):
@@ -135,22 +164,27 @@ class Api:
         name: str,
         error_view: Callable[[errors.ApiError], Response],
         authenticate: Callable[[Request], Any] | None = None,
+        redirect_slashes: bool = True,
     ):
         self.name = name
         self.error_view = error_view
         self.authenticate = authenticate
+        self.redirect_slashes = redirect_slashes  # False: "/things/" is a 404, not "/things"
         self.routes: list[Route] = []
 
-    def route(self, path: str, methods: list[str], *, auth: bool = True):
+    def route(self, path: str, methods: list[str], *, auth: bool = True, stream: bool = False):
+        """Register a handler. ``stream=True``: the body is not read up front
+        (nor limited to MAX_BODY); the handler consumes it with ``req.chunks()``."""
+
         def register(fn: Handler) -> Handler:
-            self.routes.append(Route(path, self._endpoint(fn, auth), methods=methods))
+            self.routes.append(Route(path, self._endpoint(fn, auth, stream), methods=methods))
             return fn
 
         return register
 
-    def _endpoint(self, fn: Handler, auth: bool):
+    def _endpoint(self, fn: Handler, auth: bool, stream: bool = False):
         async def endpoint(request: Request) -> Response:
-            body = await _read_body(request)
+            body = b"" if stream else await _read_body(request)
             if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
                 raise errors.BadRequest("The URL must not contain the NUL character.")
 
@@ -162,7 +196,7 @@ class Api:
                     ctx = self.authenticate(request)
                     request.scope.setdefault("state", {})["context"] = ctx
                 try:
-                    return fn(Req(request, body, ctx, dict(request.path_params)))
+                    return fn(Req(request, body, ctx, dict(request.path_params), streamed=stream))
                 except errors.ApiError:
                     raise
                 except IntegrityError as e:
@@ -209,7 +243,7 @@ class Api:
                 errors.ApiError("An unexpected error prevented the server from fulfilling your request.")
             )
 
-        return Starlette(
+        app = Starlette(
             routes=self.routes,
             exception_handlers={
                 errors.ApiError: api_error,
@@ -217,6 +251,8 @@ class Api:
                 Exception: crash,
             },
         )
+        app.router.redirect_slashes = self.redirect_slashes
+        return app
 
 
 async def _read_body(request: Request) -> bytes:

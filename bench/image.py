@@ -1,0 +1,220 @@
+"""Image data throughput and memory: a 1 GiB upload and download against the
+machine's own disk, measured in the same run.
+
+Starts its own cloud (or uses --url with --admin-password), then:
+
+1. disk baseline: writes 1 GiB to a file beside the image store (1 MiB
+   writes, then fsync, as the store does) and reads it back with its pages
+   evicted from the cache first;
+2. upload: `PUT /v2/images/{id}/file` of a 1 GiB sparse file (sized body), and
+   once more with chunked transfer encoding;
+3. download: `GET /v2/images/{id}/file`, with the stored file's pages evicted;
+
+sampling the server's RSS every 20 ms. Prints MB/s, the ratio to the disk
+(target >= 70%), and peak RSS above idle (target < 50 MB). Never fails on time.
+
+The transfers use a minimal HTTP/1.1 client on a plain socket (sendfile up,
+recv_into down), so the figures are the server's, not a Python client's: the
+client shares the machine's two cores with the server.
+
+    .venv/bin/python bench/image.py              # 1 GiB
+    .venv/bin/python bench/image.py --mib 256    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from _cloud import Cloud, running, stop_on_sigterm
+
+MiB = 1024 * 1024
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class PeakRss:
+    """Samples a process's RSS in a thread; .peak in KiB."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_kib(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def evict(path: Path) -> None:
+    """Drop a file's pages from the page cache, so a read really reads the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def disk_baseline(directory: Path, size: int) -> tuple[float, float]:
+    block = os.urandom(MiB)
+    path = directory / "bench-disk-baseline"
+    try:
+        t = time.perf_counter()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for _ in range(size // MiB):
+            os.write(fd, block)
+        os.fsync(fd)
+        os.close(fd)
+        write = size / (time.perf_counter() - t)
+        evict(path)
+        t = time.perf_counter()
+        with open(path, "rb", buffering=0) as f:
+            while f.read(MiB):
+                pass
+        read = size / (time.perf_counter() - t)
+        return write, read
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _response(sock: socket.socket, buf: bytearray) -> tuple[int, dict, int]:
+    """Read the status line and headers; return (status, headers, body bytes already read)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, len(rest)
+
+
+def raw_put(url: str, token: str, path: str, src: Path, size: int, chunked: bool) -> float:
+    """PUT a file's bytes; seconds from first byte sent to the answer."""
+    u = urlsplit(url)
+    with socket.create_connection((u.hostname, u.port)) as sock:
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+        sock.sendall((f"PUT {u.path}{path} HTTP/1.1\r\nHost: {u.netloc}\r\nX-Auth-Token: {token}\r\n"
+                      f"Content-Type: application/octet-stream\r\n{framing}\r\n\r\n").encode())
+        t = time.perf_counter()
+        with open(src, "rb") as f:
+            if chunked:
+                while block := f.read(MiB):
+                    sock.sendall(b"%x\r\n" % len(block) + block + b"\r\n")
+                sock.sendall(b"0\r\n\r\n")
+            else:
+                sock.sendfile(f)
+        status, _, _ = _response(sock, bytearray())
+        elapsed = time.perf_counter() - t
+    if status != 204:
+        raise RuntimeError(f"upload answered {status}")
+    return elapsed
+
+
+def raw_get(url: str, token: str, path: str) -> tuple[int, float]:
+    """GET a body into a reused buffer; (bytes, seconds)."""
+    u = urlsplit(url)
+    buf = bytearray(MiB)
+    with socket.create_connection((u.hostname, u.port)) as sock:
+        t = time.perf_counter()
+        sock.sendall(f"GET {u.path}{path} HTTP/1.1\r\nHost: {u.netloc}\r\nX-Auth-Token: {token}\r\n\r\n".encode())
+        status, headers, got = _response(sock, buf)
+        if status != 200:
+            raise RuntimeError(f"download answered {status}")
+        length = int(headers["content-length"])
+        view = memoryview(buf)
+        while got < length:
+            n = sock.recv_into(view)
+            if not n:
+                break
+            got += n
+        return got, time.perf_counter() - t
+
+
+def token(url: str, password: str) -> str:
+    r = httpx.post(f"{url}/identity/v3/auth/tokens", json={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+    r.raise_for_status()
+    return r.headers["X-Subject-Token"]
+
+
+def run(url: str, password: str, pid: int, store: Path, size: int) -> None:
+    headers = {"X-Auth-Token": token(url, password)}
+    client = httpx.Client(base_url=f"{url}/image/v2", headers=headers, timeout=600)
+    idle = rss_kib(pid)
+    write_bps, read_bps = disk_baseline(store, size)
+    print(f"disk (same filesystem as the store): write {write_bps / MiB:7.1f} MB/s, "
+          f"read {read_bps / MiB:7.1f} MB/s")
+    tok = headers["X-Auth-Token"]
+    with tempfile.NamedTemporaryFile(prefix="bench-image-") as sparse:
+        sparse.truncate(size)  # a 1 GiB sparse file, like the issue's test
+        results = {}
+        for mode in ("sized", "chunked"):
+            image = client.post("/images", json={"name": f"bench-{mode}", "disk_format": "raw",
+                                                 "container_format": "bare"}).json()
+            with PeakRss(pid) as peak:
+                elapsed = raw_put(url, tok, f"/image/v2/images/{image['id']}/file", Path(sparse.name),
+                                  size, chunked=mode == "chunked")
+            results[mode] = (image["id"], size / elapsed, (peak.peak - idle) / 1024)
+        image_id = results["sized"][0]
+        evict(store / image_id)
+        with PeakRss(pid) as peak:
+            got, elapsed = raw_get(url, tok, f"/image/v2/images/{image_id}/file")
+        assert got == size, f"downloaded {got} of {size} bytes"
+        down = (size / elapsed, (peak.peak - idle) / 1024)
+        for image_id, _, _ in results.values():
+            client.delete(f"/images/{image_id}")
+    print(f"server RSS idle: {idle / 1024:.0f} MB")
+    for mode, (_, bps, extra) in results.items():
+        print(f"upload {mode:8s} {bps / MiB:7.1f} MB/s = {bps / write_bps:4.0%} of disk write"
+              f"  (target >= 70%), peak RSS +{extra:.0f} MB (target < 50)")
+    print(f"download          {down[0] / MiB:7.1f} MB/s = {down[0] / read_bps:4.0%} of disk read"
+          f"   (target >= 70%), peak RSS +{down[1]:.0f} MB (target < 50)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=1024, help="image size in MiB (default 1024)")
+    parser.add_argument("--url")
+    parser.add_argument("--admin-password")
+    parser.add_argument("--pid", type=int, help="with --url: the server's pid (for RSS)")
+    parser.add_argument("--store", type=Path, help="with --url: the image store directory")
+    args = parser.parse_args()
+    size = args.mib * MiB
+    print(f"image data throughput, {args.mib} MiB")
+    if args.url:
+        run(args.url, args.admin_password, args.pid, args.store, size)
+        return
+    stop_on_sigterm()
+    with running(Cloud("bench-image")) as cloud:
+        pid = int((cloud.state / "onestack.pid").read_text())
+        run(cloud.url, cloud.password("admin"), pid, cloud.state / "images", size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""How the image service plugs into onestack: set-up and ASGI app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from onestack.common import db
+from onestack.config import Config
+from onestack.image import core
+
+NAME = "image"
+PREFIX = "/image"
+CATALOG = {"type": "image", "name": "glance", "description": "Image Service (Glance v2)"}
+SERVICE_USER = "glance"
+
+
+def version() -> str:
+    from onestack.image.api import VERSIONS
+
+    return f"v{VERSIONS[0]}"
+
+
+def setup(conf: Config) -> None:
+    db.upgrade("image")
+    i = conf.image
+    core.configure(
+        core.Settings(
+            quota_images=i.quota_images,
+            quota_bytes=i.quota_bytes,
+            size_cap=i.size_cap,
+            max_properties=i.max_properties,
+            max_tags=i.max_tags,
+            max_members=i.max_members,
+            list_limit=i.list_limit,
+            max_list_limit=i.max_list_limit,
+        ),
+        Path(i.store_dir) if i.store_dir else conf.state_dir / "images",
+        conf.policy_dir,
+    )
+
+
+def app():
+    from onestack.image.api import build
+
+    return build()
