@@ -9,7 +9,9 @@ so a mismatched upload is refused early rather than after a gigabyte.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from onestack.common import errors
@@ -25,40 +27,51 @@ class Received:
     virtual_size: int | None
 
 
-class Hasher:
-    """md5 (Glance's ``checksum``) and sha512 (``os_hash_value``) of a stream.
+class Pipeline:
+    """Hash and write each piece on threads of their own, in order, overlapping
+    with the receiving of the next pieces.
 
-    hashlib releases the GIL on large buffers, so each digest runs on a thread
-    of its own while the caller writes the same piece: hashing then costs the
-    time of the slower digest, not of both plus the write.
+    md5 (Glance's ``checksum``), sha512 (``os_hash_value``) and the write each
+    have one thread, so each sees the pieces in order; hashlib and os.write
+    release the GIL, so on two cores they run beside the event loop that is
+    receiving. At most ``DEPTH`` pieces are in flight: memory stays bounded and
+    a slow disk slows the client down.
     """
 
-    def __init__(self):
-        from concurrent.futures import ThreadPoolExecutor
+    DEPTH = 4
 
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha512 = hashlib.sha512()
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="image-hash")
-        self._pending = []
+    def __init__(self, write: Callable[[bytes], None] | None, hash_data: bool = True):
+        self.md5 = hashlib.md5(usedforsecurity=False) if hash_data else None
+        self.sha512 = hashlib.sha512() if hash_data else None
+        steps = [f for f in (self.md5 and self.md5.update, self.sha512 and self.sha512.update, write) if f]
+        self._lanes = [(ThreadPoolExecutor(1, thread_name_prefix="image-data"), step) for step in steps]
+        self._inflight: deque[list[Future]] = deque()
 
-    def update(self, data: bytes) -> None:
-        self.wait()  # each digest must see the pieces in order
-        self._pending = [self._pool.submit(self.md5.update, data), self._pool.submit(self.sha512.update, data)]
+    def feed(self, data: bytes) -> None:
+        while len(self._inflight) >= self.DEPTH:
+            self._settle(self._inflight.popleft())
+        self._inflight.append([pool.submit(step, data) for pool, step in self._lanes])
 
-    def wait(self) -> None:
-        for future in self._pending:
-            future.result()
-        self._pending = []
+    @staticmethod
+    def _settle(futures: list[Future]) -> None:
+        for future in futures:
+            future.result()  # re-raises a failed write here
+
+    def drain(self) -> None:
+        while self._inflight:
+            self._settle(self._inflight.popleft())
 
     def close(self) -> None:
-        self.wait()
-        self._pool.shutdown(wait=False)
+        for future in (f for group in self._inflight for f in group):
+            future.cancel()
+        for pool, _ in self._lanes:
+            pool.shutdown(wait=True)  # no thread may write after the caller aborts
 
 
 def receive(chunks: Iterable[bytes], writer: Writer, disk_format: str, limit: int | None,
             owner: str | None, hash_data: bool = True) -> Received:
     """Write every chunk; raise ApiError (after which the caller aborts the writer)."""
-    hasher = Hasher() if hash_data else None
+    pipeline = Pipeline(writer.write, hash_data)
     head = bytearray()
     checked = False
     tail = b""
@@ -68,30 +81,26 @@ def receive(chunks: Iterable[bytes], writer: Writer, disk_format: str, limit: in
             size += len(data)
             if limit is not None and size > limit:
                 raise core.too_large(limit, owner)
-            if hasher:
-                hasher.update(data)
-            writer.write(data)
+            pipeline.feed(data)
             if not checked:
                 head += data[: formats.HEAD_BYTES - len(head)]
                 if len(head) >= formats.HEAD_BYTES and disk_format != "vhd":
                     _check(disk_format, bytes(head))
                     checked = True
             tail = (tail + data)[-512:] if len(data) < 512 else data[-512:]
+        pipeline.drain()
         if not checked:
             _check(disk_format, bytes(head), tail)
-        if hasher:
-            hasher.wait()
     finally:
-        if hasher:
-            hasher.close()
+        pipeline.close()
     try:
         virtual = formats.virtual_size(writer.path, disk_format, size)
     except formats.FormatError as e:
         raise errors.BadRequest(str(e)) from None
     return Received(
         size=size,
-        checksum=hasher.md5.hexdigest() if hasher else None,
-        os_hash_value=hasher.sha512.hexdigest() if hasher else None,
+        checksum=pipeline.md5.hexdigest() if hash_data else None,
+        os_hash_value=pipeline.sha512.hexdigest() if hash_data else None,
         virtual_size=virtual,
     )
 
@@ -105,11 +114,11 @@ def _check(disk_format: str, head: bytes, tail: bytes = b"") -> None:
 
 def hash_stored(pieces: Iterable[bytes]) -> tuple[str, str]:
     """md5 and sha512 of data already in the store (glance-direct import)."""
-    hasher = Hasher()
+    pipeline = Pipeline(None)
     try:
         for data in pieces:
-            hasher.update(data)
-        hasher.wait()
+            pipeline.feed(data)
+        pipeline.drain()
     finally:
-        hasher.close()
-    return hasher.md5.hexdigest(), hasher.sha512.hexdigest()
+        pipeline.close()
+    return pipeline.md5.hexdigest(), pipeline.sha512.hexdigest()
