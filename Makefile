@@ -13,8 +13,9 @@ install:            ## idempotent set-up: Debian packages and .venv
 install-test:
 	@scripts/install.sh test
 
-up: install         ## install if needed, bootstrap and start the all-in-one cloud
+up: install         ## install if needed, bootstrap and start the all-in-one cloud, register the tiny image
 	@$(ONESTACK) up --detach
+	@$(ONESTACK) image register tiny
 
 down:
 	@$(ONESTACK) down

@@ -2,6 +2,7 @@
 """Build onestack's tiny guest image (our CirrOS) from Debian packages only.
 
     python guest/build.py OUTPUT.qcow2 [--cache DIR] [--size-mib N]
+    (or `onestack image build tiny`, which caches the result: guest/tiny.py)
 
 The result is a standard bootable disk: an MBR (syslinux's mbr.bin), one FAT
 partition holding syslinux, the Debian cloud kernel and an initramfs that is the
@@ -44,9 +45,14 @@ USER_PACKAGES = [
 # From libc6 only the loader and libc itself are needed (nss_files is inside libc).
 LIBC_FILES = ["ld-linux-x86-64.so.2", "libc.so.6"]
 # Loaded in this order; their own dependencies are found from the .ko files and
-# loaded first.  ext4 is built into the cloud kernel; vfat/isofs are for a
-# config drive, virtio_scsi/virtio_rng for guests given those devices.
+# loaded first.  ext4 is built into the cloud kernel; vfat/isofs (+ the two
+# character sets a vfat mount asks for: codepage 437 and iocharset ascii, the
+# kernel's defaults) are for a config drive, sr_mod + ata_piix for one that is a
+# CD-ROM on IDE (Nova's default for x86) or virtio-scsi, virtio_scsi/virtio_rng
+# for guests given those devices.  (rcS loads ata_piix in the background: probing
+# the IDE ports takes ~0.4 s under TCG.)
 MODULES = [
+    "ata_piix",  # first: it probes in the background while the rest load
     "virtio_ring",
     "virtio",
     "virtio_pci",
@@ -56,7 +62,10 @@ MODULES = [
     "virtio_rng",
     "virtio_balloon",
     "vfat",
+    "nls_cp437",
+    "nls_ascii",
     "isofs",
+    "sr_mod",
 ]
 
 USER = "cirros"  # the login Tempest and most docs expect of a test image
@@ -67,12 +76,51 @@ SECTOR = 512
 PART_START = 2048  # first partition at 1 MiB, as fdisk would place it
 
 
+# Host tools the build runs, and the Debian package of each.
+HOST_TOOLS = {
+    "apt-get": "apt",
+    "dpkg-deb": "dpkg",
+    "mkfs.vfat": "dosfstools",
+    "mcopy": "mtools",
+    "syslinux": "syslinux",
+    "sfdisk": "fdisk",
+    "qemu-img": "qemu-utils",
+}
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message is one line that says which and why."""
+
+
 def log(msg: str) -> None:
     print(f"[guest] {msg}", file=sys.stderr, flush=True)
 
 
+def check_host_tools() -> None:
+    """Fail before any download if a host tool is missing, naming the packages."""
+    missing = {tool: pkg for tool, pkg in HOST_TOOLS.items() if not shutil.which(tool)}
+    if not MBR_BIN.exists():
+        missing[str(MBR_BIN)] = "syslinux-common"
+    if missing:
+        pkgs = " ".join(sorted(set(missing.values())))
+        raise BuildError(
+            f"missing host tools for the guest image: {', '.join(missing)} "
+            f"(apt-get install --no-install-recommends {pkgs})"
+        )
+
+
 def run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], check=True, **kw)
+    argv = [str(c) for c in cmd]
+    try:
+        return subprocess.run(argv, check=True, **kw)
+    except FileNotFoundError as e:
+        pkg = HOST_TOOLS.get(argv[0], "see guest/README.md")
+        raise BuildError(f"{argv[0]} not found (Debian package: {pkg})") from e
+    except subprocess.CalledProcessError as e:
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr
+        last = (err or "").strip().splitlines()[-1:]  # the tool's own last word, if captured
+        detail = f": {last[0].strip()}" if last else ""
+        raise BuildError(f"{' '.join(argv)} failed (exit status {e.returncode}){detail}") from e
 
 
 # --- packages -----------------------------------------------------------------
@@ -93,7 +141,8 @@ def fetch_deb(name: str, cache: Path) -> Path:
     found = sorted(cache.glob(f"{name}_*.deb"))
     if not found:
         log(f"apt-get download {name}")
-        # root's apt drops to the _apt user, who cannot write our cache dir
+        # root's apt drops to the _apt user, who cannot write our cache dir;
+        # stderr is kept so a failure ("E: Unable to locate package") is one line
         run(
             "apt-get",
             "-q",
@@ -103,10 +152,11 @@ def fetch_deb(name: str, cache: Path) -> Path:
             name,
             cwd=cache,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         found = sorted(cache.glob(f"{name}_*.deb"))
     if not found:
-        raise SystemExit(f"apt-get download {name} produced no .deb in {cache}")
+        raise BuildError(f"apt-get download {name} produced no .deb in {cache}")
     return found[-1]
 
 
@@ -156,7 +206,7 @@ def module_load_order(wanted: Iterable[str], index: dict[str, Path]) -> list[str
         if name in order:
             return
         if name not in index:
-            raise SystemExit(f"kernel module {name} not in the kernel package")
+            raise BuildError(f"kernel module {name} not in the kernel package")
         for dep in modinfo_depends(index[name]):
             visit(dep)
         order.append(name)
@@ -386,10 +436,15 @@ def build(
     cache: Path | None = None,
     size_mib: int = 64,
     progress: Callable[[int, int, str], None] | None = None,
+    say: Callable[[str], None] = log,
 ) -> Path:
-    """Build the image at `output`; `progress` lets a CLI draw a progress bar."""
+    """Build the image at `output`; `progress` lets a CLI draw a progress bar.
+
+    `say` gets the few informative lines (modules, result); errors raise BuildError.
+    """
     start = time.monotonic()
-    step = progress or (lambda n, total, text: log(f"[{n}/{total}] {text}"))
+    step = progress or (lambda n, total, text: say(f"[{n}/{total}] {text}"))
+    check_host_tools()
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="onestack-guest-") as tmp:
@@ -402,7 +457,7 @@ def build(
         step(2, STEPS, f"root filesystem (busybox, dropbear, modules of {kpkg})")
         root = work / "root"
         order = build_rootfs(extracted, kroot, root)
-        log("modules: " + " ".join(order))
+        say("modules: " + " ".join(order))
 
         step(3, STEPS, "initramfs")
         initrd = work / "initrd.gz"
@@ -420,9 +475,12 @@ def build(
         step(6, STEPS, "compressed qcow2")
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = output.with_name(output.name + ".part")
-        to_qcow2(raw, tmp_out)
-        tmp_out.replace(output)  # never leave a half-written image under the real name
-    log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - start:.1f}s")
+        try:
+            to_qcow2(raw, tmp_out)
+            tmp_out.replace(output)  # never leave a half-written image under the real name
+        finally:
+            tmp_out.unlink(missing_ok=True)
+    say(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - start:.1f}s")
     return output
 
 
@@ -432,7 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="where .debs are kept")
     ap.add_argument("--size-mib", type=int, default=64, help="virtual disk size")
     args = ap.parse_args(argv)
-    build(args.output, args.cache, args.size_mib)
+    try:
+        build(args.output, args.cache, args.size_mib)
+    except (BuildError, OSError) as e:
+        log(f"error: {e}")
+        return 1
     return 0
 
 

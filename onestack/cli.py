@@ -406,6 +406,130 @@ def version():
     console.print(__version__)
 
 
+# == images: `onestack image build tiny` ==========================================
+# The tiny guest image (guest/: builder, cache and stamp) driven from the CLI.
+# `image_app` is the `onestack image` group; registering images comes later.
+
+image_app = typer.Typer(no_args_is_help=True, help="Guest images.")
+app.add_typer(image_app, name="image")
+image_build_app = typer.Typer(no_args_is_help=True, help="Build a guest image.")
+image_app.add_typer(image_build_app, name="build")
+
+
+def _image_size(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+@image_build_app.command("tiny")
+def image_build_tiny(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Also copy the image here."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the cached one is current."),
+    cache: Path | None = typer.Option(
+        None,
+        "--cache",
+        help="Cache of the .debs and the image (default /var/cache/onestack/guest as root, "
+        "else ~/.cache/onestack/guest; or ONESTACK_GUEST_CACHE).",
+    ),
+):
+    """Build the tiny guest image (onestack-tiny-x86_64.qcow2), or reuse the cached one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    try:
+        from guest import BuildError, prepare_tiny
+    except ImportError as e:
+        fail(f"the guest image builder is not installed with onestack ({e})")
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("checking the cached image", total=None)
+
+            def progress(step: int, total: int, text: str) -> None:
+                bar.update(task, total=total, completed=step - 1, description=text)
+
+            result = prepare_tiny(cache, progress, force=force, say=lambda msg: None)
+    except (BuildError, OSError) as e:
+        fail(f"image build failed: {e}")
+    name = result.path.name
+    if result.built:
+        console.print(
+            f"built {name} in {result.seconds:.1f}s: {result.path} ({_image_size(result.path)})"
+        )
+    else:
+        console.print(
+            f"reused the cached {name} (same builder, guest files and packages; --force rebuilds): "
+            f"{result.path} ({_image_size(result.path)})"
+        )
+    if output and output.resolve() != result.path.resolve():
+        # a copy, not a link: booting the copy must never change the cached image
+        part = output.with_name(output.name + ".part")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.path, part)
+            part.replace(output)
+        except OSError as e:
+            part.unlink(missing_ok=True)
+            fail(f"cannot write {output}: {e.strerror}")
+        console.print(f"copied to {output} ({_image_size(output)})")
+
+
+@image_app.command("register")
+def image_register(
+    source: str = typer.Argument(..., help="'tiny' (the tiny guest image, built if needed) or an image file."),
+    name: str | None = typer.Option(None, "--name", help="Image name (default: onestack-tiny-x86_64 "
+                                                          "for tiny, else the file name)."),
+    disk_format: str = typer.Option("qcow2", "--disk-format", help="Disk format of a file."),
+    private: bool = typer.Option(False, "--private", help="Register as private to the admin project."),
+    config: Path | None = ConfigOpt,
+):
+    """Register an image with the running cloud as the admin (public by default).
+
+    Idempotent: an image of that name with the same data is left as it is; one
+    with other data is renamed "(superseded <date>)" and hidden."""
+    from onestack.image.register import RegisterError, register
+
+    conf = _conf(config)
+    ok, _, reason = _services_answering(conf)
+    if not ok:
+        fail(f"the cloud is not running ({reason}): start it with `onestack up --detach`")
+    properties: dict[str, str] = {}
+    if source == "tiny":
+        from guest import TINY_NAME, BuildError, ensure_tiny
+
+        try:
+            path = ensure_tiny()
+        except (BuildError, OSError) as e:
+            fail(f"image build failed: {e}")
+        name = name or TINY_NAME
+        disk_format = "qcow2"
+        properties = {"os_type": "linux", "architecture": "x86_64", "os_distro": "onestack-tiny",
+                      "description": "onestack's tiny guest (busybox + dropbear on the Debian cloud "
+                                     "kernel); login cirros, key from metadata or password gocubsgo"}
+    else:
+        path = Path(source)
+        if not path.is_file():
+            fail(f"{source}: no such file (give 'tiny' or the path of an image file)")
+        name = name or path.name
+    creds = _user_creds(conf, "admin")
+    try:
+        done = register(_local_url(conf), "admin", creds["password"], path, name, disk_format=disk_format,
+                        visibility="private" if private else "public", properties=properties)
+    except RegisterError as e:
+        fail(f"image registration failed: {e}")
+    if done.created:
+        console.print(f"registered {name} ({done.id}), {'private' if private else 'public'}, from {path}")
+    else:
+        console.print(f"{name} ({done.id}) is already registered with the same data; nothing changed")
+
+
+# == end of images ===================================================================
+
+
 def main():
     app()
 

@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=${1:-}
 
-apt_pkgs=(python3-venv python3-dev)
+# The tiny guest image's build tools (guest/README.md): `make up` builds the image.
+apt_pkgs=(python3-venv python3-dev syslinux syslinux-common mtools dosfstools fdisk qemu-utils)
 if [ "$want_test" = test ]; then
-  # PostgreSQL for the database tests; the tiny guest image's build and boot tools
-  # (guest/README.md) for the e2e tests.
-  apt_pkgs+=(postgresql syslinux syslinux-common mtools dosfstools fdisk qemu-utils qemu-system-x86)
+  # PostgreSQL for the database tests; QEMU to boot the tiny guest in the e2e tests,
+  # xorriso to make their iso9660 config drives.
+  apt_pkgs+=(postgresql qemu-system-x86 xorriso)
 fi
 
 missing=()

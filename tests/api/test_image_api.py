@@ -193,3 +193,24 @@ def test_tags_and_errors_for_missing_things(http, conn):
     assert http.delete(f"/v2/images/{image.id}").status_code == 404
     r = http.get("/v2/images", headers={"X-Auth-Token": "bogus"})
     assert r.status_code == 401
+
+
+def test_image_round_trip_on_both_databases(any_cloud, tmp_path):
+    env = any_cloud.openrc("demo")
+    c = openstack.connect(auth_url=env["OS_AUTH_URL"], username="demo", password=env["OS_PASSWORD"],
+                          project_name="demo", user_domain_name="Default", project_domain_name="Default")
+    try:
+        path = tmp_path / "data.raw"
+        path.write_bytes(b"onestack" * 1000)
+        image = c.image.create_image(name=_name("db"), filename=str(path), disk_format="raw",
+                                     container_format="bare", tags=["db"], wait=True)
+        assert image.id in {i.id for i in c.image.images(tag="db", sort_key="size", sort_dir="asc")}
+        c.image.update_image(image, name="renamed-db", os_distro="tiny")
+        c.image.add_tag(image, "second")
+        got = c.image.get_image(image.id)
+        assert got.name == "renamed-db" and got.size == 8000 and sorted(got.tags) == ["db", "second"]
+        assert c.image.download_image(got).content == path.read_bytes()
+        c.image.delete_image(image)
+        assert c.image.find_image(image.id) is None
+    finally:
+        c.close()
