@@ -30,6 +30,7 @@ interop: install    ## Tempest interop guideline against the running cloud (CAPS
 bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/startup.py
 	@$(VENV)/bin/python bench/identity.py
+	@$(VENV)/bin/python bench/image.py
 
 lint: install-test
 	@$(VENV)/bin/ruff check onestack tests bench
