@@ -530,6 +530,229 @@ def image_register(
 # == end of images ===================================================================
 
 
+# == object storage ====================================================================
+# The ring (`onestack object ring ...`) and one pass of a storage agent on demand
+# (`onestack object replicate|audit|expire`), on the configured state dir's ring file.
+
+object_app = typer.Typer(no_args_is_help=True, help="Object storage: the ring and its agents.")
+app.add_typer(object_app, name="object")
+object_ring_app = typer.Typer(no_args_is_help=True, help="Show and change the object ring.")
+object_app.add_typer(object_ring_app, name="ring")
+object_device_app = typer.Typer(no_args_is_help=True, help="Storage devices.")
+object_app.add_typer(object_device_app, name="device")
+
+
+def _object_ring(conf: Config):
+    from onestack.object_store.ring import Ring, RingError, ring_path
+
+    path = ring_path(conf)
+    if not path.exists():
+        fail(f"no object ring at {path}: `onestack up` creates the default one, "
+             "or `onestack object ring create`")
+    try:
+        return Ring.load(path), path
+    except RingError as e:
+        fail(str(e))
+
+
+def _object_ring_change(config: Path | None, change) -> None:
+    """Load the ring, apply ``change`` (which prints what it did), save it."""
+    from onestack.object_store.ring import RingError
+
+    ring, path = _object_ring(_conf(config))
+    try:
+        change(ring)
+        ring.save(path)
+    except (RingError, OSError) as e:
+        fail(str(e))
+
+
+def _object_ring_table(ring) -> None:
+    d = ring.describe()
+    console.print(f"{d['partitions']} partitions (power {d['part_power']}), {d['replicas']} replicas, "
+                  f"{d['zones']} zones, {len(d['devices'])} devices, balance {d['balance']}%, "
+                  f"{d['crowded_partitions']} partitions with replicas sharing a zone"
+                  + (f", {d['unassigned']} unassigned replicas (rebalance)" if d["unassigned"] else ""))
+    table = Table("id", "name", "zone", "weight", "host", "path", "partitions", "wanted", "balance %")
+    for dev in d["devices"]:
+        table.add_row(str(dev["id"]), dev["name"] + (" (removing)" if dev["removing"] else ""),
+                      str(dev["zone"]), f"{dev['weight']:g}", dev["host"], dev["path"],
+                      str(dev["partitions"]), f"{dev['wanted']:g}", f"{dev['balance']:+.2f}")
+    console.print(table)
+
+
+@object_ring_app.command("show")
+def object_ring_show(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+                     config: Path | None = ConfigOpt):
+    """Devices, zones, weights and the partitions each holds."""
+    ring, _ = _object_ring(_conf(config))
+    if as_json:
+        console.print_json(json.dumps(ring.describe()))
+    else:
+        _object_ring_table(ring)
+
+
+@object_ring_app.command("create")
+def object_ring_create(
+    part_power: int = typer.Option(..., "--part-power", help="2**N partitions (Swift advises ~100 "
+                                   "per device at the cluster's largest size)."),
+    replicas: int = typer.Option(3, "--replicas", help="Copies of everything."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing ring (keeps its hash "
+                               "secret; a different part power makes stored data unreachable)."),
+    config: Path | None = ConfigOpt,
+):
+    """Create an empty ring; then `ring add` devices and `ring rebalance`."""
+    from onestack.object_store.ring import Ring, RingError, ring_path
+
+    path = ring_path(_conf(config))
+    secret = {}
+    if path.exists():
+        if not force:
+            fail(f"a ring exists at {path} (--force replaces it)")
+        old, _ = _object_ring(_conf(config))
+        secret = {"hash_prefix": old.hash_prefix, "hash_suffix": old.hash_suffix}
+    try:
+        Ring(part_power, replicas, **secret).save(path)
+    except (RingError, OSError) as e:
+        fail(str(e))
+    console.print(f"created {path}: {1 << part_power} partitions, {replicas} replicas, no devices")
+
+
+@object_ring_app.command("add")
+def object_ring_add(
+    name: str = typer.Option(..., "--name", help="Device name, e.g. d4."),
+    zone: int = typer.Option(..., "--zone", help="Failure zone (replicas go to distinct zones)."),
+    weight: float = typer.Option(100.0, "--weight", help="Relative capacity."),
+    path: Path = typer.Option(..., "--path", help="The device's directory (its mount point)."),
+    host: str = typer.Option("local", "--host", help="Host serving the device."),
+    config: Path | None = ConfigOpt,
+):
+    """Add a device (it takes partitions at the next `ring rebalance`)."""
+    path = path.absolute()
+
+    def change(ring):
+        dev = ring.add_device(name, zone, weight, str(path), host)
+        console.print(f"added device {dev.id} {dev.name} (zone {zone}, weight {weight:g}) at {path}; "
+                      "run `onestack object ring rebalance`")
+        if host == "local" and not path.is_dir():
+            err.print(f"note: {path} does not exist: the device is unavailable until it does")
+
+    _object_ring_change(config, change)
+
+
+@object_ring_app.command("remove")
+def object_ring_remove(device: str = typer.Argument(..., help="Device id or name."),
+                       config: Path | None = ConfigOpt):
+    """Remove a device (it keeps its partitions until the next `ring rebalance`)."""
+
+    def change(ring):
+        dev = ring.remove_device(device)
+        console.print(f"device {dev.name} will leave the ring at the next rebalance")
+
+    _object_ring_change(config, change)
+
+
+@object_ring_app.command("set-weight")
+def object_ring_set_weight(device: str = typer.Argument(..., help="Device id or name."),
+                           weight: float = typer.Argument(..., help="New weight (0 drains it)."),
+                           config: Path | None = ConfigOpt):
+    """Change a device's weight (applied at the next `ring rebalance`)."""
+
+    def change(ring):
+        dev = ring.set_weight(device, weight)
+        console.print(f"device {dev.name} now weighs {weight:g}; run `onestack object ring rebalance`")
+
+    _object_ring_change(config, change)
+
+
+@object_ring_app.command("rebalance")
+def object_ring_rebalance(config: Path | None = ConfigOpt):
+    """Reassign partitions to the weights (at most one replica of each moves)."""
+
+    def change(ring):
+        moved = ring.rebalance()
+        console.print(f"moved {moved} partition replicas; the replicator moves their data "
+                      "(a running onestack reads the new ring when restarted)")
+        _object_ring_table(ring)
+
+    _object_ring_change(config, change)
+
+
+def _object_pass(kind: str, config: Path | None, as_json: bool, callback=None) -> None:
+    from onestack.object_store import agents
+
+    conf = _conf(config)
+    ring, _ = _object_ring(conf)
+    try:
+        stats = agents.run_once(kind, ring, callback)
+    except OSError as e:
+        fail(f"{kind} failed: {e}")
+    if as_json:
+        console.print_json(json.dumps(stats))
+    else:
+        console.print(f"{kind}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))
+
+
+JsonOpt = typer.Option(False, "--json", help="Print the pass's figures as JSON.")
+
+
+@object_app.command("replicate")
+def object_replicate(as_json: bool = JsonOpt, config: Path | None = ConfigOpt):
+    """One replicator pass: repair missing or stale replicas, move handoff data home."""
+    _object_pass("replicate", config, as_json)
+
+
+@object_app.command("audit")
+def object_audit(as_json: bool = JsonOpt, config: Path | None = ConfigOpt):
+    """One auditor pass: quarantine objects and databases that fail their checks."""
+    _object_pass("audit", config, as_json)
+
+
+@object_app.command("expire")
+def object_expire(as_json: bool = JsonOpt, config: Path | None = ConfigOpt):
+    """One expirer pass: delete objects past their X-Delete-At."""
+    conf = _conf(config)
+    try:
+        from onestack.object_store.proxy import expire_delete
+    except ImportError as e:
+        fail(f"the object store proxy cannot delete objects here ({e})")
+
+    _object_pass("expire", config, as_json,
+                 lambda a, c, o, ts: expire_delete(conf, a, c, o, ts))
+
+
+@object_device_app.command("replace")
+def object_device_replace(
+    device: str = typer.Argument(..., help="Device id or name."),
+    no_replicate: bool = typer.Option(False, "--no-replicate", help="Only prepare the directory."),
+    config: Path | None = ConfigOpt,
+):
+    """Bring back a replaced (empty) disk: create its directory if needed, then refill it."""
+    from onestack.object_store.ring import RingError
+
+    conf = _conf(config)
+    ring, _ = _object_ring(conf)
+    try:
+        dev = ring.device(device)
+    except RingError as e:
+        fail(str(e))
+    path = Path(dev.path)
+    if dev.host != "local":
+        fail(f"device {dev.name} is on host {dev.host}: replace it there")
+    if path.is_dir() and any(path.iterdir()):
+        fail(f"{path} holds data: a replacement device starts empty")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as e:
+        fail(f"cannot create {path}: {e.strerror} (mount the new disk there first)")
+    console.print(f"device {dev.name} is ready at {path}")
+    if not no_replicate:
+        _object_pass("replicate", config, False)
+
+
+# == end of object storage =============================================================
+
+
 def main():
     app()
 

@@ -100,6 +100,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "list_limit": Key(int, 25, "Default page size of the image list."),
         "max_list_limit": Key(int, 1000, "Largest page of the image list a client may ask for."),
     },
+    "object_store": {
+        "devices_dir": Key(
+            str, "", "Where the all-in-one storage devices d1, d2, ... live; empty means <state dir>/object/devices."
+        ),
+        "devices": Key(int, 3, "Devices (one per zone) of the ring created on first start."),
+        "part_power": Key(int, 10, "Partition power of the ring created on first start (2**N partitions)."),
+        "replicas": Key(int, 3, "Replicas of every account, container and object."),
+        "replicator_interval": Key(int, 30, "Seconds between replicator passes (0: never; `onestack object replicate`)."),
+        "auditor_interval": Key(int, 600, "Seconds between auditor passes (0: never; `onestack object audit`)."),
+        "expirer_interval": Key(int, 60, "Seconds between expirer passes (0: never; `onestack object expire`)."),
+        "max_file_size": Key(int, 5368709122, "Largest single object in bytes (Swift's 5 GiB + 2)."),
+        "container_listing_limit": Key(int, 10000, "Largest page of a container or account listing."),
+        "max_meta_count": Key(int, 90, "Most metadata items on one account, container or object."),
+        "max_meta_overall_size": Key(int, 4096, "Most bytes of metadata names and values on one resource."),
+        "tempurl_methods": Key(str, "GET HEAD PUT POST DELETE", "Methods a temporary URL may be signed for."),
+        "cors_allow_origin": Key(str, "", "Origins allowed on every container (space-separated; '*' for any)."),
+    },
 }
 
 

@@ -12,6 +12,7 @@ import importlib
 MODULES = [
     "onestack.identity.service",
     "onestack.image.service",
+    "onestack.object_store.service",
 ]
 
 

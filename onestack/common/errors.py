@@ -46,12 +46,28 @@ class Conflict(ApiError):
     status, title = 409, "Conflict"
 
 
+class LengthRequired(ApiError):
+    status, title = 411, "Length Required"
+
+
+class PreconditionFailed(ApiError):
+    status, title = 412, "Precondition Failed"
+
+
 class PayloadTooLarge(ApiError):
     status, title = 413, "Request Entity Too Large"
 
 
 class UnsupportedMediaType(ApiError):
     status, title = 415, "Unsupported Media Type"
+
+
+class RangeNotSatisfiable(ApiError):
+    status, title = 416, "Requested Range Not Satisfiable"
+
+
+class UnprocessableEntity(ApiError):
+    status, title = 422, "Unprocessable Entity"
 
 
 class ServiceUnavailable(ApiError):

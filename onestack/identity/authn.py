@@ -422,7 +422,7 @@ def render(s: Session, p: tokens.TokenPayload, with_catalog: bool) -> dict:
         t["roles"] = [{"id": r.id, "name": r.name} for r in roles]
     # Unscoped tokens carry no catalog at all (Keystone omits the key).
     if with_catalog and role_ids is not None:
-        t["catalog"] = catalog.build(s)
+        t["catalog"] = catalog.build(s, (t.get("project") or {}).get("id"))
     return {"token": t}
 
 

@@ -118,7 +118,8 @@ def run(conf: Config, services: list) -> dict[str, dict[str, str]]:
             "demo": _project(s, "demo", "Demo project for trying the cloud."),
             "service": _project(s, "service", "Project of the services' own users."),
         }
-        roles = {name: _role(s, name) for name in ("admin", "member", "reader", "service")}
+        extra_roles = [r for svc in services for r in getattr(svc, "ROLES", [])]
+        roles = {name: _role(s, name) for name in ("admin", "member", "reader", "service", *extra_roles)}
         # admin implies member implies reader, as in Keystone
         for prior, implied in (("admin", "member"), ("member", "reader")):
             if s.get(m.ImpliedRole, (roles[prior].id, roles[implied].id)) is None:
@@ -145,7 +146,7 @@ def run(conf: Config, services: list) -> dict[str, dict[str, str]]:
         for svc in services:
             catalog.ensure_entry(
                 s, svc.CATALOG["type"], svc.CATALOG["name"], svc.CATALOG["description"],
-                conf.public_url + svc.PREFIX, conf.identity.region,
+                conf.public_url + svc.PREFIX + svc.CATALOG.get("path", ""), conf.identity.region,
             )
     if out != creds:
         _save_credentials(conf, out)

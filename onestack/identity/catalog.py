@@ -41,12 +41,31 @@ def check_parent_region(s: Session, region_id: str | None, parent_id: str | None
         cur = parent.parent_region_id
 
 
-def build(s: Session) -> list[dict]:
-    """The catalog in a token: enabled services with their enabled endpoints."""
+_PROJECT_VARS = ("$(project_id)s", "%(project_id)s", "$(tenant_id)s", "%(tenant_id)s")
+
+
+def substitute(url: str, project_id: str | None) -> str | None:
+    """Fill the project id into an endpoint URL that names it (Swift's
+    ``.../AUTH_$(project_id)s``); None when it names it and there is no project."""
+    if not any(v in url for v in _PROJECT_VARS):
+        return url
+    if not project_id:
+        return None
+    for v in _PROJECT_VARS:
+        url = url.replace(v, project_id)
+    return url
+
+
+def build(s: Session, project_id: str | None = None) -> list[dict]:
+    """The catalog in a token: enabled services with their enabled endpoints,
+    URLs filled in for the token's project (endpoints that need one are left
+    out of tokens without a project, as Keystone does)."""
     services = s.scalars(sa.select(m.Service).where(m.Service.enabled.is_(True)).order_by(m.Service.type))
     endpoints: dict[str, list[m.Endpoint]] = {}
     for ep in s.scalars(sa.select(m.Endpoint).where(m.Endpoint.enabled.is_(True))):
-        endpoints.setdefault(ep.service_id, []).append(ep)
+        url = substitute(ep.url, project_id)
+        if url is not None:
+            endpoints.setdefault(ep.service_id, []).append((ep, url))
     out = []
     for svc in services:
         out.append(
@@ -57,9 +76,9 @@ def build(s: Session) -> list[dict]:
                         "interface": ep.interface,
                         "region": ep.region_id,
                         "region_id": ep.region_id,
-                        "url": ep.url,
+                        "url": url,
                     }
-                    for ep in sorted(endpoints.get(svc.id, []), key=lambda e: e.interface)
+                    for ep, url in sorted(endpoints.get(svc.id, []), key=lambda e: e[0].interface)
                 ],
                 "id": svc.id,
                 "type": svc.type,

@@ -68,7 +68,7 @@ def auth_catalog(req: Req):
     if not (ctx.project_id or ctx.domain_id or ctx.system_scope):
         raise errors.Forbidden("A catalog can only be retrieved with a scoped token.")
     with db.session() as s:
-        return json_response({"catalog": catalog.build(s), "links": {"self": str(req.url)}})
+        return json_response({"catalog": catalog.build(s, ctx.project_id), "links": {"self": str(req.url)}})
 
 
 @api.route("/v3/auth/projects", methods=["GET"])

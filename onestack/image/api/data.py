@@ -142,7 +142,5 @@ def download(req: Req):
 
 
 def _unsatisfiable(size: int) -> errors.ApiError:
-    err = errors.ApiError(f"Requested range not satisfiable: the image has {size} bytes.",
-                          headers={"Content-Range": f"bytes */{size}"})
-    err.status, err.title = 416, "Requested Range Not Satisfiable"
-    return err
+    return errors.RangeNotSatisfiable(f"Requested range not satisfiable: the image has {size} bytes.",
+                                      headers={"Content-Range": f"bytes */{size}"})

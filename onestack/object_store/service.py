@@ -1,0 +1,38 @@
+"""How the object store plugs into onestack: set-up, agents and ASGI app."""
+
+from __future__ import annotations
+
+from onestack.config import Config
+
+NAME = "object_store"
+PREFIX = "/object-store"
+# the catalog URL names the caller's account, as Swift endpoints in Keystone do
+CATALOG = {"type": "object-store", "name": "swift", "description": "Object Storage (Swift v1)",
+           "path": "/v1/AUTH_$(project_id)s"}
+SERVICE_USER = "swift"
+ROLES = ["ResellerAdmin"]  # Swift's reseller admin role, as DevStack creates it
+
+
+def version() -> str:
+    return "v1"
+
+
+def setup(conf: Config) -> None:
+    from onestack.object_store import agents, proxy
+    from onestack.object_store.api.common import Limits
+
+    o = conf.object_store
+    Limits.max_file_size = o.max_file_size
+    Limits.container_listing_limit = o.container_listing_limit
+    Limits.max_meta_count = o.max_meta_count
+    Limits.max_meta_overall_size = o.max_meta_overall_size
+    Limits.tempurl_methods = o.tempurl_methods.split()
+    Limits.cors_allow_origin = o.cors_allow_origin.split()
+    cluster = proxy.configure(conf)
+    agents.start(conf, cluster, lambda a, c, obj, ts: proxy.object_delete(cluster, a, c, obj, ts))
+
+
+def app():
+    from onestack.object_store.api import build
+
+    return build()
