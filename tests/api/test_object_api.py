@@ -333,3 +333,24 @@ def test_account_listing_and_metadata(sw):
     assert json.loads(r.text)[0]["name"] == c
     sw.delete_object(c, "x")
     sw.delete_container(c)
+
+
+@pytest.mark.parametrize("mode", ["--use-slo", "--use-dlo"])
+def test_segmented_upload_of_50_mib(cloud, tmp_path, mode):
+    c = _name("seg")
+    data = os.urandom(50 * 1024 * 1024)
+    (tmp_path / "big.bin").write_bytes(data)
+    swift_cli(cloud, "upload", mode, "--segment-size", "10M", c, "big.bin", cwd=tmp_path)
+    segments = swift_cli(cloud, "list", f"{c}_segments").stdout.split()
+    assert len(segments) == 5
+    stat = swift_cli(cloud, "stat", c, "big.bin").stdout
+    assert f"Content Length: {len(data)}" in stat
+    assert ("Manifest:" in stat) == (mode == "--use-dlo")
+    out = tmp_path / "back.bin"
+    # `swift download` checks the (manifest) ETag against the md5 of what arrives
+    swift_cli(cloud, "download", c, "big.bin", "-o", str(out))
+    assert hashlib.md5(out.read_bytes()).digest() == hashlib.md5(data).digest()
+    swift_cli(cloud, "delete", c, "big.bin")  # deletes the segments too
+    assert swift_cli(cloud, "list", f"{c}_segments").stdout.split() == []
+    swift_cli(cloud, "delete", c)
+    swift_cli(cloud, "delete", f"{c}_segments")
