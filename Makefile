@@ -32,6 +32,7 @@ bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/identity.py
 	@$(VENV)/bin/python bench/image.py
 	@$(VENV)/bin/python bench/tiny_boot.py
+	@$(VENV)/bin/python bench/object.py
 
 lint: install-test
 	@$(VENV)/bin/ruff check onestack tests bench
