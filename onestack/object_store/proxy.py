@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -94,6 +94,10 @@ class Cluster:
         return Placement(part, [self.node(d) for d in devices], handoffs)
 
     # -- fan-out helpers -------------------------------------------------------
+
+    def background(self, fn: Callable[..., T], *args) -> Future:
+        """Run one function on the replica pool (e.g. a hash beside the writes)."""
+        return self._pool.submit(fn, *args)
 
     def each(self, nodes: list[Node], fn: Callable[[Node], T]) -> list[tuple[Node, T | BaseException]]:
         """Run ``fn`` on every node concurrently; results or exceptions, in node order."""

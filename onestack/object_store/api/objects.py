@@ -389,8 +389,10 @@ def store(req: Req, t: Target, body, metadata: dict[str, str], length: int | Non
             size += len(data)
             if size > Limits.max_file_size:
                 raise errors.PayloadTooLarge("Your request is too large.")
-            md5.update(data)
+            # the md5 runs beside the replicas' writes (hashlib and os.write release the GIL)
+            hashing = proxy.cluster().background(md5.update, data)
             write.write(data)
+            hashing.result()
         if length is not None and size != length:
             raise errors.BadRequest(f"The request body had {size} bytes, not the {length} of its Content-Length.")
         etag = md5.hexdigest()
