@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import openstack
@@ -354,3 +355,36 @@ def test_segmented_upload_of_50_mib(cloud, tmp_path, mode):
     assert swift_cli(cloud, "list", f"{c}_segments").stdout.split() == []
     swift_cli(cloud, "delete", c)
     swift_cli(cloud, "delete", f"{c}_segments")
+
+
+def test_sdk_prefix_acl_and_tempurl_until_expiry(sw, other):
+    import time
+
+    conn = openstack.connect(**_sdk_args(sw))
+    c = _name("sdk2")
+    conn.object_store.create_container(name=c)
+    for n in ("logs/a", "logs/b", "logs/old/c", "readme"):
+        conn.object_store.upload_object(container=c, name=n, data=n.encode())
+    # (the sdk passes prefix but not delimiter; swiftclient's delimiter listing is tested above)
+    listed = [o.name for o in conn.object_store.objects(c, prefix="logs/")]
+    assert listed == ["logs/a", "logs/b", "logs/old/c"]
+    # an ACL through the sdk lets the other project's user read this container only
+    conn.object_store.set_container_metadata(c, read_ACL=f"{other['project_id']}:{other['user_id']}")
+    token = other["conn"].get_auth()[1]
+    assert swift.get_object(sw.url, token, c, "readme")[1] == b"readme"
+    with pytest.raises(ClientException) as e:
+        swift.get_account(sw.url, token)
+    assert e.value.http_status == 403
+    # a temp URL works until it expires
+    key = uuid.uuid4().hex
+    conn.object_store.set_account_temp_url_key(key)
+    path = urlparse(sw.url).path + f"/{c}/readme"
+    url = conn.object_store.generate_temp_url(path, 2, "GET", temp_url_key=key)
+    base = sw.url[: sw.url.index(urlparse(sw.url).path)]
+    assert httpx.get(base + url).content == b"readme"
+    time.sleep(3)
+    assert httpx.get(base + url).status_code == 401
+    for o in conn.object_store.objects(c):
+        conn.object_store.delete_object(o, container=c)
+    conn.object_store.delete_container(c)
+    conn.close()
