@@ -187,7 +187,7 @@ class Db:
                 os.link(tmp, self.path)  # unlike rename, never replaces a db someone made
             except FileExistsError:
                 return False
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             return True
         finally:
             for suffix in ("", "-wal", "-shm"):
@@ -350,7 +350,8 @@ def _merge_metadata(conn: sqlite3.Connection, items: Iterable[tuple[str, str, st
                          (key, value, ts))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from onestack.object_store.dbs import AccountDb, ContainerDb, Db, norm
+from onestack.object_store.dbs import AccountDb, ContainerDb, Db, fsync_dir, norm
 from onestack.object_store.node import (
     AccountRow,
     ContainerRow,
@@ -98,14 +98,6 @@ def mkdirs(root: Path, path: Path) -> None:
         os.mkdir(path)
     except FileExistsError:
         pass
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def tmp_file(root: Path, content: bytes | None = None) -> Path:

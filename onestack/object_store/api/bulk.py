@@ -238,15 +238,15 @@ def _body_lines(req: Req) -> Iterator[str]:
         yield unquote(line.strip().decode("utf-8", "replace"))
 
 
+def delete_result() -> dict:
+    """The counters of a bulk-delete answer (also SLO deletes, large.py)."""
+    return {"Response Status": "200 OK", "Response Body": "", "Number Deleted": 0, "Number Not Found": 0}
+
+
 def bulk_delete(req: Req) -> Response:
     """``POST|DELETE /v1/<account>?bulk-delete``."""
     account = check_account(req.path["account"])
-    result = {
-        "Response Status": "200 OK",
-        "Response Body": "",
-        "Number Deleted": 0,
-        "Number Not Found": 0,
-    }
+    result = delete_result()
 
     def job(result: dict, failed: list) -> None:
         incoming = req.headers.get("content-type")

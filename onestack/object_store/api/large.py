@@ -546,12 +546,7 @@ def _validate(seg: dict, head, last: bool, problems: list) -> tuple[dict, int]:
 def delete_slo(req: Req, t) -> Response:
     """``DELETE ...?multipart-manifest=delete``: the segments (nested manifests too),
     then the manifest; answered with a bulk-delete body, as Swift does."""
-    result = {
-        "Response Status": "200 OK",
-        "Response Body": "",
-        "Number Deleted": 0,
-        "Number Not Found": 0,
-    }
+    result = bulk.delete_result()
 
     def job(result: dict, failed: list) -> None:
         names, pending = [], [(f"/{t.container}/{t.obj}", True)]
