@@ -7,10 +7,19 @@ want_test=${1:-}
 
 # The tiny guest image's build tools (guest/README.md): `make up` builds the image.
 apt_pkgs=(python3-venv python3-dev syslinux syslinux-common mtools dosfstools fdisk qemu-utils)
+# Compute's data plane: libvirt + QEMU run the guests (the sysv flavour of the daemon
+# package, so apt does not pull systemd in); libvirt-dev, pkg-config and gcc build
+# the libvirt-python binding in the venv. xorriso makes iso9660 config drives;
+# setfacl (acl) lets the QEMU user through the private state directory to its disks.
+apt_pkgs+=(libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
+  qemu-system-x86 libvirt-dev pkg-config gcc xorriso acl)
+# Networking's data plane (onestack/network/linux): ip/bridge, nft, dnsmasq (the
+# binary only: dnsmasq-base has no system service), sysctl (procps), ping.
+apt_pkgs+=(iproute2 nftables dnsmasq-base procps iputils-ping)
 if [ "$want_test" = test ]; then
-  # PostgreSQL for the database tests; QEMU to boot the tiny guest in the e2e tests,
-  # xorriso to make their iso9660 config drives.
-  apt_pkgs+=(postgresql qemu-system-x86 xorriso)
+  # PostgreSQL for the database tests; busybox's udhcpc is the DHCP client of the
+  # network e2e tests (busybox-static, which the guest image uses too, provides it).
+  apt_pkgs+=(postgresql busybox-static)
 fi
 
 missing=()
@@ -24,8 +33,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # No daemon starts from a package's postinst (libvirtd would autostart its
+  # `default` NAT network): scripts/libvirt-up.sh starts libvirt below, as onestack
+  # wants it. A policy-rc.d that is already there is left as it is.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts a default PostgreSQL cluster on install; the tests run their own.
   if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v pg_ctlcluster >/dev/null; then
     pg_ctlcluster 15 main stop 2>/dev/null || true
@@ -52,4 +69,11 @@ if [ "$needed" = 1 ]; then
   .venv/bin/python -c "import onestack.cli" # fail here, not later, if the install broke
   find .venv -maxdepth 1 -name ".onestack-installed-*" ! -name "*-$hash-*" -delete
   for extra in ${extras//,/ }; do touch ".venv/.onestack-installed-$hash-$extra"; done
+fi
+
+# libvirtd and virtlogd, started by hand where there is no systemd (needs root).
+if [ "$(id -u)" = 0 ]; then
+  scripts/libvirt-up.sh
+else
+  echo "onestack: not root, libvirt not started (scripts/libvirt-up.sh as root)" >&2
 fi

@@ -1,0 +1,227 @@
+"""libvirt domain XML for an instance, built with ElementTree (no string pasting).
+
+    <domain type='qemu|kvm'>  name onestack-<uuid>, the instance uuid
+      memory/vcpus, os hvm (machine pc) booting from the first disk
+      vda: qcow2 overlay on virtio          (the root disk; its base read-only, not relabelled)
+      vdz: vfat config drive, virtio, ro    or hdd: iso9660 config drive, IDE CD-ROM
+      serial pty, logged to <instance dir>/console.log by virtlogd (append, kept across
+                restarts), so the console output survives reboots and is readable
+      VNC on 127.0.0.1 (autoport), virtio-rng, virtio balloon
+      interfaces: bridge + MAC + tap name (Linux bridge design), virtio
+
+Machine type `pc` (i440fx): PCI hot-plug of volumes needs no spare root ports, and
+its IDE controller carries a CD-ROM config drive. The libvirt target name of a
+disk is a hint: a Linux guest names virtio disks in probe order (vda, vdb, ...).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "onestack-"
+XMLNS = "http://onestack.dev/xmlns/compute/1.0"
+CONFIG_DRIVE_TARGETS = {"virtio": "vdz", "ide": "hdd"}
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_DEV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")  # a kernel interface name
+
+
+def domain_name(uuid: str) -> str:
+    return PREFIX + uuid
+
+
+def uuid_of(name: str) -> str | None:
+    """The instance uuid of an onestack domain name, None for any other domain."""
+    return name[len(PREFIX) :] if name.startswith(PREFIX) else None
+
+
+@dataclass
+class Disk:
+    path: Path
+    target: str = "vda"  # vdX on virtio, hdX on IDE
+    bus: str = "virtio"  # virtio | ide
+    device: str = "disk"  # disk | cdrom
+    format: str = "qcow2"  # qcow2 | raw
+    readonly: bool = False
+    serial: str | None = None  # e.g. a volume id (first 20 characters, as Nova)
+    cache: str = "none"  # none | writethrough | writeback
+    # the qcow2 base of an overlay: named in the XML with relabel='no', so libvirt does
+    # not hand the shared base to this guest's QEMU user (it only needs to read it)
+    backing: Path | None = None
+
+    def __post_init__(self):
+        if self.bus not in ("virtio", "ide"):
+            raise ValueError(f"disk bus {self.bus!r}: virtio or ide")
+        if self.device not in ("disk", "cdrom"):
+            raise ValueError(f"disk device {self.device!r}: disk or cdrom")
+        if self.format not in ("qcow2", "raw"):
+            raise ValueError(f"disk format {self.format!r}: qcow2 or raw")
+        if not re.match(r"^(vd|hd)[a-z]{1,2}$", self.target):
+            raise ValueError(f"disk target {self.target!r}: vdX or hdX")
+
+
+@dataclass
+class Interface:
+    """A port: a tap named `target` enslaved to Linux bridge `bridge`, with `mac`."""
+
+    bridge: str
+    mac: str
+    target: str
+    mtu: int | None = None
+    model: str = "virtio"
+
+    def __post_init__(self):
+        self.mac = self.mac.lower()
+        if not _MAC.match(self.mac):
+            raise ValueError(f"MAC address {self.mac!r} is not aa:bb:cc:dd:ee:ff")
+        for what, name in (("bridge", self.bridge), ("tap", self.target)):
+            if not _DEV.match(name):
+                raise ValueError(f"{what} name {name!r} is not a valid interface name")
+
+
+@dataclass
+class DomainSpec:
+    uuid: str
+    memory_mib: int
+    vcpus: int
+    root: Disk
+    console_log: Path
+    virt_type: str = "qemu"  # qemu (TCG) | kvm
+    config_drive: Disk | None = None
+    interfaces: list[Interface] = field(default_factory=list)
+    machine: str = "pc"
+    vnc_listen: str = "127.0.0.1"
+    # shown in <metadata>: display name, flavor, project and user ids
+    display_name: str = ""
+    flavor: str = ""
+    project_id: str = ""
+    user_id: str = ""
+
+    @property
+    def name(self) -> str:
+        return domain_name(self.uuid)
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attrs.items()})
+    if text is not None:
+        el.text = text
+    return el
+
+
+def disk_element(disk: Disk) -> ET.Element:
+    el = ET.Element("disk", {"type": "file", "device": disk.device})
+    _sub(el, "driver", name="qemu", type=disk.format, cache=disk.cache, discard="unmap")
+    _sub(el, "source", file=str(disk.path))
+    if disk.backing is not None:
+        store = _sub(el, "backingStore", type="file")
+        _sub(store, "format", type="qcow2")
+        source = _sub(store, "source", file=str(disk.backing))
+        _sub(source, "seclabel", model="dac", relabel="no")
+        _sub(store, "backingStore")  # the base has no backing file of its own
+    _sub(el, "target", dev=disk.target, bus=disk.bus)
+    if disk.readonly:
+        _sub(el, "readonly")
+    if disk.serial:
+        _sub(el, "serial", disk.serial[:20])
+    return el
+
+
+def disk_xml(disk: Disk) -> str:
+    """<disk> for attachDeviceFlags / detachDeviceFlags."""
+    return ET.tostring(disk_element(disk), encoding="unicode")
+
+
+def interface_element(nic: Interface) -> ET.Element:
+    el = ET.Element("interface", {"type": "bridge"})
+    _sub(el, "source", bridge=nic.bridge)
+    _sub(el, "mac", address=nic.mac)
+    _sub(el, "target", dev=nic.target)
+    _sub(el, "model", type=nic.model)
+    if nic.mtu:
+        _sub(el, "mtu", size=str(nic.mtu))
+    return el
+
+
+def domain_xml(spec: DomainSpec) -> str:
+    if spec.virt_type not in ("qemu", "kvm"):
+        raise ValueError(f"virt_type {spec.virt_type!r}: qemu or kvm")
+    if spec.memory_mib < 16 or spec.vcpus < 1:
+        raise ValueError("memory_mib must be at least 16 and vcpus at least 1")
+    dom = ET.Element("domain", {"type": spec.virt_type})
+    _sub(dom, "name", spec.name)
+    _sub(dom, "uuid", spec.uuid)
+    meta = _sub(dom, "metadata")
+    ET.register_namespace("onestack", XMLNS)
+    inst = _sub(meta, f"{{{XMLNS}}}instance")
+    for tag, value in (
+        ("name", spec.display_name),
+        ("flavor", spec.flavor),
+        ("project", spec.project_id),
+        ("user", spec.user_id),
+    ):
+        _sub(inst, f"{{{XMLNS}}}{tag}", value)
+    _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(dom, "currentMemory", str(spec.memory_mib), unit="MiB")
+    _sub(dom, "vcpu", str(spec.vcpus), placement="static")
+    os_ = _sub(dom, "os")
+    _sub(os_, "type", "hvm", arch="x86_64", machine=spec.machine)
+    _sub(os_, "boot", dev="hd")
+    features = _sub(dom, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    if spec.virt_type == "kvm":
+        _sub(dom, "cpu", mode="host-model")
+    _sub(dom, "clock", offset="utc")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "restart")
+    _sub(dom, "on_crash", "destroy")
+
+    devices = _sub(dom, "devices")
+    devices.append(disk_element(spec.root))
+    if spec.config_drive is not None:
+        devices.append(disk_element(spec.config_drive))
+    for nic in spec.interfaces:
+        devices.append(interface_element(nic))
+    serial = _sub(devices, "serial", type="pty")
+    _sub(serial, "log", file=str(spec.console_log), append="on")
+    _sub(serial, "target", port="0")
+    console = _sub(devices, "console", type="pty")
+    _sub(console, "target", type="serial", port="0")
+    _sub(devices, "input", type="tablet", bus="usb")
+    graphics = _sub(devices, "graphics", type="vnc", autoport="yes", listen=spec.vnc_listen)
+    _sub(graphics, "listen", type="address", address=spec.vnc_listen)
+    video = _sub(devices, "video")
+    _sub(video, "model", type="vga")
+    rng = _sub(devices, "rng", model="virtio")
+    _sub(rng, "backend", "/dev/urandom", model="random")
+    _sub(devices, "memballoon", model="virtio")
+    ET.indent(dom)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def config_drive_disk(path: Path, fmt: str) -> Disk:
+    """vfat: a read-only virtio disk (vdz); iso9660: an IDE CD-ROM (hdd), as Nova."""
+    if fmt == "vfat":
+        return Disk(path, CONFIG_DRIVE_TARGETS["virtio"], "virtio", "disk", "raw", readonly=True)
+    return Disk(path, CONFIG_DRIVE_TARGETS["ide"], "ide", "cdrom", "raw", readonly=True)
+
+
+def disk_targets(xml: str) -> dict[str, str]:
+    """target dev -> source file of the disks in a domain's XML."""
+    out = {}
+    for disk in ET.fromstring(xml).iter("disk"):
+        target, source = disk.find("target"), disk.find("source")
+        if target is not None:
+            out[target.get("dev")] = source.get("file") if source is not None else ""
+    return out
+
+
+def next_virtio_target(used: set[str]) -> str:
+    """The first free vdX after vda, leaving vdz to the config drive."""
+    for c in "bcdefghijklmnopqrstuvwxy":
+        if f"vd{c}" not in used:
+            return f"vd{c}"
+    raise ValueError("no free virtio disk name (vdb..vdy all used)")

@@ -1,0 +1,868 @@
+"""The virt driver interface, its libvirt implementation, and a fake for API tests.
+
+The compute agent calls a `VirtDriver`; every method is blocking (the agent runs
+them in worker threads) and addresses an instance by its uuid. `LibvirtDriver`
+runs real guests through libvirt on qemu:///system; `FakeDriver` keeps instances
+in memory, for API tests and scale simulation only.
+
+On disk (LibvirtDriver), under <state>/compute:
+
+    base/<image id>                  cached base images (images.ImageCache)
+    instances/<uuid>/disk            qcow2 overlay on the base
+    instances/<uuid>/disk.config     config drive (vfat or iso9660)
+    instances/<uuid>/console.log     serial console, written by virtlogd
+
+Every failure of spawn removes what spawn made (domain, overlay, config drive,
+instance directory); destroy removes them too and leaves no domain defined.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import threading
+import time
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+from onestack.compute.virt import accel, configdrive
+from onestack.compute.virt.domain import (
+    Disk,
+    DomainSpec,
+    Interface,
+    config_drive_disk,
+    disk_targets,
+    disk_xml,
+    domain_xml,
+    next_virtio_target,
+    uuid_of,
+)
+from onestack.compute.virt.errors import InstanceNotFound, VirtError
+from onestack.compute.virt.images import ImageCache, create_overlay
+
+CONSOLE_LOG = "console.log"
+QEMU_USER = QEMU_GROUP = "libvirt-qemu"  # qemu.conf's user and group on Debian
+# Linux input key codes (libvirt VIR_KEYCODE_SET_LINUX): ctrl-alt-del
+KEY_LEFTCTRL, KEY_LEFTALT, KEY_DELETE = 29, 56, 111
+
+
+class PowerState(IntEnum):
+    """Nova's power_state values, as the API reports them."""
+
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    state: PowerState
+    memory_kib: int
+    vcpus: int
+    cpu_time_ns: int = 0
+    # suspended (libvirt managed save): the domain is off (SHUTDOWN, as Nova reports
+    # it) with its memory saved, and resume restores it
+    managed_save: bool = False
+
+
+@dataclass
+class ImageRef:
+    """The image to boot: a cache key and where its data comes from."""
+
+    id: str | None  # the image service's id; None: key by the data's sha256
+    source: Path | Callable[[Path], None]  # a file, or a function that writes it to a path
+    disk_format: str = "qcow2"
+
+
+@dataclass
+class ConfigDrive:
+    """What goes on the config drive (see configdrive.files)."""
+
+    meta_data: dict
+    user_data: bytes | None = None
+    network_data: dict | None = None
+    vendor_data: dict | None = None
+    ec2_meta_data: dict | None = None
+    format: str = "vfat"  # vfat (virtio disk) | iso9660 (IDE CD-ROM)
+
+
+@dataclass
+class InstanceSpec:
+    uuid: str
+    memory_mib: int
+    vcpus: int
+    image: ImageRef
+    root_gb: int = 0  # 0: the image's own virtual size
+    config_drive: ConfigDrive | None = None
+    interfaces: list[Interface] = field(default_factory=list)
+    display_name: str = ""
+    flavor: str = ""
+    project_id: str = ""
+    user_id: str = ""
+
+    def __post_init__(self):
+        self.uuid = str(uuidlib.UUID(self.uuid))  # canonical form, or ValueError
+
+
+class VirtDriver(ABC):
+    """What the compute agent needs from a hypervisor."""
+
+    virt_type: str = "fake"
+
+    @abstractmethod
+    def spawn(self, spec: InstanceSpec) -> InstanceInfo:
+        """Build the disks, define and start the guest; RUNNING when it returns."""
+
+    @abstractmethod
+    def destroy(self, uuid: str) -> None:
+        """Stop the guest, undefine it and delete its files; fine if it is already gone."""
+
+    @abstractmethod
+    def reboot(self, uuid: str, hard: bool = False, timeout: float = 60) -> str:
+        """Restart the guest: "soft" (the guest reboots itself) or "hard" (reset); which was done."""
+
+    @abstractmethod
+    def power_off(self, uuid: str, timeout: float = 0) -> None:
+        """Stop the guest: a clean shutdown for up to `timeout` s, then pull the plug."""
+
+    @abstractmethod
+    def power_on(self, uuid: str) -> None: ...
+
+    @abstractmethod
+    def pause(self, uuid: str) -> None: ...
+
+    @abstractmethod
+    def unpause(self, uuid: str) -> None: ...
+
+    @abstractmethod
+    def suspend(self, uuid: str) -> None:
+        """Save the guest's memory to disk and stop it."""
+
+    @abstractmethod
+    def resume(self, uuid: str) -> None:
+        """Restore a suspended guest."""
+
+    @abstractmethod
+    def get_info(self, uuid: str) -> InstanceInfo:
+        """The guest's state; InstanceNotFound if there is no such guest here."""
+
+    @abstractmethod
+    def console_log_path(self, uuid: str) -> Path: ...
+
+    @abstractmethod
+    def attach_volume(
+        self,
+        uuid: str,
+        path: Path,
+        *,
+        device: str | None = None,
+        serial: str | None = None,
+        disk_format: str = "raw",
+    ) -> str:
+        """Attach a disk file as a virtio disk; the device name given to it (vdb, ...)."""
+
+    @abstractmethod
+    def detach_volume(self, uuid: str, device: str, timeout: float = 30) -> None:
+        """Detach the disk `device` (or the disk whose file is `device`)."""
+
+    @abstractmethod
+    def list_instances(self) -> list[str]:
+        """uuids of the instances this driver has on this host."""
+
+    def volumes(self, uuid: str) -> dict[str, str]:
+        """Attached volumes: device -> file."""
+        return {}
+
+    def get_console_output(self, uuid: str, max_bytes: int = 256 * 1024) -> str:
+        """The end of the serial console log (os-getConsoleOutput)."""
+        path = self.console_log_path(uuid)
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                data = f.read()
+        except FileNotFoundError:
+            return ""
+        return data.decode(errors="replace").replace("\r\n", "\n")
+
+
+# ---------------------------------------------------------------------------------------
+# libvirt
+
+
+_LIBVIRT_STATES = {  # virDomainState -> power state (as Nova's libvirt driver maps them)
+    0: PowerState.NOSTATE,
+    1: PowerState.RUNNING,
+    2: PowerState.RUNNING,  # blocked
+    3: PowerState.PAUSED,
+    4: PowerState.SHUTDOWN,  # being shut down
+    5: PowerState.SHUTDOWN,  # shut off
+    6: PowerState.CRASHED,
+    7: PowerState.SUSPENDED,  # pmsuspended
+}
+
+_event_lock = threading.Lock()
+_event_loop_started = False
+
+
+def _libvirt():
+    try:
+        import libvirt
+    except ImportError as e:  # pragma: no cover - the package is a dependency
+        raise VirtError("the libvirt-python package is not installed") from e
+    return libvirt
+
+
+def _start_event_loop() -> None:
+    """libvirt's default event loop on a daemon thread (once per process): domain events
+    and connection keepalives. Must run before the first connection is opened."""
+    global _event_loop_started
+    with _event_lock:
+        if _event_loop_started:
+            return
+        libvirt = _libvirt()
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # no stderr noise
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run():
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
+def make_reachable(path: Path, user: str) -> list[Path]:
+    """Let `user` (the QEMU user) traverse every directory down to `path`.
+
+    Directories it cannot pass (e.g. the 0700 state directory) get a POSIX ACL entry
+    `u:<user>:x` (search only: it cannot list them, and reaches only the files whose
+    own modes allow it). Returns the directories changed."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return []  # no such user: QEMU runs as someone else (root?); nothing to grant
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    target = Path(path).resolve()
+    changed = []
+    for d in [*reversed(target.parents), target]:
+        st = d.stat()
+        if st.st_mode & stat.S_IXOTH:
+            continue
+        if st.st_uid == pw.pw_uid and st.st_mode & stat.S_IXUSR:
+            continue
+        if st.st_gid in groups and st.st_mode & stat.S_IXGRP:
+            continue
+        if shutil.which("setfacl") is None:
+            raise VirtError(f"{d} cannot be passed by {user} and setfacl is missing (package acl)")
+        done = subprocess.run(["setfacl", "-m", f"u:{user}:x", str(d)], capture_output=True)
+        if done.returncode != 0:
+            raise VirtError(
+                f"cannot let {user} pass {d}: {done.stderr.decode(errors='replace').strip()}"
+            )
+        changed.append(d)
+    return changed
+
+
+def _direct_io_works(directory: Path) -> bool:
+    """Whether files here can be opened with O_DIRECT (QEMU's cache=none needs it)."""
+    probe = directory / ".directio-probe"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | getattr(os, "O_DIRECT", 0), 0o600)
+        os.close(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+class LibvirtDriver(VirtDriver):
+    """Guests as libvirt domains `onestack-<uuid>` on qemu:///system."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        uri: str = "qemu:///system",
+        virt_type: str | None = None,
+        qemu_user: str = QEMU_USER,
+        qemu_group: str = QEMU_GROUP,
+    ):
+        self.uri = uri
+        self.qemu_user = qemu_user
+        self.root = Path(state_dir) / "compute"
+        self.instances_dir = self.root / "instances"
+        self.images = ImageCache(self.root / "base", group=qemu_group)
+        for d in (self.root, self.images.root, self.instances_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o711)  # QEMU may pass, nobody may list
+        make_reachable(self.instances_dir, qemu_user)
+        self.accel = accel.detect() if virt_type is None else accel.Accel(virt_type, "configured")
+        self.virt_type = self.accel.virt_type
+        self.disk_cache = "none" if _direct_io_works(self.instances_dir) else "writethrough"
+        self._conn_lock = threading.Lock()
+        self._conn = None
+        self._reboots: dict[str, int] = {}  # uuid -> guest-initiated resets seen
+        self._reboot_cond = threading.Condition()
+
+    # -- connection and lookups
+
+    def conn(self):
+        """The libvirt connection, (re)opened when needed."""
+        libvirt = _libvirt()
+        with self._conn_lock:
+            if self._conn is not None:
+                try:
+                    if self._conn.isAlive():
+                        return self._conn
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+            _start_event_loop()
+            try:
+                c = libvirt.open(self.uri)
+            except libvirt.libvirtError as e:
+                raise VirtError(f"cannot connect to libvirt at {self.uri}: {_msg(e)}") from e
+            try:
+                c.setKeepAlive(5, 3)
+                c.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None
+                )
+            except libvirt.libvirtError:
+                pass  # no events: a soft reboot then waits for the shutdown path only
+            self._conn = c
+            return c
+
+    def close(self) -> None:
+        with self._conn_lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except Exception:
+                    pass
+                self._conn = None
+
+    def _on_reboot(self, _conn, dom, _opaque) -> None:
+        uuid = uuid_of(dom.name())
+        if uuid:
+            with self._reboot_cond:
+                self._reboots[uuid] = self._reboots.get(uuid, 0) + 1
+                self._reboot_cond.notify_all()
+
+    def _lookup(self, uuid: str):
+        """The domain of `uuid`, or None."""
+        libvirt = _libvirt()
+        try:
+            dom = self.conn().lookupByUUIDString(uuid)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise VirtError(f"libvirt: {_msg(e)}") from e
+        return dom if uuid_of(dom.name()) == uuid else None  # not a domain of ours
+
+    def _domain(self, uuid: str):
+        dom = self._lookup(uuid)
+        if dom is None:
+            raise InstanceNotFound(f"instance {uuid} has no domain on this host")
+        return dom
+
+    def instance_dir(self, uuid: str) -> Path:
+        return self.instances_dir / str(uuidlib.UUID(uuid))
+
+    def console_log_path(self, uuid: str) -> Path:
+        return self.instance_dir(uuid) / CONSOLE_LOG
+
+    # -- lifecycle
+
+    def spawn(self, spec: InstanceSpec) -> InstanceInfo:
+        libvirt = _libvirt()
+        if self._lookup(spec.uuid) is not None:
+            raise VirtError(f"instance {spec.uuid} already has a domain on this host")
+        inst_dir = self.instance_dir(spec.uuid)
+        if inst_dir.exists():  # left by a spawn that died with its process: ours to remove
+            shutil.rmtree(inst_dir)
+        inst_dir.mkdir(mode=0o711)
+        dom = None
+        try:
+            base = self.images.ensure(spec.image.id, spec.image.source, spec.image.disk_format)
+            overlay = inst_dir / "disk"
+            create_overlay(base, overlay, spec.root_gb)
+            drive = None
+            if spec.config_drive is not None:
+                cd = spec.config_drive
+                path = configdrive.build(
+                    inst_dir / "disk.config",
+                    configdrive.files(
+                        cd.meta_data,
+                        cd.user_data,
+                        cd.network_data,
+                        cd.vendor_data,
+                        cd.ec2_meta_data,
+                    ),
+                    cd.format,
+                )
+                drive = config_drive_disk(path, cd.format)
+            xml = domain_xml(
+                DomainSpec(
+                    uuid=spec.uuid,
+                    memory_mib=spec.memory_mib,
+                    vcpus=spec.vcpus,
+                    root=Disk(overlay, "vda", cache=self.disk_cache, backing=base),
+                    console_log=inst_dir / CONSOLE_LOG,
+                    virt_type=self.virt_type,
+                    config_drive=drive,
+                    interfaces=list(spec.interfaces),
+                    display_name=spec.display_name,
+                    flavor=spec.flavor,
+                    project_id=spec.project_id,
+                    user_id=spec.user_id,
+                )
+            )
+            dom = self.conn().defineXML(xml)
+            dom.create()
+        except BaseException as e:
+            self._remove(spec.uuid, dom, lookup=False)  # only what this call made
+            if isinstance(e, libvirt.libvirtError):
+                raise VirtError(f"libvirt could not start the guest: {_msg(e)}") from e
+            raise
+        return self.get_info(spec.uuid)
+
+    def _remove(self, uuid: str, dom=None, lookup: bool = True) -> None:
+        """Stop and undefine the domain (`dom`, or the one of `uuid` if `lookup`) and
+        delete the instance's files."""
+        libvirt = _libvirt()
+        if dom is None and lookup:
+            try:
+                dom = self._lookup(uuid)
+            except VirtError:
+                dom = None
+        if dom is not None:
+            try:
+                if dom.isActive():
+                    dom.destroy()
+            except libvirt.libvirtError as e:
+                if e.get_error_code() not in (
+                    libvirt.VIR_ERR_OPERATION_INVALID,
+                    libvirt.VIR_ERR_NO_DOMAIN,
+                ):
+                    raise VirtError(f"libvirt could not stop {uuid}: {_msg(e)}") from e
+            try:
+                dom.undefineFlags(
+                    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                )
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise VirtError(f"libvirt could not undefine {uuid}: {_msg(e)}") from e
+        shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+        with self._reboot_cond:
+            self._reboots.pop(uuid, None)
+
+    def destroy(self, uuid: str) -> None:
+        self._remove(str(uuidlib.UUID(uuid)))
+
+    def reboot(self, uuid: str, hard: bool = False, timeout: float = 60) -> str:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        if not hard and dom.isActive() and dom.info()[0] == libvirt.VIR_DOMAIN_RUNNING:
+            if self._soft_reboot(uuid, dom, timeout):
+                return "soft"
+        self._call(uuid, "reset", self._hard_reboot, dom)
+        return "hard"
+
+    def _soft_reboot(self, uuid: str, dom, timeout: float) -> bool:
+        """Ask the guest to restart itself; True if it did within `timeout` s.
+
+        First ctrl-alt-del on its keyboard (init reboots: busybox's and systemd's
+        ctrlaltdel), seen as the guest's reset event; if that does not come within a
+        third of the time, the ACPI power button as Nova's soft reboot does (a
+        guest that powers off is started again)."""
+        libvirt = _libvirt()
+        with self._reboot_cond:
+            seen = self._reboots.get(uuid, 0)
+        start = time.monotonic()
+
+        def wait(until: float) -> bool:
+            while time.monotonic() < until:
+                with self._reboot_cond:
+                    if self._reboots.get(uuid, 0) > seen:
+                        return True
+                    self._reboot_cond.wait(0.2)
+                try:
+                    if not dom.isActive():  # it powered off: start it again
+                        dom.create()
+                        return True
+                except libvirt.libvirtError as e:
+                    raise VirtError(f"reboot of {uuid} failed: {_msg(e)}") from e
+            return False
+
+        keys = [KEY_LEFTCTRL, KEY_LEFTALT, KEY_DELETE]
+        try:
+            dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 0, keys, len(keys), 0)
+        except libvirt.libvirtError:
+            pass  # no keyboard: only the power button is left
+        else:
+            if wait(start + timeout / 3):
+                return True
+        try:
+            dom.shutdown()
+        except libvirt.libvirtError:
+            return False
+        return wait(start + timeout)
+
+    def _hard_reboot(self, dom) -> None:
+        if dom.isActive():
+            dom.destroy()
+        if dom.hasManagedSaveImage(0):
+            dom.managedSaveRemove(0)
+        dom.create()
+
+    def power_off(self, uuid: str, timeout: float = 0) -> None:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        if not dom.isActive():
+            return
+        if timeout > 0:
+            try:
+                dom.shutdown()
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    if not dom.isActive():
+                        return
+                    time.sleep(0.2)
+            except libvirt.libvirtError:
+                pass
+        try:
+            dom.destroy()
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # already off
+                raise VirtError(f"libvirt could not stop {uuid}: {_msg(e)}") from e
+
+    def power_on(self, uuid: str) -> None:
+        dom = self._domain(uuid)
+        if not dom.isActive():
+            self._call(uuid, "start", dom.create)
+
+    def pause(self, uuid: str) -> None:
+        self._call(uuid, "pause", self._domain(uuid).suspend)
+
+    def unpause(self, uuid: str) -> None:
+        self._call(uuid, "unpause", self._domain(uuid).resume)
+
+    def suspend(self, uuid: str) -> None:
+        self._call(uuid, "suspend", self._domain(uuid).managedSave, 0)
+
+    def resume(self, uuid: str) -> None:
+        dom = self._domain(uuid)
+        if not dom.hasManagedSaveImage(0):
+            raise VirtError(f"instance {uuid} is not suspended")
+        self._call(uuid, "resume", dom.create)
+
+    def _call(self, uuid: str, what: str, fn, *args):
+        libvirt = _libvirt()
+        try:
+            return fn(*args)
+        except libvirt.libvirtError as e:
+            raise VirtError(f"{what} of {uuid} failed: {_msg(e)}") from e
+
+    def get_info(self, uuid: str) -> InstanceInfo:
+        dom = self._domain(uuid)
+        state, _max_kib, mem_kib, vcpus, cpu_ns = self._call(uuid, "info", dom.info)
+        saved = bool(self._call(uuid, "info", dom.hasManagedSaveImage, 0))
+        return InstanceInfo(
+            _LIBVIRT_STATES.get(state, PowerState.NOSTATE), mem_kib, vcpus, cpu_ns, saved
+        )
+
+    def list_instances(self) -> list[str]:
+        libvirt = _libvirt()
+        try:
+            doms = self.conn().listAllDomains(0)
+        except libvirt.libvirtError as e:
+            raise VirtError(f"libvirt: {_msg(e)}") from e
+        return sorted(u for u in (uuid_of(d.name()) for d in doms) if u)
+
+    def domain_xml(self, uuid: str, inactive: bool = False) -> str:
+        libvirt = _libvirt()
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        return self._call(uuid, "XML", self._domain(uuid).XMLDesc, flags)
+
+    # -- volumes
+
+    def volumes(self, uuid: str) -> dict[str, str]:
+        disks = disk_targets(self.domain_xml(uuid))
+        return {dev: src for dev, src in disks.items() if dev not in ("vda", "vdz", "hdd")}
+
+    def attach_volume(
+        self,
+        uuid: str,
+        path: Path,
+        *,
+        device: str | None = None,
+        serial: str | None = None,
+        disk_format: str = "raw",
+    ) -> str:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise VirtError(f"volume file {path} does not exist")
+        live = disk_targets(self.domain_xml(uuid))
+        config = disk_targets(self.domain_xml(uuid, inactive=True))
+        if str(path) in live.values() or str(path) in config.values():
+            raise VirtError(f"{path} is already attached to {uuid}")
+        used = set(live) | set(config)
+        target = device or next_virtio_target(used)
+        if target in used:
+            raise VirtError(f"device {target} is in use on {uuid}")
+        make_reachable(path.parent, self.qemu_user)
+        disk = Disk(
+            path, target, "virtio", "disk", disk_format, serial=serial, cache=self.disk_cache
+        )
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        self._call(uuid, "attach", dom.attachDeviceFlags, disk_xml(disk), flags)
+        return target
+
+    def detach_volume(self, uuid: str, device: str, timeout: float = 30) -> None:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+
+        def find(xml: str):
+            for disk in ET.fromstring(xml).iter("disk"):
+                target, source = disk.find("target"), disk.find("source")
+                dev = target.get("dev") if target is not None else None
+                src = source.get("file") if source is not None else None
+                if device in (dev, src):
+                    return dev, disk
+            return None, None
+
+        live_dev, live_el = find(self.domain_xml(uuid)) if dom.isActive() else (None, None)
+        conf_dev, conf_el = find(self.domain_xml(uuid, inactive=True))
+        if live_el is None and conf_el is None:
+            raise VirtError(f"no disk {device} on {uuid}")
+        if (live_dev or conf_dev) in ("vda",):
+            raise VirtError("the root disk cannot be detached")
+        if conf_el is not None:
+            self._call(
+                uuid,
+                "detach",
+                dom.detachDeviceFlags,
+                _xml(conf_el),
+                libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+            )
+        if live_el is None:
+            return
+        # The guest is asked to release the device (PCI unplug); it is gone from the
+        # live XML only once the guest has let go.
+        self._call(
+            uuid, "detach", dom.detachDeviceFlags, _xml(live_el), libvirt.VIR_DOMAIN_AFFECT_LIVE
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if not dom.isActive() or live_dev not in disk_targets(self.domain_xml(uuid)):
+                return
+            if time.monotonic() > deadline:
+                raise VirtError(f"the guest did not release {live_dev} within {timeout:.0f} s")
+            time.sleep(0.2)
+
+
+def _xml(el: ET.Element) -> str:
+    return ET.tostring(el, encoding="unicode")
+
+
+def _msg(e) -> str:
+    text = e.get_error_message() if hasattr(e, "get_error_message") else str(e)
+    return re.sub(r"\s+", " ", text or str(e)).strip()
+
+
+# ---------------------------------------------------------------------------------------
+# fake
+
+
+@dataclass
+class _Fake:
+    spec: InstanceSpec
+    state: PowerState = PowerState.RUNNING
+    managed_save: bool = False
+    boots: int = 1
+    volumes: dict[str, str] = field(default_factory=dict)
+
+
+class FakeDriver(VirtDriver):
+    """Instances in memory: for API tests and scale simulation (many fake hosts in one
+    process), never for real guests. State transitions follow LibvirtDriver's."""
+
+    virt_type = "fake"
+
+    def __init__(self, host: str = "fake-host", console_dir: Path | None = None):
+        self.host = host
+        self.console_dir = console_dir
+        self._lock = threading.Lock()
+        self._instances: dict[str, _Fake] = {}
+
+    def _get(self, uuid: str) -> _Fake:
+        inst = self._instances.get(uuid)
+        if inst is None:
+            raise InstanceNotFound(f"instance {uuid} has no domain on {self.host}")
+        return inst
+
+    def _need(self, inst: _Fake, *states: PowerState, what: str) -> None:
+        if inst.state not in states:
+            raise VirtError(f"cannot {what} instance {inst.spec.uuid} in state {inst.state.name}")
+
+    def spawn(self, spec: InstanceSpec) -> InstanceInfo:
+        with self._lock:
+            if spec.uuid in self._instances:
+                raise VirtError(f"instance {spec.uuid} already has a domain on {self.host}")
+            self._instances[spec.uuid] = _Fake(spec)
+            self._log(spec.uuid)
+        return self.get_info(spec.uuid)
+
+    def destroy(self, uuid: str) -> None:
+        with self._lock:
+            self._instances.pop(uuid, None)
+        if self.console_dir is not None:
+            (self.console_dir / f"{uuid}.log").unlink(missing_ok=True)
+
+    def reboot(self, uuid: str, hard: bool = False, timeout: float = 60) -> str:
+        with self._lock:
+            inst = self._get(uuid)
+            soft = not hard and inst.state == PowerState.RUNNING
+            inst.state, inst.managed_save = PowerState.RUNNING, False
+            inst.boots += 1
+            self._log(uuid)
+        return "soft" if soft else "hard"
+
+    def power_off(self, uuid: str, timeout: float = 0) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            if inst.state in (PowerState.RUNNING, PowerState.PAUSED):
+                inst.state = PowerState.SHUTDOWN
+
+    def power_on(self, uuid: str) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            if inst.state == PowerState.SHUTDOWN:
+                restored = inst.managed_save  # a suspended guest is restored, not booted
+                inst.state, inst.managed_save = PowerState.RUNNING, False
+                if not restored:
+                    inst.boots += 1
+                    self._log(uuid)
+
+    def pause(self, uuid: str) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            self._need(inst, PowerState.RUNNING, what="pause")
+            inst.state = PowerState.PAUSED
+
+    def unpause(self, uuid: str) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            self._need(inst, PowerState.PAUSED, what="unpause")
+            inst.state = PowerState.RUNNING
+
+    def suspend(self, uuid: str) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            self._need(inst, PowerState.RUNNING, PowerState.PAUSED, what="suspend")
+            inst.state, inst.managed_save = PowerState.SHUTDOWN, True
+
+    def resume(self, uuid: str) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            if not inst.managed_save:
+                raise VirtError(f"instance {uuid} is not suspended")
+            inst.state, inst.managed_save = PowerState.RUNNING, False
+
+    def get_info(self, uuid: str) -> InstanceInfo:
+        with self._lock:
+            inst = self._get(uuid)
+            return InstanceInfo(
+                inst.state, inst.spec.memory_mib * 1024, inst.spec.vcpus, 0, inst.managed_save
+            )
+
+    def console_log_path(self, uuid: str) -> Path:
+        base = self.console_dir or Path("/nonexistent")
+        return base / f"{uuid}.log"
+
+    def get_console_output(self, uuid: str, max_bytes: int = 256 * 1024) -> str:
+        with self._lock:
+            inst = self._get(uuid)
+            lines = [self._ready_line(inst) for _ in range(inst.boots)]
+        return "".join(lines)[-max_bytes:]
+
+    def _ready_line(self, inst: _Fake) -> str:
+        md = inst.spec.config_drive.meta_data if inst.spec.config_drive else {}
+        host = md.get("hostname") or md.get("name") or "onestack-tiny"
+        return f"onestack-tiny: ready. hostname={host} addresses: none (fake driver)\n"
+
+    def _log(self, uuid: str) -> None:
+        if self.console_dir is not None:
+            self.console_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.console_dir / f"{uuid}.log", "a") as f:
+                f.write(self._ready_line(self._instances[uuid]))
+
+    def attach_volume(
+        self,
+        uuid: str,
+        path: Path,
+        *,
+        device: str | None = None,
+        serial: str | None = None,
+        disk_format: str = "raw",
+    ) -> str:
+        with self._lock:
+            inst = self._get(uuid)
+            if str(path) in inst.volumes.values():
+                raise VirtError(f"{path} is already attached to {uuid}")
+            target = device or next_virtio_target({"vda", *inst.volumes})
+            if target in inst.volumes or target == "vda":
+                raise VirtError(f"device {target} is in use on {uuid}")
+            inst.volumes[target] = str(path)
+            return target
+
+    def detach_volume(self, uuid: str, device: str, timeout: float = 30) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            for dev, src in list(inst.volumes.items()):
+                if device in (dev, src):
+                    del inst.volumes[dev]
+                    return
+            raise VirtError(f"no disk {device} on {uuid}")
+
+    def volumes(self, uuid: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._get(uuid).volumes)
+
+    def list_instances(self) -> list[str]:
+        with self._lock:
+            return sorted(self._instances)
+
+
+__all__ = [
+    "ConfigDrive",
+    "FakeDriver",
+    "ImageRef",
+    "InstanceInfo",
+    "InstanceSpec",
+    "Interface",
+    "LibvirtDriver",
+    "PowerState",
+    "VirtDriver",
+    "make_reachable",
+]

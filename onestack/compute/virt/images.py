@@ -1,0 +1,176 @@
+"""Disks of instances: a cache of base images, and a qcow2 overlay per instance.
+
+    <state>/compute/base/<image id>          the image converted to qcow2, once (atomic)
+    <state>/compute/instances/<uuid>/disk    qcow2 overlay backed by the base, flavor-sized
+
+A base is made by converting what the caller supplies (a file, or a function that
+downloads it) with `qemu-img convert -f <declared format> -O qcow2` into a
+temporary name in the cache, then renamed into place: a crash or a failed
+conversion never leaves a half base behind, and concurrent spawns of one image
+wait on a lock instead of converting twice. The declared format is always given
+to qemu-img (no probing), and a source with a backing file or an external data
+file is refused before it is read (the image service checks this too; the host is
+where it matters). qemu-img runs under prlimit where available.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from onestack.compute.virt.errors import ImageError
+
+GiB = 1 << 30
+# Image service disk_format -> qemu-img format name.
+QEMU_FORMATS = {
+    "raw": "raw",
+    "qcow2": "qcow2",
+    "vmdk": "vmdk",
+    "vdi": "vdi",
+    "vhd": "vpc",
+    "vhdx": "vhdx",
+    "iso": "raw",
+}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+Source = Path | Callable[[Path], None]  # a file, or a function writing the data to a path
+
+
+def qemu_img(*args: str, limit: bool = True, timeout: float = 600) -> str:
+    """Run qemu-img; its stdout, or ImageError with its last error line."""
+    cmd = ["qemu-img", *args]
+    if limit and shutil.which("prlimit"):
+        cmd = ["prlimit", "--as=1073741824", "--cpu=120", "--", *cmd]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as e:
+        raise ImageError("qemu-img not found (Debian package qemu-utils)") from e
+    except subprocess.TimeoutExpired as e:
+        raise ImageError(f"qemu-img {args[0]} took longer than {timeout:.0f} s") from e
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+        raise ImageError(f"qemu-img {args[0]} failed: {lines[-1] if lines else done.returncode}")
+    return done.stdout
+
+
+def image_info(path: Path, fmt: str) -> dict:
+    """`qemu-img info` of `path` read as `fmt` (never probed)."""
+    return json.loads(qemu_img("info", "-f", fmt, "--output=json", str(path)))
+
+
+def check_source(info: dict, fmt: str) -> None:
+    """Refuse what would make QEMU read other files than the one given."""
+    if info.get("backing-filename") or info.get("full-backing-filename"):
+        raise ImageError(f"the {fmt} image names a backing file; refused")
+    data_file = (info.get("format-specific") or {}).get("data", {}).get("data-file")
+    if data_file:
+        raise ImageError(f"the {fmt} image names an external data file; refused")
+    if info.get("format") != fmt:
+        raise ImageError(f"the image is not {fmt} (qemu-img reads {info.get('format')})")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ImageCache:
+    """Base images, converted to qcow2 once, under `root` (e.g. <state>/compute/base).
+
+    A base is root-owned and read-only: with `group` (the QEMU user's group) 0440
+    root:<group>, readable by QEMU and by no other local user; else 0444."""
+
+    def __init__(self, root: Path, group: str | None = None):
+        self.root = Path(root)
+        self.group = group
+
+    def path(self, image_id: str) -> Path:
+        if not _ID.match(image_id):
+            raise ImageError(f"image id {image_id!r} is not usable as a cache name")
+        return self.root / image_id
+
+    def ensure(self, image_id: str | None, source: Source, disk_format: str = "qcow2") -> Path:
+        """The cached base for `image_id` (or, without an id, the source's sha256)."""
+        fmt = QEMU_FORMATS.get(disk_format)
+        if fmt is None:
+            raise ImageError(f"disk_format {disk_format!r} cannot be booted")
+        if image_id is None:
+            if not isinstance(source, Path):
+                raise ImageError("an image without an id must be a file")
+            image_id = "sha256-" + sha256_file(source)
+        final = self.path(image_id)
+        if final.exists():
+            self._protect(final)  # (also undoes a relabel by an older libvirt set-up)
+            os.utime(final)  # last use, for a future cache cleaner
+            return final
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{image_id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another spawn of this image converts it
+            if final.exists():
+                return final
+            tmp = Path(tempfile.mkdtemp(prefix=f".{image_id}.", dir=self.root))
+            try:
+                src = source
+                if not isinstance(src, Path):
+                    src = tmp / "download"
+                    source(src)
+                check_source(image_info(src, fmt), fmt)
+                out = tmp / "base.qcow2"
+                qemu_img("convert", "-q", "-f", fmt, "-O", "qcow2", str(src), str(out))
+                self._protect(out)
+                os.replace(out, final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def _protect(self, path: Path) -> None:
+        gid = None
+        if self.group:
+            try:
+                gid = grp.getgrnam(self.group).gr_gid
+            except KeyError:
+                gid = None
+        if gid is None:
+            path.chmod(0o444)
+        else:
+            os.chown(path, 0 if os.geteuid() == 0 else -1, gid)
+            path.chmod(0o440)
+
+
+def create_overlay(base: Path, overlay: Path, root_gb: int = 0) -> int:
+    """A qcow2 overlay on `base`, `root_gb` GiB (0: the image's size). Its virtual size."""
+    virtual = int(image_info(base, "qcow2")["virtual-size"])
+    size = virtual
+    if root_gb:
+        size = root_gb * GiB
+        if virtual > size:
+            raise ImageError(
+                f"image virtual size {virtual} bytes is larger than the flavor's root disk "
+                f"({root_gb} GiB)"
+            )
+    qemu_img(
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        str(base),
+        str(overlay),
+        str(size),
+        limit=False,
+    )
+    return size
