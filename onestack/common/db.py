@@ -53,6 +53,10 @@ def configure(url: str) -> sa.Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # the database holds password hashes and keys: owner only (SQLite gives
+            # its -wal and -shm files the same mode)
+            Path(path).touch(mode=0o600, exist_ok=True)
+            Path(path).chmod(0o600)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10
         )
