@@ -161,6 +161,9 @@ def _serve(conf: Config, quiet: bool = False) -> None:
 
     from onestack.app import create_app
 
+    # Everything the cloud writes (database, keys, image and object data) is the
+    # owner's alone: guests' QEMU processes may traverse parts of the state dir.
+    os.umask(0o077)
     _setup_logging(conf)
     try:
         asgi = create_app(conf)
