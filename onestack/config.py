@@ -100,6 +100,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "list_limit": Key(int, 25, "Default page size of the image list."),
         "max_list_limit": Key(int, 1000, "Largest page of the image list a client may ask for."),
     },
+    "network": {
+        "default_mtu": Key(int, 1450, "MTU of self-service (VXLAN) networks: 1500 less the VXLAN overhead."),
+        "public_cidr": Key(str, "172.24.4.0/24", "CIDR of the external network 'public' made at first start ('': none)."),
+        "quota_network": Key(int, 100, "Networks a project may own (-1: unlimited)."),
+        "quota_subnet": Key(int, 100, "Subnets a project may own (-1: unlimited)."),
+        "quota_subnetpool": Key(int, -1, "Subnet pools a project may own (-1: unlimited)."),
+        "quota_port": Key(int, 500, "Ports a project may own (-1: unlimited)."),
+        "quota_router": Key(int, 10, "Routers a project may own (-1: unlimited)."),
+        "quota_floatingip": Key(int, 50, "Floating IPs a project may own (-1: unlimited)."),
+        "quota_security_group": Key(int, 10, "Security groups a project may own (-1: unlimited)."),
+        "quota_security_group_rule": Key(int, 100, "Security group rules a project may own (-1: unlimited)."),
+    },
     "object_store": {
         "devices_dir": Key(
             str, "", "Where the all-in-one storage devices d1, d2, ... live; empty means <state dir>/object/devices."

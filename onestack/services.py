@@ -13,6 +13,7 @@ MODULES = [
     "onestack.identity.service",
     "onestack.image.service",
     "onestack.object_store.service",
+    "onestack.network.service",
 ]
 
 

@@ -1,0 +1,38 @@
+"""Default policy of the network service (Neutron's defaults, simplified).
+
+``admin`` may do anything; members manage the resources of their own project;
+only admins create provider, shared or external networks, set binding:* or
+create resources for another project. Who may *see* a resource (owner, shared,
+external) is decided by ``core.visible`` before any rule runs. Operators
+override any rule in ``<policy dir>/network.yaml``.
+"""
+
+_ADMIN = "role:admin"
+_OWNER = "project_id:%(target.project_id)s"
+_MEMBER = f"{_ADMIN} or (role:member and {_OWNER})"
+
+DEFAULTS: dict[str, str] = {
+    "admin_only": _ADMIN,
+    "create": _MEMBER,
+    "update": _MEMBER,
+    "delete": _MEMBER,
+    "create_network:shared": _ADMIN,
+    "create_network:router:external": _ADMIN,
+    "create_network:provider": _ADMIN,
+    "update_network:shared": _ADMIN,
+    "update_network:router:external": _ADMIN,
+    "update_network:provider": _ADMIN,
+    "create_subnetpool:shared": _ADMIN,
+    "create_subnetpool:is_default": _ADMIN,
+    "create_port:binding": _ADMIN,
+    "update_port:binding": _ADMIN,
+    "create_port:mac_address": _MEMBER,
+    "create_router:distributed": _ADMIN,
+    "create_router:ha": _ADMIN,
+    "create_router:external_gateway_info:external_fixed_ips": _ADMIN,
+    "create_router:external_gateway_info:enable_snat": _ADMIN,
+    "create_floatingip:floating_ip_address": _ADMIN,
+    "update_quota": _ADMIN,
+    "delete_quota": _ADMIN,
+    "get_quota": f"{_ADMIN} or {_OWNER}",
+}
