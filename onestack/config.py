@@ -99,6 +99,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_members": Key(int, 128, "Most projects one image may be shared with."),
         "list_limit": Key(int, 25, "Default page size of the image list."),
         "max_list_limit": Key(int, 1000, "Largest page of the image list a client may ask for."),
+        "hash_algorithm": Key(
+            str, "sha512", "os_hash_algo of new image data (Glance's hashing_algorithm): sha512, sha256, ..."
+        ),
     },
     "network": {
         "default_mtu": Key(int, 1450, "MTU of self-service (VXLAN) networks: 1500 less the VXLAN overhead."),

@@ -27,6 +27,7 @@ class Settings:
     max_members: int = 128
     list_limit: int = 25
     max_list_limit: int = 1000
+    hash_algorithm: str = "sha512"
 
 
 class State:

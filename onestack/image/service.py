@@ -33,10 +33,24 @@ def setup(conf: Config) -> None:
             max_members=i.max_members,
             list_limit=i.list_limit,
             max_list_limit=i.max_list_limit,
+            hash_algorithm=_hash_algorithm(i.hash_algorithm),
         ),
         Path(i.store_dir) if i.store_dir else conf.state_dir / "images",
         conf.policy_dir,
     )
+
+
+def _hash_algorithm(name: str) -> str:
+    """The configured ``os_hash_algo``, refused at start-up if hashlib lacks it."""
+    import hashlib
+
+    from onestack.config import ConfigError
+
+    if name not in ("sha256", "sha384", "sha512", "sha3_256", "sha3_512", "blake2b"):
+        raise ConfigError(f"config key 'image.hash_algorithm' must be one of sha256, sha384, sha512, "
+                          f"sha3_256, sha3_512, blake2b; got {name!r}")
+    hashlib.new(name)
+    return name
 
 
 def app():

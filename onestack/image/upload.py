@@ -31,7 +31,8 @@ class Pipeline:
     """Hash and write each piece on threads of their own, in order, overlapping
     with the receiving of the next pieces.
 
-    md5 (Glance's ``checksum``), sha512 (``os_hash_value``) and the write each
+    md5 (Glance's ``checksum``), the secure hash (``os_hash_value``, sha512 unless
+    ``image.hash_algorithm`` says otherwise) and the write each
     have one thread, so each sees the pieces in order; hashlib and os.write
     release the GIL, so on two cores they run beside the event loop that is
     receiving. At most ``DEPTH`` pieces are in flight: memory stays bounded and
@@ -42,8 +43,8 @@ class Pipeline:
 
     def __init__(self, write: Callable[[bytes], None] | None, hash_data: bool = True):
         self.md5 = hashlib.md5(usedforsecurity=False) if hash_data else None
-        self.sha512 = hashlib.sha512() if hash_data else None
-        steps = [f for f in (self.md5 and self.md5.update, self.sha512 and self.sha512.update, write) if f]
+        self.secure = hashlib.new(core.State.settings.hash_algorithm) if hash_data else None
+        steps = [f for f in (self.md5 and self.md5.update, self.secure and self.secure.update, write) if f]
         self._lanes = [(ThreadPoolExecutor(1, thread_name_prefix="image-data"), step) for step in steps]
         self._inflight: deque[list[Future]] = deque()
 
@@ -100,7 +101,7 @@ def receive(chunks: Iterable[bytes], writer: Writer, disk_format: str, limit: in
     return Received(
         size=size,
         checksum=pipeline.md5.hexdigest() if hash_data else None,
-        os_hash_value=pipeline.sha512.hexdigest() if hash_data else None,
+        os_hash_value=pipeline.secure.hexdigest() if hash_data else None,
         virtual_size=virtual,
     )
 
@@ -113,7 +114,7 @@ def _check(disk_format: str, head: bytes, tail: bytes = b"") -> None:
 
 
 def hash_stored(pieces: Iterable[bytes]) -> tuple[str, str]:
-    """md5 and sha512 of data already in the store (glance-direct import)."""
+    """md5 and the secure hash of data already in the store (glance-direct import)."""
     pipeline = Pipeline(None)
     try:
         for data in pieces:
@@ -121,4 +122,4 @@ def hash_stored(pieces: Iterable[bytes]) -> tuple[str, str]:
         pipeline.drain()
     finally:
         pipeline.close()
-    return pipeline.md5.hexdigest(), pipeline.sha512.hexdigest()
+    return pipeline.md5.hexdigest(), pipeline.secure.hexdigest()

@@ -230,7 +230,8 @@ def test_one_gib_upload_streams_with_flat_memory(cloud, conn, http, tmp_path):
 @pytest.fixture(scope="module")
 def small_quota_cloud():
     c = Cloud("image-quota", extra_env={"ONESTACK_IMAGE_QUOTA_IMAGES": "2",
-                                        "ONESTACK_IMAGE_QUOTA_BYTES": str(2 * MiB)}).start()
+                                        "ONESTACK_IMAGE_QUOTA_BYTES": str(2 * MiB),
+                                        "ONESTACK_IMAGE_HASH_ALGORITHM": "sha256"}).start()
     yield c
     c.stop()
 
@@ -255,4 +256,16 @@ def test_quotas_on_count_and_bytes(small_quota_cloud):
     conn.image.delete_image(b)
     conn.image.delete_image(a)
     http.close()
+    conn.close()
+
+
+def test_configured_hash_algorithm(small_quota_cloud):
+    conn = _connect(small_quota_cloud, "admin")
+    data = os.urandom(100_000)
+    image = conn.image.create_image(name=_name("sha256"), data=data, disk_format="raw", container_format="bare",
+                                    allow_duplicates=True)
+    got = conn.image.get_image(image.id)
+    assert got.hash_algo == "sha256" and got.hash_value == hashlib.sha256(data).hexdigest()
+    assert conn.image.download_image(got).content == data  # the sdk checks the sha256 itself
+    conn.image.delete_image(image)
     conn.close()

@@ -81,7 +81,8 @@ def upload_file(req: Req):
             core.State.store.delete(location)
             raise errors.Conflict(f"Image {image_id} was deleted or changed during the upload.")
         img.size, img.virtual_size = got.size, got.virtual_size
-        img.checksum, img.os_hash_algo, img.os_hash_value = got.checksum, "sha512", got.os_hash_value
+        img.checksum, img.os_hash_value = got.checksum, got.os_hash_value
+        img.os_hash_algo = core.State.settings.hash_algorithm
         img.location = location
         img.status = "active"
         img.updated_at = utcnow()

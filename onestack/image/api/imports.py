@@ -101,7 +101,7 @@ def _run_import(image_id: str) -> None:
             tail = b"".join(store.read(staged, size - 512, 512))
         formats.check_header(disk_format, head, tail)
         virtual = formats.virtual_size(store.local_path(staged), disk_format, size)
-        md5, sha512 = upload.hash_stored(store.read(staged))
+        md5, secure = upload.hash_stored(store.read(staged))
         location = store.move(staged, image_id)
         with db.transaction() as s:
             img = s.get(m.Image, image_id)
@@ -109,7 +109,8 @@ def _run_import(image_id: str) -> None:
                 store.delete(location)
                 return
             img.size, img.virtual_size, img.staged_size = size, virtual, None
-            img.checksum, img.os_hash_algo, img.os_hash_value = md5, "sha512", sha512
+            img.checksum, img.os_hash_value = md5, secure
+            img.os_hash_algo = core.State.settings.hash_algorithm
             img.location, img.status, img.updated_at = location, "active", utcnow()
         notify("upload", {"id": image_id, "size": size})
     except formats.FormatError as e:
