@@ -121,8 +121,8 @@ def disk_read(path: Path) -> float:
     return path.stat().st_size / (time.perf_counter() - t)
 
 
-def _response(sock: socket.socket, buf: bytearray) -> tuple[int, dict, int]:
-    """Read the status line and headers; return (status, headers, body bytes already read)."""
+def read_response_head(sock: socket.socket) -> tuple[int, dict, bytes]:
+    """Status, headers (lower-case names), and the body bytes already read with them."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -131,8 +131,8 @@ def _response(sock: socket.socket, buf: bytearray) -> tuple[int, dict, int]:
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, len(rest)
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, rest
 
 
 def raw_put(url: str, token: str, path: str, src: Path, size: int, chunked: bool) -> float:
@@ -150,7 +150,7 @@ def raw_put(url: str, token: str, path: str, src: Path, size: int, chunked: bool
                 sock.sendall(b"0\r\n\r\n")
             else:
                 sock.sendfile(f)
-        status, _, _ = _response(sock, bytearray())
+        status, _, _ = read_response_head(sock)
         elapsed = time.perf_counter() - t
     if status != 204:
         raise RuntimeError(f"upload answered {status}")
@@ -164,7 +164,8 @@ def raw_get(url: str, token: str, path: str) -> tuple[int, float]:
     with socket.create_connection((u.hostname, u.port)) as sock:
         t = time.perf_counter()
         sock.sendall(f"GET {u.path}{path} HTTP/1.1\r\nHost: {u.netloc}\r\nX-Auth-Token: {token}\r\n\r\n".encode())
-        status, headers, got = _response(sock, buf)
+        status, headers, rest = read_response_head(sock)
+        got = len(rest)
         if status != 200:
             raise RuntimeError(f"download answered {status}")
         length = int(headers["content-length"])

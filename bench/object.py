@@ -64,7 +64,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from _cloud import REPO, Cloud, free_port, running, stop_on_sigterm, summary
-from image import PeakRss, disk_read, disk_write, evict, rss_kib
+from image import PeakRss, disk_read, disk_write, evict, read_response_head, rss_kib
 
 MiB = 1024 * 1024
 SWIFT_VENV = REPO / ".venv-swift"
@@ -245,20 +245,6 @@ def report_phase(system: str, what: str, phase: Phase) -> None:
 # --------------------------------------------------------------------------- the large object
 
 
-def _response(sock: socket.socket) -> tuple[int, dict, bytes]:
-    """Status, headers, and the body bytes already read with them."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split()[1]), headers, rest
-
-
 def raw_put(target: Target, path: str, src: Path, size: int) -> float:
     """PUT a file's bytes (sized body, sendfile); seconds from the request to the answer."""
     host, port = target.address
@@ -269,7 +255,7 @@ def raw_put(target: Target, path: str, src: Path, size: int) -> float:
                       f"Content-Length: {size}\r\n\r\n").encode())
         with open(src, "rb") as f:
             sock.sendfile(f)
-        status, _, body = _response(sock)
+        status, _, body = read_response_head(sock)
         elapsed = time.perf_counter() - t
     if status != 201:
         raise RuntimeError(f"{target.name}: PUT of the large object answered {status} {body[:200]!r}")
@@ -285,7 +271,7 @@ def raw_get(target: Target, path: str) -> tuple[int, float]:
         t = time.perf_counter()
         sock.sendall(f"GET {target.path}{path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                      f"X-Auth-Token: {target.token}\r\n\r\n".encode())
-        status, headers, rest = _response(sock)
+        status, headers, rest = read_response_head(sock)
         if status != 200:
             raise RuntimeError(f"{target.name}: GET of the large object answered {status}")
         if "content-length" in headers:

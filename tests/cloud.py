@@ -13,6 +13,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BIN = Path(sys.executable).parent  # tests run with .venv/bin/python
@@ -86,6 +89,22 @@ class Cloud:
         if check and r.returncode != 0:
             raise AssertionError(f"openstack {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
         return r
+
+    @contextmanager
+    def new_member(self, prefix: str) -> Iterator[dict[str, str]]:
+        """A user with the member role in a project of its own (both named
+        ``<prefix>-<random>``, password ``pw-<name>``): its OS_* environment.
+        Both are deleted afterwards."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.openstack("project", "create", name)
+        try:
+            self.openstack("user", "create", "--project", name, "--password", "pw-" + name, name)
+            self.openstack("role", "add", "--project", name, "--user", name, "member")
+            yield {**self.openrc("demo"), "OS_USERNAME": name, "OS_PASSWORD": "pw-" + name,
+                   "OS_PROJECT_NAME": name}
+        finally:
+            self.openstack("user", "delete", name, check=False)
+            self.openstack("project", "delete", name, check=False)
 
     def os_json(self, *args: str, **kw):
         """`openstack ... -f json`, parsed."""

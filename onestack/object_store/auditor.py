@@ -34,6 +34,7 @@ from onestack.object_store.storage import (
     OBJECTS,
     Corrupt,
     agrees_elsewhere,
+    device_roots,
     file_md5,
     load_object,
     note_expiry,
@@ -81,12 +82,7 @@ def audit(ring: Ring, *, bytes_per_second: float = 0,
     stats = dict.fromkeys(("devices", "devices_skipped", "objects", "bytes", "quarantined",
                            "bad_metadata", "dbs", "dbs_quarantined", "errors"), 0)
     throttle = _Throttle(bytes_per_second)
-    for dev in ring.devices:
-        root = Path(dev.path)
-        if dev.host != "local" or not os.path.isdir(root):
-            stats["devices_skipped"] += dev.host == "local"
-            continue
-        stats["devices"] += 1
+    for _, root in device_roots(ring, stats):
         for kind in (OBJECTS, CONTAINERS, ACCOUNTS):
             for part, hdir in hash_dirs(root, kind):
                 if stop is not None and stop.is_set():

@@ -28,6 +28,7 @@ from onestack.object_store.storage import (
     OBJECTS,
     Corrupt,
     delete_at_of,
+    device_roots,
     hash_dir,
     load_object,
     scan,
@@ -55,12 +56,7 @@ def expire(ring: Ring, delete: DeleteFn, *, now: float | None = None,
     stats = dict.fromkeys(("devices", "devices_skipped", "checked", "expired", "deleted",
                            "entries_removed", "errors"), 0)
     due: dict[str, tuple[int, list[tuple[Path, Path]]]] = {}  # name -> (delete_at, entries)
-    for dev in ring.devices:
-        root = Path(dev.path)
-        if dev.host != "local" or not os.path.isdir(root):
-            stats["devices_skipped"] += dev.host == "local"
-            continue
-        stats["devices"] += 1
+    for _, root in device_roots(ring, stats):
         try:
             names = sorted(os.listdir(root / EXPIRING))
         except FileNotFoundError:

@@ -38,6 +38,7 @@ from onestack.object_store.storage import (
     TMP,
     cleanup,
     copy_file,
+    device_roots,
     install,
     load_object,
     mkdirs,
@@ -51,8 +52,9 @@ RECLAIM_AGE = 7 * 86400  # tombstones kept this long (Swift's reclaim_age)
 TMP_AGE = 86400  # tmp files of writes that never finished
 
 
-def local_devices(ring: Ring) -> list[RingDevice]:
-    return [d for d in ring.devices if d.host == "local"]
+def _missing(dev: RingDevice, root: Path) -> None:
+    log.warning("replicator: device %s (%s) is missing; skipped", dev.name, root)
+    dbs.forget(root)  # let go of deleted database files
 
 
 def available(dev: RingDevice) -> bool:
@@ -88,14 +90,7 @@ def replicate(ring: Ring, *, reclaim_age: float = RECLAIM_AGE,
                            "reclaimed", "errors"), 0)
     reclaim_before = time.time() - reclaim_age
     seen: dict[tuple[str, int], dict[str, str]] = {}  # (device path, part) -> suffix hashes
-    for dev in local_devices(ring):
-        root = Path(dev.path)
-        if not os.path.isdir(root):
-            log.warning("replicator: device %s (%s) is missing; skipped", dev.name, root)
-            dbs.forget(root)  # let go of deleted database files
-            stats["devices_skipped"] += 1
-            continue
-        stats["devices"] += 1
+    for dev, root in device_roots(ring, stats, _missing):
         _clean_tmp(root)
         for kind in (OBJECTS, CONTAINERS, ACCOUNTS):
             for part in partitions(root, kind):

@@ -100,6 +100,22 @@ def mkdirs(root: Path, path: Path) -> None:
         pass
 
 
+def device_roots(ring, stats: dict[str, int], on_missing=None) -> Iterator[tuple[object, Path]]:
+    """This host's devices whose directory is there, as (device, root); counts
+    ``devices`` and ``devices_skipped`` in ``stats`` (the agents' passes)."""
+    for dev in ring.devices:
+        if dev.host != "local":  # other hosts' devices are their own agent's
+            continue
+        root = Path(dev.path)
+        if not os.path.isdir(root):
+            stats["devices_skipped"] += 1
+            if on_missing is not None:
+                on_missing(dev, root)
+            continue
+        stats["devices"] += 1
+        yield dev, root
+
+
 def tmp_file(root: Path, content: bytes | None = None) -> Path:
     """A new file in the device's tmp/ (with ``content``, fsynced)."""
     mkdirs(root, root / TMP)

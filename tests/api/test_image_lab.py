@@ -26,14 +26,8 @@ def qcow2(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def other_user(cloud):
     """A member of a third project, to check what other projects see."""
-    name = _name("img-other")
-    cloud.openstack("project", "create", name)
-    cloud.openstack("user", "create", "--project", name, "--password", "pw-" + name, name)
-    cloud.openstack("role", "add", "--project", name, "--user", name, "member")
-    env = {**cloud.openrc("demo"), "OS_USERNAME": name, "OS_PASSWORD": "pw-" + name, "OS_PROJECT_NAME": name}
-    yield env
-    cloud.openstack("user", "delete", name)
-    cloud.openstack("project", "delete", name)
+    with cloud.new_member("img-other") as env:
+        yield env
 
 
 def test_glance_lab_create_list_show_set_save_delete(cloud, qcow2, tmp_path):

@@ -31,14 +31,8 @@ def admin(cloud):
 @pytest.fixture(scope="module")
 def other(cloud):
     """A member of a fresh project: (env for the CLI, sdk connection)."""
-    name = _name("net-other")
-    cloud.openstack("project", "create", name)
-    cloud.openstack("user", "create", "--project", name, "--password", "pw-" + name, name)
-    cloud.openstack("role", "add", "--project", name, "--user", name, "member")
-    env = {**cloud.openrc("demo"), "OS_USERNAME": name, "OS_PASSWORD": "pw-" + name, "OS_PROJECT_NAME": name}
-    yield env, _conn(env)
-    cloud.openstack("user", "delete", name)
-    cloud.openstack("project", "delete", name)
+    with cloud.new_member("net-other") as env:
+        yield env, _conn(env)
 
 
 def test_version_discovery_and_extensions(cloud):

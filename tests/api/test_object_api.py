@@ -55,18 +55,13 @@ def swift_cli(cloud, *args, user="demo", env=None, check=True, cwd=None):
 @pytest.fixture(scope="module")
 def other(cloud):
     """A user of a third project, for ACLs and isolation."""
-    name = _name("obj-other")
-    cloud.openstack("project", "create", name)
-    cloud.openstack("user", "create", "--project", name, "--password", "pw-" + name, name)
-    cloud.openstack("role", "add", "--project", name, "--user", name, "member")
-    project_id = cloud.os_json("project", "show", name)["id"]
-    user_id = cloud.os_json("user", "show", name)["id"]
-    env = {**cloud.openrc("demo"), "OS_USERNAME": name, "OS_PASSWORD": "pw-" + name, "OS_PROJECT_NAME": name}
-    c = _conn(cloud, user=name, project=name, password="pw-" + name)
-    yield {"env": env, "conn": c, "project_id": project_id, "user_id": user_id}
-    c.close()
-    cloud.openstack("user", "delete", name)
-    cloud.openstack("project", "delete", name)
+    with cloud.new_member("obj-other") as env:
+        name = env["OS_USERNAME"]
+        project_id = cloud.os_json("project", "show", name)["id"]
+        user_id = cloud.os_json("user", "show", name)["id"]
+        c = _conn(cloud, user=name, project=name, password=env["OS_PASSWORD"])
+        yield {"env": env, "conn": c, "project_id": project_id, "user_id": user_id}
+        c.close()
 
 
 def test_info_and_catalog(cloud, sw):
