@@ -91,5 +91,11 @@ def create_app(conf: Config):
     for mod in mods:
         mod.setup(conf)
     bootstrap.run(conf, mods)
-    mounts = {mod.PREFIX: mod.app() for mod in mods}
+    for mod in mods:  # agents need the service users bootstrap made
+        if hasattr(mod, "start"):
+            mod.start(conf)
+    mounts = {}
+    for mod in mods:
+        mounts[mod.PREFIX] = mod.app()
+        mounts.update(getattr(mod, "extra_mounts", dict)())  # e.g. compute's /metadata
     return RequestIdMiddleware(PrefixDispatcher(mounts, _root_app(conf, mods)))

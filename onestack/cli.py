@@ -288,8 +288,72 @@ def down(
         marks = ("onestack.db", "fernet-keys", "credentials.toml", "onestack.log")
         if not any((conf.state_dir / mk).exists() for mk in marks):
             fail(f"{conf.state_dir} does not look like an onestack state directory; not deleting it")
+        _purge_network(conf)
         shutil.rmtree(conf.state_dir)
         console.print(f"state deleted: {conf.state_dir}")
+
+
+def _purge_network(conf: Config) -> None:
+    """The network agent's kernel objects (namespaces, bridges, VXLAN devices, taps on our
+    bridges, nftables tables, dnsmasq): exactly those its ledger in the state dir names."""
+    from onestack.network.agent import Ledger, ledger_path, purge
+
+    ledger = Ledger(ledger_path(conf.state_dir))
+    has_dhcp = (conf.state_dir / "dhcp").is_dir()
+    if not any(ledger.names(k) for k in Ledger.KINDS) and not has_dhcp:
+        return
+    if os.geteuid() != 0:
+        fail("the network's namespaces, bridges and dnsmasq processes need root to remove: "
+             "run onestack down --purge as root (nothing was deleted)")
+    try:
+        done = purge(conf.state_dir)
+    except Exception as e:  # noqa: BLE001 (say what failed; keep the state for another try)
+        fail(f"removing the network's kernel objects failed: {e} (state kept; try again)")
+    console.print("network data plane removed: " + ", ".join(f"{v} {k}" for k, v in done.items()))
+
+
+def _admin_get(conf: Config, path: str):
+    """GET an API path as the bootstrap admin (None if that is not possible)."""
+    from onestack.identity import bootstrap
+
+    creds = bootstrap.load_credentials(conf).get("admin")
+    if not creds:
+        return None
+    base = _local_url(conf)
+    body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": creds["password"]}}},
+        "scope": {"project": {"name": creds["project"], "domain": {"id": "default"}}}}}).encode()
+    req = urllib.request.Request(base + "/identity/v3/auth/tokens", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            token = resp.headers["X-Subject-Token"]
+        req = urllib.request.Request(base + path, headers={"X-Auth-Token": token, "Accept": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _agents_table(conf: Config) -> None:
+    listing = _admin_get(conf, "/networking/v2.0/agents")
+    if listing is None:
+        console.print("network agents: could not be listed")
+        return
+    agents = listing.get("agents", [])
+    if not agents:
+        from onestack.network import agent
+
+        why = agent.why_not(conf)
+        console.print("network agents: none" + (f" ({why})" if why else " have reported"))
+        return
+    table = Table(title="network agents")
+    for col in ("agent", "host", "state", "alive", "last heartbeat (UTC)"):
+        table.add_column(col)
+    for a in sorted(agents, key=lambda a: (a["host"], a["agent_type"])):
+        table.add_row(a["agent_type"], a["host"], "UP" if a.get("admin_state_up") else "DOWN",
+                      "[green]yes[/]" if a.get("alive") else "[red]no[/]", a.get("heartbeat_timestamp") or "")
+    console.print(table)
 
 
 @app.command()
@@ -308,7 +372,8 @@ def status(config: Path | None = ConfigOpt):
         state = "[green]up[/]" if svc.get("up") else "[red]down[/]"
         table.add_row(svc["name"], state, svc.get("version", ""), str(conf.server.port), svc["path"])
     console.print(table)
-    console.print("agents: none in this build (compute, network and volume agents come with those services)")
+    if any(svc["name"] == "network" for svc in services):
+        _agents_table(conf)
     if not ok:
         raise typer.Exit(1)
 
@@ -754,6 +819,70 @@ def object_device_replace(
 
 
 # == end of object storage =============================================================
+
+
+# == network namespaces ===================================================================
+# `onestack netns list` and `onestack netns exec NAME -- CMD`: the namespaces the network
+# agent made (routers, DHCP, the external network's), found through its ledger.
+
+netns_app = typer.Typer(no_args_is_help=True, help="Namespaces of the network data plane.")
+app.add_typer(netns_app, name="netns")
+
+
+def _netns_addresses(ns: str) -> str:
+    try:
+        out = subprocess.run(["ip", "-n", ns, "-j", "addr", "show"], capture_output=True, text=True,
+                             timeout=10).stdout
+        records = json.loads(out or "[]")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return ""
+    addrs = [f"{r['ifname']} {a['local']}/{a['prefixlen']}" for r in records for a in r.get("addr_info", [])
+             if r.get("ifname") != "lo" and a.get("scope") != "link"]
+    return ", ".join(addrs)
+
+
+@netns_app.command("list")
+def netns_list(config: Path | None = ConfigOpt):
+    """The router, DHCP and external-network namespaces of this cloud on this host."""
+    from onestack.network import agent
+
+    conf = _conf(config)
+    items = agent.namespaces(conf.state_dir)
+    if not items:
+        why = agent.why_not(conf)
+        console.print("no network namespaces" + (f" (the network agent cannot run here: {why})" if why else ""))
+        return
+    table = Table("namespace", "kind", "id", "addresses")
+    for x in items:
+        table.add_row(x["name"], x["kind"], x["id"], _netns_addresses(x["name"]))
+    console.print(table)
+    console.print("run a command inside one: onestack netns exec NAME -- CMD  (NAME: e.g. public)")
+
+
+@netns_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def netns_exec(
+    name: str = typer.Argument(..., help="public (the external network), or a qrouter-/qdhcp- namespace."),
+    command: list[str] = typer.Argument(..., help="The command and its arguments (after --)."),
+    config: Path | None = ConfigOpt,
+):
+    """Run a command inside a network namespace, e.g. `onestack netns exec public -- ping 172.24.4.10`."""
+    from onestack.network import agent
+
+    conf = _conf(config)
+    ns = agent.resolve_namespace(conf.state_dir, name)
+    if ns is None:
+        known = ", ".join(x["name"] for x in agent.namespaces(conf.state_dir)) or "none"
+        fail(f"no network namespace {name!r} of this cloud (known: {known})")
+    if os.geteuid() != 0:
+        fail("entering a network namespace needs root")
+    argv = ["ip", "netns", "exec", ns, *command]
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        fail(f"cannot run {' '.join(argv)}: {e.strerror}")
+
+
+# == end of network namespaces =============================================================
 
 
 def main():

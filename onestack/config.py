@@ -114,6 +114,45 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "quota_floatingip": Key(int, 50, "Floating IPs a project may own (-1: unlimited)."),
         "quota_security_group": Key(int, 10, "Security groups a project may own (-1: unlimited)."),
         "quota_security_group_rule": Key(int, 100, "Security group rules a project may own (-1: unlimited)."),
+        "agent": Key(bool, True, "Run the network agent (bridges, DHCP, routers, security groups, metadata) in "
+                     "this process; it needs root and ip/bridge/nft/dnsmasq, else it is skipped with a log line."),
+        "local_ip": Key(str, "127.0.0.1", "This host's VXLAN tunnel address (the other hosts' agents send to it)."),
+        "availability_zone": Key(str, "nova", "Availability zone of this host's DHCP and L3 agents."),
+        "demo_topology": Key(bool, True, "At first start, make DevStack's network 'private', subnet "
+                             "'private-subnet' and router 'router1' (gateway on 'public') for project demo."),
+        "private_cidr": Key(str, "10.0.0.0/26", "CIDR of 'private-subnet' of the demo topology."),
+        "metadata_secret": Key(str, "", "Secret signing the instance id the metadata proxies send to compute "
+                               "(X-Instance-ID-Signature); empty means generated once in <state>/network."),
+        "metadata_url": Key(str, "", "Where the metadata proxies forward to (http only); empty means "
+                            "http://<server.host>:<server.port>/metadata of this process."),
+        "agent_report_interval": Key(int, 10, "Seconds between the network agent's heartbeats."),
+        "agent_down_time": Key(int, 75, "Seconds without a heartbeat after which an agent is not alive."),
+        "resync_interval": Key(int, 30, "Seconds between the network agent's full resyncs (changes resync at once)."),
+    },
+    "compute": {
+        "driver": Key(str, "auto", "Virt driver: libvirt, fake, or auto (libvirt when running as root with libvirtd, else fake)."),
+        "host": Key(str, "", "Name of this compute host; empty means the machine's hostname."),
+        "instances_dir": Key(str, "", "Where instance disks and console logs live; empty means <state dir>/instances."),
+        "fake_hosts": Key(int, 0, "Extra simulated compute hosts (fake driver) started in this process, for scale tests."),
+        "fake_host_vcpus": Key(int, 8, "VCPUs each simulated host reports."),
+        "fake_host_memory_mb": Key(int, 16384, "Memory (MiB) each simulated host reports."),
+        "fake_host_disk_gb": Key(int, 200, "Disk (GiB) each simulated host reports."),
+        "availability_zone": Key(str, "nova", "Availability zone of this compute host (Nova's default_availability_zone)."),
+        "cpu_allocation_ratio": Key(float, 16.0, "VCPUs the scheduler may place per physical CPU."),
+        "ram_allocation_ratio": Key(float, 1.5, "Memory the scheduler may place per MiB of host memory."),
+        "disk_allocation_ratio": Key(float, 1.0, "Disk the scheduler may place per GiB of host disk."),
+        "reserved_host_memory_mb": Key(int, 512, "Memory kept for the host itself, never given to guests."),
+        "weigher": Key(str, "spread", "How the scheduler ranks hosts that pass the filters: spread (most free RAM and CPU) or pack."),
+        "heartbeat_interval": Key(int, 10, "Seconds between a compute agent's heartbeats and resource reports."),
+        "service_down_time": Key(int, 60, "Seconds without a heartbeat after which a compute service is down."),
+        "force_config_drive": Key(bool, False, "Give every server a config drive, asked for or not."),
+        "quota_instances": Key(int, 10, "Servers a project may have (-1: unlimited)."),
+        "quota_cores": Key(int, 20, "VCPUs a project's servers may use (-1: unlimited)."),
+        "quota_ram": Key(int, 51200, "Memory (MiB) a project's servers may use (-1: unlimited)."),
+        "quota_key_pairs": Key(int, 100, "Keypairs a user may own (-1: unlimited)."),
+        "quota_metadata_items": Key(int, 128, "Metadata items one server may have (-1: unlimited)."),
+        "quota_server_groups": Key(int, 10, "Server groups a project may own (-1: unlimited)."),
+        "quota_server_group_members": Key(int, 10, "Servers one server group may hold (-1: unlimited)."),
     },
     "object_store": {
         "devices_dir": Key(
@@ -145,6 +184,11 @@ def _coerce(section: str, key: str, value: Any, source: str) -> Any:
     elif want is int and isinstance(value, str):
         try:
             return int(value)
+        except ValueError:
+            pass
+    elif want is float and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return float(value)
         except ValueError:
             pass
     elif isinstance(value, want) and not (want is int and isinstance(value, bool)):

@@ -12,8 +12,10 @@ import importlib
 MODULES = [
     "onestack.identity.service",
     "onestack.image.service",
+    "onestack.placement.service",
     "onestack.object_store.service",
     "onestack.network.service",
+    "onestack.compute.service",
 ]
 
 

@@ -13,6 +13,9 @@ apt_pkgs=(python3-venv python3-dev syslinux syslinux-common mtools dosfstools fd
 # setfacl (acl) lets the QEMU user through the private state directory to its disks.
 apt_pkgs+=(libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
   qemu-system-x86 libvirt-dev pkg-config gcc xorriso acl)
+# The noVNC web client (/usr/share/novnc), served by onestack at /novnc; onestack is
+# its websocket proxy itself (onestack/compute/consoles.py).
+apt_pkgs+=(novnc)
 # Networking's data plane (onestack/network/linux): ip/bridge, nft, dnsmasq (the
 # binary only: dnsmasq-base has no system service), sysctl (procps), ping.
 apt_pkgs+=(iproute2 nftables dnsmasq-base procps iputils-ping)

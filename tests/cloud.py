@@ -42,6 +42,11 @@ class Cloud:
             "ONESTACK_SERVER_PORT": str(self.port),
             "ONESTACK_IDENTITY_BCRYPT_ROUNDS": str(bcrypt_rounds),
             "ONESTACK_CONFIG": str(self.state / "none.toml"),
+            # one network agent per host, and the API tests want none: the tests of the
+            # agent start their own cloud with ONESTACK_NETWORK_AGENT=true
+            "ONESTACK_NETWORK_AGENT": "false",
+            # API tests boot on simulated hosts; the e2e tests ask for libvirt themselves
+            "ONESTACK_COMPUTE_DRIVER": "fake",
             **(extra_env or {}),
         }
         (self.state / "none.toml").write_text("")

@@ -16,6 +16,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from onestack.common import errors
@@ -29,6 +30,14 @@ class Bus(ABC):
 
     @abstractmethod
     async def cast(self, topic: str, method: str, **kwargs) -> None: ...
+
+    @abstractmethod
+    def call_sync(self, topic: str, method: str, timeout: float = 60, **kwargs) -> Any:
+        """``call`` from a plain thread (agents and API handlers run in threads)."""
+
+    @abstractmethod
+    def cast_sync(self, topic: str, method: str, **kwargs) -> None:
+        """``cast`` from a plain thread: queued, never blocks on the work."""
 
     @abstractmethod
     def serve(self, topic: str, endpoint: object) -> None:
@@ -45,6 +54,7 @@ class Bus(ABC):
 
 class InProcessBus(Bus):
     def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bus-cast")
         self._endpoints: dict[str, object] = {}
         self._subscribers: list[tuple[str, Callable]] = []
         self._lock = threading.Lock()
@@ -80,6 +90,26 @@ class InProcessBus(Bus):
                 log.exception("cast %s.%s failed", topic, method)
 
         asyncio.get_running_loop().create_task(run())
+
+    def call_sync(self, topic: str, method: str, timeout: float = 60, **kwargs) -> Any:
+        fn = self._method(topic, method)
+        if inspect.iscoroutinefunction(fn):
+            return asyncio.run(asyncio.wait_for(fn(**kwargs), timeout))
+        return fn(**kwargs)
+
+    def cast_sync(self, topic: str, method: str, **kwargs) -> None:
+        fn = self._method(topic, method)
+
+        def run():
+            try:
+                if inspect.iscoroutinefunction(fn):
+                    asyncio.run(fn(**kwargs))
+                else:
+                    fn(**kwargs)
+            except Exception:
+                log.exception("cast %s.%s failed", topic, method)
+
+        self._pool.submit(run)
 
     def subscribe(self, pattern: str, callback: Callable[[str, dict], Any]) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from onestack.common import errors
+from onestack.common import bus, errors
 from onestack.common.policy import Enforcer
 from onestack.common.timeutils import utcnow
 from onestack.network import ipam
@@ -116,21 +116,64 @@ def add(s: Session, kind: str, doc: dict) -> dict:
     doc["tenant_id"] = doc.get("project_id")
     s.add(m.Resource(id=doc["id"], kind=kind, project_id=doc.get("project_id"), data=doc, created_at=utcnow()))
     s.flush()
+    track(s, kind, "create", doc)
     return doc
 
 
-def save(s: Session, row: m.Resource, changes: dict) -> dict:
+def save(s: Session, row: m.Resource, changes: dict, action: str = "update") -> dict:
     doc = {**row.data, **changes}
     doc["updated_at"] = now()
     doc["revision_number"] = int(row.data.get("revision_number", 0)) + 1
     row.data = doc
     s.flush()
+    track(s, row.kind, action, doc)
     return doc
 
 
 def remove(s: Session, row: m.Resource) -> None:
+    doc = row.data
     s.delete(row)
     s.flush()
+    track(s, row.kind, "delete", doc)
+
+
+# --- change notifications ----------------------------------------------------------
+# Every write records what it changed in its session; once the transaction commits,
+# one notification per change goes out on the bus (``network.<kind>.<action>``, e.g.
+# ``network.port.update``), so the agents resync within milliseconds. A rolled-back
+# transaction notifies nothing. Agent heartbeats are not changes of the cloud.
+
+QUIET_KINDS = ("agent", "meta")
+_PENDING = "network_changes"
+
+
+def track(s: Session, kind: str, action: str, doc: dict) -> None:
+    if kind in QUIET_KINDS:
+        return
+    payload = {"id": doc.get("id"), "kind": kind, "action": action}
+    if kind == "port":
+        payload.update({k: doc.get(k) for k in ("network_id", "device_id", "device_owner", "status",
+                                               "binding:host_id")})
+    elif kind in ("subnet",):
+        payload["network_id"] = doc.get("network_id")
+    s.info.setdefault(_PENDING, {})[(kind, payload["id"], action)] = payload
+
+
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    b = bus.get()
+    for (kind, _, action), payload in pending.items():
+        b.notify(f"network.{kind}.{action}", payload, publisher="network")
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+sa.event.listen(Session, "after_commit", _after_commit)
+sa.event.listen(Session, "after_soft_rollback", lambda session, previous: _after_rollback(session))
 
 
 # --- who sees what -------------------------------------------------------------
@@ -695,14 +738,35 @@ def create_port(s: Session, ctx, body: dict) -> dict:
            "fixed_ips": fixed, "device_id": body.get("device_id", ""), "device_owner": owner,
            "status": "DOWN", "security_groups": sgs, "allowed_address_pairs": pairs,
            "port_security_enabled": psec, "extra_dhcp_opts": body.get("extra_dhcp_opts", []),
-           "binding:host_id": body.get("binding:host_id", ""), "binding:profile": body.get("binding:profile", {}),
-           "binding:vif_type": "unbound", "binding:vif_details": {},
+           "binding:host_id": body.get("binding:host_id", "") or "",
+           "binding:profile": body.get("binding:profile", {}),
+           **binding(net.id, body.get("binding:host_id")),
            "binding:vnic_type": body.get("binding:vnic_type", "normal"), "ip_allocation": "immediate",
            "dns_name": body.get("dns_name", ""), "dns_assignment": [], "propagate_uplink_status": False,
            "project_id": pid}
     if owner.startswith("network:") and owner != "network:dhcp" and not body.get("project_id"):
         doc["project_id"] = pid
     return add(s, "port", doc)
+
+
+def bridge_name(network_id: str) -> str:
+    """The Linux bridge of a network on every host (Neutron's ``brq`` + the id's start)."""
+    return ("brq" + network_id.replace("-", ""))[:15]
+
+
+def binding(network_id: str, host: str | None) -> dict:
+    """binding:vif_type and vif_details of a port bound to ``host`` (or unbound):
+    the Linux bridge mechanism, so the hypervisor plugs a tap into ``brq<network>``."""
+    if not host:
+        return {"binding:vif_type": "unbound", "binding:vif_details": {}}
+    return {"binding:vif_type": "bridge",
+            "binding:vif_details": {"bridge_name": bridge_name(network_id), "port_filter": True,
+                                    "connectivity": "l2"}}
+
+
+def set_port_status(s: Session, row: m.Resource, status: str) -> dict:
+    """What an agent reports (ACTIVE once plugged, DOWN when gone): ``network.port.status``."""
+    return save(s, row, {"status": status}, action="status")
 
 
 def update_port(s: Session, ctx, row: m.Resource, body: dict) -> dict:
@@ -718,11 +782,10 @@ def update_port(s: Session, ctx, row: m.Resource, body: dict) -> dict:
                                     "extra_dhcp_opts", "dns_name", "binding:host_id", "binding:profile",
                                     "binding:vnic_type") if k in body}
     if "binding:host_id" in body:
-        changes["binding:vif_type"] = "ovs" if body["binding:host_id"] else "unbound"
-        if not body["binding:host_id"]:
-            changes["binding:vif_type"] = "unbound"
-        else:
-            changes["binding:vif_type"] = "bridge"
+        changes["binding:host_id"] = body["binding:host_id"] or ""
+        changes.update(binding(d["network_id"], body["binding:host_id"]))
+        if changes["binding:host_id"] != d.get("binding:host_id"):
+            changes["status"] = "DOWN"  # the new host's agent says when it is plugged
     if "fixed_ips" in body:
         net = find(s, "network", d["network_id"])
         _release_ips(s, row.id)
@@ -1248,6 +1311,30 @@ def make_public_network(s: Session, cidr: str = "172.24.4.0/24") -> None:
                              "enable_dhcp": False, "project_id": "",
                              "allocation_pools": [{"start": str(ipaddress.ip_network(cidr).network_address + 2),
                                                    "end": str(ipaddress.ip_network(cidr).broadcast_address - 1)}]})
+
+
+def make_demo_topology(s: Session, project_id: str, cidr: str = "10.0.0.0/26") -> dict | None:
+    """DevStack's tenant topology for the demo project, made once: network ``private``
+    with ``private-subnet``, router ``router1`` with its gateway on ``public`` and an
+    interface on the subnet. A marker row remembers it was made, so a user who deletes
+    it does not see it come back at the next start. Returns the router (None if done)."""
+    if s.get(m.Resource, "demo-topology") is not None:
+        return None
+    s.add(m.Resource(id="demo-topology", kind="meta", project_id=None, data={"project_id": project_id},
+                     created_at=utcnow()))
+    s.flush()
+    ctx = _Admin()
+    net = create_network(s, ctx, {"name": "private", "project_id": project_id})
+    sub = create_subnet(s, ctx, {"network_id": net["id"], "name": "private-subnet", "cidr": cidr,
+                                 "ip_version": 4, "project_id": project_id})
+    router = create_router(s, ctx, {"name": "router1", "project_id": project_id})
+    public = next((d for d in docs(s, "network") if d.get("name") == "public" and d.get("router:external")),
+                  None)
+    row = find(s, "router", router["id"])
+    if public is not None:
+        router = update_router(s, ctx, row, {"external_gateway_info": {"network_id": public["id"]}})
+    add_router_interface(s, ctx, row, {"subnet_id": sub["id"]})
+    return router
 
 
 def any_doc(x: Any) -> Any:

@@ -35,4 +35,12 @@ DEFAULTS: dict[str, str] = {
     "update_quota": _ADMIN,
     "delete_quota": _ADMIN,
     "get_quota": f"{_ADMIN} or {_OWNER}",
+    "get_agent": _ADMIN,
+    "update_agent": _ADMIN,
+    "delete_agent": _ADMIN,
+    "get_dhcp-networks": _ADMIN,
+    "get_l3-routers": _ADMIN,
+    "get_dhcp-agents": _ADMIN,
+    "get_l3-agents": _ADMIN,
+    "get_availability_zone": "@",
 }

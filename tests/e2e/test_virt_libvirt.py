@@ -15,10 +15,13 @@ scripts/libvirt-up.sh); skipped with the reason otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -35,6 +38,7 @@ from onestack.compute.virt import (
     PowerState,
     VirtError,
     configdrive,
+    images,
 )
 from onestack.compute.virt.domain import domain_name
 
@@ -81,11 +85,15 @@ def _libvirt_or_skip():
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory):
+def driver():
     _libvirt_or_skip()
     from onestack.compute.virt import LibvirtDriver
 
-    state = tmp_path_factory.mktemp("virt-state")  # 0700, like the real state directory
+    # 0700, like the real state directory. Not under pytest's basetemp: every pytest
+    # session chmods /tmp/pytest-of-<user> to 0700, which resets the ACL mask that
+    # lets the QEMU user through, so a concurrent test run would cut running guests
+    # off their disks.
+    state = Path(tempfile.mkdtemp(prefix="onestack-virt-e2e-"))
     start = time.monotonic()
     d = LibvirtDriver(state)
     timings["driver start (KVM probe)"] = time.monotonic() - start
@@ -96,6 +104,7 @@ def driver(tmp_path_factory):
         for u in list(created):  # only what this module made
             d.destroy(u)
         d.close()
+        shutil.rmtree(state, ignore_errors=True)
         print(
             "\n" + "\n".join(f"  {k}: {v:.1f}s" for k, v in timings.items()),
             file=sys.stderr,
@@ -112,15 +121,29 @@ def image():
         pytest.skip(f"cannot build the tiny image: {e}")
 
 
+@pytest.fixture(scope="module")
+def bridge():
+    """An isolated Linux bridge (no address, no uplink, left down: no packet leaves it)."""
+    name = f"onsve{uuidlib.uuid4().hex[:8]}"
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
 def console(driver, u: str) -> str:
     return driver.get_console_output(u, max_bytes=4 << 20)
 
 
-def wait_console(driver, u: str, pattern: str, count: int = 1, timeout: float = BOOT_TIMEOUT):
-    """Wait until `pattern` has matched `count` lines of the console log; the last match."""
+def wait_console(
+    driver, u: str, pattern: str, count: int = 1, timeout: float = BOOT_TIMEOUT, after: int = 0
+):
+    """Wait until `pattern` has matched `count` lines of the console log (from character
+    `after` on); the last match."""
     deadline = time.monotonic() + timeout
     while True:
-        found = list(re.finditer(pattern, console(driver, u), re.M))
+        found = list(re.finditer(pattern, console(driver, u)[after:], re.M))
         if len(found) >= count:
             return found[count - 1]
         if time.monotonic() > deadline:
@@ -288,6 +311,251 @@ def test_power_off_and_on(driver, server):
     driver.power_on(u)
     assert driver.get_info(u).state == PowerState.RUNNING
     wait_console(driver, u, r"^SYSLINUX", count=boots + 1, timeout=30)
+
+
+# -- consoles, diagnostics, host
+
+
+def _serve_proxies():
+    """The console proxies of onestack.compute.consoles in uvicorn on a loopback port."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from onestack.compute import consoles
+
+    apps = consoles.extra_mounts()
+
+    async def mounts(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        for prefix, app in apps.items():
+            if scope["path"] == prefix or scope["path"].startswith(prefix + "/"):
+                path = prefix + "/" if scope["path"] == prefix else scope["path"]
+                return await app(dict(scope, root_path=prefix, path=path), receive, send)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(mounts, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    return server, thread, f"127.0.0.1:{port}"
+
+
+def test_consoles_through_the_proxies(driver, server):
+    """vnc_address and serial_pty of the running guest, through onestack's websocket
+    proxies: the RFB banner of QEMU's VNC server, and the guest's login prompt."""
+    import asyncio
+    import socket
+
+    pytest.importorskip("websockets")
+    pytest.importorskip("uvicorn")
+    from websockets.asyncio.client import connect
+
+    from onestack.compute import consoles
+
+    u = server
+    wait_console(driver, u, READY)
+    host, port = driver.vnc_address(u)
+    assert host == "127.0.0.1" and port >= 5900
+    with socket.create_connection((host, port), timeout=10) as s:  # QEMU's own server
+        assert s.recv(12).startswith(b"RFB 003.00")
+    pty = driver.serial_pty(u)
+    assert re.match(r"^/dev/pts/\d+$", pty)
+
+    vnc = consoles.tokens.issue(u, "e2e", "novnc", ("tcp", host, port))
+    serial = consoles.tokens.issue(u, "e2e", "serial", ("pty", pty))
+    srv, thread, proxy = _serve_proxies()
+    try:
+
+        async def talk():
+            url = f"ws://{proxy}/novnc/websockify?token={vnc.token}"
+            async with connect(url, subprotocols=["binary"], open_timeout=10) as ws:
+                banner = await asyncio.wait_for(ws.recv(), 10)
+            async with connect(f"ws://{proxy}/serial?token={serial.token}") as ws:
+                await ws.send(b"\r")
+                out = b""
+                while b"login:" not in out:
+                    out += await asyncio.wait_for(ws.recv(), 20)
+            return banner, out
+
+        banner, out = asyncio.run(talk())
+        assert re.match(rb"^RFB 003\.00\d\n$", banner), banner
+        assert b"login:" in out
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        consoles.tokens.revoke_instance(u)
+
+
+def test_interface_hot_plug(driver, server, bridge):
+    u = server
+    nic = Interface(bridge, "fa:16:3e:e2:e2:02", f"tap{bridge[3:]}")
+    driver.attach_interface(u, nic)
+    tap = Path("/sys/class/net", nic.target)
+    assert tap.exists() and (tap / "master").resolve().name == bridge
+    assert nic.mac in virsh("domiflist", domain_name(u)).stdout
+    with pytest.raises(VirtError, match="already has"):
+        driver.attach_interface(u, nic)
+    start = time.monotonic()
+    driver.detach_interface(u, nic.mac, timeout=30)
+    timings["interface hot-unplug"] = time.monotonic() - start
+    assert driver.interfaces(u) == [] and nic.mac not in virsh("domiflist", domain_name(u)).stdout
+    assert not tap.exists()
+
+
+def test_diagnostics_and_host_resources(driver, server):
+    u = server
+    diag = driver.diagnostics(u)
+    assert diag["state"] == "running" and diag["driver"] == "libvirt"
+    assert diag["hypervisor"] == driver.virt_type and diag["config_drive"] is True
+    assert (diag["num_cpus"], diag["num_disks"], diag["num_nics"]) == (1, 2, 0)
+    assert diag["memory_details"]["maximum"] == 256
+    assert diag["cpu_details"][0]["time"] > 0
+    assert diag["disk_details"][0]["read_bytes"] > 0  # the guest read its root disk
+    host = driver.host_resources()
+    assert host["vcpus"] == os.cpu_count() and host["memory_mb"] > 256
+    assert host["local_gb"] > 0 and host["hypervisor_type"] == "QEMU"
+    version = subprocess.run(["virsh", "-c", URI, "version"], capture_output=True, text=True).stdout
+    m = re.search(r"Running hypervisor: QEMU (\d+)\.(\d+)\.(\d+)", version)
+    if m:
+        major, minor, micro = map(int, m.groups())
+        assert host["hypervisor_version"] == major * 1_000_000 + minor * 1000 + micro
+    assert host["cpu_info"]["arch"] == "x86_64"
+
+
+# -- snapshot, resize, rescue, rebuild
+
+
+def test_snapshot_boots_as_a_new_server(driver, server, tmp_path):
+    u = server
+    dest = tmp_path / "snapshot.qcow2"
+    start = time.monotonic()
+    size = driver.snapshot(u, dest)
+    timings["snapshot (paused copy)"] = time.monotonic() - start
+    assert driver.get_info(u).state == PowerState.RUNNING  # resumed
+    assert size == 64 << 20
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(dest)], capture_output=True, check=True
+        ).stdout
+    )
+    assert info["format"] == "qcow2" and "backing-filename" not in info  # standalone
+
+    u2 = str(uuidlib.uuid4())
+    image_id = f"snapshot-e2e-{u2[:8]}"
+    created.add(u2)
+    try:
+        start = time.monotonic()
+        driver.spawn(
+            InstanceSpec(
+                u2,
+                128,
+                1,
+                ImageRef(image_id, dest, "qcow2"),
+                config_drive=ConfigDrive(configdrive.nova_meta_data(u2, "from-snapshot")),
+            )
+        )
+        found = wait_console(driver, u2, READY)
+        timings["boot from snapshot to ready line"] = time.monotonic() - start
+        assert found.group(1) == "from-snapshot"
+    finally:
+        driver.destroy(u2)
+        driver.images.path(image_id).unlink(missing_ok=True)
+
+
+def _virtual_size(driver, u: str) -> int:
+    return images.virtual_size(driver.instance_dir(u) / "disk")
+
+
+def test_resize_and_revert(driver, server):
+    u = server
+    boots = readies(driver, u)
+    start = time.monotonic()
+    info = driver.resize(u, 384, 2, 1)
+    assert (info.state, info.memory_kib, info.vcpus) == (PowerState.RUNNING, 384 * 1024, 2)
+    assert _virtual_size(driver, u) == 1 << 30
+    # the guest boots with the grown disk (1 GiB = 1048576 1K-blocks)
+    wait_console(driver, u, READY, count=boots + 1)
+    timings["resize to ready line"] = time.monotonic() - start
+    wait_console(driver, u, r"DISKS: vda=1048576 vdb=\d+ $", timeout=30)
+    with pytest.raises(VirtError, match="confirmed or reverted"):
+        driver.resize(u, 512, 2, 2)
+
+    info = driver.revert_resize(u)
+    assert (info.state, info.memory_kib, info.vcpus) == (PowerState.RUNNING, 256 * 1024, 1)
+    assert _virtual_size(driver, u) == 64 << 20
+    assert {p.name for p in driver.instance_dir(u).iterdir()} >= {"disk", "disk.config"}
+    assert not [p for p in driver.instance_dir(u).iterdir() if "resize" in p.name]
+    with pytest.raises(VirtError, match="no resize"):
+        driver.revert_resize(u)
+    wait_console(driver, u, r"^SYSLINUX", count=boots + 2, timeout=30)  # booting again
+
+
+def test_rescue_and_unrescue(driver, server, image):
+    u = server
+    mark = len(console(driver, u))  # (the revert's boot is cut short: no need to wait)
+    start = time.monotonic()
+    info = driver.rescue(u, ImageRef("onestack-tiny-e2e", image, "qcow2"))
+    assert info.state == PowerState.RUNNING
+    wait_console(driver, u, READY, after=mark)
+    timings["rescue to ready line"] = time.monotonic() - start
+    # the rescue disk first, the instance's own root disk second, the config drive third
+    disks = virsh("domblklist", domain_name(u)).stdout
+    assert re.search(r"\bvda\s+\S+/disk\.rescue\b", disks), disks
+    assert re.search(r"\bvdb\s+\S+/disk\s*$", disks, re.M), disks
+    wait_console(driver, u, r"DISKS: vda=65536 vdb=65536 vdc=\d+ $", timeout=30, after=mark)
+    with pytest.raises(VirtError, match="already rescued"):
+        driver.rescue(u, ImageRef("onestack-tiny-e2e", image, "qcow2"))
+
+    info = driver.unrescue(u)
+    assert info.state == PowerState.RUNNING
+    assert "disk.rescue" not in virsh("domblklist", domain_name(u)).stdout
+    assert not (driver.instance_dir(u) / "disk.rescue").exists()
+    with pytest.raises(VirtError, match="not rescued"):
+        driver.unrescue(u)
+    mark = len(console(driver, u))
+    wait_console(driver, u, r"^SYSLINUX", timeout=30, after=mark)
+
+
+def test_interfaces_survive_resize_and_rebuild(driver, server, image, bridge):
+    """A stopped guest (nothing boots): its interface stays through resize, revert and
+    rebuild, which keep everything but what they change."""
+    u = server
+    driver.power_off(u)
+    nic = Interface(bridge, "fa:16:3e:e2:e2:01", f"tap{bridge[3:]}")
+    driver.attach_interface(u, nic)
+    assert driver.interfaces(u) == [nic]
+    assert driver.resize(u, 256, 1, 1).state == PowerState.SHUTDOWN  # stays off
+    assert driver.interfaces(u) == [nic]
+    assert driver.revert_resize(u).state == PowerState.SHUTDOWN
+    assert driver.interfaces(u) == [nic]
+    meta = configdrive.nova_meta_data(u, "virt-e2e", hostname=HOSTNAME)
+    spec = InstanceSpec(
+        u,
+        256,
+        1,
+        ImageRef("onestack-tiny-e2e", image, "qcow2"),
+        config_drive=ConfigDrive(meta, USER_DATA),
+    )
+    assert driver.rebuild(spec, start=False).state == PowerState.SHUTDOWN
+    assert driver.interfaces(u) == [nic]  # spec.interfaces empty: the domain's are kept
+    driver.detach_interface(u, nic.mac)
+    assert driver.interfaces(u) == []
+    with pytest.raises(VirtError):
+        driver.detach_interface(u, nic.mac)
+    driver.power_on(u)
 
 
 def test_destroy_leaves_nothing(driver, server):

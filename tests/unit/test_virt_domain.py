@@ -308,6 +308,7 @@ def test_config_drive_files():
         "openstack/latest/meta_data.json",
         "openstack/latest/network_data.json",
         "openstack/latest/vendor_data.json",
+        "openstack/latest/vendor_data2.json",
         "openstack/latest/user_data",
         "ec2/latest/meta-data.json",
         "ec2/latest/user-data",

@@ -15,10 +15,16 @@ from onestack.compute.virt.driver import (
     PowerState,
     VirtDriver,
 )
-from onestack.compute.virt.errors import ImageError, InstanceNotFound, VirtError
+from onestack.compute.virt.errors import (
+    ConsoleUnavailable,
+    ImageError,
+    InstanceNotFound,
+    VirtError,
+)
 
 __all__ = [
     "ConfigDrive",
+    "ConsoleUnavailable",
     "FakeDriver",
     "ImageError",
     "ImageRef",

@@ -225,3 +225,136 @@ def next_virtio_target(used: set[str]) -> str:
         if f"vd{c}" not in used:
             return f"vd{c}"
     raise ValueError("no free virtio disk name (vdb..vdy all used)")
+
+
+# -- reading and changing the XML of a defined domain (resize, rescue, rebuild, consoles)
+
+
+def interface_xml(nic: Interface) -> str:
+    """<interface> for attachDeviceFlags / detachDeviceFlags."""
+    return ET.tostring(interface_element(nic), encoding="unicode")
+
+
+def interfaces_of(xml: str) -> list[Interface]:
+    """The bridge interfaces of a domain's XML, in order, as Interface values."""
+    out = []
+    for el in ET.fromstring(xml).iter("interface"):
+        if el.get("type") != "bridge":
+            continue
+        source, mac, target = el.find("source"), el.find("mac"), el.find("target")
+        model, mtu = el.find("model"), el.find("mtu")
+        if source is None or mac is None or target is None:
+            continue
+        out.append(
+            Interface(
+                source.get("bridge", ""),
+                mac.get("address", ""),
+                target.get("dev", ""),
+                mtu=int(mtu.get("size")) if mtu is not None and mtu.get("size") else None,
+                model=model.get("type", "virtio") if model is not None else "virtio",
+            )
+        )
+    return out
+
+
+def set_resources(xml: str, memory_mib: int, vcpus: int) -> str:
+    """The domain XML with new memory and vCPU counts (everything else kept)."""
+    if memory_mib < 16 or vcpus < 1:
+        raise ValueError("memory_mib must be at least 16 and vcpus at least 1")
+    dom = ET.fromstring(xml)
+    for tag in ("memory", "currentMemory"):
+        el = dom.find(tag)
+        if el is None:
+            el = _sub(dom, tag)
+        el.text, el.attrib = str(memory_mib), {"unit": "MiB"}
+    vcpu = dom.find("vcpu")
+    if vcpu is None:
+        vcpu = _sub(dom, "vcpu", placement="static")
+    vcpu.text = str(vcpus)
+    vcpu.attrib.pop("current", None)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def _strip_addresses(el: ET.Element) -> None:
+    """Drop what libvirt assigned (PCI/drive address, alias), so it assigns them anew."""
+    for tag in ("address", "alias"):
+        for child in el.findall(tag):
+            el.remove(child)
+
+
+def volume_elements(xml: str) -> list[ET.Element]:
+    """The <disk> elements of attached volumes (not the root disk, not the config drive),
+    without their libvirt-assigned addresses."""
+    out = []
+    for disk in ET.fromstring(xml).iter("disk"):
+        target = disk.find("target")
+        if target is None or target.get("dev") in ("vda", *CONFIG_DRIVE_TARGETS.values()):
+            continue
+        _strip_addresses(disk)
+        out.append(disk)
+    return out
+
+
+def with_disks(xml: str, disks: list[ET.Element]) -> str:
+    """The domain XML with `disks` appended after its own disks."""
+    dom = ET.fromstring(xml)
+    devices = dom.find("devices")
+    last = max((i for i, el in enumerate(devices) if el.tag == "disk"), default=-1)
+    for n, disk in enumerate(disks):
+        devices.insert(last + 1 + n, disk)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def rescue_xml(xml: str, rescue: Disk) -> str:
+    """The domain booting from `rescue` (vda, boot order 1), its own root disk kept as
+    the next free virtio disk, everything else (config drive, volumes, interfaces) as
+    it was. The disks' addresses are dropped so libvirt places them in this order."""
+    dom = ET.fromstring(xml)
+    os_ = dom.find("os")
+    if os_ is not None:
+        for boot in os_.findall("boot"):
+            os_.remove(boot)
+    devices = dom.find("devices")
+    disks = [el for el in devices if el.tag == "disk"]
+    used = {d.find("target").get("dev") for d in disks if d.find("target") is not None}
+    for disk in disks:
+        _strip_addresses(disk)
+        for boot in disk.findall("boot"):
+            disk.remove(boot)
+        target = disk.find("target")
+        if target is not None and target.get("dev") == "vda":
+            target.set("dev", next_virtio_target(used))
+            used.add(target.get("dev"))
+    el = disk_element(rescue)
+    _sub(el, "boot", order="1")
+    devices.insert(0, el)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def vnc_of(xml: str) -> tuple[str, int] | None:
+    """(listen address, port) of a running domain's VNC server, from its live XML."""
+    for g in ET.fromstring(xml).iter("graphics"):
+        if g.get("type") != "vnc":
+            continue
+        port = int(g.get("port") or -1)
+        if port <= 0:
+            return None
+        listen = g.get("listen")
+        sub = g.find("listen")
+        if sub is not None and sub.get("address"):
+            listen = sub.get("address")
+        return (listen or "127.0.0.1", port)
+    return None
+
+
+def serial_pty_of(xml: str) -> str | None:
+    """The pty of a running domain's first serial port, from its live XML."""
+    for tag in ("serial", "console"):
+        for el in ET.fromstring(xml).iter(tag):
+            if el.get("type") != "pty":
+                continue
+            source = el.find("source")
+            path = source.get("path") if source is not None else el.get("tty")
+            if path:
+                return path
+    return None

@@ -19,6 +19,8 @@ instance directory); destroy removes them too and leaves no domain defined.
 from __future__ import annotations
 
 import grp
+import json
+import logging
 import os
 import pwd
 import re
@@ -43,14 +45,39 @@ from onestack.compute.virt.domain import (
     config_drive_disk,
     disk_targets,
     disk_xml,
+    domain_name,
     domain_xml,
+    interface_xml,
+    interfaces_of,
     next_virtio_target,
+    rescue_xml,
+    serial_pty_of,
+    set_resources,
     uuid_of,
+    vnc_of,
+    volume_elements,
+    with_disks,
 )
-from onestack.compute.virt.errors import InstanceNotFound, VirtError
-from onestack.compute.virt.images import ImageCache, create_overlay
+from onestack.compute.virt.errors import ConsoleUnavailable, InstanceNotFound, VirtError
+from onestack.compute.virt.images import (
+    GiB,
+    ImageCache,
+    create_overlay,
+    flatten,
+    grow,
+    virtual_size,
+    write_empty_qcow2,
+)
+
+log = logging.getLogger(__name__)
 
 CONSOLE_LOG = "console.log"
+DISK = "disk"  # the root disk (qcow2 overlay)
+CONFIG_DISK = "disk.config"
+RESCUE_DISK = "disk.rescue"  # the disk a rescued guest boots from
+RESCUE_XML = "unrescue.xml"  # the definition to go back to on unrescue
+RESIZE_DISK = "disk.resize-backup"  # the root disk from before a resize, until confirmed
+RESIZE_STATE = "resize.json"  # the definition and power state from before a resize
 QEMU_USER = QEMU_GROUP = "libvirt-qemu"  # qemu.conf's user and group on Debian
 # Linux input key codes (libvirt VIR_KEYCODE_SET_LINUX): ctrl-alt-del
 KEY_LEFTCTRL, KEY_LEFTALT, KEY_DELETE = 29, 56, 111
@@ -185,6 +212,71 @@ class VirtDriver(ABC):
     def volumes(self, uuid: str) -> dict[str, str]:
         """Attached volumes: device -> file."""
         return {}
+
+    # -- what Nova's server actions need
+
+    @abstractmethod
+    def snapshot(self, uuid: str, dest: Path) -> int:
+        """Write the root disk as it is now, flattened into a standalone qcow2 at `dest`
+        (a running guest is paused for the copy and resumed); its virtual size."""
+
+    @abstractmethod
+    def resize(self, uuid: str, memory_mib: int, vcpus: int, root_gb: int) -> InstanceInfo:
+        """Give the guest new memory/vCPUs and grow its root disk to `root_gb` GiB (0: keep
+        the size; smaller than now: VirtError). A running guest is stopped for it and
+        started again. What revert_resize needs is kept until confirm or revert."""
+
+    @abstractmethod
+    def confirm_resize(self, uuid: str) -> None:
+        """Forget what the last resize kept for a revert; fine if there is nothing."""
+
+    @abstractmethod
+    def revert_resize(self, uuid: str) -> InstanceInfo:
+        """Back to the memory, vCPUs and root disk (contents too) from before the resize,
+        running if it was running then."""
+
+    @abstractmethod
+    def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
+        """A new root disk (and config drive) from `spec.image`, keeping the instance's
+        uuid, console log, attached volumes and interfaces (those of the domain when
+        `spec.interfaces` is empty); started unless `start` is False."""
+
+    @abstractmethod
+    def rescue(self, uuid: str, image: ImageRef) -> InstanceInfo:
+        """Boot from a fresh disk of `image`, the instance's own root disk attached as
+        the second disk; unrescue goes back."""
+
+    @abstractmethod
+    def unrescue(self, uuid: str) -> InstanceInfo: ...
+
+    @abstractmethod
+    def attach_interface(self, uuid: str, nic: Interface) -> None:
+        """Plug a port in (live when running, and in the definition)."""
+
+    @abstractmethod
+    def detach_interface(self, uuid: str, mac: str, timeout: float = 30) -> None:
+        """Unplug the interface with MAC `mac`."""
+
+    @abstractmethod
+    def interfaces(self, uuid: str) -> list[Interface]:
+        """The guest's interfaces as defined."""
+
+    @abstractmethod
+    def vnc_address(self, uuid: str) -> tuple[str, int]:
+        """(host, port) of the running guest's VNC server; ConsoleUnavailable otherwise."""
+
+    @abstractmethod
+    def serial_pty(self, uuid: str) -> str:
+        """The pty of the running guest's serial console; ConsoleUnavailable otherwise."""
+
+    @abstractmethod
+    def diagnostics(self, uuid: str) -> dict:
+        """Nova's standard diagnostics (API 2.48 shape)."""
+
+    @abstractmethod
+    def host_resources(self) -> dict:
+        """What this host offers: vcpus, memory_mb, local_gb, hypervisor_type,
+        hypervisor_version (Nova's integer, 7002000 for 7.2.0), cpu_info."""
 
     def get_console_output(self, uuid: str, max_bytes: int = 256 * 1024) -> str:
         """The end of the serial console log (os-getConsoleOutput)."""
@@ -394,44 +486,12 @@ class LibvirtDriver(VirtDriver):
         inst_dir = self.instance_dir(spec.uuid)
         if inst_dir.exists():  # left by a spawn that died with its process: ours to remove
             shutil.rmtree(inst_dir)
-        inst_dir.mkdir(mode=0o711)
+        inst_dir.mkdir()
+        inst_dir.chmod(0o711)  # QEMU may pass (whatever the umask: onestack up's is 077)
         dom = None
         try:
-            base = self.images.ensure(spec.image.id, spec.image.source, spec.image.disk_format)
-            overlay = inst_dir / "disk"
-            create_overlay(base, overlay, spec.root_gb)
-            drive = None
-            if spec.config_drive is not None:
-                cd = spec.config_drive
-                path = configdrive.build(
-                    inst_dir / "disk.config",
-                    configdrive.files(
-                        cd.meta_data,
-                        cd.user_data,
-                        cd.network_data,
-                        cd.vendor_data,
-                        cd.ec2_meta_data,
-                    ),
-                    cd.format,
-                )
-                drive = config_drive_disk(path, cd.format)
-            xml = domain_xml(
-                DomainSpec(
-                    uuid=spec.uuid,
-                    memory_mib=spec.memory_mib,
-                    vcpus=spec.vcpus,
-                    root=Disk(overlay, "vda", cache=self.disk_cache, backing=base),
-                    console_log=inst_dir / CONSOLE_LOG,
-                    virt_type=self.virt_type,
-                    config_drive=drive,
-                    interfaces=list(spec.interfaces),
-                    display_name=spec.display_name,
-                    flavor=spec.flavor,
-                    project_id=spec.project_id,
-                    user_id=spec.user_id,
-                )
-            )
-            dom = self.conn().defineXML(xml)
+            base, drive = self._build_disks(spec, inst_dir, "")
+            dom = self.conn().defineXML(self._spec_xml(spec, base, drive, list(spec.interfaces)))
             dom.create()
         except BaseException as e:
             self._remove(spec.uuid, dom, lookup=False)  # only what this call made
@@ -439,6 +499,43 @@ class LibvirtDriver(VirtDriver):
                 raise VirtError(f"libvirt could not start the guest: {_msg(e)}") from e
             raise
         return self.get_info(spec.uuid)
+
+    def _build_disks(self, spec: InstanceSpec, inst_dir: Path, suffix: str):
+        """The root overlay `disk<suffix>` on the cached base and the config drive
+        `disk.config<suffix>`; (base, config drive Disk named by its final path | None)."""
+        base = self.images.ensure(spec.image.id, spec.image.source, spec.image.disk_format)
+        create_overlay(base, inst_dir / f"{DISK}{suffix}", spec.root_gb)
+        drive = None
+        if spec.config_drive is not None:
+            cd = spec.config_drive
+            configdrive.build(
+                inst_dir / f"{CONFIG_DISK}{suffix}",
+                configdrive.files(
+                    cd.meta_data, cd.user_data, cd.network_data, cd.vendor_data, cd.ec2_meta_data
+                ),
+                cd.format,
+            )
+            drive = config_drive_disk(inst_dir / CONFIG_DISK, cd.format)
+        return base, drive
+
+    def _spec_xml(self, spec: InstanceSpec, base: Path, drive, interfaces: list) -> str:
+        inst_dir = self.instance_dir(spec.uuid)
+        return domain_xml(
+            DomainSpec(
+                uuid=spec.uuid,
+                memory_mib=spec.memory_mib,
+                vcpus=spec.vcpus,
+                root=Disk(inst_dir / DISK, "vda", cache=self.disk_cache, backing=base),
+                console_log=inst_dir / CONSOLE_LOG,
+                virt_type=self.virt_type,
+                config_drive=drive,
+                interfaces=interfaces,
+                display_name=spec.display_name,
+                flavor=spec.flavor,
+                project_id=spec.project_id,
+                user_id=spec.user_id,
+            )
+        )
 
     def _remove(self, uuid: str, dom=None, lookup: bool = True) -> None:
         """Stop and undefine the domain (`dom`, or the one of `uuid` if `lookup`) and
@@ -680,9 +777,454 @@ class LibvirtDriver(VirtDriver):
                 raise VirtError(f"the guest did not release {live_dev} within {timeout:.0f} s")
             time.sleep(0.2)
 
+    # -- snapshot, resize, rebuild, rescue
+
+    def _define(self, uuid: str, xml: str):
+        libvirt = _libvirt()
+        try:
+            return self.conn().defineXML(xml)
+        except libvirt.libvirtError as e:
+            raise VirtError(f"libvirt could not define {uuid}: {_msg(e)}") from e
+
+    def _stop(self, uuid: str, dom) -> None:
+        """Pull the plug if it runs (the caller has asked for a clean shutdown if it
+        wanted one)."""
+        libvirt = _libvirt()
+        try:
+            if dom.isActive():
+                dom.destroy()
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                raise VirtError(f"libvirt could not stop {uuid}: {_msg(e)}") from e
+
+    def _start(self, uuid: str) -> None:
+        dom = self._domain(uuid)
+        if not dom.isActive():
+            self._call(uuid, "start", dom.create)
+
+    def snapshot(self, uuid: str, dest: Path) -> int:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        paused = False
+        if dom.isActive() and dom.info()[0] == libvirt.VIR_DOMAIN_RUNNING:
+            # QEMU drains and flushes every disk (qcow2 metadata too) when it pauses
+            self._call(uuid, "pause", dom.suspend)
+            paused = True
+        try:
+            return flatten(self.instance_dir(uuid) / DISK, Path(dest))
+        finally:
+            if paused:
+                self._call(uuid, "resume", dom.resume)
+
+    def resize(
+        self,
+        uuid: str,
+        memory_mib: int,
+        vcpus: int,
+        root_gb: int,
+        *,
+        shutdown_timeout: float = 0,
+    ) -> InstanceInfo:
+        dom = self._domain(uuid)
+        inst_dir = self.instance_dir(uuid)
+        if (inst_dir / RESIZE_STATE).exists():
+            raise VirtError(f"a resize of {uuid} waits to be confirmed or reverted")
+        if (inst_dir / RESCUE_XML).exists():
+            raise VirtError(f"instance {uuid} is rescued; unrescue it first")
+        if self._call(uuid, "info", dom.hasManagedSaveImage, 0):
+            raise VirtError(f"instance {uuid} is suspended; resume it first")
+        disk = inst_dir / DISK
+        current = virtual_size(disk)
+        size = root_gb * GiB if root_gb else current
+        if size < current:
+            raise VirtError(
+                f"the root disk of {uuid} is {current / GiB:g} GiB and cannot shrink to "
+                f"{root_gb} GiB"
+            )
+        old_xml = self.domain_xml(uuid, inactive=True)
+        try:
+            new_xml = set_resources(old_xml, memory_mib, vcpus)
+        except ValueError as e:
+            raise VirtError(str(e)) from e
+        running = bool(dom.isActive())
+        if running:
+            self.power_off(uuid, shutdown_timeout)
+        _copy_file(disk, inst_dir / RESIZE_DISK)
+        _write_private(inst_dir / RESIZE_STATE, json.dumps({"xml": old_xml, "running": running}))
+        try:
+            grow(disk, size)
+            self._define(uuid, new_xml)
+            if running:
+                self._start(uuid)
+        except BaseException:
+            try:
+                self.revert_resize(uuid)
+            except Exception:
+                log.exception("could not undo the failed resize of %s", uuid)
+            raise
+        return self.get_info(uuid)
+
+    def confirm_resize(self, uuid: str) -> None:
+        inst_dir = self.instance_dir(uuid)
+        (inst_dir / RESIZE_STATE).unlink(missing_ok=True)
+        (inst_dir / RESIZE_DISK).unlink(missing_ok=True)
+
+    def revert_resize(self, uuid: str) -> InstanceInfo:
+        inst_dir = self.instance_dir(uuid)
+        try:
+            state = json.loads((inst_dir / RESIZE_STATE).read_text())
+        except FileNotFoundError:
+            raise VirtError(f"instance {uuid} has no resize to revert") from None
+        if not (inst_dir / RESIZE_DISK).exists():
+            raise VirtError(f"the root disk from before the resize of {uuid} is missing")
+        self._stop(uuid, self._domain(uuid))
+        os.replace(inst_dir / RESIZE_DISK, inst_dir / DISK)
+        self._define(uuid, state["xml"])
+        (inst_dir / RESIZE_STATE).unlink()
+        if state.get("running"):
+            self._start(uuid)
+        return self.get_info(uuid)
+
+    def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
+        libvirt = _libvirt()
+        dom = self._domain(spec.uuid)
+        inst_dir = self.instance_dir(spec.uuid)
+        saved = inst_dir / RESCUE_XML
+        current = saved.read_text() if saved.exists() else self.domain_xml(spec.uuid, True)
+        interfaces = list(spec.interfaces) or interfaces_of(current)
+        volumes = volume_elements(current)
+        new = ".new"
+        try:  # the new disks beside the old ones: a failure here changes nothing
+            base, drive = self._build_disks(spec, inst_dir, new)
+            xml = with_disks(self._spec_xml(spec, base, drive, interfaces), volumes)
+        except BaseException:
+            for name in (DISK, CONFIG_DISK):
+                (inst_dir / f"{name}{new}").unlink(missing_ok=True)
+            raise
+        self._stop(spec.uuid, dom)
+        try:
+            if dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
+        except libvirt.libvirtError as e:
+            raise VirtError(f"rebuild of {spec.uuid} failed: {_msg(e)}") from e
+        os.replace(inst_dir / f"{DISK}{new}", inst_dir / DISK)
+        if drive is not None:
+            os.replace(inst_dir / f"{CONFIG_DISK}{new}", inst_dir / CONFIG_DISK)
+        else:
+            (inst_dir / CONFIG_DISK).unlink(missing_ok=True)
+        for name in (RESCUE_DISK, RESCUE_XML, RESIZE_DISK, RESIZE_STATE):
+            (inst_dir / name).unlink(missing_ok=True)
+        self._define(spec.uuid, xml)
+        if start:
+            self._start(spec.uuid)
+        return self.get_info(spec.uuid)
+
+    def rescue(self, uuid: str, image: ImageRef) -> InstanceInfo:
+        dom = self._domain(uuid)
+        inst_dir = self.instance_dir(uuid)
+        saved = inst_dir / RESCUE_XML
+        if saved.exists():
+            raise VirtError(f"instance {uuid} is already rescued")
+        if self._call(uuid, "info", dom.hasManagedSaveImage, 0):
+            raise VirtError(f"instance {uuid} is suspended; resume it first")
+        old = self.domain_xml(uuid, inactive=True)
+        rescue_disk = inst_dir / RESCUE_DISK
+        rescue_disk.unlink(missing_ok=True)
+        base = self.images.ensure(image.id, image.source, image.disk_format)
+        create_overlay(base, rescue_disk)
+        xml = rescue_xml(old, Disk(rescue_disk, "vda", cache=self.disk_cache, backing=base))
+        _write_private(saved, old)
+        self._stop(uuid, dom)
+        try:
+            self._define(uuid, xml)
+            self._start(uuid)
+        except BaseException:
+            self._define(uuid, old)
+            saved.unlink(missing_ok=True)
+            rescue_disk.unlink(missing_ok=True)
+            raise
+        return self.get_info(uuid)
+
+    def unrescue(self, uuid: str) -> InstanceInfo:
+        dom = self._domain(uuid)
+        inst_dir = self.instance_dir(uuid)
+        saved = inst_dir / RESCUE_XML
+        if not saved.exists():
+            raise VirtError(f"instance {uuid} is not rescued")
+        self._stop(uuid, dom)
+        self._define(uuid, saved.read_text())
+        saved.unlink()
+        (inst_dir / RESCUE_DISK).unlink(missing_ok=True)
+        self._start(uuid)
+        return self.get_info(uuid)
+
+    # -- interfaces
+
+    def interfaces(self, uuid: str) -> list[Interface]:
+        return interfaces_of(self.domain_xml(uuid, inactive=True))
+
+    def attach_interface(self, uuid: str, nic: Interface) -> None:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        macs = {n.mac for n in interfaces_of(self.domain_xml(uuid))}
+        macs |= {n.mac for n in interfaces_of(self.domain_xml(uuid, inactive=True))}
+        if nic.mac in macs:
+            raise VirtError(f"instance {uuid} already has an interface with MAC {nic.mac}")
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        self._call(uuid, "interface attach", dom.attachDeviceFlags, interface_xml(nic), flags)
+
+    def detach_interface(self, uuid: str, mac: str, timeout: float = 30) -> None:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        mac = mac.lower()
+
+        def find(xml: str):
+            for el in ET.fromstring(xml).iter("interface"):
+                m = el.find("mac")
+                if m is not None and (m.get("address") or "").lower() == mac:
+                    return el
+            return None
+
+        live = find(self.domain_xml(uuid)) if dom.isActive() else None
+        conf = find(self.domain_xml(uuid, inactive=True))
+        if live is None and conf is None:
+            raise VirtError(f"no interface with MAC {mac} on {uuid}")
+        if conf is not None:
+            self._call(
+                uuid,
+                "interface detach",
+                dom.detachDeviceFlags,
+                _xml(conf),
+                libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+            )
+        if live is None:
+            return
+        self._call(
+            uuid,
+            "interface detach",
+            dom.detachDeviceFlags,
+            _xml(live),
+            libvirt.VIR_DOMAIN_AFFECT_LIVE,
+        )
+        deadline = time.monotonic() + timeout
+        while dom.isActive() and find(self.domain_xml(uuid)) is not None:
+            if time.monotonic() > deadline:
+                raise VirtError(f"the guest did not release {mac} within {timeout:.0f} s")
+            time.sleep(0.2)
+
+    # -- consoles, diagnostics, host
+
+    def _live_xml(self, uuid: str, what: str) -> str:
+        dom = self._domain(uuid)
+        if not dom.isActive():
+            raise ConsoleUnavailable(f"instance {uuid} is not running: no {what}")
+        return self.domain_xml(uuid)
+
+    def vnc_address(self, uuid: str) -> tuple[str, int]:
+        found = vnc_of(self._live_xml(uuid, "VNC console"))
+        if found is None:
+            raise ConsoleUnavailable(f"instance {uuid} has no VNC server")
+        return found
+
+    def serial_pty(self, uuid: str) -> str:
+        found = serial_pty_of(self._live_xml(uuid, "serial console"))
+        if found is None:
+            raise ConsoleUnavailable(f"instance {uuid} has no serial pty")
+        return found
+
+    def diagnostics(self, uuid: str) -> dict:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        state, max_kib, mem_kib, nvcpus, _cpu_ns = self._call(uuid, "info", dom.info)
+        power = _LIBVIRT_STATES.get(state, PowerState.NOSTATE)
+        active = bool(dom.isActive())
+        root = ET.fromstring(self.domain_xml(uuid))
+        disks = [
+            t.get("dev")
+            for d in root.iter("disk")
+            if (t := d.find("target")) is not None and d.get("device") == "disk"
+        ]
+        nics = interfaces_of(ET.tostring(root, encoding="unicode"))
+        cpu_details, disk_details, nic_details = [], [], []
+        uptime = 0
+        if active:
+            try:
+                for n, _state, cpu_time, _cpu in dom.vcpus()[0]:
+                    cpu_details.append({"id": n, "time": cpu_time, "utilisation": None})
+            except libvirt.libvirtError:
+                pass
+            for dev in disks:
+                try:
+                    rd_req, rd_bytes, wr_req, wr_bytes, errs = dom.blockStats(dev)
+                except libvirt.libvirtError:
+                    continue
+                disk_details.append(
+                    {
+                        "read_bytes": rd_bytes,
+                        "read_requests": rd_req,
+                        "write_bytes": wr_bytes,
+                        "write_requests": wr_req,
+                        "errors_count": max(errs, 0),
+                    }
+                )
+            for nic in nics:
+                try:
+                    st = dom.interfaceStats(nic.target)
+                except libvirt.libvirtError:
+                    st = (0,) * 8
+                nic_details.append(_nic_detail(nic.mac, st))
+            pidfile = Path("/run/libvirt/qemu") / f"{domain_name(uuid)}.pid"
+            try:
+                uptime = max(0, int(time.time() - pidfile.stat().st_mtime))
+            except OSError:
+                uptime = 0
+        else:
+            nic_details = [_nic_detail(nic.mac, (0,) * 8) for nic in nics]
+        config_drive = any(
+            d.find("source") is not None
+            and (d.find("source").get("file") or "").endswith("/" + CONFIG_DISK)
+            for d in root.iter("disk")
+        )
+        return _diagnostics(
+            power,
+            driver="libvirt",
+            hypervisor=self.virt_type,
+            uptime=uptime,
+            config_drive=config_drive,
+            num_cpus=nvcpus,
+            num_disks=len(disks),
+            num_nics=len(nics),
+            cpu_details=cpu_details
+            or [{"id": i, "time": 0, "utilisation": None} for i in range(nvcpus)],
+            disk_details=disk_details,
+            nic_details=nic_details,
+            memory=(max_kib // 1024, mem_kib // 1024 if active else 0),
+        )
+
+    def host_resources(self) -> dict:
+        libvirt = _libvirt()
+        try:
+            conn = self.conn()
+            info = conn.getInfo()  # model, memory MiB, cpus, MHz, nodes, sockets, cores, threads
+            version = conn.getVersion()
+            caps = ET.fromstring(conn.getCapabilities())
+        except libvirt.libvirtError as e:
+            raise VirtError(f"libvirt: {_msg(e)}") from e
+        st = os.statvfs(self.instances_dir)
+        cpu = caps.find("host/cpu")
+        topo = cpu.find("topology") if cpu is not None else None
+        cpu_info = {
+            "arch": (cpu.findtext("arch") if cpu is not None else None) or info[0],
+            "model": cpu.findtext("model") if cpu is not None else None,
+            "vendor": cpu.findtext("vendor") if cpu is not None else None,
+            "topology": {
+                "cells": int(info[4]),
+                "sockets": int(topo.get("sockets", info[5])) if topo is not None else info[5],
+                "cores": int(topo.get("cores", info[6])) if topo is not None else info[6],
+                "threads": int(topo.get("threads", info[7])) if topo is not None else info[7],
+            },
+            "features": sorted(
+                f.get("name") for f in (cpu.findall("feature") if cpu is not None else [])
+            ),
+        }
+        return {
+            "vcpus": int(info[2]),
+            "memory_mb": int(info[1]),
+            "local_gb": st.f_frsize * st.f_blocks // GiB,
+            "hypervisor_type": "QEMU",
+            "hypervisor_version": int(version),
+            "cpu_info": cpu_info,
+        }
+
 
 def _xml(el: ET.Element) -> str:
     return ET.tostring(el, encoding="unicode")
+
+
+def _copy_file(src: Path, dest: Path) -> None:
+    """A sparse copy of a disk file (reflinked where the file system can), atomically."""
+    tmp = dest.with_name(f".{dest.name}.partial")
+    done = subprocess.run(
+        ["cp", "--sparse=always", "--reflink=auto", str(src), str(tmp)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise VirtError(f"cannot copy {src.name}: {done.stderr.strip()}")
+    tmp.chmod(0o600)
+    os.replace(tmp, dest)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# Nova's power state names in diagnostics
+_STATE_NAMES = {
+    PowerState.NOSTATE: "pending",
+    PowerState.RUNNING: "running",
+    PowerState.PAUSED: "paused",
+    PowerState.SHUTDOWN: "shutdown",
+    PowerState.CRASHED: "crashed",
+    PowerState.SUSPENDED: "suspended",
+}
+
+
+def _nic_detail(mac: str, st) -> dict:
+    rx_bytes, rx_packets, rx_errs, rx_drop, tx_bytes, tx_packets, tx_errs, tx_drop = st
+    return {
+        "mac_address": mac,
+        "rx_octets": rx_bytes,
+        "rx_errors": rx_errs,
+        "rx_drop": rx_drop,
+        "rx_packets": rx_packets,
+        "rx_rate": None,
+        "tx_octets": tx_bytes,
+        "tx_errors": tx_errs,
+        "tx_drop": tx_drop,
+        "tx_packets": tx_packets,
+        "tx_rate": None,
+    }
+
+
+def _diagnostics(
+    state: PowerState,
+    *,
+    driver: str,
+    hypervisor: str,
+    uptime: int,
+    config_drive: bool,
+    num_cpus: int,
+    num_disks: int,
+    num_nics: int,
+    cpu_details: list,
+    disk_details: list,
+    nic_details: list,
+    memory: tuple[int, int],
+) -> dict:
+    """Nova's standard diagnostics (compute API 2.48); memory in MiB."""
+    return {
+        "state": _STATE_NAMES.get(state, "pending"),
+        "driver": driver,
+        "hypervisor": hypervisor,
+        "hypervisor_os": "linux",
+        "uptime": uptime,
+        "config_drive": config_drive,
+        "num_cpus": num_cpus,
+        "num_nics": num_nics,
+        "num_disks": num_disks,
+        "cpu_details": cpu_details,
+        "nic_details": nic_details,
+        "disk_details": disk_details,
+        "memory_details": {"maximum": memory[0], "used": memory[1]},
+    }
 
 
 def _msg(e) -> str:
@@ -694,13 +1236,22 @@ def _msg(e) -> str:
 # fake
 
 
+FAKE_IMAGE_GB = 1  # a fake root disk without a flavor size
+
+
 @dataclass
 class _Fake:
     spec: InstanceSpec
+    memory_mib: int
+    vcpus: int
+    disk_gb: int  # the root disk's virtual size
     state: PowerState = PowerState.RUNNING
     managed_save: bool = False
     boots: int = 1
     volumes: dict[str, str] = field(default_factory=dict)
+    interfaces: list[Interface] = field(default_factory=list)
+    resized_from: tuple | None = None  # (memory_mib, vcpus, disk_gb, was running)
+    rescued: bool = False
 
 
 class FakeDriver(VirtDriver):
@@ -709,9 +1260,26 @@ class FakeDriver(VirtDriver):
 
     virt_type = "fake"
 
-    def __init__(self, host: str = "fake-host", console_dir: Path | None = None):
+    def __init__(
+        self,
+        host: str = "fake-host",
+        console_dir: Path | None = None,
+        *,
+        vcpus: int = 8,
+        memory_mb: int = 16384,
+        local_gb: int = 200,
+        hypervisor_type: str = "QEMU",
+        hypervisor_version: int = 7002000,
+    ):
         self.host = host
         self.console_dir = console_dir
+        self._resources = {
+            "vcpus": vcpus,
+            "memory_mb": memory_mb,
+            "local_gb": local_gb,
+            "hypervisor_type": hypervisor_type,
+            "hypervisor_version": hypervisor_version,
+        }
         self._lock = threading.Lock()
         self._instances: dict[str, _Fake] = {}
 
@@ -729,7 +1297,13 @@ class FakeDriver(VirtDriver):
         with self._lock:
             if spec.uuid in self._instances:
                 raise VirtError(f"instance {spec.uuid} already has a domain on {self.host}")
-            self._instances[spec.uuid] = _Fake(spec)
+            self._instances[spec.uuid] = _Fake(
+                spec,
+                spec.memory_mib,
+                spec.vcpus,
+                spec.root_gb or FAKE_IMAGE_GB,
+                interfaces=list(spec.interfaces),
+            )
             self._log(spec.uuid)
         return self.get_info(spec.uuid)
 
@@ -793,7 +1367,7 @@ class FakeDriver(VirtDriver):
         with self._lock:
             inst = self._get(uuid)
             return InstanceInfo(
-                inst.state, inst.spec.memory_mib * 1024, inst.spec.vcpus, 0, inst.managed_save
+                inst.state, inst.memory_mib * 1024, inst.vcpus, 0, inst.managed_save
             )
 
     def console_log_path(self, uuid: str) -> Path:
@@ -852,6 +1426,186 @@ class FakeDriver(VirtDriver):
     def list_instances(self) -> list[str]:
         with self._lock:
             return sorted(self._instances)
+
+    def snapshot(self, uuid: str, dest: Path) -> int:
+        with self._lock:
+            size = self._get(uuid).disk_gb * GiB
+        return write_empty_qcow2(Path(dest), size)
+
+    def resize(
+        self,
+        uuid: str,
+        memory_mib: int,
+        vcpus: int,
+        root_gb: int,
+        *,
+        shutdown_timeout: float = 0,
+    ) -> InstanceInfo:
+        with self._lock:
+            inst = self._get(uuid)
+            if inst.resized_from is not None:
+                raise VirtError(f"a resize of {uuid} waits to be confirmed or reverted")
+            if inst.rescued:
+                raise VirtError(f"instance {uuid} is rescued; unrescue it first")
+            if inst.managed_save:
+                raise VirtError(f"instance {uuid} is suspended; resume it first")
+            size = root_gb or inst.disk_gb
+            if size < inst.disk_gb:
+                raise VirtError(
+                    f"the root disk of {uuid} is {inst.disk_gb:g} GiB and cannot shrink to "
+                    f"{root_gb} GiB"
+                )
+            if memory_mib < 16 or vcpus < 1:
+                raise VirtError("memory_mib must be at least 16 and vcpus at least 1")
+            running = inst.state in (PowerState.RUNNING, PowerState.PAUSED)
+            inst.resized_from = (inst.memory_mib, inst.vcpus, inst.disk_gb, running)
+            inst.memory_mib, inst.vcpus, inst.disk_gb = memory_mib, vcpus, size
+            if running:
+                inst.state = PowerState.RUNNING
+                self._boot(inst)
+        return self.get_info(uuid)
+
+    def confirm_resize(self, uuid: str) -> None:
+        with self._lock:
+            self._get(uuid).resized_from = None
+
+    def revert_resize(self, uuid: str) -> InstanceInfo:
+        with self._lock:
+            inst = self._get(uuid)
+            if inst.resized_from is None:
+                raise VirtError(f"instance {uuid} has no resize to revert")
+            inst.memory_mib, inst.vcpus, inst.disk_gb, running = inst.resized_from
+            inst.resized_from = None
+            inst.state = PowerState.RUNNING if running else PowerState.SHUTDOWN
+            if running:
+                self._boot(inst)
+        return self.get_info(uuid)
+
+    def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
+        with self._lock:
+            inst = self._get(spec.uuid)
+            inst.spec = spec
+            inst.memory_mib, inst.vcpus = spec.memory_mib, spec.vcpus
+            inst.disk_gb = spec.root_gb or FAKE_IMAGE_GB
+            if spec.interfaces:
+                inst.interfaces = list(spec.interfaces)
+            inst.resized_from, inst.rescued, inst.managed_save = None, False, False
+            inst.state = PowerState.SHUTDOWN
+            if start:
+                inst.state = PowerState.RUNNING
+                self._boot(inst)
+        return self.get_info(spec.uuid)
+
+    def rescue(self, uuid: str, image: ImageRef) -> InstanceInfo:
+        with self._lock:
+            inst = self._get(uuid)
+            if inst.rescued:
+                raise VirtError(f"instance {uuid} is already rescued")
+            if inst.managed_save:
+                raise VirtError(f"instance {uuid} is suspended; resume it first")
+            inst.rescued, inst.state = True, PowerState.RUNNING
+            self._boot(inst)
+        return self.get_info(uuid)
+
+    def unrescue(self, uuid: str) -> InstanceInfo:
+        with self._lock:
+            inst = self._get(uuid)
+            if not inst.rescued:
+                raise VirtError(f"instance {uuid} is not rescued")
+            inst.rescued, inst.state = False, PowerState.RUNNING
+            self._boot(inst)
+        return self.get_info(uuid)
+
+    def rescued(self, uuid: str) -> bool:
+        with self._lock:
+            return self._get(uuid).rescued
+
+    def interfaces(self, uuid: str) -> list[Interface]:
+        with self._lock:
+            return list(self._get(uuid).interfaces)
+
+    def attach_interface(self, uuid: str, nic: Interface) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            if any(n.mac == nic.mac for n in inst.interfaces):
+                raise VirtError(f"instance {uuid} already has an interface with MAC {nic.mac}")
+            inst.interfaces.append(nic)
+
+    def detach_interface(self, uuid: str, mac: str, timeout: float = 30) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            keep = [n for n in inst.interfaces if n.mac != mac.lower()]
+            if len(keep) == len(inst.interfaces):
+                raise VirtError(f"no interface with MAC {mac.lower()} on {uuid}")
+            inst.interfaces = keep
+
+    def _running(self, uuid: str, what: str) -> _Fake:
+        inst = self._get(uuid)
+        if inst.state not in (PowerState.RUNNING, PowerState.PAUSED):
+            raise ConsoleUnavailable(f"instance {uuid} is not running: no {what}")
+        return inst
+
+    def vnc_address(self, uuid: str) -> tuple[str, int]:
+        # port 0: nobody can be reached there (a made-up 59xx port might be a real
+        # guest's VNC server on this machine)
+        with self._lock:
+            self._running(uuid, "VNC console")
+        return ("127.0.0.1", 0)
+
+    def serial_pty(self, uuid: str) -> str:
+        with self._lock:
+            self._running(uuid, "serial console")
+        return "/dev/null"  # opens, reads as end of file: a console session ends at once
+
+    def diagnostics(self, uuid: str) -> dict:
+        with self._lock:
+            inst = self._get(uuid)
+            active = inst.state in (PowerState.RUNNING, PowerState.PAUSED)
+            return _diagnostics(
+                inst.state,
+                driver="fake",
+                hypervisor="fake",
+                uptime=0,
+                config_drive=inst.spec.config_drive is not None,
+                num_cpus=inst.vcpus,
+                num_disks=1 + len(inst.volumes) + (inst.spec.config_drive is not None),
+                num_nics=len(inst.interfaces),
+                cpu_details=[{"id": i, "time": 0, "utilisation": None} for i in range(inst.vcpus)],
+                disk_details=[
+                    {
+                        "read_bytes": 0,
+                        "read_requests": 0,
+                        "write_bytes": 0,
+                        "write_requests": 0,
+                        "errors_count": 0,
+                    }
+                    for _ in range(1 + len(inst.volumes) + (inst.spec.config_drive is not None))
+                ],
+                nic_details=[_nic_detail(n.mac, (0,) * 8) for n in inst.interfaces],
+                memory=(inst.memory_mib, inst.memory_mib if active else 0),
+            )
+
+    def host_resources(self) -> dict:
+        return {
+            **self._resources,
+            "cpu_info": {
+                "arch": "x86_64",
+                "model": "qemu64",
+                "vendor": "fake",
+                "topology": {
+                    "cells": 1,
+                    "sockets": 1,
+                    "cores": self._resources["vcpus"],
+                    "threads": 1,
+                },
+                "features": [],
+            },
+        }
+
+    def _boot(self, inst: _Fake) -> None:
+        """A (re)boot of a fake guest: one more ready line. Under self._lock."""
+        inst.boots += 1
+        self._log(inst.spec.uuid)
 
 
 __all__ = [

@@ -11,3 +11,7 @@ class InstanceNotFound(VirtError):
 
 class ImageError(VirtError):
     """The image cannot be used: bad format, a backing file, too big for the disk, ..."""
+
+
+class ConsoleUnavailable(VirtError):
+    """The guest has no console of that kind right now (not running, no VNC, no pty)."""

@@ -174,3 +174,73 @@ def create_overlay(base: Path, overlay: Path, root_gb: int = 0) -> int:
         limit=False,
     )
     return size
+
+
+def virtual_size(path: Path) -> int:
+    """The virtual size of a qcow2 disk, also while a guest has it open (-U)."""
+    out = qemu_img("info", "-U", "-f", "qcow2", "--output=json", str(path), limit=False)
+    return int(json.loads(out)["virtual-size"])
+
+
+def grow(path: Path, size: int) -> None:
+    """Grow a qcow2 disk (its guest must be off) to `size` bytes; never shrinks."""
+    current = virtual_size(path)
+    if size < current:
+        raise ImageError(f"the disk is {current} bytes; it cannot shrink to {size}")
+    if size > current:
+        qemu_img("resize", "-q", "-f", "qcow2", str(path), str(size), limit=False)
+
+
+def flatten(source: Path, dest: Path, *, timeout: float = 1800) -> int:
+    """`source` (a qcow2 overlay, possibly in use: -U) with its backing chain merged into
+    a standalone qcow2 at `dest`, written under a temporary name and
+    renamed into place. Its virtual size."""
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    try:
+        qemu_img(
+            "convert", "-q", "-U", "-f", "qcow2", "-O", "qcow2", str(source), str(tmp),
+            limit=False, timeout=timeout,
+        )  # fmt: skip
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return int(image_info(dest, "qcow2")["virtual-size"])
+
+
+def write_empty_qcow2(path: Path, size: int) -> int:
+    """An empty qcow2 (version 2, 64 KiB clusters) of `size` virtual bytes, written
+    without qemu-img: the fake driver's snapshots. Its virtual size."""
+    import struct
+
+    cluster = 1 << 16
+    per_l2 = cluster // 8 * cluster  # bytes one L2 table maps
+    l1_size = max(1, -(-size // per_l2))
+    l1_clusters = -(-(l1_size * 8) // cluster)
+    clusters = 3 + l1_clusters  # header, refcount table, refcount block, L1 table
+    header = struct.pack(
+        ">4sIQIIQIIQQIIQ",
+        b"QFI\xfb",
+        2,  # version
+        0,  # backing file offset
+        0,  # backing file name size
+        16,  # cluster bits
+        size,
+        0,  # no encryption
+        l1_size,
+        3 * cluster,  # L1 table
+        1 * cluster,  # refcount table
+        1,  # refcount table clusters
+        0,  # snapshots
+        0,
+    )
+    data = bytearray(clusters * cluster)
+    data[: len(header)] = header
+    struct.pack_into(">Q", data, cluster, 2 * cluster)  # refcount table -> block
+    for i in range(clusters):
+        struct.pack_into(">H", data, 2 * cluster + 2 * i, 1)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(bytes(data))
+    os.replace(tmp, path)
+    return size

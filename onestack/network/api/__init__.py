@@ -27,6 +27,7 @@ api = Api("network", error_view, auth.authenticate, redirect_slashes=False)
 
 
 def build():
-    from onestack.network.api import resources  # noqa: F401
+    # agents first: their routes must win over the generic /v2.0/{collection} ones
+    from onestack.network.api import agents, resources  # noqa: F401
 
     return api.asgi()

@@ -9,7 +9,8 @@ ADMIN_ONLY = {
 }
 
 EXTENSIONS = [
-    ("agent", "agent", "The agent management extension."),  # placeholder, filtered below
+    ("agent", "agent", "The agent management extension."),
+    ("availability_zone", "Availability Zone", "The availability zone extension."),
     ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
     ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
     ("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."),
@@ -52,12 +53,23 @@ EXTENSIONS = [
     ("empty-string-filtering", "Empty String Filtering Extension", "Allow filtering by attributes with empty "
      "string value"),
 ]
-EXTENSIONS = [e for e in EXTENSIONS if e[0] != "agent"]  # no agents yet: not advertised
 
 
 def extension(alias: str, name: str, description: str) -> dict:
     return {"alias": alias, "name": name, "description": description, "updated": "2013-01-01T10:00:00-00:00",
             "links": []}
+
+
+def agent(doc: dict, fields: list[str] | None = None) -> dict:
+    """Neutron's agent resource; ``alive`` comes from the heartbeat's age."""
+    from onestack.network.conductor import agent_view
+
+    out = agent_view(doc)
+    return {k: v for k, v in out.items() if k in fields} if fields else out
+
+
+def availability_zone(name: str, resource: str, available: bool) -> dict:
+    return {"name": name, "resource": resource, "state": "available" if available else "unavailable"}
 
 
 def resource(ctx, kind: str, doc: dict, fields: list[str] | None = None) -> dict:

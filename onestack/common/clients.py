@@ -1,0 +1,114 @@
+"""How one service calls another: over its REST API, with a service token.
+
+As in OpenStack, compute reaches image, network and placement through their
+public APIs, never their tables. ``ServiceAuth`` holds a token of the
+service's own user (made at bootstrap, password in the state dir) and renews
+it before it expires; ``RestClient`` is a thin JSON client whose 4xx answers
+become our own errors (so a 404 from the image service is a 404 here too).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from onestack.common import errors
+
+_STATUS = {400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
+           409: errors.Conflict, 413: errors.PayloadTooLarge}
+
+
+class ServiceAuth:
+    """A project-scoped token of a service user, renewed a minute before expiry."""
+
+    def __init__(self, base_url: str, user: str, password: str, project: str = "service"):
+        self.base_url = base_url.rstrip("/")
+        self.user, self.password, self.project = user, password, project
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_service(cls, conf, user: str) -> ServiceAuth:
+        from onestack.identity.bootstrap import load_credentials
+
+        creds = load_credentials(conf).get(user)
+        if not creds:
+            raise RuntimeError(f"no credentials for service user {user!r}: has bootstrap run?")
+        return cls(conf.public_url, user, creds["password"], creds.get("project", "service"))
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token and time.time() < self._expires - 60:
+                return self._token
+            body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+                "name": self.user, "domain": {"id": "default"}, "password": self.password}}},
+                "scope": {"project": {"name": self.project, "domain": {"id": "default"}}}}}
+            try:
+                r = httpx.post(f"{self.base_url}/identity/v3/auth/tokens", json=body, timeout=30)
+            except httpx.HTTPError as e:
+                raise errors.ServiceUnavailable(f"identity did not answer: {e}") from None
+            if r.status_code != 201:
+                raise errors.ServiceUnavailable(f"service user {self.user} cannot authenticate: {r.status_code}")
+            self._token = r.headers["X-Subject-Token"]
+            expires = r.json()["token"]["expires_at"].replace("Z", "+00:00")
+            self._expires = datetime.fromisoformat(expires).timestamp()
+            return self._token
+
+
+def _message(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text.strip()[:300] or r.reason_phrase
+    if isinstance(body, dict):
+        for v in body.values():  # {"itemNotFound": {"message": ...}}, {"NeutronError": {...}}, {"error": ...}
+            if isinstance(v, dict) and "message" in v:
+                return str(v["message"])
+        if "errors" in body and body["errors"]:
+            return str(body["errors"][0].get("detail", ""))
+    return r.text[:300]
+
+
+class RestClient:
+    """JSON over HTTP to one service (``prefix`` under the cloud's URL)."""
+
+    def __init__(self, auth: ServiceAuth, prefix: str, headers: dict | None = None, timeout: float = 60):
+        self.auth = auth
+        self.url = auth.base_url + prefix
+        self.headers = headers or {}
+        self.http = httpx.Client(timeout=timeout)
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                token: str | None = None, ok: tuple[int, ...] = (200, 201, 202, 204),
+                headers: dict | None = None) -> Any:
+        h = {"X-Auth-Token": token or self.auth.token(), **self.headers, **(headers or {})}
+        try:
+            r = self.http.request(method, self.url + path, json=json, params=params, headers=h)
+        except httpx.HTTPError as e:
+            raise errors.ServiceUnavailable(f"{self.url} did not answer: {e}") from None
+        if r.status_code not in ok:
+            raise _STATUS.get(r.status_code, errors.ServiceUnavailable)(_message(r))
+        if r.status_code == 204 or not r.content:
+            return None
+        return r.json()
+
+    def get(self, path: str, **kw) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw) -> Any:
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw) -> Any:
+        return self.request("PUT", path, json=json, **kw)
+
+    def delete(self, path: str, **kw) -> Any:
+        return self.request("DELETE", path, **kw)
+
+    def stream(self, path: str, token: str | None = None):
+        """A streamed GET (image data): use as a context manager."""
+        return self.http.stream("GET", self.url + path, headers={"X-Auth-Token": token or self.auth.token()})

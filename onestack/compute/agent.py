@@ -1,0 +1,469 @@
+"""The compute agent of one host: builds, runs and changes its guests (book ch. 4, steps 8-13).
+
+It is served on bus topic ``compute.<host>``. It never opens the database:
+what it needs of an instance it asks the conductor, and it reports every
+task-state step back the same way. Images come from the image service and
+ports from the network service, over their REST APIs; the guest itself is the
+virt driver's (libvirt, or the fake driver for simulated hosts).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+
+from onestack.common import bus, errors
+from onestack.common.timeutils import iso, utcnow
+from onestack.compute import clients, network, states
+from onestack.compute.virt import driver as virt
+from onestack.compute.virt.domain import Interface
+from onestack.compute.virt.errors import InstanceNotFound, VirtError
+
+log = logging.getLogger(__name__)
+
+_POWER = {virt.PowerState.RUNNING: 1, virt.PowerState.PAUSED: 3, virt.PowerState.SHUTDOWN: 4,
+          virt.PowerState.CRASHED: 6, virt.PowerState.SUSPENDED: 7, virt.PowerState.NOSTATE: 0}
+
+
+class Conductor:
+    """The agent's view of the conductor: bus calls only."""
+
+    def __getattr__(self, method):
+        def call(**kwargs):
+            return bus.get().call_sync("compute.conductor", method, **kwargs)
+        return call
+
+
+class ComputeAgent:
+    def __init__(self, host: str, driver: virt.VirtDriver, zone: str = "nova", plug: bool = True):
+        self.host = host
+        self.driver = driver
+        self.zone = zone
+        self.plug_vifs = plug  # make bridges for NICs (real hosts); simulated hosts have no kernel objects
+        self.conductor = Conductor()
+        self.node_uuid: str | None = None
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def serve(self) -> None:
+        bus.get().serve(f"compute.{self.host}", self)
+
+    # -- plumbing
+
+    def _lock(self, uuid: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(uuid, threading.Lock())
+
+    def _update(self, uuid: str, **changes) -> dict | None:
+        return self.conductor.instance_update(instance_uuid=uuid, **changes)
+
+    def _event(self, uuid: str, request_id: str | None, event: str, phase: str, **kw) -> None:
+        if request_id:
+            self.conductor.action_event(instance_uuid=uuid, request_id=request_id, event=event, phase=phase,
+                                        host=self.host, **kw)
+
+    def _power(self, uuid: str) -> int:
+        try:
+            return _POWER.get(self.driver.get_info(uuid).state, 0)
+        except (InstanceNotFound, VirtError):
+            return 0
+
+    def _run(self, uuid: str, request_id: str | None, event: str, fn, *, error_state: str | None = None,
+             done: dict | None = None) -> bool:
+        """Run one action under the instance's lock, recording its event; on failure the
+        task state is cleared (and the vm_state set to ``error_state`` if given) with a fault."""
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            if inst is None or inst["deleted"]:
+                return False
+            self._event(uuid, request_id, event, "start")
+            try:
+                changes = fn(inst) or {}
+            except Exception as e:
+                log.exception("%s of %s failed", event, uuid)
+                message = e.message if isinstance(e, errors.ApiError) else str(e)
+                fault = {"code": 500, "message": message[:255] or type(e).__name__,
+                         "details": traceback.format_exc()[-2000:], "created": iso(utcnow())}
+                update = {"task_state": None, "fault": fault, "power_state": self._power(uuid)}
+                if error_state:
+                    update["vm_state"] = error_state
+                self._update(uuid, **update)
+                self._event(uuid, request_id, event, "finish", result="Error", details=message,
+                            traceback=traceback.format_exc()[-2000:])
+                return False
+            self._update(uuid, **{"task_state": None, "power_state": self._power(uuid), **(done or {}),
+                                  **changes})
+            self._event(uuid, request_id, event, "finish", result="Success")
+            return True
+
+    # -- images
+
+    def _image_source(self, image_id: str):
+        def download(dest: Path) -> None:
+            with clients.get().image.stream(f"/v2/images/{image_id}/file") as r:
+                if r.status_code != 200:
+                    raise VirtError(f"image {image_id} could not be downloaded ({r.status_code})")
+                with open(dest, "wb") as f:
+                    for chunk in r.iter_bytes(1 << 20):
+                        f.write(chunk)
+        return download
+
+    def _image_ref(self, inst: dict, image_id: str | None = None) -> virt.ImageRef:
+        image_id = image_id or inst["image_ref"]
+        meta = (inst.get("system_metadata") or {}).get("image") or {}
+        fmt = meta.get("disk_format") if meta.get("id") == image_id else None
+        if fmt is None:
+            fmt = clients.get().image.get(f"/v2/images/{image_id}")["disk_format"]
+        return virt.ImageRef(image_id, self._image_source(image_id), fmt or "qcow2")
+
+    # -- specs
+
+    def _interfaces(self, vifs: list[dict]) -> list[Interface]:
+        out = []
+        for vif in vifs:
+            if self.plug_vifs:
+                from onestack.network.linux import ip
+
+                ip.ensure_bridge(vif["bridge"], mtu=vif.get("mtu"))  # os-vif's linux bridge plug
+            out.append(Interface(bridge=vif["bridge"], mac=vif["mac"], target=vif["tap"], mtu=vif.get("mtu")))
+        return out
+
+    def _config_drive(self, inst: dict) -> virt.ConfigDrive | None:
+        from onestack.compute import settings
+
+        if not (inst.get("config_drive") or settings.current.force_config_drive):
+            return None
+        import base64
+
+        from onestack.compute.virt import configdrive
+
+        keys = {inst["key_name"]: inst["key_data"]} if inst.get("key_name") and inst.get("key_data") else {}
+        meta = configdrive.nova_meta_data(
+            inst["uuid"], inst["name"], hostname=inst.get("hostname"), public_keys=keys,
+            meta=inst.get("metadata"), availability_zone=inst.get("availability_zone") or "nova",
+            project_id=inst["project_id"], launch_index=inst.get("launch_index", 0))
+        user_data = base64.b64decode(inst["user_data"]) if inst.get("user_data") else None
+        return virt.ConfigDrive(meta_data=meta, user_data=user_data, format="iso9660")
+
+    def _spec(self, inst: dict, vifs: list[dict], image: virt.ImageRef, flavor: dict | None = None) -> virt.InstanceSpec:
+        f = flavor or inst["flavor"]
+        return virt.InstanceSpec(
+            uuid=inst["uuid"], memory_mib=f["memory_mb"], vcpus=f["vcpus"], image=image,
+            root_gb=f.get("root_gb", 0), config_drive=self._config_drive(inst),
+            interfaces=self._interfaces(vifs), display_name=inst["name"], flavor=f.get("name", ""),
+            project_id=inst["project_id"], user_id=inst["user_id"])
+
+    # -- build and delete
+
+    def build_and_run_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        uuid = instance_uuid
+        event = "compute__do_build_and_run_instance"
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            if inst is None or inst["deleted"]:
+                return
+            if inst["task_state"] == states.DELETING:  # deleted before the build began
+                self.conductor.instance_destroyed(instance_uuid=uuid)
+                return
+            self._event(uuid, request_id, event, "start")
+            vifs: list[dict] = []
+            try:
+                self._update(uuid, task_state=states.NETWORKING)
+                vifs = network.allocate(inst, self.host)
+                self._update(uuid, network_info=vifs, task_state=states.BLOCK_DEVICE_MAPPING)
+                self._update(uuid, task_state=states.SPAWNING)
+                inst["network_info"] = vifs
+                spec = self._spec(inst, vifs, self._image_ref(inst))
+                info = self.driver.spawn(spec)
+            except Exception as e:
+                log.exception("build of %s failed", uuid)
+                try:
+                    self.driver.destroy(uuid)
+                except Exception:
+                    pass
+                try:
+                    network.deallocate(uuid, vifs)
+                except Exception:
+                    log.exception("ports of %s could not be released", uuid)
+                from onestack.compute.conductor import release_allocations
+
+                release_allocations(uuid)
+                message = e.message if isinstance(e, errors.ApiError) else str(e)
+                self._update(uuid, vm_state=states.ERROR, task_state=None, power_state=0,
+                             fault={"code": 500, "message": f"Build of instance {uuid} aborted: {message}"[:255],
+                                    "details": traceback.format_exc()[-2000:], "created": iso(utcnow())})
+                self._event(uuid, request_id, event, "finish", result="Error", details=message)
+                return
+            after = self.conductor.instance_update(
+                instance_uuid=uuid, expected_task_state=states.SPAWNING, check=True,
+                vm_state=states.ACTIVE, task_state=None, power_state=_POWER.get(info.state, 1),
+                launched_at=iso(utcnow()))
+            self._event(uuid, request_id, event, "finish", result="Success")
+        if after is not None and after.get("task_state") == states.DELETING:
+            self.terminate_instance(uuid, request_id)  # deleted while it was being built
+
+    def terminate_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        uuid = instance_uuid
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            if inst is None or inst["deleted"]:
+                return
+            if inst["vm_state"] == states.BUILDING and inst["task_state"] != states.DELETING:
+                return
+            self._event(uuid, request_id, "compute_terminate_instance", "start")
+            try:
+                self.driver.destroy(uuid)
+            except InstanceNotFound:
+                pass
+            except Exception as e:
+                log.exception("destroy of %s failed", uuid)
+                self._update(uuid, vm_state=states.ERROR, task_state=None,
+                             fault={"code": 500, "message": f"Delete failed: {e}"[:255], "created": iso(utcnow())})
+                self._event(uuid, request_id, "compute_terminate_instance", "finish", result="Error",
+                            details=str(e))
+                return
+            try:
+                network.deallocate(uuid, inst.get("network_info") or [])
+            except Exception:
+                log.exception("ports of %s could not be released", uuid)
+            self._event(uuid, request_id, "compute_terminate_instance", "finish", result="Success")
+            self.conductor.instance_destroyed(instance_uuid=uuid)
+        with self._locks_lock:
+            self._locks.pop(uuid, None)
+
+    # -- power actions
+
+    def reboot_instance(self, instance_uuid: str, request_id: str | None = None, hard: bool = False) -> None:
+        def go(inst):
+            self.driver.reboot(inst["uuid"], hard=hard)
+            return {"vm_state": states.ACTIVE}
+        self._run(instance_uuid, request_id, "compute_reboot_instance", go)
+
+    def stop_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        def go(inst):
+            self.driver.power_off(inst["uuid"], timeout=10)
+            return {"vm_state": states.STOPPED}
+        self._run(instance_uuid, request_id, "compute_stop_instance", go)
+
+    def start_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        def go(inst):
+            self.driver.power_on(inst["uuid"])
+            return {"vm_state": states.ACTIVE}
+        self._run(instance_uuid, request_id, "compute_start_instance", go)
+
+    def _simple(self, name: str, method: str, vm_state: str):
+        def action(instance_uuid: str, request_id: str | None = None) -> None:
+            def go(inst):
+                getattr(self.driver, method)(inst["uuid"])
+                return {"vm_state": vm_state}
+            self._run(instance_uuid, request_id, name, go)
+        return action
+
+    def pause_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        self._simple("compute_pause_instance", "pause", states.PAUSED)(instance_uuid, request_id)
+
+    def unpause_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        self._simple("compute_unpause_instance", "unpause", states.ACTIVE)(instance_uuid, request_id)
+
+    def suspend_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        self._simple("compute_suspend_instance", "suspend", states.SUSPENDED)(instance_uuid, request_id)
+
+    def resume_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        self._simple("compute_resume_instance", "resume", states.ACTIVE)(instance_uuid, request_id)
+
+    # -- rescue
+
+    def rescue_instance(self, instance_uuid: str, request_id: str | None = None,
+                        image_ref: str | None = None) -> None:
+        def go(inst):
+            self.driver.rescue(inst["uuid"], self._image_ref(inst, image_ref or inst["image_ref"]))
+            return {"vm_state": states.RESCUED}
+        self._run(instance_uuid, request_id, "compute_rescue_instance", go)
+
+    def unrescue_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        def go(inst):
+            self.driver.unrescue(inst["uuid"])
+            return {"vm_state": states.ACTIVE}
+        self._run(instance_uuid, request_id, "compute_unrescue_instance", go)
+
+    # -- rebuild and resize
+
+    def rebuild_instance(self, instance_uuid: str, request_id: str | None = None, image_ref: str = "",
+                         image: dict | None = None) -> None:
+        def go(inst):
+            was_stopped = inst["vm_state"] == states.STOPPED
+            sysmeta = dict(inst.get("system_metadata") or {})
+            if image:
+                sysmeta["image"] = image
+                inst["system_metadata"] = sysmeta
+            inst["image_ref"] = image_ref or inst["image_ref"]
+            self._update(inst["uuid"], task_state="rebuild_spawning", image_ref=inst["image_ref"],
+                         system_metadata=sysmeta)
+            self.driver.rebuild(self._spec(inst, inst.get("network_info") or [], self._image_ref(inst)))
+            if was_stopped:
+                self.driver.power_off(inst["uuid"], timeout=0)
+                return {"vm_state": states.STOPPED}
+            return {"vm_state": states.ACTIVE, "launched_at": iso(utcnow())}
+        self._run(instance_uuid, request_id, "compute_rebuild_instance", go, error_state=states.ERROR)
+
+    def resize_instance(self, instance_uuid: str, request_id: str | None = None,
+                        new_flavor: dict | None = None) -> None:
+        def go(inst):
+            old = dict(inst["flavor"])
+            self._update(inst["uuid"], task_state=states.RESIZE_MIGRATING)
+            self.driver.resize(inst["uuid"], new_flavor["memory_mb"], new_flavor["vcpus"], new_flavor["root_gb"])
+            self._update(inst["uuid"], task_state=states.RESIZE_FINISH)
+            sysmeta = dict(inst.get("system_metadata") or {})
+            sysmeta["old_flavor"] = old
+            if inst["vm_state"] == states.STOPPED:
+                sysmeta["old_vm_state"] = states.STOPPED
+                self.driver.power_off(inst["uuid"], timeout=0)
+            return {"vm_state": states.RESIZED, "flavor": new_flavor, "system_metadata": sysmeta}
+        self._run(instance_uuid, request_id, "compute_resize_instance", go, error_state=states.ERROR)
+
+    def confirm_resize(self, instance_uuid: str, request_id: str | None = None) -> None:
+        def go(inst):
+            self.driver.confirm_resize(inst["uuid"])
+            sysmeta = dict(inst.get("system_metadata") or {})
+            sysmeta.pop("old_flavor", None)
+            old_state = sysmeta.pop("old_vm_state", states.ACTIVE)
+            return {"vm_state": old_state, "system_metadata": sysmeta}
+        self._run(instance_uuid, request_id, "compute_confirm_resize", go, error_state=states.ERROR)
+
+    def revert_resize(self, instance_uuid: str, request_id: str | None = None) -> None:
+        def go(inst):
+            sysmeta = dict(inst.get("system_metadata") or {})
+            old = sysmeta.pop("old_flavor", inst["flavor"])
+            old_state = sysmeta.pop("old_vm_state", states.ACTIVE)
+            self.driver.revert_resize(inst["uuid"])
+            if old_state == states.STOPPED:
+                self.driver.power_off(inst["uuid"], timeout=0)
+            self._claim_flavor(inst, old)
+            return {"vm_state": old_state, "flavor": old, "system_metadata": sysmeta}
+        self._run(instance_uuid, request_id, "compute_revert_resize", go, error_state=states.ERROR)
+
+    def _claim_flavor(self, inst: dict, flavor: dict) -> None:
+        """Placement holds what the flavor uses (resize and revert change it)."""
+        from onestack.compute.scheduler import resources_of
+
+        if not self.node_uuid:
+            return
+        body = {"allocations": {self.node_uuid: {"resources": resources_of(flavor)}},
+                "project_id": inst["project_id"], "user_id": inst["user_id"], "consumer_generation": None}
+        try:
+            current = clients.get().placement.get(f"/allocations/{inst['uuid']}")
+            body["consumer_generation"] = current.get("consumer_generation")
+            clients.get().placement.put(f"/allocations/{inst['uuid']}", json=body)
+        except errors.ApiError as e:
+            log.warning("allocation of %s not updated: %s", inst["uuid"], e.message)
+
+    # -- snapshots and shelving
+
+    def snapshot_instance(self, instance_uuid: str, request_id: str | None = None, image_id: str = "") -> None:
+        def go(inst):
+            self._update(inst["uuid"], task_state=states.IMAGE_PENDING_UPLOAD)
+            self._upload_snapshot(inst, image_id)
+            return {}
+        if not self._run(instance_uuid, request_id, "compute_snapshot_instance", go):
+            try:  # a failed snapshot leaves no half image behind
+                clients.get().image.delete(f"/v2/images/{image_id}", ok=(204, 404))
+            except errors.ApiError:
+                pass
+
+    def _upload_snapshot(self, inst: dict, image_id: str) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="snapshot-"))
+        try:
+            dest = tmp / "disk.qcow2"
+            self.driver.snapshot(inst["uuid"], dest)
+            self._update(inst["uuid"], task_state=states.IMAGE_UPLOADING)
+            c = clients.get().image
+            with open(dest, "rb") as f:
+                r = c.http.put(f"{c.url}/v2/images/{image_id}/file", content=f,
+                               headers={"X-Auth-Token": c.auth.token(),
+                                        "Content-Type": "application/octet-stream"}, timeout=600)
+            if r.status_code != 204:
+                raise VirtError(f"snapshot upload to the image service failed ({r.status_code}): {r.text[:200]}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def shelve_instance(self, instance_uuid: str, request_id: str | None = None, image_id: str = "") -> None:
+        def go(inst):
+            self.driver.power_off(inst["uuid"], timeout=10)
+            self._update(inst["uuid"], task_state=states.SHELVING_IMAGE_UPLOADING)
+            self._upload_snapshot(inst, image_id)
+            self._update(inst["uuid"], task_state=states.SHELVING_OFFLOADING)
+            self.driver.destroy(inst["uuid"])
+            sysmeta = dict(inst.get("system_metadata") or {})
+            sysmeta["shelved_image_id"] = image_id
+            from onestack.compute.conductor import release_allocations
+
+            release_allocations(inst["uuid"])
+            return {"vm_state": states.SHELVED_OFFLOADED, "system_metadata": sysmeta, "host": None, "node": None}
+        self._run(instance_uuid, request_id, "compute_shelve_instance", go)
+
+    def unshelve_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
+        def go(inst):
+            sysmeta = dict(inst.get("system_metadata") or {})
+            image_id = sysmeta.pop("shelved_image_id", None) or inst["image_ref"]
+            self.driver.spawn(self._spec(inst, inst.get("network_info") or [], self._image_ref(inst, image_id)))
+            try:
+                clients.get().image.delete(f"/v2/images/{image_id}", ok=(204, 404))
+            except errors.ApiError:
+                pass
+            return {"vm_state": states.ACTIVE, "system_metadata": sysmeta, "host": self.host, "node": self.host}
+        self._run(instance_uuid, request_id, "compute_unshelve_instance", go, error_state=states.ERROR)
+
+    # -- reads (bus calls)
+
+    def get_console_output(self, instance_uuid: str, length: int | None = None) -> str:
+        try:
+            text = self.driver.get_console_output(instance_uuid)
+        except InstanceNotFound:
+            return ""
+        if length is not None:
+            lines = text.splitlines()
+            text = "\n".join(lines[-length:]) if length > 0 else ""
+        return text
+
+    def get_diagnostics(self, instance_uuid: str) -> dict:
+        return self.driver.diagnostics(instance_uuid)
+
+    def vnc_address(self, instance_uuid: str):
+        return self.driver.vnc_address(instance_uuid)
+
+    def refresh_network_info(self, instance_uuid: str) -> None:
+        inst = self.conductor.instance_get(instance_uuid=instance_uuid)
+        if inst is None or inst["deleted"]:
+            return
+        vifs = network.refresh(instance_uuid, inst.get("network_info") or [])
+        self._update(instance_uuid, network_info=vifs)
+
+    # -- heartbeat, resources and reconciliation
+
+    def resources(self) -> dict:
+        return self.driver.host_resources()
+
+    def reconcile(self) -> None:
+        """Compare libvirt with what the database says lives here (never kill unknown guests)."""
+        known = {i["uuid"]: i for i in self.conductor.instances_on_host(host=self.host)}
+        present = set(self.driver.list_instances())
+        for uuid in present - set(known):
+            log.warning("guest %s runs on %s but no server of this cloud owns it: left alone", uuid, self.host)
+        for uuid, inst in known.items():
+            if inst["vm_state"] in (states.BUILDING, states.SHELVED_OFFLOADED) or inst["task_state"]:
+                continue
+            if uuid not in present:
+                self._update(uuid, vm_state=states.ERROR, power_state=0,
+                             fault={"code": 500, "message": "The guest's domain vanished from the hypervisor.",
+                                    "created": iso(utcnow())})
+                continue
+            power = self._power(uuid)
+            if power != inst["power_state"]:
+                changes = {"power_state": power}
+                if power == 4 and inst["vm_state"] == states.ACTIVE:
+                    changes["vm_state"] = states.STOPPED  # the guest shut itself down
+                self._update(uuid, **changes)

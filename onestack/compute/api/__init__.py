@@ -1,0 +1,98 @@
+"""The Compute v2.1 API: one module per resource, wire format in views modules.
+
+Every request is negotiated to a microversion (``OpenStack-API-Version:
+compute 2.x`` or ``X-OpenStack-Nova-API-Version``); handlers read it with
+``mv(req)`` and views pick their variant from it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+from onestack.common import auth, errors
+from onestack.common.http import Api, Req, json_response
+from onestack.common.microversion import Negotiator, Version
+
+MIN_VERSION = Version(2, 1)
+MAX_VERSION = Version(2, 79)
+NEGOTIATOR = Negotiator("compute", MIN_VERSION, MAX_VERSION, "X-OpenStack-Nova-API-Version")
+
+# Nova's fault names by status
+FAULTS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+          409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
+          501: "notImplemented", 503: "serviceUnavailable"}
+
+
+def error_view(exc: errors.ApiError) -> Response:
+    """Nova's error body: ``{"itemNotFound": {"code": 404, "message": "..."}}``."""
+    name = FAULTS.get(exc.status, "computeFault")
+    headers = dict(exc.extra.get("headers", {}))
+    if exc.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Keystone uri="/identity"')
+    return json_response({name: {"code": exc.status, "message": exc.message}}, exc.status, headers)
+
+
+api = Api("compute", error_view, auth.authenticate)
+
+
+def mv(req: Req) -> Version:
+    """The microversion this request was negotiated to."""
+    return req.request.scope.get("state", {}).get("microversion", MIN_VERSION)
+
+
+class MicroversionMiddleware:
+    """Negotiate before routing, and name the version on every answer (errors too)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import Headers
+
+        try:
+            version = NEGOTIATOR.requested(Headers(scope=scope))
+        except errors.ApiError as e:
+            resp = error_view(e)
+            for k, v in NEGOTIATOR.headers(MIN_VERSION).items():
+                resp.headers[k] = v
+            return await resp(scope, receive, send)
+        scope.setdefault("state", {})["microversion"] = version
+        extra = [(k.lower().encode(), v.encode()) for k, v in NEGOTIATOR.headers(version).items()]
+
+        async def send_with_version(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_version)
+
+
+def body_of(req: Req, key: str) -> dict:
+    """The ``{key: {...}}`` document of a request, or 400 naming what is wrong."""
+    data = req.json()
+    if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+        raise errors.BadRequest(f"Invalid input for field/attribute {key}: the body must be an object "
+                                f"with a '{key}' object.")
+    return data[key]
+
+
+def build():
+    from onestack.compute.api import (  # noqa: F401  (each registers its routes)
+        versions,
+    )
+
+    for name in ("flavors", "keypairs", "servers", "actions", "misc", "consoles", "metadata_api",
+                 "hosts", "quotas", "server_groups"):
+        try:
+            __import__(f"onestack.compute.api.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"onestack.compute.api.{name}":
+                raise
+    return MicroversionMiddleware(api.asgi())
+
+
+__all__ = ["api", "mv", "body_of", "json", "build"]

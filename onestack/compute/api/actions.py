@@ -1,0 +1,415 @@
+"""``POST /servers/{id}/action``: one handler per action name, as Nova's body says."""
+
+from __future__ import annotations
+
+import secrets
+
+from onestack.common import db, errors
+from onestack.common.http import Req, empty, json_response
+from onestack.common.microversion import Version
+from onestack.compute import actions as act
+from onestack.compute import clients, flavors, instances, policies, states
+from onestack.compute.actions import ANY, begin
+from onestack.compute.api import api, mv, views
+
+HANDLERS = {}
+
+
+def action(name: str):
+    def register(fn):
+        HANDLERS[name] = fn
+        return fn
+    return register
+
+
+@api.route("/v2.1/servers/{server_id}/action", ["POST"])
+def server_action(req: Req):
+    data = req.json()
+    if not isinstance(data, dict) or len(data) != 1:
+        raise errors.BadRequest("There is either no action or more than one action in the request body.")
+    name, body = next(iter(data.items()))
+    fn = HANDLERS.get(name)
+    if fn is None:
+        # an unknown action on a missing server is still a 404, as Nova answers
+        with db.session() as s:
+            instances.get(s, req.ctx, req.path["server_id"])
+        raise errors.BadRequest(f"There is no such action: {name}")
+    return fn(req, req.path["server_id"], body)
+
+
+def _dict(body, name: str) -> dict:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise errors.BadRequest(f"Invalid input for field/attribute {name}: must be an object or null.")
+    return body
+
+
+# ---------------------------------------------------------------- power
+
+@action("reboot")
+def reboot(req: Req, uuid: str, body):
+    body = _dict(body, "reboot")
+    kind = str(body.get("type", "")).upper()
+    if kind not in ("SOFT", "HARD"):
+        raise errors.BadRequest("Invalid input for field/attribute type. Value: "
+                                f"{body.get('type')}. It must be one of SOFT, HARD.")
+    hard = kind == "HARD"
+    inst = begin(req.ctx, uuid, "reboot", req.request_id,
+                 vm_states=(states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED, states.ERROR)
+                 if hard else (states.ACTIVE,),
+                 task_state=states.REBOOTING_HARD if hard else states.REBOOTING,
+                 task_states=ANY if hard else (None,))
+    instances.cast_to_host(inst, "reboot_instance", request_id=req.request_id, hard=hard)
+    return empty(202)
+
+
+def _simple(name: str, verb: str, vm_states, task_state: str, method: str):
+    @action(name)
+    def handler(req: Req, uuid: str, body):
+        inst = begin(req.ctx, uuid, verb, req.request_id, vm_states=vm_states, task_state=task_state,
+                     record=verb)
+        instances.cast_to_host(inst, method, request_id=req.request_id)
+        return empty(202)
+    return handler
+
+
+_simple("os-stop", "stop", (states.ACTIVE, states.ERROR, states.RESCUED), states.POWERING_OFF, "stop_instance")
+_simple("os-start", "start", (states.STOPPED,), states.POWERING_ON, "start_instance")
+_simple("pause", "pause", (states.ACTIVE,), states.PAUSING, "pause_instance")
+_simple("unpause", "unpause", (states.PAUSED,), states.UNPAUSING, "unpause_instance")
+_simple("suspend", "suspend", (states.ACTIVE,), states.SUSPENDING, "suspend_instance")
+_simple("resume", "resume", (states.SUSPENDED,), states.RESUMING, "resume_instance")
+_simple("unrescue", "unrescue", (states.RESCUED,), states.UNRESCUING, "unrescue_instance")
+_simple("confirmResize", "confirmResize", (states.RESIZED,), states.RESIZE_CONFIRMING, "confirm_resize")
+
+
+@action("revertResize")
+def revert_resize(req: Req, uuid: str, body):
+    inst = begin(req.ctx, uuid, "revertResize", req.request_id, vm_states=(states.RESIZED,),
+                 task_state=states.RESIZE_REVERTING)
+    instances.cast_to_host(inst, "revert_resize", request_id=req.request_id)
+    return empty(202)
+
+
+@action("lock")
+def lock(req: Req, uuid: str, body):
+    body = _dict(body, "lock")
+    reason = body.get("locked_reason")
+    if reason is not None:
+        if mv(req) < Version(2, 73):
+            raise errors.BadRequest("Invalid input for field/attribute lock. Additional properties are not "
+                                    "allowed (locked_reason was unexpected)")
+        if not isinstance(reason, str) or len(reason) > 255:
+            raise errors.BadRequest("Invalid input for field/attribute locked_reason: at most 255 characters.")
+    act.lock(req.ctx, uuid, req.request_id, reason)
+    return empty(202)
+
+
+@action("unlock")
+def unlock(req: Req, uuid: str, body):
+    act.unlock(req.ctx, uuid, req.request_id)
+    return empty(202)
+
+
+@action("os-resetState")
+def reset_state(req: Req, uuid: str, body):
+    body = _dict(body, "os-resetState")
+    act.reset_state(req.ctx, uuid, req.request_id, body.get("state"))
+    return empty(202)
+
+
+# ---------------------------------------------------------------- rescue, rebuild, resize
+
+@action("rescue")
+def rescue(req: Req, uuid: str, body):
+    body = _dict(body, "rescue")
+    image_ref = body.get("rescue_image_ref")
+    password = body.get("adminPass") or secrets.token_urlsafe(9)
+    inst = begin(req.ctx, uuid, "rescue", req.request_id, vm_states=(states.ACTIVE, states.STOPPED, states.ERROR),
+                 task_state=states.RESCUING)
+    instances.cast_to_host(inst, "rescue_instance", request_id=req.request_id, image_ref=image_ref)
+    return json_response({"adminPass": password})
+
+
+@action("rebuild")
+def rebuild(req: Req, uuid: str, body):
+    from onestack.compute import build
+    from onestack.compute.api.servers import check_ip, check_name, server_view
+
+    ctx, v = req.ctx, mv(req)
+    body = _dict(body, "rebuild")
+    if "imageRef" not in body:
+        raise errors.BadRequest("Invalid input for field/attribute rebuild. 'imageRef' is a required property")
+    image_ref = str(body["imageRef"] or "").rstrip("/").rsplit("/", 1)[-1]
+    changes = {}
+    if "name" in body:
+        changes["name"] = check_name(body["name"])
+    if "metadata" in body:
+        changes["metadata_"] = instances.check_metadata(body["metadata"])
+    if body.get("accessIPv4"):
+        changes["access_ip_v4"] = check_ip(body["accessIPv4"], 4, "accessIPv4")
+    if body.get("accessIPv6"):
+        changes["access_ip_v6"] = check_ip(body["accessIPv6"], 6, "accessIPv6")
+    if "description" in body and v >= Version(2, 19):
+        changes["description"] = body["description"]
+    if "key_name" in body and v >= Version(2, 54):
+        if body["key_name"] is None:
+            changes.update(key_name=None, key_data=None)
+        else:
+            from onestack.compute import keypairs
+            with db.session() as s:
+                data, _ = keypairs.get_public_key(s, ctx.user_id, body["key_name"])
+            changes.update(key_name=body["key_name"], key_data=data)
+    if "user_data" in body and v >= Version(2, 57):
+        changes["user_data"] = instances.decode_user_data(body["user_data"])
+    with db.session() as s:
+        current = instances.get(s, ctx, uuid)
+        flavor = dict(current.flavor)
+    image = build._image(ctx, image_ref, flavor)
+    password = body.get("adminPass") or secrets.token_urlsafe(9)
+    inst = begin(ctx, uuid, "rebuild", req.request_id, vm_states=(states.ACTIVE, states.STOPPED, states.ERROR),
+                 task_state=states.REBUILDING, changes=changes)
+    instances.cast_to_host(inst, "rebuild_instance", request_id=req.request_id, image_ref=image_ref, image=image)
+    with db.session() as s:
+        row = instances.get(s, ctx, uuid)
+        row.image_ref = image_ref  # shown at once, as Nova does (not saved here: the agent records it)
+        out = server_view(req, s, row, groups=v >= Version(2, 75))
+    out["adminPass"] = password
+    return json_response({"server": out}, 202)
+
+
+@action("resize")
+def resize(req: Req, uuid: str, body):
+    ctx = req.ctx
+    body = _dict(body, "resize")
+    ref = body.get("flavorRef")
+    if ref in (None, ""):
+        raise errors.BadRequest("Invalid input for field/attribute flavorRef. Value: None. None is not of type "
+                                "'string', 'integer'" if ref is None else "Invalid input for field/attribute "
+                                "flavorRef. Value: . '' is too short")
+    with db.session() as s:
+        current = instances.get(s, ctx, uuid)
+        new = flavors.snapshot(flavors.usable(s, str(ref).rstrip("/").rsplit("/", 1)[-1], ctx))
+        old = dict(current.flavor)
+    if new["id"] == old.get("id"):
+        raise errors.BadRequest("When resizing, instances must change flavor!")
+    if new["root_gb"] < old.get("root_gb", 0):
+        raise errors.BadRequest("Resize error: Unable to resize disk down.")
+    image = ((current.system_metadata or {}).get("image") or {})
+    if image.get("min_ram") and image["min_ram"] > new["memory_mb"]:
+        raise errors.BadRequest("Flavor's memory is too small for requested image.")
+    from onestack.compute import quotas
+    with db.session() as s:
+        limits, used = quotas.limits(s, current.project_id), quotas.usage(s, current.project_id)
+    for res, delta in (("cores", new["vcpus"] - old.get("vcpus", 0)), ("ram", new["memory_mb"] - old.get("memory_mb", 0))):
+        if delta > 0 and limits.get(res, -1) >= 0 and used.get(res, 0) + delta > limits[res]:
+            raise errors.Forbidden(f"Quota exceeded for {res}: Requested {delta}, but already used "
+                                   f"{used.get(res, 0)} of {limits[res]} {res}")
+    inst = begin(ctx, uuid, "resize", req.request_id, vm_states=(states.ACTIVE, states.STOPPED),
+                 task_state=states.RESIZE_PREP)
+    # claim the new size on the same host (a single-node cloud resizes in place)
+    from onestack.compute.scheduler import resources_of
+    try:
+        alloc = clients.get().placement.get(f"/allocations/{uuid}")
+        rp = next(iter(alloc.get("allocations") or {}), None)
+        if rp:
+            clients.get().placement.put(f"/allocations/{uuid}", json={
+                "allocations": {rp: {"resources": resources_of(new)}}, "project_id": inst.project_id,
+                "user_id": inst.user_id, "consumer_generation": alloc.get("consumer_generation")})
+    except errors.Conflict:
+        instances.set_task(uuid, None, expected=(states.RESIZE_PREP,))
+        raise errors.BadRequest(f"No valid host was found. The host of {uuid} has no room for flavor "
+                                f"{new['name']}.") from None
+    instances.cast_to_host(inst, "resize_instance", request_id=req.request_id, new_flavor=new)
+    return empty(202)
+
+
+# ---------------------------------------------------------------- images
+
+def _snapshot_image(req: Req, inst, name: str, metadata: dict, extra: dict | None = None) -> dict:
+    """Create the (queued) snapshot image in the image service, as the user."""
+    props = {k: v for k, v in ((inst.system_metadata or {}).get("image") or {}).items()
+             if k in ("os_type", "hw_disk_bus", "hw_vif_model") and v}
+    body = {"name": name, "disk_format": "qcow2", "container_format": "bare",
+            "min_disk": (inst.flavor or {}).get("root_gb", 0), "min_ram": 0,
+            "image_type": "snapshot", "instance_uuid": inst.uuid, "user_id": inst.user_id,
+            "base_image_ref": inst.image_ref or "", **props, **metadata, **(extra or {})}
+    return clients.get().image.post("/v2/images", json=body, token=req.ctx.auth_token)
+
+
+@action("createImage")
+def create_image(req: Req, uuid: str, body):
+    body = _dict(body, "createImage")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise errors.BadRequest("Invalid input for field/attribute name: 1-255 characters are required.")
+    metadata = instances.check_metadata(body.get("metadata", {}))
+    with db.session() as s:
+        current = instances.get(s, req.ctx, uuid)
+    if current.vm_state not in (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED):
+        raise act._state_error(current, "createImage")
+    image = _snapshot_image(req, current, name, metadata)
+    try:
+        inst = begin(req.ctx, uuid, "createImage", req.request_id,
+                     vm_states=(states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED),
+                     task_state=states.IMAGE_SNAPSHOT, check_lock=False)
+    except errors.ApiError:
+        clients.get().image.delete(f"/v2/images/{image['id']}", ok=(204, 404))
+        raise
+    instances.cast_to_host(inst, "snapshot_instance", request_id=req.request_id, image_id=image["id"])
+    location = f"{views.base_url(req).rsplit('/compute', 1)[0]}/image/v2/images/{image['id']}"
+    if mv(req) >= Version(2, 45):
+        return json_response({"image_id": image["id"]}, 202)
+    return empty(202, headers={"Location": location})
+
+
+@action("shelve")
+def shelve(req: Req, uuid: str, body):
+    with db.session() as s:
+        current = instances.get(s, req.ctx, uuid)
+    if current.vm_state not in (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED):
+        raise act._state_error(current, "shelve")
+    image = _snapshot_image(req, current, f"{current.name}-shelved", {})
+    inst = begin(req.ctx, uuid, "shelve", req.request_id,
+                 vm_states=(states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED),
+                 task_state=states.SHELVING)
+    instances.cast_to_host(inst, "shelve_instance", request_id=req.request_id, image_id=image["id"])
+    return empty(202)
+
+
+@action("unshelve")
+def unshelve(req: Req, uuid: str, body):
+    ctx = req.ctx
+    with db.session() as s:
+        current = instances.get(s, ctx, uuid)
+    if current.vm_state != states.SHELVED_OFFLOADED:
+        raise act._state_error(current, "unshelve")
+    inst = begin(ctx, uuid, "unshelve", req.request_id, vm_states=(states.SHELVED_OFFLOADED,),
+                 task_state=states.UNSHELVING, need_host=False)
+    from onestack.common import bus
+    from onestack.compute.scheduler import Scheduler  # noqa: F401  (the conductor's scheduler picks)
+
+    spec = {"flavor": inst.flavor, "availability_zone": inst.availability_zone, "group": inst.server_group}
+    dests = bus.get().call_sync("compute.scheduler", "select_destinations", spec=spec,
+                                instance_uuids=[uuid], project_id=inst.project_id, user_id=inst.user_id)
+    if not dests or dests[0] is None:
+        instances.set_task(uuid, None, expected=(states.UNSHELVING,))
+        raise errors.Conflict("No valid host was found to unshelve the server.")
+    instances.set_task(uuid, states.UNSHELVING, expected=(states.UNSHELVING,), host=dests[0]["host"],
+                       node=dests[0]["node"])
+    inst.host = dests[0]["host"]
+    instances.cast_to_host(inst, "unshelve_instance", request_id=req.request_id)
+    return empty(202)
+
+
+# ---------------------------------------------------------------- consoles and security groups
+
+@action("os-getConsoleOutput")
+def console_output(req: Req, uuid: str, body):
+    body = _dict(body, "os-getConsoleOutput")
+    length = body.get("length")
+    if length is not None:
+        try:
+            length = int(length)
+        except (TypeError, ValueError):
+            raise errors.BadRequest(f"Invalid input for field/attribute length. Value: {length}.") from None
+        if length < -1:
+            raise errors.BadRequest("Invalid input for field/attribute length: must be -1 or more.")
+        if length == -1:
+            length = None
+    with db.session() as s:
+        inst = instances.get(s, req.ctx, uuid)
+        policies.authorize("servers:action", req.ctx, {"project_id": inst.project_id})
+    if inst.vm_state in (states.BUILDING, states.SHELVED_OFFLOADED) or not inst.host:
+        raise errors.Conflict(f"Instance {uuid} is not ready")
+    output = instances.call_host(inst, "get_console_output", length=length)
+    return json_response({"output": output})
+
+
+@action("os-getVNCConsole")
+def vnc_console(req: Req, uuid: str, body):
+    from onestack.compute import consoles
+
+    body = _dict(body, "os-getVNCConsole")
+    with db.session() as s:
+        inst = instances.get(s, req.ctx, uuid)
+        policies.authorize("servers:action", req.ctx, {"project_id": inst.project_id})
+    return json_response({"console": consoles.get_vnc_console(req.ctx, inst, body.get("type", "novnc"))})
+
+
+@action("os-getSerialConsole")
+def serial_console(req: Req, uuid: str, body):
+    from onestack.compute import consoles
+
+    body = _dict(body, "os-getSerialConsole")
+    with db.session() as s:
+        inst = instances.get(s, req.ctx, uuid)
+        policies.authorize("servers:action", req.ctx, {"project_id": inst.project_id})
+    return json_response({"console": consoles.get_serial_console(req.ctx, inst, body.get("type", "serial"))})
+
+
+def _sg_change(req: Req, uuid: str, body, add: bool):
+    from onestack.compute import network
+
+    body = _dict(body, "addSecurityGroup")
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise errors.BadRequest("Security group name cannot be empty")
+    with db.transaction() as s:
+        inst = instances.get(s, req.ctx, uuid)
+        policies.authorize("servers:action", req.ctx, {"project_id": inst.project_id})
+        groups = list(inst.security_groups or [])
+        net = clients.get().network
+        known = net.get("/v2.0/security-groups", token=req.ctx.auth_token)["security_groups"]
+        match = [g for g in known if g["name"] == name or g["id"] == name]
+        if not match:
+            raise errors.NotFound(f"Security group {name} not found for project {inst.project_id}.")
+        sg = match[0]
+        for vif in inst.network_info or []:
+            port = net.get(f"/v2.0/ports/{vif['port_id']}")["port"]
+            ids = list(port.get("security_groups") or [])
+            if add and sg["id"] not in ids:
+                ids.append(sg["id"])
+            elif not add:
+                if sg["id"] not in ids:
+                    raise errors.BadRequest(f"Security group {name} not associated with the instance {uuid}")
+                ids.remove(sg["id"])
+            net.put(f"/v2.0/ports/{vif['port_id']}", json={"port": {"security_groups": ids}})
+        if add and sg["name"] not in groups:
+            groups.append(sg["name"])
+        elif not add and sg["name"] in groups:
+            groups.remove(sg["name"])
+        inst.security_groups = groups
+        _ = network
+    return empty(202)
+
+
+@action("addSecurityGroup")
+def add_sg(req: Req, uuid: str, body):
+    return _sg_change(req, uuid, body, True)
+
+
+@action("removeSecurityGroup")
+def remove_sg(req: Req, uuid: str, body):
+    return _sg_change(req, uuid, body, False)
+
+
+@action("changePassword")
+def change_password(req: Req, uuid: str, body):
+    with db.session() as s:
+        instances.get(s, req.ctx, uuid)
+    raise errors.NotImplementedYet("Unable to set password on instance: the guest agent needed for this is "
+                                   "not supported.")
+
+
+# ---------------------------------------------------------------- diagnostics
+
+@api.route("/v2.1/servers/{server_id}/diagnostics", ["GET"])
+def diagnostics(req: Req):
+    policies.authorize("os-server-diagnostics", req.ctx)
+    with db.session() as s:
+        inst = instances.get(s, req.ctx, req.path["server_id"])
+    if not inst.host or inst.vm_state == states.BUILDING:
+        raise errors.Conflict(f"Instance {inst.uuid} is not ready")
+    return json_response(instances.call_host(inst, "get_diagnostics"))

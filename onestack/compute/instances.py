@@ -1,0 +1,397 @@
+"""Servers on the API side: lookups, listing, the create request, actions records.
+
+The API never touches a hypervisor: it writes the instance record, then hands
+work to the conductor (create) or the instance's compute agent (everything
+else) over the bus, as the book's chapter 4 tells the 13 steps of a boot.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import uuid as uuidlib
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from onestack.common import bus, db, errors
+from onestack.common.timeutils import parse_iso, utcnow
+from onestack.compute import flavors, policies, states
+from onestack.compute import models as m
+
+GiB = 1 << 30
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def is_uuid(text) -> bool:
+    return isinstance(text, str) and bool(UUID_RE.match(text))
+
+
+def not_found(uuid: str) -> errors.NotFound:
+    return errors.NotFound(f"Instance {uuid} could not be found.")
+
+
+def get(s: Session, ctx, uuid: str) -> m.Instance:
+    """A server the caller may see (404 otherwise: never reveal another project's)."""
+    inst = s.get(m.Instance, uuid) if is_uuid(uuid) else None
+    if inst is None or inst.deleted:
+        raise not_found(uuid)
+    if inst.project_id != ctx.project_id and not ctx.is_admin:
+        raise not_found(uuid)
+    return inst
+
+
+def hostname_of(name: str) -> str:
+    """A DNS label made from a display name, as Nova sanitises it."""
+    h = re.sub(r"[^\w.\- ]", "", name.lower()).replace(" ", "-").replace("_", "-")
+    h = re.sub(r"[.\-]+$", "", re.sub(r"^[.\-]+", "", h))[:63]
+    return h or "server"
+
+
+def record_action(s: Session, inst: m.Instance, ctx, action: str, request_id: str) -> m.InstanceAction:
+    now = utcnow()
+    a = m.InstanceAction(instance_uuid=inst.uuid, request_id=request_id, action=action,
+                         project_id=ctx.project_id if ctx else inst.project_id,
+                         user_id=ctx.user_id if ctx else inst.user_id, start_time=now, updated_at=now)
+    s.add(a)
+    return a
+
+
+def fault(code: int, message: str, details: str = "") -> dict:
+    from onestack.common.timeutils import iso
+    return {"code": code, "message": message[:255], "details": details, "created": iso(utcnow())}
+
+
+# ---------------------------------------------------------------- listing
+
+_SORT_KEYS = {"created_at": m.Instance.created_at, "updated_at": m.Instance.updated_at,
+              "display_name": m.Instance.name, "uuid": m.Instance.uuid, "vm_state": m.Instance.vm_state,
+              "task_state": m.Instance.task_state, "power_state": m.Instance.power_state,
+              "host": m.Instance.host, "node": m.Instance.node, "launched_at": m.Instance.launched_at,
+              "terminated_at": m.Instance.terminated_at, "availability_zone": m.Instance.availability_zone,
+              "key_name": m.Instance.key_name, "project_id": m.Instance.project_id,
+              "user_id": m.Instance.user_id, "hostname": m.Instance.hostname, "image_ref": m.Instance.image_ref,
+              "launch_index": m.Instance.launch_index, "locked": m.Instance.locked,
+              "display_description": m.Instance.description}
+_ADMIN_ONLY_SORT = {"host", "node"}
+
+
+@dataclass
+class ListQuery:
+    filters: dict = field(default_factory=dict)
+    limit: int | None = None
+    marker: str | None = None
+    sort: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _bool(text: str, name: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if t in ("0", "false", "f", "no", "n", "off"):
+        return False
+    raise errors.BadRequest(f"Invalid value {text!r} for {name}: a boolean is required.")
+
+
+def list_servers(s: Session, ctx, q, v) -> tuple[list[m.Instance], bool]:
+    """The servers a list request selects, in order, one page; and whether more follow."""
+    from onestack.common.microversion import Version
+
+    admin = ctx.is_admin
+    stmt = sa.select(m.Instance)
+    all_tenants = "all_tenants" in q and (q["all_tenants"] == "" or _bool(q["all_tenants"], "all_tenants"))
+    if all_tenants:
+        policies.authorize("servers:detail:get_all_tenants", ctx)
+    if not (all_tenants and admin):
+        project = q.get("project_id") or q.get("tenant_id") if admin and all_tenants else None
+        stmt = stmt.where(m.Instance.project_id == (project or ctx.project_id))
+    elif q.get("project_id") or q.get("tenant_id"):
+        stmt = stmt.where(m.Instance.project_id == (q.get("project_id") or q.get("tenant_id")))
+    deleted = q.get("deleted")
+    changes = q.get("changes-since")
+    if deleted and admin:
+        stmt = stmt.where(m.Instance.deleted == _bool(deleted, "deleted"))
+    elif not changes:  # changes-since shows servers deleted since then too, as Nova
+        stmt = stmt.where(m.Instance.deleted.is_(False))
+    since = None
+    if changes:
+        try:
+            since = parse_iso(changes)
+        except ValueError:
+            raise errors.BadRequest(f"Invalid filter field: changes-since: {changes!r} is not a time.") from None
+        stmt = stmt.where(m.Instance.updated_at >= since)
+    before = q.get("changes-before")
+    if before:
+        if v < Version(2, 66):
+            raise errors.BadRequest("Invalid filter field: changes-before.")
+        try:
+            until = parse_iso(before)
+        except ValueError:
+            raise errors.BadRequest(f"Invalid filter field: changes-before: {before!r} is not a time.") from None
+        if since is not None and until < since:
+            raise errors.BadRequest("The value of changes-since must be less than or equal to changes-before.")
+        stmt = stmt.where(m.Instance.updated_at <= until)
+    if "status" in q:
+        vms = []
+        for st in q.getlist("status"):
+            got = states.vm_states_for(st)
+            if not got:
+                if v >= Version(2, 38):
+                    raise errors.BadRequest(f"Invalid status value: {st}")
+                return [], False
+            vms += got
+        stmt = stmt.where(m.Instance.vm_state.in_(vms))
+    for key, col in (("image", m.Instance.image_ref), ("reservation_id", m.Instance.reservation_id),
+                     ("availability_zone", m.Instance.availability_zone), ("key_name", m.Instance.key_name),
+                     ("user_id", m.Instance.user_id), ("vm_state", m.Instance.vm_state),
+                     ("task_state", m.Instance.task_state)):
+        if q.get(key):
+            value = q[key].rsplit("/", 1)[-1] if key == "image" else q[key]
+            stmt = stmt.where(col == value)
+    if q.get("power_state"):
+        try:
+            stmt = stmt.where(m.Instance.power_state == int(q["power_state"]))
+        except ValueError:
+            pass
+    for key in ("host", "node"):
+        if q.get(key):
+            if not admin:
+                continue  # Nova ignores admin-only filters for others
+            stmt = stmt.where((m.Instance.host if key == "host" else m.Instance.node) == q[key])
+    if "locked" in q:
+        if v < Version(2, 73):
+            raise errors.BadRequest("Invalid filter field: locked.")
+        stmt = stmt.where(m.Instance.locked == _bool(q["locked"], "locked"))
+    rows = list(s.scalars(stmt))
+    # filters Nova applies as regular expressions or on documents
+    if q.get("flavor"):
+        fid = q["flavor"].rsplit("/", 1)[-1]
+        rows = [r for r in rows if str((r.flavor or {}).get("id")) == fid]
+    for key, attr in (("name", "name"), ("ip", None), ("ip6", None), ("hostname", "hostname"),
+                      ("description", "description")):
+        if not q.get(key):
+            continue
+        try:
+            rx = re.compile(q[key])
+        except re.error:
+            raise errors.BadRequest(f"Invalid filter field: {key}: not a regular expression.") from None
+        if attr:
+            rows = [r for r in rows if getattr(r, attr) and rx.search(getattr(r, attr))]
+        else:
+            version = 6 if key == "ip6" else 4
+            rows = [r for r in rows if any(rx.match(ip["ip_address"]) for vif in r.network_info or []
+                                           for ip in vif.get("fixed_ips", []) if ip.get("version", 4) == version)]
+    for key in ("tags", "tags-any", "not-tags", "not-tags-any"):
+        if key in q:
+            want = {t for t in q[key].split(",") if t}
+            if key == "tags":
+                rows = [r for r in rows if want <= set(r.tags or [])]
+            elif key == "tags-any":
+                rows = [r for r in rows if want & set(r.tags or [])]
+            elif key == "not-tags":
+                rows = [r for r in rows if not want <= set(r.tags or [])]
+            else:
+                rows = [r for r in rows if not want & set(r.tags or [])]
+    # sorting (Nova's default: created_at desc, then id desc)
+    keys = q.getlist("sort_key") or ["created_at"]
+    dirs = q.getlist("sort_dir")
+    order = []
+    for i, k in enumerate(keys):
+        if k not in _SORT_KEYS or (k in _ADMIN_ONLY_SORT and not admin):
+            raise errors.BadRequest(f"Invalid sort_key {k}.") if k not in _SORT_KEYS else errors.Forbidden(
+                f"Only administrators can sort servers by {k}")
+        d = dirs[i] if i < len(dirs) else (dirs[0] if dirs else "desc")
+        if d not in ("asc", "desc"):
+            raise errors.BadRequest(f"Invalid sort_dir {d}: asc or desc.")
+        order.append((_SORT_KEYS[k].key, d))
+    order.append(("uuid", "desc"))
+    for attr, d in reversed(order):
+        rows.sort(key=lambda r, a=attr: _sortable(getattr(r, "metadata_" if a == "metadata" else a)),
+                  reverse=(d == "desc"))
+    from onestack.common.pagination import page, parse_limit
+
+    limit = parse_limit(q.get("limit"), 1000)
+    return page(rows, limit, q.get("marker"), key=lambda r: r.uuid)
+
+
+def _sortable(value):
+    if value is None:
+        return (0, "")
+    return (1, value)
+
+
+# ---------------------------------------------------------------- create
+
+@dataclass
+class BuildRequest:
+    """What a create request asks for, validated (the scheduler's RequestSpec)."""
+
+    name: str
+    flavor: dict
+    image: dict | None
+    image_ref: str
+    networks: list | str  # "auto" | "none" | [{"uuid"|"port"|"fixed_ip"|"tag"}]
+    security_groups: list[str]
+    key_name: str | None
+    key_data: str | None
+    user_data: str | None
+    metadata: dict
+    availability_zone: str | None
+    force_host: str | None
+    config_drive: bool
+    min_count: int
+    max_count: int
+    description: str | None
+    tags: list[str]
+    block_device_mapping: list[dict]
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
+    admin_pass: str | None = None
+    group: str | None = None
+    hints: dict = field(default_factory=dict)
+
+
+def decode_user_data(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.BadRequest("Invalid input for field/attribute user_data: must be a base64 string.")
+    if len(value) > 65535:
+        raise errors.BadRequest("Invalid input for field/attribute user_data: longer than 65535 characters.")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.BadRequest("User data needs to be valid base 64.") from None
+    return value
+
+
+def check_metadata(md, what: str = "metadata") -> dict:
+    if not isinstance(md, dict):
+        raise errors.BadRequest(f"Invalid input for field/attribute {what}: must be an object.")
+    for k, v in md.items():
+        if not isinstance(k, str) or not 1 <= len(k) <= 255:
+            raise errors.BadRequest(f"Invalid input for field/attribute {what}: keys must be 1-255 characters.")
+        if not isinstance(v, str):
+            raise errors.BadRequest(f"Invalid input for field/attribute {what}: value of {k!r} must be a string.")
+        if len(v) > 255:
+            raise errors.BadRequest(f"Invalid input for field/attribute {what}: value of {k!r} is longer "
+                                    f"than 255 characters.")
+    return md
+
+
+def new_reservation_id() -> str:
+    return "r-" + secrets.token_hex(4)
+
+
+def create_records(s: Session, ctx, req: BuildRequest, request_id: str) -> list[m.Instance]:
+    """Write the instance rows (BUILD/scheduling) and their create actions."""
+    from onestack.compute import quotas
+
+    count = req.max_count
+    quotas.check_servers(s, ctx.project_id, count, req.flavor["vcpus"] * 1, req.flavor["memory_mb"])
+    # a request for several may be satisfied with fewer, down to min_count
+    if count > req.min_count:
+        for n in range(count, req.min_count - 1, -1):
+            try:
+                quotas.check_servers(s, ctx.project_id, n, req.flavor["vcpus"], req.flavor["memory_mb"])
+                count = n
+                break
+            except errors.Forbidden:
+                if n == req.min_count:
+                    raise
+    now = utcnow()
+    reservation = new_reservation_id()
+    out = []
+    for i in range(count):
+        name = req.name if count == 1 else f"{req.name}-{i + 1}"
+        inst = m.Instance(
+            uuid=str(uuidlib.uuid4()), project_id=ctx.project_id, user_id=ctx.user_id, name=name,
+            hostname=hostname_of(name), description=req.description, image_ref=req.image_ref,
+            flavor=req.flavor, vm_state=states.BUILDING, task_state=states.SCHEDULING, power_state=0,
+            availability_zone=req.availability_zone, key_name=req.key_name, key_data=req.key_data,
+            user_data=req.user_data, config_drive="True" if req.config_drive else "",
+            metadata_=dict(req.metadata), system_metadata={"image": req.image or {}},
+            tags=list(req.tags), security_groups=list(req.security_groups),
+            requested_networks=req.networks, network_info=[],
+            block_device_mapping=req.block_device_mapping, locked=False,
+            access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6, reservation_id=reservation,
+            launch_index=i, progress=0, server_group=req.group, created_at=now, updated_at=now,
+            deleted=False)
+        s.add(inst)
+        record_action(s, inst, ctx, "create", request_id)
+        out.append(inst)
+    if req.group:
+        g = s.scalar(sa.select(m.ServerGroup).where(m.ServerGroup.uuid == req.group))
+        members = list(g.members or [])
+        limit = quotas.limits(s, ctx.project_id).get("server_group_members", -1)
+        if limit >= 0 and len(members) + len(out) > limit:
+            raise errors.Forbidden("Quota exceeded, too many servers in group")
+        g.members = members + [i.uuid for i in out]
+    s.flush()
+    return out
+
+
+def schedule(uuids: list[str], req: BuildRequest, request_id: str) -> None:
+    """Hand the new instances to the conductor (which asks the scheduler, then casts to hosts)."""
+    spec = {"flavor": req.flavor, "image": req.image or {}, "availability_zone": req.availability_zone,
+            "force_host": req.force_host, "group": req.group, "hints": req.hints}
+    bus.get().cast_sync("compute.conductor", "build_instances", instance_uuids=uuids, spec=spec,
+                        request_id=request_id)
+
+
+def cast_to_host(inst: m.Instance, method: str, **kwargs) -> None:
+    bus.get().cast_sync(f"compute.{inst.host}", method, instance_uuid=inst.uuid, **kwargs)
+
+
+def call_host(inst: m.Instance, method: str, timeout: float = 60, **kwargs):
+    try:
+        return bus.get().call_sync(f"compute.{inst.host}", method, timeout=timeout, instance_uuid=inst.uuid,
+                                   **kwargs)
+    except errors.ServiceUnavailable:
+        raise errors.Conflict(f"Compute host {inst.host} is not available.") from None
+
+
+def set_task(uuid: str, task_state: str | None, expected: tuple = (None,), **changes) -> m.Instance:
+    """Move an instance to a task state if nobody else moved it (409 otherwise)."""
+    with db.transaction() as s:
+        inst = s.get(m.Instance, uuid, with_for_update=True)
+        if inst is None or inst.deleted:
+            raise not_found(uuid)
+        if expected is not None and inst.task_state not in expected:
+            raise errors.Conflict(f"Cannot perform the action while the instance is in task_state "
+                                  f"{inst.task_state}")
+        inst.task_state = task_state
+        for k, v in changes.items():
+            setattr(inst, k, v)
+        inst.updated_at = utcnow()
+        return inst
+
+
+def hard_delete_unscheduled(uuid: str) -> None:
+    """A server no host holds (still scheduling, or failed to schedule): deleted at once."""
+    with db.transaction() as s:
+        inst = s.get(m.Instance, uuid)
+        if inst is None or inst.deleted:
+            return
+        mark_deleted(s, inst)
+
+
+def mark_deleted(s: Session, inst: m.Instance) -> None:
+    now = utcnow()
+    inst.deleted = True
+    inst.deleted_at = now
+    inst.terminated_at = now
+    inst.vm_state = states.DELETED
+    inst.task_state = None
+    inst.power_state = 0
+    inst.updated_at = now
+    if inst.server_group:
+        g = s.scalar(sa.select(m.ServerGroup).where(m.ServerGroup.uuid == inst.server_group))
+        if g is not None:
+            g.members = [u for u in (g.members or []) if u != inst.uuid]
+
+
+__all__ = ["flavors", "get", "list_servers", "create_records", "schedule", "BuildRequest"]

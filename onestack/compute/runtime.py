@@ -1,0 +1,163 @@
+"""Starting compute's moving parts in this process: scheduler, conductor, compute agents.
+
+The all-in-one cloud runs one compute agent for this machine (libvirt when it
+can, else the fake driver) plus any number of simulated hosts
+(``compute.fake_hosts``). A single reporter thread heartbeats every agent and
+keeps each host's inventory in Placement true.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from onestack.common import bus, errors
+from onestack.compute import clients, settings
+from onestack.compute.agent import ComputeAgent
+from onestack.compute.conductor import Conductor
+from onestack.compute.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self):
+        self.scheduler: Scheduler | None = None
+        self.conductor: Conductor | None = None
+        self.agents: list[ComputeAgent] = []
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self._inventory: dict[str, dict] = {}
+        self.controller = socket.gethostname()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+current = Runtime()
+
+
+def _driver(conf, host: str):
+    from onestack.compute.virt.driver import FakeDriver, LibvirtDriver
+
+    kind = conf.compute.driver
+    instances_dir = conf.compute.instances_dir or None
+    fake = FakeDriver(host=host, vcpus=conf.compute.fake_host_vcpus, memory_mb=conf.compute.fake_host_memory_mb,
+                      local_gb=conf.compute.fake_host_disk_gb, hypervisor_type="fake")
+    if kind == "fake":
+        return fake, False
+    if kind == "auto" and os.geteuid() != 0:
+        log.info("compute: not root, using the fake driver")
+        return fake, False
+    try:
+        d = LibvirtDriver(conf.state_dir if not instances_dir else instances_dir)
+        d.conn()
+        return d, True
+    except Exception as e:
+        if kind == "libvirt":
+            raise
+        log.warning("compute: libvirt is not usable (%s); using the fake driver", e)
+        return fake, False
+
+
+def start(conf) -> Runtime:
+    rt = current
+    clients.configure(conf)
+    rt.scheduler = Scheduler()
+    rt.conductor = Conductor(rt.scheduler)
+    b = bus.get()
+    b.serve("compute.scheduler", rt.scheduler)
+    b.serve("compute.conductor", rt.conductor)
+    host = conf.compute.host or socket.gethostname()
+    driver, real = _driver(conf, host)
+    rt.agents = [ComputeAgent(host, driver, zone=conf.compute.availability_zone, plug=real)]
+    if conf.compute.fake_hosts:
+        from onestack.compute.virt.driver import FakeDriver
+
+        for i in range(conf.compute.fake_hosts):
+            name = f"fake-{i + 1}"
+            d = FakeDriver(host=name, vcpus=conf.compute.fake_host_vcpus,
+                           memory_mb=conf.compute.fake_host_memory_mb, local_gb=conf.compute.fake_host_disk_gb,
+                           hypervisor_type="fake")
+            rt.agents.append(ComputeAgent(name, d, zone=conf.compute.availability_zone, plug=False))
+    for a in rt.agents:
+        a.serve()
+    rt.thread = threading.Thread(target=_report_loop, args=(rt,), name="compute-reporter", daemon=True)
+    rt.thread.start()
+    return rt
+
+
+def _resources(agent: ComputeAgent) -> dict:
+    return agent.resources()
+
+
+def _report_loop(rt: Runtime) -> None:
+    """Register every host, then heartbeat; retries until the API answers (it starts after us)."""
+    interval = settings.current.heartbeat_interval
+    pending = list(rt.agents)
+    delay = 0.2
+    while not rt.stopping.is_set() and pending:
+        try:
+            for name in ("nova-scheduler", "nova-conductor"):
+                rt.conductor.service_report(host=rt.controller, binary=name, zone="internal")
+            left = []
+            for a in pending:
+                try:
+                    _register(rt, a)
+                except errors.ServiceUnavailable:
+                    left.append(a)
+            pending = left
+        except Exception:
+            log.exception("compute: registering hosts failed")
+        if pending:
+            rt.stopping.wait(delay)
+            delay = min(delay * 2, 5)
+    rt.scheduler.invalidate()
+    first = True
+    while not rt.stopping.wait(0 if first else interval):
+        try:
+            for name in ("nova-scheduler", "nova-conductor"):
+                rt.conductor.service_report(host=rt.controller, binary=name, zone="internal")
+            rt.conductor.heartbeat_many(hosts=[a.host for a in rt.agents])
+            for a in rt.agents:
+                if a.plug_vifs or first:
+                    if not first:
+                        _register(rt, a)
+                    try:
+                        a.reconcile()
+                    except Exception:
+                        log.exception("compute: reconcile of %s failed", a.host)
+        except Exception:
+            log.exception("compute: heartbeat failed")
+        first = False
+
+
+def _register(rt: Runtime, agent: ComputeAgent) -> None:
+    res = _resources(agent)
+    got = rt.conductor.service_report(host=agent.host, binary="nova-compute", zone=agent.zone, resources=res)
+    agent.node_uuid = got["node_uuid"]
+    s = settings.current
+    inventory = {
+        "VCPU": {"total": res["vcpus"], "reserved": 0, "min_unit": 1, "max_unit": res["vcpus"], "step_size": 1,
+                 "allocation_ratio": s.cpu_allocation_ratio},
+        "MEMORY_MB": {"total": res["memory_mb"], "reserved": min(s.reserved_host_memory_mb, res["memory_mb"] - 1),
+                      "min_unit": 1, "max_unit": res["memory_mb"], "step_size": 1,
+                      "allocation_ratio": s.ram_allocation_ratio},
+        "DISK_GB": {"total": max(res["local_gb"], 1), "reserved": 0, "min_unit": 1,
+                    "max_unit": max(res["local_gb"], 1), "step_size": 1, "allocation_ratio": s.disk_allocation_ratio},
+    }
+    if rt._inventory.get(agent.host) == inventory:
+        return
+    p = clients.get().placement
+    try:
+        p.post("/resource_providers", json={"uuid": agent.node_uuid, "name": agent.host})
+    except errors.Conflict:
+        pass
+    gen = p.get(f"/resource_providers/{agent.node_uuid}")["generation"]
+    p.put(f"/resource_providers/{agent.node_uuid}/inventories",
+          json={"resource_provider_generation": gen, "inventories": inventory})
+    rt._inventory[agent.host] = inventory
+    time.sleep(0)

@@ -1,0 +1,42 @@
+"""How the compute service plugs into onestack: set-up, agents and ASGI app."""
+
+from __future__ import annotations
+
+import logging
+
+from onestack.common import db
+from onestack.config import Config
+
+log = logging.getLogger(__name__)
+
+NAME = "compute"
+PREFIX = "/compute"
+CATALOG = {"type": "compute", "name": "nova", "description": "Compute Service (Nova v2.1)", "path": "/v2.1"}
+SERVICE_USER = "nova"
+
+
+def version() -> str:
+    return "v2.1"
+
+
+def setup(conf: Config) -> None:
+    from onestack.compute import flavors, policies, settings
+
+    db.upgrade("compute")
+    settings.configure(conf)
+    policies.configure(conf.policy_dir)
+    with db.transaction() as s:
+        flavors.ensure_defaults(s)
+
+
+def start(conf: Config) -> None:
+    """After bootstrap (service users exist): the scheduler, conductor and compute agents."""
+    from onestack.compute import runtime
+
+    runtime.start(conf)
+
+
+def app():
+    from onestack.compute.api import build
+
+    return build()
