@@ -366,7 +366,7 @@ class ComputeAgent:
     def snapshot_instance(self, instance_uuid: str, request_id: str | None = None, image_id: str = "") -> None:
         def go(inst):
             self._update(inst["uuid"], task_state=states.IMAGE_PENDING_UPLOAD)
-            self._upload_snapshot(inst, image_id)
+            self._upload_snapshot(inst, image_id, clear_task=True)
             return {}
         if not self._run(instance_uuid, request_id, "compute_snapshot_instance", go):
             try:  # a failed snapshot leaves no half image behind
@@ -374,12 +374,15 @@ class ComputeAgent:
             except errors.ApiError:
                 pass
 
-    def _upload_snapshot(self, inst: dict, image_id: str) -> None:
+    def _upload_snapshot(self, inst: dict, image_id: str, clear_task: bool = False) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="snapshot-"))
         try:
             dest = tmp / "disk.qcow2"
             self.driver.snapshot(inst["uuid"], dest)
+            # the guest is done with: the server takes other actions again while the data uploads
             self._update(inst["uuid"], task_state=states.IMAGE_UPLOADING)
+            if clear_task:
+                self._update(inst["uuid"], task_state=None)
             c = clients.get().image
             with open(dest, "rb") as f:
                 r = c.http.put(f"{c.url}/v2/images/{image_id}/file", content=f,

@@ -61,12 +61,14 @@ class Conductor:
                 reason = getattr(self.scheduler, "last_reason", "") or "no host passed the filters"
                 self._fail_schedule(inst.uuid, request_id, f"No valid host was found. {reason}")
                 continue
-            with db.transaction() as s:
+            with db.transaction() as s:  # (no HTTP inside: SQLite has one writer)
                 row = s.get(m.Instance, inst.uuid)
-                if row is None or row.deleted:  # deleted while scheduling: give the room back
-                    release_allocations(inst.uuid)
-                    continue
-                row.host, row.node, row.updated_at = dest["host"], dest["node"], utcnow()
+                gone = row is None or row.deleted
+                if not gone:
+                    row.host, row.node, row.updated_at = dest["host"], dest["node"], utcnow()
+            if gone:  # deleted while scheduling: give the room back
+                release_allocations(inst.uuid)
+                continue
             try:
                 bus.get().cast_sync(f"compute.{dest['host']}", "build_and_run_instance",
                                     instance_uuid=inst.uuid, request_id=request_id)

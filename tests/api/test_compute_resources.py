@@ -840,3 +840,19 @@ def test_server_quota_wording(cc, nova, member, server):
         assert "Quota exceeded for cores: Requested 2, but already used 1 of 2 cores" in r.stderr
     finally:
         nova("DELETE", f"/os-quota-sets/{project}")
+
+
+def test_server_group_members(cc, member, server):
+    env, _, mhttp = member
+    g = cc.os_json("server", "group", "create", "--policy", "anti-affinity", _name("mg"), env=env)
+    s = cc.os_json("server", "create", "--flavor", "m1.nano", "--image", server["image_id"], "--nic", "none",
+                   "--hint", f"group={g['id']}", "--wait", _name("member-vm"), env=env)
+    try:
+        assert cc.os_json("server", "group", "show", g["id"], env=env)["members"] == [s["id"]]
+        v64 = mhttp("GET", f"/os-server-groups/{g['id']}", "2.64").json()["server_group"]
+        assert v64["members"] == [s["id"]]
+        assert mhttp("GET", "/limits").json()["limits"]["absolute"]["totalServerGroupsUsed"] == 1
+    finally:
+        cc.openstack("server", "delete", "--wait", s["id"], env=env)
+    assert mhttp("GET", f"/os-server-groups/{g['id']}").json()["server_group"]["members"] == []
+    cc.openstack("server", "group", "delete", g["id"], env=env)

@@ -530,8 +530,9 @@ def test_rescue_and_unrescue(driver, server, image):
 
 
 def test_interfaces_survive_resize_and_rebuild(driver, server, image, bridge):
-    """A stopped guest (nothing boots): its interface stays through resize, revert and
-    rebuild, which keep everything but what they change."""
+    """A stopped guest: its interface stays through resize, revert and rebuild, which
+    keep everything but what they change (and it stays stopped); then the rebuilt guest
+    boots with its new config drive."""
     u = server
     driver.power_off(u)
     nic = Interface(bridge, "fa:16:3e:e2:e2:01", f"tap{bridge[3:]}")
@@ -541,7 +542,7 @@ def test_interfaces_survive_resize_and_rebuild(driver, server, image, bridge):
     assert driver.interfaces(u) == [nic]
     assert driver.revert_resize(u).state == PowerState.SHUTDOWN
     assert driver.interfaces(u) == [nic]
-    meta = configdrive.nova_meta_data(u, "virt-e2e", hostname=HOSTNAME)
+    meta = configdrive.nova_meta_data(u, "virt-e2e", hostname="rebuilt-e2e")
     spec = InstanceSpec(
         u,
         256,
@@ -555,7 +556,11 @@ def test_interfaces_survive_resize_and_rebuild(driver, server, image, bridge):
     assert driver.interfaces(u) == []
     with pytest.raises(VirtError):
         driver.detach_interface(u, nic.mac)
-    driver.power_on(u)
+    mark = len(console(driver, u))
+    start = time.monotonic()
+    driver.power_on(u)  # the rebuilt disk and config drive boot
+    assert wait_console(driver, u, READY, after=mark).group(1) == "rebuilt-e2e"
+    timings["rebuilt guest to ready line"] = time.monotonic() - start
 
 
 def test_destroy_leaves_nothing(driver, server):

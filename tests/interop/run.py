@@ -401,6 +401,14 @@ IMAGE_FEATURES = {
 }
 
 
+# what onestack's compute does (a single-node cloud resizes in place)
+COMPUTE_FEATURES = {
+    "resize": "true", "pause": "true", "suspend": "true", "rescue": "true", "shelve": "true",
+    "snapshot": "true", "console_output": "true", "change_password": "false", "live_migration": "false",
+    "cold_migration": "false", "vnc_console": "true", "serial_console": "false",
+}
+
+
 def compute_options(cloud: Cloud) -> dict[str, str]:
     base = versioned(cloud.url("compute"), "v2.1")
     flavors = cloud.get(base + "/flavors/detail")["flavors"]
@@ -412,7 +420,7 @@ def compute_options(cloud: Cloud) -> dict[str, str]:
         "flavor_ref_alt": flavors[min(1, len(flavors) - 1)]["id"],
     }
     if cloud.has("image"):
-        images = cloud.get(versioned(cloud.url("image"), "v2") + "/images?status=active")["images"]
+        images = cloud.get(versioned(cloud.url("image"), "v2") + "/images?status=active&visibility=public")["images"]
         if not images:
             raise SetupError("image service lists no active image: upload one first")
         options["image_ref"] = images[0]["id"]
@@ -552,6 +560,7 @@ def tempest_conf(admin: Creds, cloud: Cloud, static_accounts: bool) -> dict[str,
         conf["image-feature-enabled"] = dict(IMAGE_FEATURES)
     if available["nova"]:
         conf["compute"].update(compute_options(cloud))
+        conf["compute-feature-enabled"] = dict(COMPUTE_FEATURES)
     if available["neutron"]:
         network, features = network_options(cloud)
         conf["network"].update(network)

@@ -46,7 +46,7 @@ def _state(with_router=True):
 
 
 def test_bridges_vxlan_and_the_external_namespace():
-    p = plan.build(_state(), local_ip="192.0.2.1", state_dir="/x")
+    p = plan.build(_state(), local_ip="192.0.2.1")
     tenant, ext = p.bridges
     assert tenant.name == "brq" + NET.replace("-", "")[:12] and tenant.netns is None and tenant.mtu == 1450
     assert tenant.vxlan == (7, "192.0.2.1", ["192.0.2.2"]) and tenant.vxlan_device == "vxlan-7"
@@ -56,7 +56,7 @@ def test_bridges_vxlan_and_the_external_namespace():
 
 
 def test_guest_port_tap_and_security_groups():
-    p = plan.build(_state(), local_ip="127.0.0.1", state_dir="/x")
+    p = plan.build(_state(), local_ip="127.0.0.1")
     assert [(t.port_id, t.device, t.mtu) for t in p.taps] == [("port-vm01", "tapportvm01", 1450)]
     (sgp,) = p.sg_ports
     assert sgp.device == "tapportvm01" and sgp.fixed_ips == ["10.0.0.5"] and sgp.bridge == p.bridges[0].name
@@ -65,13 +65,13 @@ def test_guest_port_tap_and_security_groups():
 
 
 def test_dhcp_hosts_and_isolated_metadata():
-    p = plan.build(_state(), local_ip="127.0.0.1", state_dir="/x")
+    p = plan.build(_state(), local_ip="127.0.0.1")
     (net,) = p.dhcp
     assert net.port_id == "port-dh02" and net.port_ips == ["10.0.0.2"] and net.mtu == 1450
     assert {(h.mac, h.ip) for h in net.hosts} == {("fa:16:3e:00:00:01", "10.0.0.5"),
                                                   ("fa:16:3e:00:00:03", "10.0.0.1")}
     assert net.isolated_metadata is False  # a router serves metadata
-    isolated = plan.build(_state(with_router=False), local_ip="127.0.0.1", state_dir="/x")
+    isolated = plan.build(_state(with_router=False), local_ip="127.0.0.1")
     assert isolated.dhcp[0].isolated_metadata is True
     (proxy,) = isolated.proxies
     assert proxy.netns == f"qdhcp-{NET}" and proxy.labels == {"X-Neutron-Network-ID": NET}
@@ -79,7 +79,7 @@ def test_dhcp_hosts_and_isolated_metadata():
 
 
 def test_router_spec_with_gateway_floating_ip_and_metadata():
-    p = plan.build(_state(), local_ip="127.0.0.1", state_dir="/x")
+    p = plan.build(_state(), local_ip="127.0.0.1")
     (r,) = p.routers
     assert [(i.id, i.cidrs, i.bridge_netns) for i in r.interfaces] == [("port-qr03", ["10.0.0.1/26"], None)]
     assert r.gateway.cidrs == ["172.24.4.2/24"] and r.gateway.gateway_ip == "172.24.4.1"
@@ -96,6 +96,6 @@ def test_router_spec_with_gateway_floating_ip_and_metadata():
 def test_a_guest_on_an_external_network_cannot_be_plugged():
     state = _state()
     state["ports"].append(_port("port-ex05", EXT, "172.24.4.7", subnet="ext1"))
-    p = plan.build(state, local_ip="127.0.0.1", state_dir="/x")
+    p = plan.build(state, local_ip="127.0.0.1")
     assert p.unpluggable == ["port-ex05"]
     assert "port-ex05" not in {t.port_id for t in p.taps}

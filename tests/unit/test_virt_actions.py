@@ -208,6 +208,9 @@ def test_fake_rebuild_keeps_interfaces():
     assert d.interfaces(UUID) == NICS
     assert d.rebuild(_spec(), start=False).state == PowerState.SHUTDOWN
     assert d.get_console_output(UUID).count("ready.") == 2
+    d.destroy(UUID)  # no guest here (a failed build): rebuilt from scratch
+    assert d.rebuild(_spec()).state == PowerState.RUNNING
+    assert d.rebuild(_spec(), start=False).state == PowerState.SHUTDOWN
 
 
 def test_fake_rescue_and_interfaces():

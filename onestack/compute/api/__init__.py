@@ -63,6 +63,10 @@ class MicroversionMiddleware:
         scope.setdefault("state", {})["microversion"] = version
         extra = [(k.lower().encode(), v.encode()) for k, v in NEGOTIATOR.headers(version).items()]
 
+        rid = scope.get("state", {}).get("request_id", "")
+        if rid:  # Nova names the request id twice (Tempest reads this one)
+            extra.append((b"x-compute-request-id", rid.encode()))
+
         async def send_with_version(message):
             if message["type"] == "http.response.start":
                 message = {**message, "headers": list(message.get("headers", [])) + extra}
@@ -85,8 +89,8 @@ def build():
         versions,
     )
 
-    for name in ("flavors", "keypairs", "servers", "actions", "misc", "consoles", "metadata_api",
-                 "hosts", "quotas", "server_groups"):
+    for name in ("flavors", "keypairs", "servers", "actions", "images", "misc", "consoles", "metadata_api",
+                 "hosts", "quotas", "server_groups", "usage"):
         try:
             __import__(f"onestack.compute.api.{name}")
         except ModuleNotFoundError as e:

@@ -81,7 +81,14 @@ _simple("unpause", "unpause", (states.PAUSED,), states.UNPAUSING, "unpause_insta
 _simple("suspend", "suspend", (states.ACTIVE,), states.SUSPENDING, "suspend_instance")
 _simple("resume", "resume", (states.SUSPENDED,), states.RESUMING, "resume_instance")
 _simple("unrescue", "unrescue", (states.RESCUED,), states.UNRESCUING, "unrescue_instance")
-_simple("confirmResize", "confirmResize", (states.RESIZED,), states.RESIZE_CONFIRMING, "confirm_resize")
+
+
+@action("confirmResize")
+def confirm_resize(req: Req, uuid: str, body):
+    inst = begin(req.ctx, uuid, "confirmResize", req.request_id, vm_states=(states.RESIZED,),
+                 task_state=states.RESIZE_CONFIRMING)
+    instances.cast_to_host(inst, "confirm_resize", request_id=req.request_id)
+    return empty(204)
 
 
 @action("revertResize")
@@ -174,7 +181,7 @@ def rebuild(req: Req, uuid: str, body):
     with db.session() as s:
         row = instances.get(s, ctx, uuid)
         row.image_ref = image_ref  # shown at once, as Nova does (not saved here: the agent records it)
-        out = server_view(req, s, row, groups=v >= Version(2, 75))
+        out = server_view(req, s, row, groups=v >= Version(2, 75), minimal=True)
     out["adminPass"] = password
     return json_response({"server": out}, 202)
 
@@ -350,38 +357,37 @@ def serial_console(req: Req, uuid: str, body):
 
 
 def _sg_change(req: Req, uuid: str, body, add: bool):
-    from onestack.compute import network
-
     body = _dict(body, "addSecurityGroup")
     name = body.get("name")
     if not isinstance(name, str) or not name:
         raise errors.BadRequest("Security group name cannot be empty")
-    with db.transaction() as s:
+    with db.session() as s:
         inst = instances.get(s, req.ctx, uuid)
         policies.authorize("servers:action", req.ctx, {"project_id": inst.project_id})
+    net = clients.get().network  # the network calls happen outside any transaction
+    known = net.get("/v2.0/security-groups", token=req.ctx.auth_token)["security_groups"]
+    match = [g for g in known if g["name"] == name or g["id"] == name]
+    if not match:
+        raise errors.NotFound(f"Security group {name} not found for project {inst.project_id}.")
+    sg = match[0]
+    for vif in inst.network_info or []:
+        port = net.get(f"/v2.0/ports/{vif['port_id']}")["port"]
+        ids = list(port.get("security_groups") or [])
+        if add and sg["id"] not in ids:
+            ids.append(sg["id"])
+        elif not add:
+            if sg["id"] not in ids:
+                raise errors.BadRequest(f"Security group {name} not associated with the instance {uuid}")
+            ids.remove(sg["id"])
+        net.put(f"/v2.0/ports/{vif['port_id']}", json={"port": {"security_groups": ids}})
+    with db.transaction() as s:
+        inst = instances.get(s, req.ctx, uuid)
         groups = list(inst.security_groups or [])
-        net = clients.get().network
-        known = net.get("/v2.0/security-groups", token=req.ctx.auth_token)["security_groups"]
-        match = [g for g in known if g["name"] == name or g["id"] == name]
-        if not match:
-            raise errors.NotFound(f"Security group {name} not found for project {inst.project_id}.")
-        sg = match[0]
-        for vif in inst.network_info or []:
-            port = net.get(f"/v2.0/ports/{vif['port_id']}")["port"]
-            ids = list(port.get("security_groups") or [])
-            if add and sg["id"] not in ids:
-                ids.append(sg["id"])
-            elif not add:
-                if sg["id"] not in ids:
-                    raise errors.BadRequest(f"Security group {name} not associated with the instance {uuid}")
-                ids.remove(sg["id"])
-            net.put(f"/v2.0/ports/{vif['port_id']}", json={"port": {"security_groups": ids}})
         if add and sg["name"] not in groups:
             groups.append(sg["name"])
         elif not add and sg["name"] in groups:
             groups.remove(sg["name"])
         inst.security_groups = groups
-        _ = network
     return empty(202)
 
 

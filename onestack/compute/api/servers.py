@@ -38,13 +38,14 @@ def _host_status(s, inst: m.Instance) -> str:
     return "MAINTENANCE" if svc.disabled else "UP"
 
 
-def server_view(req: Req, s, inst: m.Instance, *, groups: bool = False) -> dict:
+def server_view(req: Req, s, inst: m.Instance, *, groups: bool = False, minimal: bool = False) -> dict:
     ctx, v = req.ctx, mv(req)
     hs = _host_status(s, inst) if v >= Version(2, 16) and policies.allowed("servers:show:host_status", ctx) else None
     grp = None
     if groups and v >= Version(2, 71):
         grp = [inst.server_group] if inst.server_group else []
-    return views.server(inst, v, views.base_url(req), admin=_admin(ctx), host_status=hs, groups=grp)
+    return views.server(inst, v, views.base_url(req), admin=_admin(ctx), host_status=hs, groups=grp,
+                        minimal=minimal)
 
 
 def _list(req: Req, detail: bool):
@@ -128,6 +129,7 @@ def check_ip(value, version: int, field: str):
         ip = ipaddress.ip_address(value)
         if ip.version != version:
             raise ValueError
+        return str(ip)  # the canonical form, as Nova stores it
     except (TypeError, ValueError):
         raise errors.BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
                                 f"{value!r} is not a 'ipv{version}'") from None
@@ -164,7 +166,7 @@ def update_server(req: Req):
             inst.access_ip_v6 = check_ip(body["accessIPv6"], 6, "accessIPv6") if body["accessIPv6"] else None
         inst.updated_at = utcnow()
         s.flush()
-        return json_response({"server": server_view(req, s, inst, groups=True)})
+        return json_response({"server": server_view(req, s, inst, groups=True, minimal=True)})
 
 
 @api.route("/v2.1/servers/{server_id}", ["DELETE"])

@@ -19,9 +19,16 @@ def _v21(base: str) -> dict:
                              "type": "application/vnd.openstack.compute+json;version=2.1"}]}
 
 
+def _v20(base: str) -> dict:
+    """The legacy v2.0 API, listed first as Nova lists it (served here as v2.1 at its base)."""
+    return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+            "updated": "2011-01-21T11:33:21Z", "links": [{"rel": "self", "href": base + "v2/"}]}
+
+
 @api.route("/", ["GET"], auth=False)
 def versions(req: Req):
-    return json_response({"versions": [_v21(_base(req))]})
+    base = _base(req)
+    return json_response({"versions": [_v20(base), _v21(base)]})
 
 
 @api.route("/v2.1", ["GET"], auth=False)

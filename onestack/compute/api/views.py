@@ -84,9 +84,26 @@ def summary(inst: Instance, base: str) -> dict:
     return {"id": inst.uuid, "name": inst.name, "links": links(base, "servers", inst.uuid)}
 
 
+_MINIMAL = ("id", "name", "status", "tenant_id", "user_id", "metadata", "hostId", "image", "flavor", "created",
+            "updated", "addresses", "accessIPv4", "accessIPv6", "links", "OS-DCF:diskConfig", "progress",
+            "fault", "locked", "description", "tags", "trusted_image_certificates", "locked_reason",
+            "server_groups")
+
+
 def server(inst: Instance, v: Version, base: str, *, admin: bool, host_status: str | None = None,
-           groups: list[str] | None = None) -> dict:
-    """One server as ``GET /servers/{id}`` and ``/servers/detail`` show it."""
+           groups: list[str] | None = None, minimal: bool = False) -> dict:
+    """One server as ``GET /servers/{id}`` and ``/servers/detail`` show it; ``minimal``: the
+    fewer fields update and rebuild answered with before 2.75."""
+    out = _server(inst, v, base, admin=admin, host_status=host_status, groups=groups)
+    if minimal and v < Version(2, 75):
+        out = {k: out[k] for k in _MINIMAL if k in out}
+        out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in items]
+                            for net, items in out["addresses"].items()}
+    return out
+
+
+def _server(inst: Instance, v: Version, base: str, *, admin: bool, host_status: str | None,
+            groups: list[str] | None) -> dict:
     out = {
         "id": inst.uuid, "name": inst.name, "status": states.status(inst.vm_state, inst.task_state),
         "tenant_id": inst.project_id, "user_id": inst.user_id, "metadata": dict(inst.metadata_ or {}),

@@ -239,7 +239,8 @@ class VirtDriver(ABC):
     def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
         """A new root disk (and config drive) from `spec.image`, keeping the instance's
         uuid, console log, attached volumes and interfaces (those of the domain when
-        `spec.interfaces` is empty); started unless `start` is False."""
+        `spec.interfaces` is empty); started unless `start` is False. An instance with
+        no domain here (a failed build) is spawned afresh."""
 
     @abstractmethod
     def rescue(self, uuid: str, image: ImageRef) -> InstanceInfo:
@@ -887,7 +888,13 @@ class LibvirtDriver(VirtDriver):
 
     def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
         libvirt = _libvirt()
-        dom = self._domain(spec.uuid)
+        dom = self._lookup(spec.uuid)
+        if dom is None:
+            info = self.spawn(spec)
+            if not start:
+                self.power_off(spec.uuid)
+                info = self.get_info(spec.uuid)
+            return info
         inst_dir = self.instance_dir(spec.uuid)
         saved = inst_dir / RESCUE_XML
         current = saved.read_text() if saved.exists() else self.domain_xml(spec.uuid, True)
@@ -1482,6 +1489,8 @@ class FakeDriver(VirtDriver):
         return self.get_info(uuid)
 
     def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
+        if spec.uuid not in self._instances:
+            self.spawn(spec)
         with self._lock:
             inst = self._get(spec.uuid)
             inst.spec = spec

@@ -93,6 +93,9 @@ def _release_host_lock() -> None:
 def start(conf) -> NetworkAgent | None:
     """Start the agent in this process, or say in one log line why not."""
     global _running
+    if _running is not None:  # started before in this process: replace it
+        _running.stop()
+        _running = None
     reason = why_not(conf)
     if reason is None:
         reason = _take_host_lock(conf.state_dir)
@@ -107,7 +110,6 @@ def start(conf) -> NetworkAgent | None:
         availability_zone=n.availability_zone, metadata_url=metadata_url(conf),
         metadata_secret=metadata_secret.get(conf), report_interval=n.agent_report_interval,
         resync_interval=n.resync_interval)
-    stop()
     _running = NetworkAgent(settings).start()
     atexit.register(stop)
     log.info("network agent started on host %s (state %s)", settings.host, settings.state_dir)

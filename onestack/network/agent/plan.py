@@ -109,9 +109,8 @@ def _identities(ports: list[dict]) -> dict[str, metadata.Identity]:
     return out
 
 
-def build(state: dict, *, local_ip: str, state_dir: str) -> Plan:
+def build(state: dict, *, local_ip: str) -> Plan:
     """The whole plan of one host from ``Conductor.host_state``."""
-    del state_dir  # (kept in the signature: DHCP files live there, the plan names none)
     plan = Plan()
     nets = {n["id"]: n for n in state["networks"]}
     subnets = {s["id"]: s for n in state["networks"] for s in n["subnets"]}

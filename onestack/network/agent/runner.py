@@ -190,7 +190,7 @@ class NetworkAgent:
     async def sync_once(self) -> bool:
         """One pass: fetch, plan, apply, report port states. True if nothing failed."""
         state = await self.bus.call(conductor.TOPIC, "host_state", host=self.s.host)
-        p = planlib.build(state, local_ip=self.s.local_ip, state_dir=self.s.state_dir)
+        p = planlib.build(state, local_ip=self.s.local_ip)
         res = await asyncio.to_thread(self.dataplane.apply, p)
         self._taps = p.taps
         await asyncio.to_thread(self._sync_proxies, p, res)
