@@ -8,6 +8,7 @@ scheduler, then cast the build to each chosen host (book ch. 4, step 7).
 from __future__ import annotations
 
 import logging
+import time
 import uuid as uuidlib
 
 import sqlalchemy as sa
@@ -50,8 +51,10 @@ class Conductor:
         if not rows:
             return
         try:
+            started = time.perf_counter()
             dests = self.scheduler.select_destinations(spec, [r.uuid for r in rows], rows[0].project_id,
                                                        rows[0].user_id)
+            log.info("scheduled %d instance(s) in %.1f ms", len(rows), (time.perf_counter() - started) * 1000)
         except Exception as e:  # placement down, ...: every instance fails to schedule
             log.exception("scheduling failed")
             dests = [None] * len(rows)
