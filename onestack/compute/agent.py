@@ -438,6 +438,9 @@ class ComputeAgent:
     def vnc_address(self, instance_uuid: str):
         return self.driver.vnc_address(instance_uuid)
 
+    def serial_pty(self, instance_uuid: str):
+        return self.driver.serial_pty(instance_uuid)
+
     def refresh_network_info(self, instance_uuid: str) -> None:
         inst = self.conductor.instance_get(instance_uuid=instance_uuid)
         if inst is None or inst["deleted"]:

@@ -85,6 +85,7 @@ def start(conf) -> Runtime:
             rt.agents.append(ComputeAgent(name, d, zone=conf.compute.availability_zone, plug=False))
     for a in rt.agents:
         a.serve()
+    b.subscribe("network.floatingip.*", _floating_ip_changed)
     rt.thread = threading.Thread(target=_report_loop, args=(rt,), name="compute-reporter", daemon=True)
     rt.thread.start()
     return rt
@@ -161,3 +162,25 @@ def _register(rt: Runtime, agent: ComputeAgent) -> None:
           json={"resource_provider_generation": gen, "inventories": inventory})
     rt._inventory[agent.host] = inventory
     time.sleep(0)
+
+
+def _floating_ip_changed(event: str, payload: dict) -> None:
+    """A floating IP came or went: the servers whose addresses show it are refreshed."""
+    import sqlalchemy as sa
+
+    from onestack.common import db
+    from onestack.compute import models as m
+
+    needles = [x for x in (payload.get("port_id"), payload.get("floating_ip_address")) if x]
+    if not needles:
+        return
+    text = sa.cast(m.Instance.network_info, sa.String)
+    with db.session() as s:
+        rows = s.execute(sa.select(m.Instance.uuid, m.Instance.host).where(
+            m.Instance.deleted.is_(False), m.Instance.host.is_not(None),
+            sa.or_(*[text.like(f"%{n}%") for n in needles]))).all()
+    for uuid, host in rows:
+        try:
+            bus.get().cast_sync(f"compute.{host}", "refresh_network_info", instance_uuid=uuid)
+        except errors.ApiError:
+            pass

@@ -31,9 +31,17 @@ def setup(conf: Config) -> None:
 
 def start(conf: Config) -> None:
     """After bootstrap (service users exist): the scheduler, conductor and compute agents."""
-    from onestack.compute import runtime
+    from onestack.compute import metadata, runtime
 
+    metadata.configure(conf)
     runtime.start(conf)
+
+
+def extra_mounts() -> dict:
+    """Beside the API: the metadata service (behind the network's proxies) and the console proxies."""
+    from onestack.compute import consoles, metadata
+
+    return {"/metadata": metadata.metadata_app(), **consoles.extra_mounts()}
 
 
 def app():

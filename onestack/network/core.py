@@ -156,6 +156,8 @@ def track(s: Session, kind: str, action: str, doc: dict) -> None:
                                                "binding:host_id")})
     elif kind in ("subnet",):
         payload["network_id"] = doc.get("network_id")
+    elif kind == "floatingip":  # compute shows floating IPs among a server's addresses
+        payload.update({k: doc.get(k) for k in ("port_id", "floating_ip_address", "fixed_ip_address")})
     s.info.setdefault(_PENDING, {})[(kind, payload["id"], action)] = payload
 
 
