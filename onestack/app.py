@@ -27,7 +27,7 @@ class PrefixDispatcher:
         self.root = root
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):  # websockets: the console proxies
             path = scope["path"]
             for prefix, app in self.mounts:
                 if path == prefix or path.startswith(prefix + "/"):

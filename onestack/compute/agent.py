@@ -137,17 +137,10 @@ class ComputeAgent:
 
         if not (inst.get("config_drive") or settings.current.force_config_drive):
             return None
-        import base64
-
         from onestack.compute.virt import configdrive
 
-        keys = {inst["key_name"]: inst["key_data"]} if inst.get("key_name") and inst.get("key_data") else {}
-        meta = configdrive.nova_meta_data(
-            inst["uuid"], inst["name"], hostname=inst.get("hostname"), public_keys=keys,
-            meta=inst.get("metadata"), availability_zone=inst.get("availability_zone") or "nova",
-            project_id=inst["project_id"], launch_index=inst.get("launch_index", 0))
-        user_data = base64.b64decode(inst["user_data"]) if inst.get("user_data") else None
-        return virt.ConfigDrive(meta_data=meta, user_data=user_data, format="iso9660")
+        # the same documents the metadata service serves (keys, network_data, EC2)
+        return virt.ConfigDrive(**configdrive.instance_content(inst), format="iso9660")
 
     def _spec(self, inst: dict, vifs: list[dict], image: virt.ImageRef, flavor: dict | None = None) -> virt.InstanceSpec:
         f = flavor or inst["flavor"]

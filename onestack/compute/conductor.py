@@ -126,7 +126,10 @@ class Conductor:
             return instance_dict(inst)
 
     def instance_destroyed(self, instance_uuid: str) -> None:
-        """The agent removed the guest and its ports: the server is gone."""
+        """The agent removed the guest and its ports: the server is gone (and its console tokens)."""
+        from onestack.compute import consoles
+
+        consoles.tokens.revoke_instance(instance_uuid)
         with db.transaction() as s:
             inst = s.get(m.Instance, instance_uuid)
             if inst is not None and not inst.deleted:
