@@ -33,6 +33,8 @@ bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/image.py
 	@$(VENV)/bin/python bench/tiny_boot.py
 	@$(VENV)/bin/python bench/object.py
+	@$(VENV)/bin/python bench/boot.py
+	@$(VENV)/bin/python bench/scale.py
 
 lint: install-test
 	@$(VENV)/bin/ruff check onestack tests bench
