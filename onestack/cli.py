@@ -288,6 +288,12 @@ def down(
         marks = ("onestack.db", "fernet-keys", "credentials.toml", "onestack.log")
         if not any((conf.state_dir / mk).exists() for mk in marks):
             fail(f"{conf.state_dir} does not look like an onestack state directory; not deleting it")
+        if os.geteuid() == 0:  # the cloud's guests go with it (their taps are on its bridges)
+            from onestack.compute.virt.driver import purge_guests
+
+            gone = purge_guests(conf.state_dir)
+            if gone:
+                console.print(f"guests removed: {len(gone)}")
         _purge_network(conf)
         shutil.rmtree(conf.state_dir)
         console.print(f"state deleted: {conf.state_dir}")

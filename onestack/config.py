@@ -114,6 +114,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "quota_floatingip": Key(int, 50, "Floating IPs a project may own (-1: unlimited)."),
         "quota_security_group": Key(int, 10, "Security groups a project may own (-1: unlimited)."),
         "quota_security_group_rule": Key(int, 100, "Security group rules a project may own (-1: unlimited)."),
+        "quota_rbac_policy": Key(int, 10, "RBAC policies (network sharing) a project may own (-1: unlimited)."),
         "agent": Key(bool, True, "Run the network agent (bridges, DHCP, routers, security groups, metadata) in "
                      "this process; it needs root and ip/bridge/nft/dnsmasq, else it is skipped with a log line."),
         "local_ip": Key(str, "127.0.0.1", "This host's VXLAN tunnel address (the other hosts' agents send to it)."),

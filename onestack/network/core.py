@@ -29,13 +29,14 @@ QUOTA_KEYS = ["network", "subnet", "subnetpool", "port", "router", "floatingip",
               "security_group", "security_group_rule", "rbac_policy"]
 KINDS = {"networks": "network", "subnets": "subnet", "subnetpools": "subnetpool", "ports": "port",
          "routers": "router", "floatingips": "floatingip", "security-groups": "security_group",
-         "security-group-rules": "security_group_rule"}
+         "security-group-rules": "security_group_rule", "rbac-policies": "rbac_policy"}
 NOT_FOUND = {"network": "NetworkNotFound", "subnet": "SubnetNotFound", "subnetpool": "SubnetPoolNotFound",
              "port": "PortNotFound", "router": "RouterNotFound", "floatingip": "FloatingIPNotFound",
-             "security_group": "SecurityGroupNotFound", "security_group_rule": "SecurityGroupRuleNotFound"}
+             "security_group": "SecurityGroupNotFound", "security_group_rule": "SecurityGroupRuleNotFound",
+             "rbac_policy": "RbacPolicyNotFound"}
 LABEL = {"network": "Network", "subnet": "Subnet", "subnetpool": "Subnetpool", "port": "Port",
          "router": "Router", "floatingip": "Floating IP", "security_group": "Security group",
-         "security_group_rule": "Security group rule"}
+         "security_group_rule": "Security group rule", "rbac_policy": "RBAC policy"}
 AUTO_PORT_OWNERS = ("network:dhcp",)
 ROUTER_INTERFACE = "network:router_interface"
 ROUTER_GATEWAY = "network:router_gateway"
@@ -104,6 +105,8 @@ def find(s: Session, kind: str, rid: str) -> m.Resource | None:
 
 
 def not_found(kind: str, rid: str) -> errors.NotFound:
+    if kind == "rbac_policy":  # Neutron's wording: it cannot know the type of a policy it did not find
+        return errors.NotFound(f"RBAC policy of type unknown with ID {rid} not found", type=NOT_FOUND[kind])
     return errors.NotFound(f"{LABEL[kind]} {rid} could not be found.", type=NOT_FOUND[kind])
 
 
@@ -116,6 +119,7 @@ def add(s: Session, kind: str, doc: dict) -> dict:
     doc["tenant_id"] = doc.get("project_id")
     s.add(m.Resource(id=doc["id"], kind=kind, project_id=doc.get("project_id"), data=doc, created_at=utcnow()))
     s.flush()
+    _changed(s, kind)
     track(s, kind, "create", doc)
     return doc
 
@@ -126,6 +130,7 @@ def save(s: Session, row: m.Resource, changes: dict, action: str = "update") -> 
     doc["revision_number"] = int(row.data.get("revision_number", 0)) + 1
     row.data = doc
     s.flush()
+    _changed(s, row.kind)
     track(s, row.kind, action, doc)
     return doc
 
@@ -134,6 +139,7 @@ def remove(s: Session, row: m.Resource) -> None:
     doc = row.data
     s.delete(row)
     s.flush()
+    _changed(s, row.kind)
     track(s, row.kind, "delete", doc)
 
 
@@ -182,13 +188,15 @@ sa.event.listen(Session, "after_soft_rollback", lambda session, previous: _after
 
 
 def visible(s: Session, ctx, kind: str, doc: dict) -> bool:
+    """Admins see everything, projects their own resources; a network also whom an RBAC
+    policy grants it (shared or external), a subnet whom its network is shared with.
+    An RBAC policy itself is seen by its owner only (and admins), as in Neutron."""
     if ctx.is_admin or doc.get("project_id") == ctx.project_id:
         return True
     if kind == "network":
-        return bool(doc.get("shared") or doc.get("router:external"))
+        return bool(granted(s, doc["id"], ctx.project_id))
     if kind == "subnet":
-        net = find(s, "network", doc["network_id"])
-        return bool(net and net.data.get("shared"))
+        return SHARED in granted(s, doc["network_id"], ctx.project_id)
     if kind == "subnetpool":
         return bool(doc.get("shared"))
     return False
@@ -214,6 +222,41 @@ def owner_for(ctx, body: dict) -> str:
         raise ipam.bad("project_id and tenant_id do not match.")
     authorize("create", ctx, {"project_id": pid or ""})
     return pid
+
+
+# --- RBAC grants -------------------------------------------------------------------
+# Neutron's rbac-policies: the owner of a network (or an admin) grants one project, or
+# every project ("*"), access to it: ``access_as_shared`` (see it and its subnets, put
+# ports on it) or ``access_as_external`` (see it, as an external network: router
+# gateways and floating IPs). ``shared=True`` on a network is a "*" access_as_shared
+# policy and ``router:external=True`` a "*" access_as_external one: both rows exist, as
+# Neutron makes them. A network's ``shared`` is computed per caller: granted to it, or
+# to everyone. The policies are rows of kind ``rbac_policy``; what they grant is read
+# once per session (and again after a session writes a policy).
+
+SHARED, EXTERNAL, WILDCARD = "access_as_shared", "access_as_external", "*"
+_GRANTS = "network_rbac_grants"
+
+
+def _changed(s: Session, kind: str) -> None:
+    if kind == "rbac_policy":
+        s.info.pop(_GRANTS, None)
+
+
+def policies_on(s: Session, object_id: str) -> list[dict]:
+    """The RBAC policies of one object."""
+    cache = s.info.get(_GRANTS)
+    if cache is None:
+        cache = {}
+        for d in docs(s, "rbac_policy"):
+            cache.setdefault(d["object_id"], []).append(d)
+        s.info[_GRANTS] = cache
+    return cache.get(object_id, [])
+
+
+def granted(s: Session, object_id: str, project_id: str | None) -> set[str]:
+    """The actions RBAC policies grant ``project_id`` on an object (to it or to all)."""
+    return {p["action"] for p in policies_on(s, object_id) if p["target_tenant"] in (WILDCARD, project_id)}
 
 
 # --- quotas ---------------------------------------------------------------------
@@ -296,7 +339,12 @@ def create_network(s: Session, ctx, body: dict) -> dict:
         "dns_domain": body.get("dns_domain", ""),
     }
     ensure_default_sg(s, pid)
-    return add(s, "network", doc)
+    doc = add(s, "network", doc)
+    if doc["shared"]:
+        _add_policy(s, doc, SHARED, WILDCARD)
+    if external:
+        _add_policy(s, doc, EXTERNAL, WILDCARD)
+    return doc
 
 
 def update_network(s: Session, ctx, row: m.Resource, body: dict) -> dict:
@@ -310,6 +358,20 @@ def update_network(s: Session, ctx, row: m.Resource, body: dict) -> dict:
                (r.data["external_gateway_info"] or {}).get("network_id") == row.id for r in rows(s, "router")):
             raise errors.Conflict(f"Unable to complete operation on network {row.id}. There are one or more "
                                   "ports still in use on the network.", type="NetworkInUse")
+        for p in rows(s, "rbac_policy", object_id=row.id, action=EXTERNAL):
+            remove(s, p)
+    elif body.get("router:external") is True and not row.data.get("router:external"):
+        _add_policy(s, row.data, EXTERNAL, WILDCARD)
+    if "shared" in body:
+        wildcard = [p for p in rows(s, "rbac_policy", object_id=row.id, action=SHARED)
+                    if p.data["target_tenant"] == WILDCARD]
+        if body["shared"] and not wildcard:
+            _add_policy(s, row.data, SHARED, WILDCARD)
+        elif not body["shared"] and wildcard:
+            if _shared_in_use(s, row.data, WILDCARD, [p for p in policies_on(s, row.id) if p["id"] != wildcard[0].id]):
+                raise errors.Conflict(f"Unable to reconfigure sharing settings for network {row.id}. Multiple "
+                                      "tenants are using it.", type="InvalidSharedSetting")
+            remove(s, wildcard[0])
     allowed_keys = {"name", "description", "admin_state_up", "shared", "router:external", "mtu",
                     "port_security_enabled", "dns_domain", "is_default", *PROVIDER}
     return save(s, row, {k: v for k, v in body.items() if k in allowed_keys})
@@ -326,6 +388,8 @@ def delete_network(s: Session, ctx, row: m.Resource) -> None:
         _release_port(s, p)
     for sub in rows(s, "subnet", network_id=row.id):
         remove(s, sub)
+    for p in rows(s, "rbac_policy", object_id=row.id):
+        remove(s, p)
     remove(s, row)
 
 
@@ -442,8 +506,11 @@ def create_subnet(s: Session, ctx, body: dict) -> dict:
         raise ipam.bad("'network_id' is required to create a subnet.")
     net = get(s, ctx, "network", body["network_id"])
     pid = owner_for(ctx, body)
-    if net.data.get("project_id") != pid and not ctx.is_admin and not net.data.get("shared"):
-        raise errors.Forbidden("Cannot create a subnet on another project's network.", type="PolicyNotAuthorized")
+    if net.data.get("project_id") != ctx.project_id and not ctx.is_admin:
+        # Neutron's create_subnet rule: admin or the network's owner (a network shared
+        # with a project lets it make ports, not subnets)
+        raise errors.Forbidden("(create_subnet) is disallowed by policy: only the owner of network "
+                               f"{net.id} may create subnets on it.", type="PolicyNotAuthorized")
     check_quota(s, pid, "subnet")
     version = body.get("ip_version", 4)
     if version not in (4, 6):
@@ -702,7 +769,7 @@ def create_port(s: Session, ctx, body: dict) -> dict:
     pid = body.get("project_id") or body.get("tenant_id") or ctx.project_id
     if pid != ctx.project_id:
         authorize("admin_only", ctx)
-    if net.data.get("project_id") != pid and not ctx.is_admin and not net.data.get("shared"):
+    if net.data.get("project_id") != pid and not ctx.is_admin and SHARED not in granted(s, net.id, pid):
         if not (net.data.get("router:external") and str(body.get("device_owner", "")).startswith("network:")):
             raise errors.Forbidden("Cannot create a port on another project's network.", type="PolicyNotAuthorized")
     if any(k.startswith("binding:") for k in body if k != "binding:vnic_type"):
@@ -1007,9 +1074,7 @@ def _gateway(s: Session, ctx, router: dict, info, pid: str) -> dict | None:
         return None
     if not isinstance(info, dict):
         raise ipam.bad("external_gateway_info must be an object.")
-    net = find(s, "network", info["network_id"])
-    if net is None:
-        raise not_found("network", info["network_id"])
+    net = get(s, ctx, "network", info["network_id"])  # visible: own, shared or external to the caller
     if not net.data.get("router:external"):
         raise errors.BadRequest(f"Bad router request: Network {net.id} is not an external network.",
                                 type="BadRequest")
@@ -1237,9 +1302,7 @@ def create_floatingip(s: Session, ctx, body: dict) -> dict:
     if "floating_network_id" not in body:
         raise ipam.bad("'floating_network_id' is required.")
     pid = owner_for(ctx, body)
-    net = find(s, "network", body["floating_network_id"])
-    if net is None:
-        raise not_found("network", body["floating_network_id"])
+    net = get(s, ctx, "network", body["floating_network_id"])  # external to the caller (RBAC) or own
     if not net.data.get("router:external"):
         raise errors.BadRequest(f"Bad floatingip request: Network {net.id} is not a valid external network.",
                                 type="BadRequest")
@@ -1283,19 +1346,189 @@ def delete_floatingip(s: Session, ctx, row: m.Resource) -> None:
     remove(s, row)
 
 
+# --- RBAC policies ---------------------------------------------------------------------------
+
+RBAC_OBJECT_TYPES = ("address_group", "address_scope", "network", "qos_policy", "security_group", "subnetpool")
+RBAC_ACTIONS = {"network": (EXTERNAL, SHARED)}  # what this cloud supports
+
+
+def _add_policy(s: Session, net: dict, action: str, target: str, project_id: str | None = None) -> dict:
+    return add(s, "rbac_policy", {"id": new_id(), "object_type": "network", "object_id": net["id"],
+                                  "action": action, "target_tenant": target,
+                                  "project_id": (net.get("project_id") or "") if project_id is None else project_id})
+
+
+def _shared_in_use(s: Session, net: dict, target: str, remaining: list[dict]) -> str | None:
+    """Why ``target`` may not lose access_as_shared to ``net`` (None when it may): one of its
+    ports is there and no remaining policy (to it or to all) keeps it allowed."""
+    owner = net.get("project_id") or ""
+    keep = {p["target_tenant"] for p in remaining if p["action"] == SHARED}
+    if target == owner or WILDCARD in keep:
+        return None
+    keep |= {owner, ""}  # "" is the service's own ports (gateways, floating IPs)
+    for port in docs(s, "port", network_id=net["id"]):
+        pp = port.get("project_id") or ""
+        if pp not in keep and target in (WILDCARD, pp):
+            return f"Port {port['id']} of project {pp} is on network {net['id']}."
+    return None
+
+
+def _external_in_use(s: Session, net: dict, target: str, remaining: list[dict]) -> str | None:
+    """Why ``target`` may not lose access_as_external to ``net``: a router of its has its
+    gateway there, or it holds a floating IP from it, and nothing else lets it see it."""
+    owner = net.get("project_id") or ""
+    keep = {p["target_tenant"] for p in remaining}
+    if target == owner or WILDCARD in keep:
+        return None
+    keep |= {owner}
+
+    def loses(pid) -> bool:
+        return (pid or "") not in keep and target in (WILDCARD, pid)
+
+    for r in docs(s, "router"):
+        if (r.get("external_gateway_info") or {}).get("network_id") == net["id"] and loses(r.get("project_id")):
+            return f"Router {r['id']} has an external gateway on network {net['id']}."
+    for f in docs(s, "floatingip", floating_network_id=net["id"]):
+        if loses(f.get("project_id")):
+            return f"Floating IP {f['id']} is allocated from network {net['id']}."
+    return None
+
+
+def _rbac_in_use(s: Session, policy: dict, remaining: list[dict]) -> None:
+    net = find(s, "network", policy["object_id"])
+    if net is None:
+        return
+    check = _shared_in_use if policy["action"] == SHARED else _external_in_use
+    why = check(s, net.data, policy["target_tenant"], remaining)
+    if why:
+        raise errors.Conflict(f"RBAC policy on object {policy['object_id']} cannot be removed because other "
+                              f"objects depend on it.\nDetails: {why}", type="RbacPolicyInUse")
+
+
+def _target(body: dict) -> str:
+    target = body.get("target_tenant", body.get("target_project"))
+    if target is None:
+        raise errors.BadRequest("Failed to parse request. Required attribute 'target_tenant' not specified",
+                                type="HTTPBadRequest")
+    if not isinstance(target, str) or not target or len(target) > 255:
+        raise ipam.bad(f"Invalid input for target_tenant. Reason: '{target}' is not a valid project id.",
+                       "InvalidInput")
+    return target
+
+
+def _duplicate(s: Session, object_id: str, action: str, target: str) -> None:
+    if any(p["action"] == action and p["target_tenant"] == target for p in policies_on(s, object_id)):
+        raise errors.Conflict("An RBAC policy already exists with those values.", type="DuplicateRbacPolicy")
+
+
+def _sync_flags(s: Session, net_id: str) -> None:
+    """A network's stored ``shared`` says whether a "*" access_as_shared policy exists;
+    ``router:external`` becomes True with its first access_as_external policy (and, as in
+    Neutron, stays so until an admin sets it False)."""
+    net = find(s, "network", net_id)
+    if net is None:
+        return
+    pols = policies_on(s, net_id)
+    changes = {}
+    shared = any(p["action"] == SHARED and p["target_tenant"] == WILDCARD for p in pols)
+    if shared != bool(net.data.get("shared")):
+        changes["shared"] = shared
+    if any(p["action"] == EXTERNAL for p in pols) and not net.data.get("router:external"):
+        changes["router:external"] = True
+    if changes:
+        save(s, net, changes)
+
+
+def create_rbac_policy(s: Session, ctx, body: dict) -> dict:
+    for k in ("object_type", "object_id", "action"):
+        if body.get(k) in (None, ""):
+            raise errors.BadRequest(f"Failed to parse request. Required attribute '{k}' not specified",
+                                    type="HTTPBadRequest")
+    otype, oid, action = body["object_type"], str(body["object_id"]), body["action"]
+    if otype not in RBAC_OBJECT_TYPES:
+        raise ipam.bad(f"Invalid input for object_type. Reason: '{otype}' is not in {list(RBAC_OBJECT_TYPES)}.",
+                       "InvalidInput")
+    if otype not in RBAC_ACTIONS:
+        raise ipam.bad(f"RBAC policies on object type '{otype}' are not supported by this cloud; supported "
+                       f"object types: {', '.join(RBAC_ACTIONS)}.", "InvalidInput")
+    if action not in RBAC_ACTIONS[otype]:
+        raise ipam.bad(f"Invalid input for action. Reason: '{action}' is not in {list(RBAC_ACTIONS[otype])}.",
+                       "InvalidInput")
+    target = _target(body)
+    pid = owner_for(ctx, body)
+    net = find(s, "network", oid)
+    if net is None or not visible(s, ctx, "network", net.data):
+        raise ipam.bad(f"Network {oid} could not be found.")
+    if not ctx.is_admin and net.data.get("project_id") != ctx.project_id:
+        raise ipam.bad("Only admins can manipulate policies on networks they do not own.")
+    if target == WILDCARD:
+        authorize("create_rbac_policy:target_tenant", ctx, {"project_id": pid or ""})
+    _duplicate(s, oid, action, target)
+    check_quota(s, pid, "rbac_policy")
+    doc = _add_policy(s, net.data, action, target, pid or "")
+    _sync_flags(s, oid)
+    return doc
+
+
+def update_rbac_policy(s: Session, ctx, row: m.Resource, body: dict) -> dict:
+    for k in body:
+        if k not in ("target_tenant", "target_project"):
+            raise ipam.bad(f"Attribute '{k}' not allowed in PUT", "HTTPBadRequest")
+    if not body:
+        return row.data
+    target = _target(body)
+    if target == row.data["target_tenant"]:
+        return row.data
+    if target == WILDCARD:
+        authorize("update_rbac_policy:target_tenant", ctx, {"project_id": row.data.get("project_id") or ""})
+    _duplicate(s, row.data["object_id"], row.data["action"], target)
+    others = [p for p in policies_on(s, row.data["object_id"]) if p["id"] != row.id]
+    _rbac_in_use(s, row.data, others + [{**row.data, "target_tenant": target}])
+    doc = save(s, row, {"target_tenant": target})
+    _sync_flags(s, row.data["object_id"])
+    return doc
+
+
+def delete_rbac_policy(s: Session, ctx, row: m.Resource) -> None:
+    others = [p for p in policies_on(s, row.data["object_id"]) if p["id"] != row.id]
+    _rbac_in_use(s, row.data, others)
+    remove(s, row)
+    _sync_flags(s, row.data["object_id"])
+
+
+def backfill_rbac(s: Session) -> None:
+    """Once per cloud: the "*" policies of networks made shared or external before RBAC
+    policies existed (a marker row remembers it was done)."""
+    if s.get(m.Resource, "rbac-backfill") is not None:
+        return
+    s.add(m.Resource(id="rbac-backfill", kind="meta", project_id=None, data={}, created_at=utcnow()))
+    s.flush()
+    for net in docs(s, "network"):
+        pols = policies_on(s, net["id"])
+        if net.get("shared") and not any(p["action"] == SHARED and p["target_tenant"] == WILDCARD for p in pols):
+            _add_policy(s, net, SHARED, WILDCARD)
+        if net.get("router:external") and not any(p["action"] == EXTERNAL for p in pols):
+            _add_policy(s, net, EXTERNAL, WILDCARD)
+
+
 CREATE = {"network": create_network, "subnet": create_subnet, "subnetpool": create_subnetpool,
           "port": create_port, "router": create_router, "floatingip": create_floatingip,
-          "security_group": create_security_group, "security_group_rule": create_security_group_rule}
+          "security_group": create_security_group, "security_group_rule": create_security_group_rule,
+          "rbac_policy": create_rbac_policy}
 UPDATE = {"network": update_network, "subnet": update_subnet, "subnetpool": update_subnetpool,
           "port": update_port, "router": update_router, "floatingip": update_floatingip,
-          "security_group": update_security_group}
+          "security_group": update_security_group, "rbac_policy": update_rbac_policy}
 DELETE = {"network": delete_network, "subnet": delete_subnet, "subnetpool": delete_subnetpool,
           "port": delete_port, "router": delete_router, "floatingip": delete_floatingip,
-          "security_group": delete_security_group, "security_group_rule": delete_security_group_rule}
+          "security_group": delete_security_group, "security_group_rule": delete_security_group_rule,
+          "rbac_policy": delete_rbac_policy}
 
 
-def expand(s: Session, kind: str, doc: dict) -> dict:
-    """Attributes computed at read time."""
+def expand(s: Session, kind: str, doc: dict, ctx=None) -> dict:
+    """Attributes computed at read time (for the caller ``ctx``, when given)."""
+    if kind == "network" and ctx is not None:
+        # Neutron: shared is True when the network is shared with the caller's project or all
+        doc = {**doc, "shared": SHARED in granted(s, doc["id"], ctx.project_id)}
     if kind == "security_group":
         doc = {**doc, "security_group_rules": docs(s, "security_group_rule", security_group_id=doc["id"])}
     return doc

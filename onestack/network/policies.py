@@ -2,8 +2,11 @@
 
 ``admin`` may do anything; members manage the resources of their own project;
 only admins create provider, shared or external networks, set binding:* or
-create resources for another project. Who may *see* a resource (owner, shared,
-external) is decided by ``core.visible`` before any rule runs. Operators
+create resources for another project. Who may *see* a resource (owner, RBAC
+policies sharing a network or making it external) is decided by ``core.visible``
+before any rule runs. A network's owner shares it with one project through an RBAC
+policy; sharing with every project ("*") is for admins (``*_rbac_policy:target_tenant``,
+checked only when the target is "*"). Operators
 override any rule in ``<policy dir>/network.yaml``.
 """
 
@@ -32,6 +35,8 @@ DEFAULTS: dict[str, str] = {
     "create_router:external_gateway_info:external_fixed_ips": _ADMIN,
     "create_router:external_gateway_info:enable_snat": _ADMIN,
     "create_floatingip:floating_ip_address": _ADMIN,
+    "create_rbac_policy:target_tenant": _ADMIN,
+    "update_rbac_policy:target_tenant": _ADMIN,
     "update_quota": _ADMIN,
     "delete_quota": _ADMIN,
     "get_quota": f"{_ADMIN} or {_OWNER}",

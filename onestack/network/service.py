@@ -27,11 +27,12 @@ def setup(conf: Config) -> None:
     quotas = {"network": n.quota_network, "subnet": n.quota_subnet, "subnetpool": n.quota_subnetpool,
               "port": n.quota_port, "router": n.quota_router, "floatingip": n.quota_floatingip,
               "security_group": n.quota_security_group, "security_group_rule": n.quota_security_group_rule,
-              "rbac_policy": 10}
+              "rbac_policy": n.quota_rbac_policy}
     core.configure(core.Settings(default_mtu=n.default_mtu, quotas=quotas), conf.policy_dir)
-    if n.public_cidr:
-        with db.transaction() as s:
+    with db.transaction() as s:
+        if n.public_cidr:
             core.make_public_network(s, n.public_cidr)
+        core.backfill_rbac(s)  # "*" RBAC policies of networks shared or external before they existed
     conductor.serve(n.agent_down_time)
 
 

@@ -150,3 +150,45 @@ def test_book_labs_with_real_guests(cloud, tmp_path):
     assert not [t for t in taps if t in links], links
     cloud.openstack("image", "delete", "lab-snap", **demo)
     cloud.openstack("floating", "ip", "delete", fip, **demo)
+
+
+def test_overlapping_projects_are_isolated(cloud, tmp_path):
+    """Two projects, the same CIDR: each guest gets its address; neither reaches the other."""
+    guests = {}
+    with cloud.new_member("iso-a") as a, cloud.new_member("iso-b") as b:
+        for tag, env, ip in (("a", a, "10.50.0.10"), ("b", b, "10.50.0.77")):
+            key = tmp_path / f"{tag}.pem"
+            key.write_text(cloud.openstack("keypair", "create", f"k-{tag}", env=env).stdout)
+            key.chmod(0o600)
+            for proto in (("--proto", "tcp", "--dst-port", "22"), ("--proto", "icmp")):
+                cloud.openstack("security", "group", "rule", "create", *proto, "default", env=env)
+            net = cloud.os_json("network", "create", f"net-{tag}", env=env)
+            cloud.openstack("subnet", "create", "--network", f"net-{tag}", "--subnet-range", "10.50.0.0/24",
+                            f"sn-{tag}", env=env)
+            cloud.openstack("router", "create", f"r-{tag}", env=env)
+            cloud.openstack("router", "set", "--external-gateway", "public", f"r-{tag}", env=env)
+            cloud.openstack("router", "add", "subnet", f"r-{tag}", f"sn-{tag}", env=env)
+            cloud.openstack("server", "create", "--flavor", "m1.nano", "--image", "onestack-tiny-x86_64",
+                            "--nic", f"net-id={net['id']},v4-fixed-ip={ip}", "--key-name", f"k-{tag}",
+                            f"iso-{tag}", env=env)
+            guests[tag] = (env, ip, key)
+        for tag, (env, ip, key) in guests.items():
+            wait_for(lambda e=env, t=tag: READY.search(
+                cloud.openstack("console", "log", "show", f"iso-{t}", env=e).stdout), 120, f"iso-{tag} ready",
+                step=1)
+            fip = cloud.os_json("floating", "ip", "create", "public", env=env)["floating_ip_address"]
+            cloud.openstack("server", "add", "floating", "ip", f"iso-{tag}", fip, env=env)
+            guests[tag] = (env, ip, key, fip)
+        env, ip, key, fip = guests["a"]
+        out = wait_for(lambda: ssh(cloud, fip, str(key), "ip -4 addr show eth0; ping -c 1 -W 2 10.50.0.77 "
+                                                         ">/dev/null && echo reached || echo isolated").stdout,
+                       60, "SSH to iso-a")
+        assert "10.50.0.10/24" in out and "isolated" in out, out
+        for tag, (env, *_rest) in guests.items():
+            cloud.openstack("server", "delete", "--wait", f"iso-{tag}", env=env)
+            for fip_row in cloud.os_json("floating", "ip", "list", env=env):
+                cloud.openstack("floating", "ip", "delete", fip_row["ID"], env=env)
+            cloud.openstack("router", "remove", "subnet", f"r-{tag}", f"sn-{tag}", env=env)
+            cloud.openstack("router", "delete", f"r-{tag}", env=env)
+            cloud.openstack("network", "delete", f"net-{tag}", env=env)
+            cloud.openstack("keypair", "delete", f"k-{tag}", env=env)

@@ -1629,3 +1629,39 @@ __all__ = [
     "VirtDriver",
     "make_reachable",
 ]
+
+
+def purge_guests(state_dir: Path, uri: str = "qemu:///system") -> list[str]:
+    """Stop and undefine every onestack domain whose disks live under ``state_dir``
+    (``onestack down --purge``): a cloud's guests go with its state, other clouds'
+    guests and anything not named ``onestack-*`` are left alone. Returns their uuids."""
+    try:
+        libvirt = _libvirt()
+        conn = libvirt.open(uri)
+    except Exception:
+        return []  # no libvirt here: no guests either
+    root = str(Path(state_dir).resolve()) + "/"
+    gone = []
+    try:
+        for dom in conn.listAllDomains():
+            uuid = uuid_of(dom.name())
+            if not uuid:
+                continue
+            try:
+                sources = [s.get("file") or "" for s in ET.fromstring(dom.XMLDesc(0)).iter("source")]
+            except libvirt.libvirtError:
+                continue
+            if not any(src.startswith(root) for src in sources):
+                continue
+            try:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                gone.append(uuid)
+            except libvirt.libvirtError as e:
+                log.warning("could not remove guest %s: %s", uuid, _msg(e))
+    finally:
+        conn.close()
+    return gone

@@ -13,9 +13,11 @@ from onestack.network.api import api, views
 
 SINGULAR = {"networks": "network", "subnets": "subnet", "subnetpools": "subnetpool", "ports": "port",
             "routers": "router", "floatingips": "floatingip", "security-groups": "security_group",
-            "security-group-rules": "security_group_rule"}
+            "security-group-rules": "security_group_rule", "rbac-policies": "rbac_policy"}
 BODY_KEY = {k: v for k, v in SINGULAR.items()}
-PLURAL_KEY = {"security-groups": "security_groups", "security-group-rules": "security_group_rules"}
+PLURAL_KEY = {"security-groups": "security_groups", "security-group-rules": "security_group_rules",
+              "rbac-policies": "rbac_policies"}
+UNTAGGED = ("rbac_policy",)  # Neutron's RBAC policies have no standard attributes (no tags)
 CONTROL = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "tags", "tags-any", "not-tags",
            "not-tags-any"}
 
@@ -293,6 +295,8 @@ def remove_router_interface(req: Req):
 
 def _tagged(req: Req, s, write: bool = True):
     coll, kind = _kind(req)
+    if kind in UNTAGGED:
+        raise errors.NotFound(f"The resource could not be found: {req.url.path}")
     row = core.get_own(s, req.ctx, kind, req.path["id"]) if write else core.get(s, req.ctx, kind, req.path["id"])
     return row
 
@@ -397,7 +401,7 @@ def list_resources(req: Req):
         with db.transaction() as s:
             core.ensure_default_sg(s, ctx.project_id)
     with db.session() as s:
-        items = [core.expand(s, kind, d) for d in core.docs(s, kind) if core.visible(s, ctx, kind, d)]
+        items = [core.expand(s, kind, d, ctx) for d in core.docs(s, kind) if core.visible(s, ctx, kind, d)]
         items = [views.resource(ctx, kind, d) for d in items]
     items = _sort(req, _filter(req, items))
     page, links = _page(req, coll, items)
@@ -423,7 +427,7 @@ def create_resource(req: Req):
                 raise ipam.bad(f"'{kind}' must be an object.")
             _check_types(kind, item)
             doc = core.CREATE[kind](s, req.ctx, dict(item))
-            out.append(views.resource(req.ctx, kind, core.expand(s, kind, doc)))
+            out.append(views.resource(req.ctx, kind, core.expand(s, kind, doc, req.ctx)))
     if bulk:
         return json_response({_plural(coll): out}, 201)
     return json_response({kind: out[0]}, 201)
@@ -434,7 +438,7 @@ def show_resource(req: Req):
     coll, kind = _kind(req)
     rid = req.path["id"].removesuffix(".json")
     with db.session() as s:
-        doc = core.expand(s, kind, core.get(s, req.ctx, kind, rid).data)
+        doc = core.expand(s, kind, core.get(s, req.ctx, kind, rid).data, req.ctx)
         return json_response({kind: views.resource(req.ctx, kind, doc, _fields(req))})
 
 
@@ -453,7 +457,7 @@ def update_resource(req: Req):
     with db.transaction() as s:
         row = core.get_own(s, req.ctx, kind, req.path["id"])
         doc = core.UPDATE[kind](s, req.ctx, row, body)
-        out = views.resource(req.ctx, kind, core.expand(s, kind, doc))
+        out = views.resource(req.ctx, kind, core.expand(s, kind, doc, req.ctx))
     return json_response({kind: out})
 
 

@@ -25,6 +25,8 @@ EXTENSIONS = [
     ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
     ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
     ("quotas", "Quota management support", "Expose functions for quotas management per project"),
+    ("rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access "
+     "to resources."),
     ("quota_details", "Quota details management support",
      "Expose functions for quotas usage statistics per project"),
     ("router", "Neutron L3 Router",
@@ -72,8 +74,12 @@ def availability_zone(name: str, resource: str, available: bool) -> dict:
     return {"name": name, "resource": resource, "state": "available" if available else "unavailable"}
 
 
+# resources without Neutron's standard attributes show exactly these
+ONLY = {"rbac_policy": ("id", "project_id", "object_type", "object_id", "action", "target_tenant")}
+
+
 def resource(ctx, kind: str, doc: dict, fields: list[str] | None = None) -> dict:
-    out = dict(doc)
+    out = {k: doc.get(k) for k in ONLY[kind]} if kind in ONLY else dict(doc)
     if not ctx.is_admin:
         for k in ADMIN_ONLY.get(kind, ()):
             out.pop(k, None)
