@@ -71,7 +71,7 @@ def cloud():
         c.stop()
 
 
-def ready_line(cloud: Cloud, name: str, timeout: float = 90) -> re.Match:
+def ready_line(cloud: Cloud, name: str, timeout: float = 240) -> re.Match:
     def check():
         return READY.search(cloud.openstack("console", "log", "show", name, user="demo").stdout)
     return wait_for(check, timeout, f"the ready line of {name}", step=1)
@@ -174,7 +174,7 @@ def test_overlapping_projects_are_isolated(cloud, tmp_path):
             guests[tag] = (env, ip, key)
         for tag, (env, ip, key) in guests.items():
             wait_for(lambda e=env, t=tag: READY.search(
-                cloud.openstack("console", "log", "show", f"iso-{t}", env=e).stdout), 120, f"iso-{tag} ready",
+                cloud.openstack("console", "log", "show", f"iso-{t}", env=e).stdout), 240, f"iso-{tag} ready",
                 step=1)
             fip = cloud.os_json("floating", "ip", "create", "public", env=env)["floating_ip_address"]
             cloud.openstack("server", "add", "floating", "ip", f"iso-{tag}", fip, env=env)
