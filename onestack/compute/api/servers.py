@@ -23,10 +23,19 @@ def _admin(ctx) -> bool:
     return policies.allowed("extended_server_attributes", ctx)
 
 
-def _host_status(s, inst: m.Instance) -> str:
+def _host_status(s, inst: m.Instance, cache: dict | None = None) -> str:
     if not inst.host:
         return ""
+    if cache is not None and inst.host in cache:
+        return cache[inst.host]
     svc = s.scalar(sa.select(m.Service).where(m.Service.host == inst.host, m.Service.binary == "nova-compute"))
+    out = _service_status(svc)
+    if cache is not None:
+        cache[inst.host] = out
+    return out
+
+
+def _service_status(svc) -> str:
     if svc is None:
         return "UNKNOWN"
     if svc.forced_down:
@@ -38,9 +47,13 @@ def _host_status(s, inst: m.Instance) -> str:
     return "MAINTENANCE" if svc.disabled else "UP"
 
 
-def server_view(req: Req, s, inst: m.Instance, *, groups: bool = False, minimal: bool = False) -> dict:
+def server_view(req: Req, s, inst: m.Instance, *, groups: bool = False, minimal: bool = False,
+                cache: dict | None = None) -> dict:
     ctx, v = req.ctx, mv(req)
-    hs = _host_status(s, inst) if v >= Version(2, 16) and policies.allowed("servers:show:host_status", ctx) else None
+    if cache is not None and "_may_see_host_status" not in cache:
+        cache["_may_see_host_status"] = policies.allowed("servers:show:host_status", ctx)
+    may = cache["_may_see_host_status"] if cache is not None else policies.allowed("servers:show:host_status", ctx)
+    hs = _host_status(s, inst, cache) if v >= Version(2, 16) and may else None
     grp = None
     if groups and v >= Version(2, 71):
         grp = [inst.server_group] if inst.server_group else []
@@ -56,7 +69,8 @@ def _list(req: Req, detail: bool):
         rows, more = instances.list_servers(s, ctx, q, mv(req))
         base = views.base_url(req)
         if detail:
-            items = [server_view(req, s, r) for r in rows]
+            cache: dict = {}  # host statuses and policy answers, once per request
+            items = [server_view(req, s, r, cache=cache) for r in rows]
         else:
             items = [views.summary(r, base) for r in rows]
     out = {"servers": items}
