@@ -155,6 +155,30 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "quota_server_groups": Key(int, 10, "Server groups a project may own (-1: unlimited)."),
         "quota_server_group_members": Key(int, 10, "Servers one server group may hold (-1: unlimited)."),
     },
+    "volume": {
+        "backend": Key(str, "file", "Volume backend driver: file (raw or qcow2 sparse files made with qemu-img)."),
+        "backend_name": Key(str, "filedriver-1", "Name of this host's backend (volume_backend_name); the default volume "
+                            "type is named after it, as DevStack's lvmdriver-1."),
+        "host": Key(str, "", "Name of this volume host; empty means the machine's hostname (services are host@backend)."),
+        "volumes_dir": Key(str, "", "Where the file backend keeps volume and snapshot files; empty means <state dir>/volumes."),
+        "volume_format": Key(str, "raw", "Format of new volume files: raw or qcow2."),
+        "capacity_gb": Key(int, 0, "Capacity the backend reports (GiB); 0 means the size of the volumes_dir file system."),
+        "max_over_subscription_ratio": Key(float, 20.0, "Sparse files: GiB of volumes the scheduler may place per GiB of capacity."),
+        "availability_zone": Key(str, "nova", "Availability zone of this volume host (Cinder's storage_availability_zone)."),
+        "default_volume_type": Key(str, "", "Type of volumes created without one; empty means the type named backend_name."),
+        "report_interval": Key(int, 10, "Seconds between the volume agent's heartbeats and capacity reports."),
+        "service_down_time": Key(int, 60, "Seconds without a heartbeat after which a volume service is down."),
+        "backup_driver": Key(str, "directory", "Where backups go: directory (backup_dir) or object (the object store)."),
+        "backup_dir": Key(str, "", "Directory of the directory backup store; empty means <state dir>/backups."),
+        "backup_container": Key(str, "volumebackups", "Default container of the object backup store."),
+        "quota_volumes": Key(int, 10, "Volumes a project may have (-1: unlimited)."),
+        "quota_gigabytes": Key(int, 1000, "GiB of volumes and snapshots a project may have (-1: unlimited)."),
+        "quota_snapshots": Key(int, 10, "Snapshots a project may have (-1: unlimited)."),
+        "quota_backups": Key(int, 10, "Backups a project may have (-1: unlimited)."),
+        "quota_backup_gigabytes": Key(int, 1000, "GiB of backups a project may have (-1: unlimited)."),
+        "quota_per_volume_gigabytes": Key(int, -1, "Largest single volume in GiB (-1: unlimited)."),
+        "quota_groups": Key(int, 10, "Volume groups a project may have (-1: unlimited)."),
+    },
     "object_store": {
         "devices_dir": Key(
             str, "", "Where the all-in-one storage devices d1, d2, ... live; empty means <state dir>/object/devices."

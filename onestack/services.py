@@ -16,6 +16,7 @@ MODULES = [
     "onestack.object_store.service",
     "onestack.network.service",
     "onestack.compute.service",
+    "onestack.volume.service",
 ]
 
 

@@ -21,8 +21,9 @@ apt_pkgs+=(novnc)
 apt_pkgs+=(iproute2 nftables dnsmasq-base procps iputils-ping)
 if [ "$want_test" = test ]; then
   # PostgreSQL for the database tests; busybox's udhcpc is the DHCP client of the
-  # network e2e tests (busybox-static, which the guest image uses too, provides it).
-  apt_pkgs+=(postgresql busybox-static)
+  # network e2e tests (busybox-static, which the guest image uses too, provides it);
+  # iperf3 measures TCP through the network data plane (bench/network.py).
+  apt_pkgs+=(postgresql busybox-static iperf3)
 fi
 
 missing=()

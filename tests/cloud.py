@@ -72,7 +72,14 @@ class Cloud:
         shutil.rmtree(self.state, ignore_errors=True)
 
     def openrc(self, user: str = "admin") -> dict[str, str]:
-        """The OS_* variables `onestack openrc USER` prints."""
+        """The OS_* variables `onestack openrc USER` prints (asked once per user: the
+        bootstrap users' credentials never change during a test run)."""
+        cache = self.__dict__.setdefault("_openrc", {})
+        if user not in cache:
+            cache[user] = self._openrc_of(user)
+        return dict(cache[user])
+
+    def _openrc_of(self, user: str) -> dict[str, str]:
         out = self.onestack("openrc", user).stdout
         env = {}
         for line in out.splitlines():

@@ -223,10 +223,87 @@ class ComputeAgent:
                 network.deallocate(uuid, inst.get("network_info") or [])
             except Exception:
                 log.exception("ports of %s could not be released", uuid)
+            for bdm in inst.get("block_device_mapping") or []:
+                if bdm.get("destination_type") == "volume" and bdm.get("volume_id"):
+                    self._release_volume(bdm, delete=bool(bdm.get("delete_on_termination")))
             self._event(uuid, request_id, "compute_terminate_instance", "finish", result="Success")
             self.conductor.instance_destroyed(instance_uuid=uuid)
         with self._locks_lock:
             self._locks.pop(uuid, None)
+
+    # -- volumes (Cinder v3 attachments over the volume API; the nova service token)
+
+    def _connector(self, device: str) -> dict:
+        return {"host": self.host, "mountpoint": device, "mode": "rw", "platform": "x86_64", "os_type": "linux",
+                "multipath": False, "initiator": None, "ip": None}
+
+    def _set_bdms(self, uuid: str, change) -> None:
+        inst = self.conductor.instance_get(instance_uuid=uuid)
+        if inst is not None and not inst["deleted"]:
+            self._update(uuid, block_device_mapping=change(list(inst.get("block_device_mapping") or [])))
+
+    def attach_volume(self, instance_uuid: str, volume_id: str, request_id: str | None = None) -> None:
+        uuid = instance_uuid
+        vc = clients.get().volume
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            bdm = next((b for b in (inst or {}).get("block_device_mapping") or []
+                        if b.get("volume_id") == volume_id), None)
+            if inst is None or inst["deleted"] or bdm is None:
+                return
+            self._event(uuid, request_id, "compute_attach_volume", "start")
+            try:
+                att = vc.put(f"/attachments/{bdm['attachment_id']}",
+                             json={"attachment": {"connector": self._connector(bdm["device"])}})["attachment"]
+                data = (att.get("connection_info") or {}).get("data") or {}
+                self.driver.attach_volume(uuid, Path(data["path"]), device=bdm["device"].removeprefix("/dev/"),
+                                          serial=volume_id, disk_format=data.get("format", "raw"))
+                vc.post(f"/attachments/{bdm['attachment_id']}/action", json={"os-complete": None})
+            except Exception as e:
+                log.exception("attaching volume %s to %s failed", volume_id, uuid)
+                try:
+                    vc.delete(f"/attachments/{bdm['attachment_id']}", ok=(200, 204, 404))
+                except errors.ApiError:
+                    pass
+                self._set_bdms(uuid, lambda bdms: [b for b in bdms if b.get("volume_id") != volume_id])
+                message = e.message if isinstance(e, errors.ApiError) else str(e)
+                self._event(uuid, request_id, "compute_attach_volume", "finish", result="Error", details=message)
+                return
+            self._event(uuid, request_id, "compute_attach_volume", "finish", result="Success")
+
+    def detach_volume(self, instance_uuid: str, volume_id: str, request_id: str | None = None) -> None:
+        uuid = instance_uuid
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            bdm = next((b for b in (inst or {}).get("block_device_mapping") or []
+                        if b.get("volume_id") == volume_id), None)
+            if inst is None or inst["deleted"] or bdm is None:
+                return
+            self._event(uuid, request_id, "compute_detach_volume", "start")
+            try:
+                self.driver.detach_volume(uuid, bdm["device"].removeprefix("/dev/"))
+            except InstanceNotFound:
+                pass
+            except VirtError as e:
+                if "no disk" not in str(e):
+                    log.warning("detaching volume %s from %s failed: %s", volume_id, uuid, e)
+                    self._event(uuid, request_id, "compute_detach_volume", "finish", result="Error",
+                                details=str(e))
+                    return
+            self._release_volume(bdm, delete=False)
+            self._set_bdms(uuid, lambda bdms: [b for b in bdms if b.get("volume_id") != volume_id])
+            self._event(uuid, request_id, "compute_detach_volume", "finish", result="Success")
+
+    def _release_volume(self, bdm: dict, delete: bool) -> None:
+        """The attachment deleted (the volume is available again), the volume too when asked."""
+        vc = clients.get().volume
+        try:
+            if bdm.get("attachment_id"):
+                vc.delete(f"/attachments/{bdm['attachment_id']}", ok=(200, 204, 404))
+            if delete:
+                vc.delete(f"/volumes/{bdm['volume_id']}", ok=(202, 204, 404))
+        except errors.ApiError as e:
+            log.warning("volume %s not released: %s", bdm.get("volume_id"), e.message)
 
     # -- power actions
 

@@ -1,4 +1,4 @@
-"""Compute's clients of the other services (image, network, placement), over REST.
+"""Compute's clients of the other services (image, network, placement, volume), over REST.
 
 Made once at start (they need the service user bootstrap creates). A call made
 on behalf of a user passes the user's token (``token=ctx.auth_token``), so the
@@ -18,6 +18,8 @@ class Clients:
         self.network = RestClient(auth, "/networking")
         self.placement = RestClient(auth, "/placement",
                                     headers={"OpenStack-API-Version": "placement 1.28"})
+        # Cinder's v3 attachments (3.27) with os-complete (3.44); project-less URLs
+        self.volume = RestClient(auth, "/volume/v3", headers={"OpenStack-API-Version": "volume 3.44"})
 
 
 current: Clients | None = None

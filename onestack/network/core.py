@@ -1206,6 +1206,13 @@ def add_router_interface(s: Session, ctx, router: m.Resource, body: dict) -> dic
         doc = save(s, port, {"device_id": router.id, "device_owner": ROUTER_INTERFACE, "status": "ACTIVE"})
     else:
         sub = get(s, ctx, "subnet", body["subnet_id"])
+        if not ctx.is_admin and sub.data.get("project_id") != ctx.project_id and not any(
+                p["action"] == SHARED and p["target_tenant"] == ctx.project_id
+                for p in policies_on(s, sub.data["network_id"])):
+            # Neutron (LP 1757482, 1975603): another project's subnet only when its network is
+            # shared with this project by name, not through "*" (its gateway address is at stake)
+            raise errors.BadRequest(f"Bad router request: Cannot add interface to router because subnet {sub.id} "
+                                    "is not owned by project making the request", type="BadRequest")
         if not sub.data.get("gateway_ip"):
             raise errors.BadRequest("Bad router request: Subnet for router interface must have a gateway IP.",
                                     type="BadRequest")
@@ -1461,6 +1468,10 @@ def create_rbac_policy(s: Session, ctx, body: dict) -> dict:
         raise ipam.bad(f"Network {oid} could not be found.")
     if not ctx.is_admin and net.data.get("project_id") != ctx.project_id:
         raise ipam.bad("Only admins can manipulate policies on networks they do not own.")
+    if action == EXTERNAL and not net.data.get("router:external"):
+        # the first such policy makes the network external, which moves its bridge into
+        # the external namespace (the cloud's outside world): who may set router:external
+        authorize("update_network:router:external", ctx, {"project_id": net.data.get("project_id") or ""})
     if target == WILDCARD:
         authorize("create_rbac_policy:target_tenant", ctx, {"project_id": pid or ""})
     _duplicate(s, oid, action, target)

@@ -6,7 +6,8 @@ create resources for another project. Who may *see* a resource (owner, RBAC
 policies sharing a network or making it external) is decided by ``core.visible``
 before any rule runs. A network's owner shares it with one project through an RBAC
 policy; sharing with every project ("*") is for admins (``*_rbac_policy:target_tenant``,
-checked only when the target is "*"). Operators
+checked only when the target is "*"), and so is the first ``access_as_external`` policy
+of a network, which makes it external (``update_network:router:external``). Operators
 override any rule in ``<policy dir>/network.yaml``.
 """
 

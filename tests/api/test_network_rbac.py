@@ -93,6 +93,11 @@ def test_share_a_network_with_one_project(cloud, projects):
         assert port["fixed_ips"][0]["subnet_id"] == sub["id"] and port["project_id"] == b.project_id
         assert "403" in b.fails("subnet", "create", "--network", net["id"], "--subnet-range", "10.62.0.0/24",
                                 _name("b-sub"))
+        # shared with B by name: B's router may take an interface on it (Neutron LP 1975603)
+        b_router = b.json("router", "create", _name("b-router"))
+        b.cli("router", "add", "subnet", b_router["id"], sub["id"])
+        b.cli("router", "remove", "subnet", b_router["id"], sub["id"])
+        b.cli("router", "delete", b_router["id"])
 
         # C sees nothing and can do nothing with it
         assert net["id"] not in c.network_ids()
@@ -122,6 +127,9 @@ def test_share_a_network_with_one_project(cloud, projects):
                                               action="access_as_shared", target_project_id=c.project_id)
         assert "403" in a.fails("network", "rbac", "create", "--target-all-projects", "--action",
                                 "access_as_shared", "--type", "network", net["id"])
+        # making a network external is for admins (as `network set --external` is)
+        assert "403" in a.fails("network", "rbac", "create", "--target-project", b.project_id, "--action",
+                                "access_as_external", "--type", "network", net["id"])
         with pytest.raises(sdkexc.ConflictException) as dup:
             a.conn.network.create_rbac_policy(object_type="network", object_id=net["id"],
                                               action="access_as_shared", target_project_id=b.project_id)
@@ -169,9 +177,13 @@ def test_access_as_external_gives_floating_ips_and_gateways(cloud, admin, projec
         router = b.json("router", "create", _name("b-router"))
         b.cli("router", "set", "--external-gateway", ext.id, router["id"])
         assert b.json("router", "show", router["id"])["external_gateway_info"]["network_id"] == ext.id
-        assert "404" in c.fails("floating", "ip", "create", ext.id)
+        assert "No Network found" in c.fails("floating", "ip", "create", ext.id)
+        with pytest.raises(sdkexc.NotFoundException):  # the API itself, not only the CLI's look-up
+            c.conn.network.create_ip(floating_network_id=ext.id)
         c_router = c.json("router", "create", _name("c-router"))
         assert c.cli("router", "set", "--external-gateway", ext.id, c_router["id"], check=False).returncode != 0
+        with pytest.raises(sdkexc.NotFoundException):
+            c.conn.network.update_router(c_router["id"], external_gateway_info={"network_id": ext.id})
         c.cli("router", "delete", c_router["id"])
         # external is not shared: no ports of B's own on it
         with pytest.raises(sdkexc.ForbiddenException):
@@ -188,7 +200,8 @@ def test_access_as_external_gives_floating_ips_and_gateways(cloud, admin, projec
         b.cli("router", "unset", "--external-gateway", router["id"])
         admin.network.delete_rbac_policy(pol)
         assert ext.id not in b.network_ids()
-        assert "404" in b.fails("floating", "ip", "create", ext.id)
+        with pytest.raises(sdkexc.NotFoundException):
+            b.conn.network.create_ip(floating_network_id=ext.id)
     finally:
         if fip:
             b.cli("floating", "ip", "delete", fip["id"], check=False)
@@ -208,6 +221,12 @@ def test_shared_flag_is_a_wildcard_policy(cloud, admin, projects):
         cloud.openstack("subnet", "create", "--network", net["id"], "--subnet-range", "10.63.0.0/24",
                         _name("shared-sub"))
         port = c.json("port", "create", "--network", net["id"], _name("c-port"))
+        # shared with all: no router of another project takes its subnet's gateway (Neutron)
+        c_router = c.json("router", "create", _name("c-router"))
+        shared_sub = cloud.os_json("subnet", "list", "--network", net["id"])[0]["ID"]
+        with pytest.raises(sdkexc.BadRequestException, match="not owned by project"):
+            c.conn.network.add_interface_to_router(c_router["id"], subnet=shared_sub)
+        c.cli("router", "delete", c_router["id"])
         # C's port keeps the network shared
         r = cloud.openstack("network", "set", "--no-share", net["id"], check=False)
         assert r.returncode != 0 and "409" in r.stderr

@@ -102,7 +102,8 @@ def test_book_labs_with_real_guests(cloud, tmp_path):
                         "--network", "private", "--security-group", "default", "--key-name", "lab-key",
                         "--user-data", str(script), name, **demo)
     for name in ("lab-a", "lab-b"):
-        wait_for(lambda n=name: cloud.os_json("server", "show", n, **demo)["status"] == "ACTIVE", 60, f"{name} ACTIVE")
+        wait_for(lambda n=name: cloud.os_json("server", "show", n, **demo)["status"] == "ACTIVE", 240,
+                 f"{name} ACTIVE")
     a, b = ready_line(cloud, "lab-a"), ready_line(cloud, "lab-b")
     assert a.group(1) == "lab-a" and b.group(1) == "lab-b"  # hostnames from the metadata service
     assert "user-data-ran-lab-a" in cloud.openstack("console", "log", "show", "lab-a", **demo).stdout

@@ -90,7 +90,7 @@ def build():
     )
 
     for name in ("flavors", "keypairs", "servers", "actions", "images", "misc", "consoles", "metadata_api",
-                 "hosts", "quotas", "server_groups", "usage"):
+                 "hosts", "quotas", "server_groups", "usage", "volumes"):
         try:
             __import__(f"onestack.compute.api.{name}")
         except ModuleNotFoundError as e:

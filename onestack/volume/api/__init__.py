@@ -1,0 +1,109 @@
+"""The Block Storage v3 API (Cinder): one module per resource, wire format in views.py.
+
+Every request is negotiated to a microversion (``OpenStack-API-Version: volume
+3.x``); handlers read it with ``mv(req)``. Routes exist with the project id in
+the URL (``/v3/{project_id}/volumes``) and, as 3.67 allows, without it.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from onestack.common import auth, errors
+from onestack.common.http import Api, Req, json_response
+from onestack.common.microversion import Negotiator, Version
+
+MIN_VERSION = Version(3, 0)
+MAX_VERSION = Version(3, 71)
+NEGOTIATOR = Negotiator("volume", MIN_VERSION, MAX_VERSION)
+
+# Cinder's fault names by status
+FAULTS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+          406: "notAcceptable", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+          429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable"}
+
+
+def error_view(exc: errors.ApiError) -> Response:
+    """Cinder's error body: ``{"itemNotFound": {"code": 404, "message": "..."}}``."""
+    name = FAULTS.get(exc.status, "computeFault")
+    headers = dict(exc.extra.get("headers", {}))
+    if exc.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Keystone uri="/identity"')
+    return json_response({name: {"code": exc.status, "message": exc.message}}, exc.status, headers)
+
+
+api = Api("volume", error_view, auth.authenticate, redirect_slashes=False)  # "/volumes/" is a 404
+
+
+def mv(req: Req) -> Version:
+    return req.request.scope.get("state", {}).get("microversion", MIN_VERSION)
+
+
+def route(path: str, methods: list[str], **kw):
+    """Register ``/v3/{project_id}<path>`` and ``/v3<path>`` (3.67)."""
+
+    def register(fn):
+        def checked(req: Req):
+            project = req.path.pop("project_id", None)
+            if project is not None and req.ctx is not None and project != req.ctx.project_id \
+                    and not req.ctx.is_admin:
+                raise errors.BadRequest("Malformed request url: the project id in the URL is not the "
+                                        "token's project.")
+            return fn(req)
+
+        checked.__name__ = fn.__name__
+        api.route("/v3/{project_id}" + path, methods, **kw)(checked)
+        api.route("/v3" + path, methods, **kw)(checked)
+        return fn
+
+    return register
+
+
+class MicroversionMiddleware:
+    """Negotiate before routing, and name the version on every answer (errors too)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import Headers
+
+        try:
+            version = NEGOTIATOR.requested(Headers(scope=scope))
+        except errors.ApiError as e:
+            resp = error_view(e)
+            for k, v in NEGOTIATOR.headers(MIN_VERSION).items():
+                resp.headers[k] = v
+            return await resp(scope, receive, send)
+        scope.setdefault("state", {})["microversion"] = version
+        extra = [(k.lower().encode(), v.encode()) for k, v in NEGOTIATOR.headers(version).items()]
+
+        async def send_with_version(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_version)
+
+
+def body_of(req: Req, key: str) -> dict:
+    """The ``{key: {...}}`` document of a request, or 400 naming what is wrong."""
+    data = req.json()
+    if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+        raise errors.BadRequest(f"Missing required element '{key}' in request body.")
+    return data[key]
+
+
+def build():
+    from onestack.volume.api import (  # noqa: F401  (each registers its routes)
+        versions,
+    )
+
+    for name in ("volumes", "actions", "snapshots", "types", "attachments", "transfers", "backups", "misc"):
+        __import__(f"onestack.volume.api.{name}")
+    return MicroversionMiddleware(api.asgi())
+
+
+__all__ = ["api", "mv", "route", "body_of", "build"]

@@ -1,0 +1,150 @@
+"""The file backend: each volume is a sparse raw or qcow2 file made with qemu-img.
+
+Snapshots and clones are full, flattened copies (``qemu-img convert`` keeps
+them sparse), so a volume, its snapshots and its clones can be deleted in any
+order. Images are written into volumes with ``qemu-img convert -f <declared
+format>`` (never probed), after checking that the source names no backing or
+external data file. Every call blocks; the agent runs them on its threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+GiB = 1024**3
+
+
+class BackendError(Exception):
+    pass
+
+
+def qemu_img(*args: str, timeout: float = 1800, limit: bool = True) -> str:
+    cmd = ["qemu-img", *args]
+    if limit and shutil.which("prlimit"):
+        cmd = ["prlimit", "--as=2147483648", "--", *cmd]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise BackendError("qemu-img not found (Debian package qemu-utils)") from None
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"qemu-img {args[0]} took longer than {timeout:.0f} s") from None
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+        raise BackendError(f"qemu-img {args[0]} failed: {lines[-1] if lines else done.returncode}")
+    return done.stdout
+
+
+def info(path: Path, fmt: str) -> dict:
+    return json.loads(qemu_img("info", "-f", fmt, "--output=json", str(path)))
+
+
+def check_safe(data: dict, fmt: str) -> None:
+    """Refuse data that would make QEMU read other files than the one given."""
+    if data.get("backing-filename") or data.get("full-backing-filename"):
+        raise BackendError(f"the {fmt} data names a backing file; refused")
+    spec = (data.get("format-specific") or {}).get("data", {})
+    if spec.get("data-file"):
+        raise BackendError(f"the {fmt} data names an external data file; refused")
+
+
+# Glance disk formats -> qemu-img's driver names
+_QEMU_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx",
+                 "iso": "raw", "ami": "raw"}
+
+
+class FileBackend:
+    def __init__(self, directory: Path, volume_format: str = "raw", capacity_gb: int = 0):
+        if volume_format not in ("raw", "qcow2"):
+            raise ValueError(f"volume_format must be raw or qcow2, not {volume_format!r}")
+        self.dir = Path(directory)
+        self.format = volume_format
+        self.capacity_gb = capacity_gb
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+
+    # -- paths
+
+    def volume_path(self, volume_id: str) -> Path:
+        return self.dir / f"volume-{volume_id}"
+
+    def snapshot_path(self, snapshot_id: str) -> Path:
+        return self.dir / f"snapshot-{snapshot_id}"
+
+    def _check_name(self, path: Path) -> Path:
+        path = Path(path)
+        if path.parent.resolve() != self.dir.resolve():
+            raise BackendError(f"{path} is not a file of this backend")
+        return path
+
+    # -- volumes
+
+    def create(self, volume_id: str, size_gb: int) -> dict:
+        path = self.volume_path(volume_id)
+        tmp = path.with_suffix(".partial")
+        qemu_img("create", "-f", self.format, str(tmp), f"{size_gb}G")
+        tmp.rename(path)
+        return {"path": str(path), "format": self.format}
+
+    def delete(self, path: str | None) -> None:
+        if not path:
+            return
+        p = self._check_name(Path(path))
+        p.unlink(missing_ok=True)
+        p.with_suffix(".partial").unlink(missing_ok=True)
+
+    def extend(self, path: str, fmt: str, new_size_gb: int) -> None:
+        qemu_img("resize", "-f", fmt, str(self._check_name(Path(path))), f"{new_size_gb}G")
+
+    def copy(self, src: str, src_fmt: str, volume_id: str, size_gb: int) -> dict:
+        """A new volume from another volume's or a snapshot's file (clone, from snapshot)."""
+        return self._convert(Path(src), src_fmt, self.volume_path(volume_id), size_gb)
+
+    def snapshot(self, src: str, src_fmt: str, snapshot_id: str) -> dict:
+        dest = self.snapshot_path(snapshot_id)
+        tmp = dest.with_suffix(".partial")
+        qemu_img("convert", "-U", "-f", src_fmt, "-O", self.format, str(src), str(tmp))
+        tmp.rename(dest)
+        return {"path": str(dest), "format": self.format}
+
+    def from_image(self, data: Path, disk_format: str, volume_id: str, size_gb: int) -> dict:
+        fmt = _QEMU_FORMATS.get(disk_format)
+        if fmt is None:
+            raise BackendError(f"images of disk format {disk_format!r} cannot be copied to a volume")
+        meta = info(data, fmt)
+        check_safe(meta, fmt)
+        if meta.get("virtual-size", 0) > size_gb * GiB:
+            raise BackendError(f"the image's virtual size ({meta['virtual-size']} bytes) is larger than "
+                               f"the volume ({size_gb} GiB)")
+        return self._convert(data, fmt, self.volume_path(volume_id), size_gb)
+
+    def to_image(self, src: str, src_fmt: str, dest: Path, disk_format: str) -> None:
+        fmt = _QEMU_FORMATS.get(disk_format)
+        if fmt is None or disk_format in ("iso", "ami"):
+            raise BackendError(f"volumes cannot be uploaded as {disk_format!r} images")
+        qemu_img("convert", "-U", "-f", src_fmt, "-O", fmt, str(src), str(dest))
+
+    def _convert(self, src: Path, src_fmt: str, dest: Path, size_gb: int) -> dict:
+        tmp = dest.with_suffix(".partial")
+        try:
+            qemu_img("convert", "-U", "-f", src_fmt, "-O", self.format, str(src), str(tmp))
+            qemu_img("resize", "-f", self.format, str(tmp), f"{size_gb}G")
+            tmp.rename(dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return {"path": str(dest), "format": self.format}
+
+    # -- capacity
+
+    def capacity(self) -> dict:
+        st = os.statvfs(self.dir)
+        total = self.capacity_gb or (st.f_blocks * st.f_frsize) // GiB
+        free = min(total, (st.f_bavail * st.f_frsize) // GiB)
+        return {"total_capacity_gb": total, "free_capacity_gb": free}
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.dir.iterdir() if p.name.startswith(("volume-", "snapshot-")))

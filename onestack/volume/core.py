@@ -1,0 +1,242 @@
+"""The volume service's logic on the API side: lookups, visibility, state checks,
+quotas and the casts to the scheduler and the volume agents.
+
+Handlers call these with a RequestContext; every function raises our own
+errors (rendered as Cinder's fault bodies by the API layer). No HTTP call is
+made inside a write transaction (SQLite has one writer).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from onestack.common import bus, errors
+from onestack.common.timeutils import utcnow
+from onestack.volume import models as m
+from onestack.volume import settings
+
+log = logging.getLogger(__name__)
+
+# Cinder's statuses
+CREATING, AVAILABLE, RESERVED, ATTACHING, DETACHING, IN_USE = (
+    "creating", "available", "reserved", "attaching", "detaching", "in-use")
+DELETING, ERROR, ERROR_DELETING, EXTENDING, ERROR_EXTENDING = (
+    "deleting", "error", "error_deleting", "extending", "error_extending")
+UPLOADING, DOWNLOADING, RETYPING, AWAITING_TRANSFER, MAINTENANCE = (
+    "uploading", "downloading", "retyping", "awaiting-transfer", "maintenance")
+BACKING_UP, RESTORING_BACKUP, ERROR_RESTORING = "backing-up", "restoring-backup", "error_restoring"
+
+VOLUME_STATUSES = {CREATING, AVAILABLE, RESERVED, ATTACHING, DETACHING, IN_USE, DELETING, ERROR, ERROR_DELETING,
+                   EXTENDING, ERROR_EXTENDING, UPLOADING, DOWNLOADING, RETYPING, AWAITING_TRANSFER, MAINTENANCE,
+                   BACKING_UP, RESTORING_BACKUP, ERROR_RESTORING, "error_backing-up", "error_managing",
+                   "managing"}
+DELETABLE = {AVAILABLE, ERROR, ERROR_RESTORING, ERROR_EXTENDING, "error_managing"}
+SNAPSHOT_STATUSES = {CREATING, AVAILABLE, DELETING, ERROR, ERROR_DELETING, "backing-up", "restoring",
+                     "unmanaging"}
+BACKUP_STATUSES = {CREATING, AVAILABLE, DELETING, ERROR, "restoring", "error_deleting"}
+
+
+def new_id() -> str:
+    return str(uuidlib.uuid4())
+
+
+# -------------------------------------------------------------------- lookups
+
+
+def _not_found(kind: str, ident: str) -> errors.NotFound:
+    names = {"volume": "Volume", "snapshot": "Snapshot", "backup": "Backup", "transfer": "Transfer",
+             "attachment": "Volume attachment", "type": "Volume type"}
+    return errors.NotFound(f"{names.get(kind, kind)} {ident} could not be found.")
+
+
+def can_see_all(ctx) -> bool:
+    return ctx.is_admin
+
+
+def get_volume(s: Session, ctx, volume_id: str, *, any_project: bool = False) -> m.Volume:
+    v = s.get(m.Volume, volume_id)
+    if v is None or v.deleted:
+        raise _not_found("volume", volume_id)
+    if not any_project and not can_see_all(ctx) and v.project_id != ctx.project_id:
+        raise _not_found("volume", volume_id)
+    return v
+
+
+def get_snapshot(s: Session, ctx, snapshot_id: str) -> m.Snapshot:
+    snap = s.get(m.Snapshot, snapshot_id)
+    if snap is None or snap.deleted or (not can_see_all(ctx) and snap.project_id != ctx.project_id):
+        raise _not_found("snapshot", snapshot_id)
+    return snap
+
+
+def get_backup(s: Session, ctx, backup_id: str) -> m.Backup:
+    b = s.get(m.Backup, backup_id)
+    if b is None or b.deleted or (not can_see_all(ctx) and b.project_id != ctx.project_id):
+        raise _not_found("backup", backup_id)
+    return b
+
+
+def type_visible(s: Session, ctx, t: m.VolumeType) -> bool:
+    if t.is_public or can_see_all(ctx):
+        return True
+    return s.get(m.VolumeTypeAccess, (t.id, ctx.project_id)) is not None
+
+
+def find_type(s: Session, ctx, ref: str, *, check_access: bool = True) -> m.VolumeType:
+    """A volume type by id or name (404 when none, or private and not shared)."""
+    t = s.get(m.VolumeType, ref) or s.scalar(sa.select(m.VolumeType).where(m.VolumeType.name == ref))
+    if t is None or (check_access and not type_visible(s, ctx, t)):
+        raise errors.NotFound(f"Volume type with name or id {ref} could not be found.")
+    return t
+
+
+def default_type(s: Session) -> m.VolumeType | None:
+    name = settings.current.default_volume_type
+    return s.scalar(sa.select(m.VolumeType).where(m.VolumeType.name == name))
+
+
+def ensure_default_type(s: Session) -> None:
+    """The backend's type (like DevStack's lvmdriver-1), made once at first start."""
+    name = settings.current.default_volume_type
+    if s.scalar(sa.select(m.VolumeType).where(m.VolumeType.name == name)) is None:
+        s.add(m.VolumeType(id=new_id(), name=name, description=f"Volumes on backend {settings.current.backend_name}",
+                           is_public=True, extra_specs={"volume_backend_name": settings.current.backend_name},
+                           created_at=utcnow()))
+
+
+def type_names(s: Session) -> dict[str, m.VolumeType]:
+    return {t.id: t for t in s.scalars(sa.select(m.VolumeType))}
+
+
+def attachments_of(s: Session, volume_ids: list[str]) -> dict[str, list[m.Attachment]]:
+    out: dict[str, list[m.Attachment]] = {}
+    if not volume_ids:
+        return out
+    rows = s.scalars(sa.select(m.Attachment).where(m.Attachment.volume_id.in_(volume_ids),
+                                                  m.Attachment.attach_status != "detached")
+                     .order_by(m.Attachment.created_at))
+    for a in rows:
+        out.setdefault(a.volume_id, []).append(a)
+    return out
+
+
+def zones() -> list[str]:
+    return [settings.current.availability_zone]
+
+
+# -------------------------------------------------------------------- quotas
+
+QUOTA_RESOURCES = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes", "per_volume_gigabytes",
+                   "groups")
+PER_TYPE = ("volumes", "snapshots", "gigabytes")
+
+
+def default_limits(s: Session) -> dict[str, int]:
+    out = dict(settings.current.quotas)
+    for row in s.scalars(sa.select(m.QuotaClass).where(m.QuotaClass.class_name == "default")):
+        out[row.resource] = row.hard_limit
+    for t in s.scalars(sa.select(m.VolumeType)):
+        for r in PER_TYPE:
+            out.setdefault(f"{r}_{t.name}", -1)
+    return out
+
+
+def limits(s: Session, project_id: str) -> dict[str, int]:
+    out = default_limits(s)
+    for row in s.scalars(sa.select(m.Quota).where(m.Quota.project_id == project_id)):
+        out[row.resource] = row.hard_limit
+    return out
+
+
+def usage(s: Session, project_id: str) -> dict[str, int]:
+    vols = s.execute(sa.select(m.Volume.volume_type_id, sa.func.count(), sa.func.coalesce(sa.func.sum(m.Volume.size), 0))
+                     .where(m.Volume.project_id == project_id, m.Volume.deleted.is_(False))
+                     .group_by(m.Volume.volume_type_id)).all()
+    snaps = s.execute(sa.select(m.Snapshot.volume_type_id, sa.func.count(),
+                                sa.func.coalesce(sa.func.sum(m.Snapshot.size), 0))
+                      .where(m.Snapshot.project_id == project_id, m.Snapshot.deleted.is_(False))
+                      .group_by(m.Snapshot.volume_type_id)).all()
+    backups = s.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(m.Backup.size), 0))
+                        .where(m.Backup.project_id == project_id, m.Backup.deleted.is_(False))).one()
+    types = type_names(s)
+    out = {r: 0 for r in QUOTA_RESOURCES}
+    for t in types.values():
+        for r in PER_TYPE:
+            out[f"{r}_{t.name}"] = 0
+    for type_id, count, size in vols:
+        out["volumes"] += count
+        out["gigabytes"] += int(size)
+        if type_id in types:
+            out[f"volumes_{types[type_id].name}"] += count
+            out[f"gigabytes_{types[type_id].name}"] += int(size)
+    for type_id, count, size in snaps:
+        out["snapshots"] += count
+        out["gigabytes"] += int(size)
+        if type_id in types:
+            out[f"snapshots_{types[type_id].name}"] += count
+            out[f"gigabytes_{types[type_id].name}"] += int(size)
+    out["backups"], out["backup_gigabytes"] = backups[0], int(backups[1])
+    return out
+
+
+def check_quota(s: Session, project_id: str, type_name: str | None, **deltas: int) -> None:
+    """413 (Cinder's overLimit) when adding ``deltas`` would pass a limit."""
+    lim = limits(s, project_id)
+    used = usage(s, project_id)
+    if "gigabytes" in deltas and "volumes" in deltas:
+        per = lim.get("per_volume_gigabytes", -1)
+        if per >= 0 and deltas["gigabytes"] > per:
+            raise errors.PayloadTooLarge(
+                f"VolumeSizeExceedsLimit: Requested volume size {deltas['gigabytes']}G is larger than maximum "
+                f"allowed limit {per}G.")
+    checks = dict(deltas)
+    if type_name:
+        for r, d in deltas.items():
+            if r in PER_TYPE:
+                checks[f"{r}_{type_name}"] = d
+    for r, d in checks.items():
+        if d <= 0:
+            continue
+        limit = lim.get(r, -1)
+        if limit >= 0 and used.get(r, 0) + d > limit:
+            if r.startswith("gigabytes"):
+                raise errors.PayloadTooLarge(
+                    f"VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed {r} quota. "
+                    f"Requested {d}G, quota is {limit}G and {used.get(r, 0)}G has been consumed.")
+            what = r.split("_")[0]
+            raise errors.PayloadTooLarge(
+                f"{what.rstrip('s').capitalize()}LimitExceeded: Maximum number of {what} allowed ({limit}) "
+                f"exceeded for quota '{r}'.")
+
+
+# -------------------------------------------------------------------- casts
+
+
+def cast_scheduler(method: str, **kwargs) -> None:
+    bus.get().cast_sync("volume.scheduler", method, **kwargs)
+
+
+def cast_host(host: str | None, method: str, **kwargs) -> None:
+    """Cast to the volume agent serving ``host`` (``host@backend#pool``)."""
+    if not host:
+        raise errors.BadRequest("The volume has no host: it was never scheduled.")
+    bus.get().cast_sync(f"volume.{host.split('#')[0]}", method, **kwargs)
+
+
+def call_host(host: str | None, method: str, timeout: float = 60, **kwargs):
+    if not host:
+        raise errors.BadRequest("The volume has no host: it was never scheduled.")
+    return bus.get().call_sync(f"volume.{host.split('#')[0]}", method, timeout=timeout, **kwargs)
+
+
+def touch(row) -> None:
+    row.updated_at = utcnow()
+
+
+def invalid_volume(v: m.Volume, wanted: str) -> errors.BadRequest:
+    return errors.BadRequest(f"Invalid volume: Volume {v.id} status must be {wanted}, but current status is: "
+                             f"{v.status}.")

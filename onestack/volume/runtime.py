@@ -1,0 +1,73 @@
+"""Starting the volume service's moving parts in this process: scheduler,
+conductor, the agent of this host's backend, and the heartbeat thread that
+reports each service (cinder-scheduler, cinder-volume host@backend with its
+capacity, cinder-backup)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from onestack.common import bus
+from onestack.common.clients import RestClient, ServiceAuth
+from onestack.volume import settings
+from onestack.volume.agent import VolumeAgent
+from onestack.volume.backends.file import FileBackend
+from onestack.volume.backups import DirectoryStore
+from onestack.volume.conductor import Conductor
+from onestack.volume.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self):
+        self.conductor: Conductor | None = None
+        self.scheduler: Scheduler | None = None
+        self.agent: VolumeAgent | None = None
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.images: RestClient | None = None
+
+
+current = Runtime()
+
+
+def start(conf) -> Runtime:
+    rt = current
+    st = settings.current
+    auth = ServiceAuth.for_service(conf, "cinder")
+    rt.images = RestClient(auth, "/image")
+    rt.conductor = Conductor()
+    rt.scheduler = Scheduler()
+    b = bus.get()
+    b.serve("volume.conductor", rt.conductor)
+    b.serve("volume.scheduler", rt.scheduler)
+    if st.backend != "file":
+        raise RuntimeError(f"volume backend {st.backend!r} is not available (use 'file')")
+    backend = FileBackend(st.volumes_dir, st.volume_format, st.capacity_gb)
+    store = DirectoryStore(st.backup_dir, st.backup_container) if st.backup_driver == "directory" else None
+    rt.agent = VolumeAgent(st.service_host, backend, st.backend_name, zone=st.availability_zone,
+                           over_subscription=st.max_over_subscription_ratio, images=rt.images, backups=store)
+    rt.agent.serve()
+    report(rt)
+    rt.thread = threading.Thread(target=_report_loop, args=(rt,), name="volume-reporter", daemon=True)
+    rt.thread.start()
+    return rt
+
+
+def report(rt: Runtime) -> None:
+    st = settings.current
+    rt.conductor.service_report(host=st.host, binary="cinder-scheduler", zone=st.availability_zone)
+    rt.conductor.service_report(host=st.service_host, binary="cinder-volume", zone=st.availability_zone,
+                                capabilities=rt.agent.capabilities())
+    if rt.agent.backups is not None:
+        rt.conductor.service_report(host=st.host, binary="cinder-backup", zone=st.availability_zone)
+
+
+def _report_loop(rt: Runtime) -> None:
+    while not rt.stopping.wait(settings.current.report_interval):
+        try:
+            report(rt)
+        except Exception:
+            log.exception("volume: heartbeat failed")
