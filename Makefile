@@ -35,6 +35,7 @@ bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/object.py
 	@$(VENV)/bin/python bench/network.py
 	@$(VENV)/bin/python bench/boot.py
+	@$(VENV)/bin/python bench/volume.py
 	@$(VENV)/bin/python bench/scale.py
 
 lint: install-test

@@ -70,6 +70,7 @@ def delete(ctx, uuid: str, request_id: str) -> None:
 
         release_allocations(uuid)
         _free_ports(inst)
+        _free_volumes(ctx, inst)
         return
     instances.cast_to_host(inst, "terminate_instance", request_id=request_id)
 
@@ -81,6 +82,24 @@ def _free_ports(inst: m.Instance) -> None:
         network.deallocate(inst.uuid, inst.network_info or [])
     except errors.ApiError:
         pass
+
+
+def _free_volumes(ctx, inst: m.Instance) -> None:
+    """A server that never reached a host: its reservations go, and its volumes marked
+    delete_on_termination too (the agent does this for servers it holds)."""
+    from onestack.compute import clients
+
+    for bdm in inst.block_device_mapping or []:
+        if bdm.get("destination_type") != "volume" or not bdm.get("volume_id"):
+            continue
+        try:
+            vc = clients.get().volume
+            if bdm.get("attachment_id"):
+                vc.delete(f"/attachments/{bdm['attachment_id']}", token=ctx.auth_token, ok=(200, 204, 404))
+            if bdm.get("delete_on_termination"):
+                vc.delete(f"/volumes/{bdm['volume_id']}", token=ctx.auth_token, ok=(202, 204, 404))
+        except errors.ApiError:
+            pass
 
 
 def lock(ctx, uuid: str, request_id: str, reason: str | None) -> None:

@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -168,16 +169,31 @@ class ComputeAgent:
                 self._update(uuid, task_state=states.NETWORKING)
                 vifs = network.allocate(inst, self.host)
                 self._update(uuid, network_info=vifs, task_state=states.BLOCK_DEVICE_MAPPING)
+                connected = self._connect_volumes(inst)
                 self._update(uuid, task_state=states.SPAWNING)
                 inst["network_info"] = vifs
-                spec = self._spec(inst, vifs, self._image_ref(inst))
+                root = next((c for c in connected if c[0].get("boot_index") == 0), None)
+                if root is not None:
+                    spec = self._spec(inst, vifs, virt.ImageRef(None, Path("/nonexistent"), "raw"))
+                    spec.root_volume, spec.root_volume_format = Path(root[1]["path"]), root[1].get("format", "raw")
+                    spec.root_volume_serial = root[0]["volume_id"]
+                else:
+                    spec = self._spec(inst, vifs, self._image_ref(inst))
                 info = self.driver.spawn(spec)
+                for bdm, data in connected:
+                    if root is None or bdm is not root[0]:  # the other volumes are hot-plugged
+                        self.driver.attach_volume(uuid, Path(data["path"]), device=bdm["device"].removeprefix("/dev/"),
+                                                  serial=bdm["volume_id"], disk_format=data.get("format", "raw"))
+                for bdm, _data in connected:
+                    clients.get().volume.post(f"/attachments/{bdm['attachment_id']}/action",
+                                              json={"os-complete": None})
             except Exception as e:
                 log.exception("build of %s failed", uuid)
                 try:
                     self.driver.destroy(uuid)
                 except Exception:
                     pass
+                self._disconnect_volumes(uuid)
                 try:
                     network.deallocate(uuid, vifs)
                 except Exception:
@@ -236,6 +252,54 @@ class ComputeAgent:
     def _connector(self, device: str) -> dict:
         return {"host": self.host, "mountpoint": device, "mode": "rw", "platform": "x86_64", "os_type": "linux",
                 "multipath": False, "initiator": None, "ip": None}
+
+    def _wait_volume(self, volume_id: str, timeout: float = 600) -> dict:
+        """The volume once it is available (a volume being made from an image takes a while)."""
+        vc = clients.get().volume
+        deadline = time.monotonic() + timeout
+        while True:
+            vol = vc.get(f"/volumes/{volume_id}")["volume"]
+            if vol["status"] in ("available", "reserved", "attaching"):
+                return vol
+            if vol["status"].startswith("error") or vol["status"] in ("deleting",):
+                raise VirtError(f"volume {volume_id} is {vol['status']}")
+            if time.monotonic() > deadline:
+                raise VirtError(f"volume {volume_id} was not available within {timeout:.0f} s "
+                                f"(it is {vol['status']})")
+            time.sleep(0.5)
+
+    def _connect_volumes(self, inst: dict) -> list[tuple[dict, dict]]:
+        """Boot-time volume mappings: each volume waited for, its attachment made (or the API's
+        reservation updated) with this host's connector; [(bdm, connection data)], recorded."""
+        vc = clients.get().volume
+        bdms = [dict(b) for b in inst.get("block_device_mapping") or []]
+        out = []
+        try:
+            for b in bdms:
+                if b.get("destination_type") != "volume" or not b.get("volume_id"):
+                    continue
+                self._wait_volume(b["volume_id"])
+                connector = self._connector(b.get("device") or "/dev/vdb")
+                if b.get("attachment_id"):
+                    att = vc.put(f"/attachments/{b['attachment_id']}",
+                                 json={"attachment": {"connector": connector}})["attachment"]
+                else:
+                    att = vc.post("/attachments", json={"attachment": {
+                        "volume_uuid": b["volume_id"], "instance_uuid": inst["uuid"],
+                        "connector": connector}})["attachment"]
+                    b["attachment_id"] = att["id"]
+                out.append((b, (att.get("connection_info") or {}).get("data") or {}))
+        finally:
+            if out:
+                self._update(inst["uuid"], block_device_mapping=bdms)
+        return out
+
+    def _disconnect_volumes(self, uuid: str) -> None:
+        """A failed build lets go of its volumes (deleted with the server if so marked)."""
+        inst = self.conductor.instance_get(instance_uuid=uuid) or {}
+        for b in inst.get("block_device_mapping") or []:
+            if b.get("destination_type") == "volume" and b.get("attachment_id"):
+                self._release_volume(b, delete=False)
 
     def _set_bdms(self, uuid: str, change) -> None:
         inst = self.conductor.instance_get(instance_uuid=uuid)

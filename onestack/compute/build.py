@@ -105,19 +105,30 @@ def validate(ctx, body: dict, hints: dict, v: Version) -> instances.BuildRequest
                 raise errors.BadRequest(f"Invalid server group {group}.") if g is None else errors.NotFound(
                     f"Instance group {group} could not be found.")
 
-    bdms = _block_devices(body, v)
+    bdms = _block_devices(ctx, body, v, max_count)
     image_ref = body.get("imageRef", "")
-    boot_image = next((b.get("uuid") for b in bdms if b.get("boot_index") in (0, "0")
+    boot_volume = volume_backed(bdms)
+    boot_image = next((b.get("uuid") for b in bdms if b.get("boot_index") == 0
                        and b.get("source_type") == "image" and b.get("destination_type", "local") == "local"), None)
     if boot_image and not image_ref:
         image_ref = boot_image
     image = None
-    if image_ref:
+    if boot_volume is not None:
+        # booted from a volume: no image of its own (the API shows image ""); the volume's
+        # image (if any) still has to fit the flavor's memory
+        image_ref = ""
+        image = boot_volume.get("image_meta") or None
+        if image and _int(image.get("min_ram")) > flavor["memory_mb"]:
+            raise errors.BadRequest("Flavor's memory is too small for requested image.")
+    elif image_ref:
         image_ref = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
         image = _image(ctx, image_ref, flavor)
-    elif not any(b.get("destination_type") == "volume" for b in bdms):
+    else:
         raise errors.BadRequest("Invalid imageRef provided.") if "imageRef" in body else _bad(
             "server", "'imageRef' is a required property")
+    if max_count > 1 and any(b["destination_type"] == "volume" for b in bdms):
+        raise errors.BadRequest("Block Device Mapping is Invalid: volumes can be requested for one server at "
+                                "a time.")
     networks = _networks(ctx, body, v, max_count)
     sgs = _security_groups(ctx, body, networks)
     return instances.BuildRequest(
@@ -153,7 +164,36 @@ def _availability_zone(s, ctx, body: dict, v: Version) -> tuple[str | None, str 
     return az or settings.current.availability_zone, host
 
 
-def _block_devices(body: dict, v: Version) -> list[dict]:
+def _flag(value, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+def _int(value) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _boot_index(b: dict):
+    bi = b.get("boot_index")
+    if bi is None or bi == "" or str(bi).strip().lower() == "none":
+        return None
+    try:
+        bi = int(bi)
+    except (TypeError, ValueError):
+        raise _bad("block_device_mapping_v2", f"boot_index {bi!r} is not an integer") from None
+    return None if bi < 0 else bi
+
+
+def _block_devices(ctx, body: dict, v: Version, max_count: int = 1) -> list[dict]:
+    """The block device mappings: local images (the root disk) and volumes, each volume source
+    checked with the user's token (volumes to be made from an image, a snapshot or nothing are
+    created when the server's row exists: see create_volumes)."""
     bdms = body.get("block_device_mapping_v2") or []
     if not isinstance(bdms, list):
         raise _bad("block_device_mapping_v2", "must be a list")
@@ -161,19 +201,159 @@ def _block_devices(body: dict, v: Version) -> list[dict]:
     for b in bdms:
         if not isinstance(b, dict):
             raise _bad("block_device_mapping_v2", "items must be objects")
-        src, dest = b.get("source_type"), b.get("destination_type", "local")
+        src, dest = b.get("source_type"), b.get("destination_type") or "local"
         if src not in ("image", "volume", "snapshot", "blank"):
             raise _bad("block_device_mapping_v2", f"source_type {src!r}: image, volume, snapshot or blank")
         if dest not in ("local", "volume"):
             raise _bad("block_device_mapping_v2", f"destination_type {dest!r}: local or volume")
-        if dest == "volume" or src in ("volume", "snapshot"):
-            raise errors.BadRequest("Block device mappings to volumes are not available: this cloud has no "
-                                    "block storage service yet.")
-        if src == "blank":
+        if src == "blank" and dest == "local":
             raise errors.BadRequest("Blank local block devices (ephemeral/swap) are not supported.")
-        out.append({"source_type": src, "destination_type": dest, "uuid": b.get("uuid"),
-                    "boot_index": b.get("boot_index"), "delete_on_termination": b.get("delete_on_termination", True)})
+        if dest == "local" and src != "image":
+            raise errors.BadRequest(f"Block Device Mapping is Invalid: source_type {src} needs "
+                                    f"destination_type volume.")
+        boot_index = _boot_index(b)
+        if dest == "local":
+            out.append({"source_type": src, "destination_type": dest, "uuid": b.get("uuid"),
+                        "boot_index": boot_index, "delete_on_termination": _flag(b.get("delete_on_termination"),
+                                                                                 True)})
+            continue
+        out.append(_volume_mapping(ctx, b, src, boot_index, max_count))
+    boots = [b for b in out if b["boot_index"] == 0]
+    if len(boots) > 1:
+        raise errors.BadRequest("Block Device Mapping is Invalid: Boot sequence for the instance and image/block "
+                                "device mapping combination is not valid.")
+    # device names: the root disk vda, then the volumes in order (vdb, vdc, ...)
+    used = {"vda"}
+    for b in out:
+        if b["destination_type"] != "volume":
+            continue
+        if b["boot_index"] == 0:
+            b["device"] = "/dev/vda"
+            continue
+        from onestack.compute.api.volumes import next_device
+
+        b["device"] = next_device(used)
+        used.add(b["device"].removeprefix("/dev/"))
     return out
+
+
+def _volume_mapping(ctx, b: dict, src: str, boot_index, max_count: int) -> dict:
+    item = {"source_type": src, "destination_type": "volume", "uuid": b.get("uuid"), "boot_index": boot_index,
+            "delete_on_termination": _flag(b.get("delete_on_termination"), False), "volume_id": None,
+            "attachment_id": None, "tag": b.get("tag"), "image_meta": None}
+    size = b.get("volume_size")
+    if size not in (None, ""):
+        try:
+            size = int(size)
+            if size < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise _bad("block_device_mapping_v2", f"volume_size {b.get('volume_size')!r} is not a positive "
+                                                  f"integer") from None
+    else:
+        size = None
+    if src in ("image", "blank") and not size:
+        raise errors.BadRequest(f"Block Device Mapping is Invalid: {'Images' if src == 'image' else 'Blank volumes'}"
+                                f" with destination_type 'volume' need to have a non-zero size specified.")
+    if src != "blank" and not instances.is_uuid(item["uuid"]):
+        raise errors.BadRequest(f"Block Device Mapping is Invalid: {src} uuid {item['uuid']!r} is not a UUID.")
+    vc = clients.get().volume
+    if src == "volume":
+        if max_count > 1:
+            raise errors.BadRequest("Block Device Mapping is Invalid: Cannot attach one or more volumes to "
+                                    "multiple instances.")
+        try:
+            vol = vc.get(f"/volumes/{item['uuid']}", token=ctx.auth_token)["volume"]
+        except errors.NotFound:
+            raise errors.BadRequest(f"Block Device Mapping is Invalid: failed to get volume {item['uuid']}.") from None
+        if vol["status"] != "available":
+            raise errors.BadRequest(f"Block Device Mapping is Invalid: Volume {vol['id']} status must be "
+                                    f"'available', it is '{vol['status']}'.")
+        if boot_index == 0 and str(vol.get("bootable")).lower() != "true":
+            raise errors.BadRequest(f"Block Device Mapping is Invalid: Volume {vol['id']} is not bootable.")
+        item["volume_id"] = vol["id"]
+        size = vol["size"]
+        meta = vol.get("volume_image_metadata") or {}
+        item["image_meta"] = {"id": meta.get("image_id"), "name": meta.get("image_name"),
+                              "disk_format": meta.get("disk_format"),
+                              "container_format": meta.get("container_format"),
+                              "min_ram": _int(meta.get("min_ram")), "min_disk": _int(meta.get("min_disk"))} \
+            if meta else None
+    elif src == "snapshot":
+        try:
+            snap = vc.get(f"/snapshots/{item['uuid']}", token=ctx.auth_token)["snapshot"]
+        except errors.NotFound:
+            raise errors.BadRequest(f"Block Device Mapping is Invalid: failed to get snapshot "
+                                    f"{item['uuid']}.") from None
+        if snap["status"] != "available":
+            raise errors.BadRequest(f"Block Device Mapping is Invalid: Snapshot {snap['id']} status must be "
+                                    f"'available', it is '{snap['status']}'.")
+        size = max(size or 0, snap["size"])
+    elif src == "image":
+        try:
+            img = clients.get().image.get(f"/v2/images/{item['uuid']}", token=ctx.auth_token)
+        except errors.NotFound:
+            raise errors.BadRequest(f"Image {item['uuid']} could not be found.") from None
+        if img.get("status") != "active":
+            raise errors.BadRequest(f"Image {item['uuid']} is not active.")
+        if (img.get("min_disk") or 0) > size or max(img.get("size") or 0, img.get("virtual_size") or 0) > size * GiB:
+            raise errors.BadRequest(f"Volume is smaller than the minimum size specified in image metadata. "
+                                    f"Volume size is {size * GiB} bytes, image {item['uuid']} needs more.")
+        item["image_meta"] = _image_view(img)
+    item["volume_size"] = size
+    return item
+
+
+def volume_backed(bdms) -> dict | None:
+    """The boot mapping of a server booted from a volume, else None."""
+    return next((b for b in bdms or [] if b.get("boot_index") == 0 and b.get("destination_type") == "volume"),
+                None)
+
+
+def create_volumes(ctx, uuid: str, bdms: list[dict]) -> list[dict]:
+    """Make the server's volumes (from an image, a snapshot or blank) and reserve the existing
+    ones with the user's token, so the volumes belong to the user's project; the compute agent
+    waits for them, connects and attaches. On failure what was made is undone."""
+    vc = clients.get().volume
+    made: list[tuple[str, str]] = []
+    out = []
+    try:
+        for b in bdms:
+            b = dict(b)
+            if b.get("destination_type") == "volume":
+                if b["source_type"] == "volume":
+                    att = vc.post("/attachments", json={"attachment": {"volume_uuid": b["volume_id"],
+                                                                       "instance_uuid": uuid}},
+                                  token=ctx.auth_token)["attachment"]
+                    b["attachment_id"] = att["id"]
+                    made.append(("attachment", att["id"]))
+                else:
+                    body = {"size": b["volume_size"], "name": "",
+                            "description": f"volume of server {uuid}"}
+                    if b["source_type"] == "image":
+                        body["imageRef"] = b["uuid"]
+                    elif b["source_type"] == "snapshot":
+                        body["snapshot_id"] = b["uuid"]
+                    vol = vc.post("/volumes", json={"volume": body}, token=ctx.auth_token)["volume"]
+                    b["volume_id"] = vol["id"]
+                    made.append(("volume", vol["id"]))
+            out.append(b)
+    except Exception:
+        for kind, ident in reversed(made):
+            try:
+                if kind == "attachment":
+                    vc.delete(f"/attachments/{ident}", ok=(200, 204, 404))
+                else:  # still being made: only a forced delete takes it
+                    vc.delete(f"/volumes/{ident}", params={"force": "true"}, ok=(202, 204, 404))
+            except errors.ApiError:
+                pass
+        raise
+    return out
+
+
+def _image_view(img: dict) -> dict:
+    return {k: img.get(k) for k in ("id", "name", "disk_format", "container_format", "size", "virtual_size",
+                                    "min_ram", "min_disk", "os_type", "hw_disk_bus", "hw_vif_model")}
 
 
 def _image(ctx, image_id: str, flavor: dict) -> dict:
@@ -196,8 +376,7 @@ def _image(ctx, image_id: str, flavor: dict) -> dict:
         if size > root:
             raise errors.BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is {root} "
                                     f"bytes, image is {size} bytes.")
-    return {k: img.get(k) for k in ("id", "name", "disk_format", "container_format", "size", "virtual_size",
-                                    "min_ram", "min_disk", "os_type", "hw_disk_bus", "hw_vif_model")}
+    return _image_view(img)
 
 
 def _networks(ctx, body: dict, v: Version, count: int):

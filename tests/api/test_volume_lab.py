@@ -2,7 +2,7 @@
 
 Volumes are sparse files of the file backend; servers run on the fake compute
 driver, so an attachment is recorded by the driver, not seen by a guest (that is
-tests/e2e/test_volume_guest.py).
+tests/e2e/test_volume_guests.py).
 """
 
 from __future__ import annotations

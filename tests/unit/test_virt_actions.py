@@ -259,3 +259,24 @@ def test_fake_consoles_and_diagnostics():
     with pytest.raises(ConsoleUnavailable):
         d.serial_pty(UUID)
     assert d.diagnostics(UUID)["state"] == "shutdown"
+
+
+def test_fake_driver_boots_from_a_volume_file(tmp_path):
+    vol = tmp_path / "volume-1"
+    vol.write_bytes(b"")
+    d = FakeDriver()
+    spec = InstanceSpec(UUID, 256, 1, ImageRef(None, Path("/nonexistent"), "raw"), root_volume=vol,
+                        root_volume_serial="vol-1")
+    d.spawn(spec)
+    assert d.root_volume(UUID) == str(vol)
+    assert d.volumes(UUID) == {}  # the root volume is vda, not an attached volume
+    d.destroy(UUID)
+    assert vol.exists()  # the volume outlives the guest
+
+
+def test_root_volume_disk_xml(tmp_path):
+    disk = Disk(tmp_path / "volume-1", "vda", format="raw", serial="0123456789abcdefghijXYZ")
+    el = ET.fromstring(domain.disk_xml(disk))
+    assert el.find("source").get("file") == str(tmp_path / "volume-1")
+    assert el.find("driver").get("type") == "raw" and el.find("backingStore") is None
+    assert el.find("serial").text == "0123456789abcdefghij"

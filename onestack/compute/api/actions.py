@@ -29,12 +29,27 @@ def server_action(req: Req):
         raise errors.BadRequest("There is either no action or more than one action in the request body.")
     name, body = next(iter(data.items()))
     fn = HANDLERS.get(name)
+    if name in _NOT_VOLUME_BACKED and fn is not None:
+        _refuse_volume_backed(req, name)
     if fn is None:
         # an unknown action on a missing server is still a 404, as Nova answers
         with db.session() as s:
             instances.get(s, req.ctx, req.path["server_id"])
         raise errors.BadRequest(f"There is no such action: {name}")
     return fn(req, req.path["server_id"], body)
+
+
+# actions that work on the local root disk (overlay on an image), not on a root volume
+_NOT_VOLUME_BACKED = ("rebuild", "rescue", "resize", "createImage", "shelve")
+
+
+def _refuse_volume_backed(req: Req, name: str) -> None:
+    from onestack.compute.build import volume_backed
+
+    with db.session() as s:
+        inst = instances.get(s, req.ctx, req.path["server_id"])
+        if volume_backed(inst.block_device_mapping) is not None:
+            raise errors.BadRequest(f"Action {name} is not supported for volume-backed instances in this cloud.")
 
 
 def _dict(body, name: str) -> dict:

@@ -118,11 +118,30 @@ def create_server(req: Req):
             out["security_groups"] = [{"name": n} for n in spec.security_groups]
         if spec.admin_pass is not None:
             out["adminPass"] = spec.admin_pass
+    if any(b.get("destination_type") == "volume" for b in spec.block_device_mapping):
+        _volumes_for(req, uuids[0], spec)
     instances.schedule(uuids, spec, req.request_id)
     if body.get("return_reservation_id") in (True, "True", "true", "1"):
         return json_response({"reservation_id": reservation}, 202)
     return json_response({"server": out}, 202,
                          headers={"Location": f"{base}/v2.1/servers/{first.uuid}"})
+
+
+def _volumes_for(req: Req, uuid: str, spec) -> None:
+    """Volumes made (or reserved) for a server booting with volume mappings, recorded on its
+    row; if the volume service refuses, the server is gone again and the refusal is the answer."""
+    try:
+        bdms = build.create_volumes(req.ctx, uuid, spec.block_device_mapping)
+    except Exception:
+        with db.transaction() as s:
+            inst = s.get(m.Instance, uuid)
+            if inst is not None and not inst.deleted:
+                instances.mark_deleted(s, inst)
+        raise
+    with db.transaction() as s:
+        inst = s.get(m.Instance, uuid)
+        inst.block_device_mapping = bdms
+    spec.block_device_mapping = bdms
 
 
 def check_name(name, what: str = "name") -> str:

@@ -139,6 +139,10 @@ class InstanceSpec:
     flavor: str = ""
     project_id: str = ""
     user_id: str = ""
+    # booted from a volume: this file is the root disk vda (no image, no overlay)
+    root_volume: Path | None = None
+    root_volume_format: str = "raw"
+    root_volume_serial: str | None = None
 
     def __post_init__(self):
         self.uuid = str(uuidlib.UUID(self.uuid))  # canonical form, or ValueError
@@ -504,8 +508,14 @@ class LibvirtDriver(VirtDriver):
     def _build_disks(self, spec: InstanceSpec, inst_dir: Path, suffix: str):
         """The root overlay `disk<suffix>` on the cached base and the config drive
         `disk.config<suffix>`; (base, config drive Disk named by its final path | None)."""
-        base = self.images.ensure(spec.image.id, spec.image.source, spec.image.disk_format)
-        create_overlay(base, inst_dir / f"{DISK}{suffix}", spec.root_gb)
+        if spec.root_volume is not None:
+            if not Path(spec.root_volume).is_file():
+                raise VirtError(f"volume file {spec.root_volume} does not exist")
+            make_reachable(Path(spec.root_volume).resolve().parent, self.qemu_user)
+            base = None
+        else:
+            base = self.images.ensure(spec.image.id, spec.image.source, spec.image.disk_format)
+            create_overlay(base, inst_dir / f"{DISK}{suffix}", spec.root_gb)
         drive = None
         if spec.config_drive is not None:
             cd = spec.config_drive
@@ -526,7 +536,7 @@ class LibvirtDriver(VirtDriver):
                 uuid=spec.uuid,
                 memory_mib=spec.memory_mib,
                 vcpus=spec.vcpus,
-                root=Disk(inst_dir / DISK, "vda", cache=self.disk_cache, backing=base),
+                root=self._root_disk(spec, inst_dir, base),
                 console_log=inst_dir / CONSOLE_LOG,
                 virt_type=self.virt_type,
                 config_drive=drive,
@@ -537,6 +547,12 @@ class LibvirtDriver(VirtDriver):
                 user_id=spec.user_id,
             )
         )
+
+    def _root_disk(self, spec: InstanceSpec, inst_dir: Path, base: Path | None) -> Disk:
+        if spec.root_volume is not None:
+            return Disk(Path(spec.root_volume).resolve(), "vda", format=spec.root_volume_format,
+                        serial=spec.root_volume_serial, cache=self.disk_cache)
+        return Disk(inst_dir / DISK, "vda", cache=self.disk_cache, backing=base)
 
     def _remove(self, uuid: str, dom=None, lookup: bool = True) -> None:
         """Stop and undefine the domain (`dom`, or the one of `uuid` if `lookup`) and
@@ -1259,6 +1275,7 @@ class _Fake:
     interfaces: list[Interface] = field(default_factory=list)
     resized_from: tuple | None = None  # (memory_mib, vcpus, disk_gb, was running)
     rescued: bool = False
+    root_volume: str | None = None  # booted from this volume file
 
 
 class FakeDriver(VirtDriver):
@@ -1310,6 +1327,7 @@ class FakeDriver(VirtDriver):
                 spec.vcpus,
                 spec.root_gb or FAKE_IMAGE_GB,
                 interfaces=list(spec.interfaces),
+                root_volume=str(spec.root_volume) if spec.root_volume is not None else None,
             )
             self._log(spec.uuid)
         return self.get_info(spec.uuid)
@@ -1429,6 +1447,11 @@ class FakeDriver(VirtDriver):
     def volumes(self, uuid: str) -> dict[str, str]:
         with self._lock:
             return dict(self._get(uuid).volumes)
+
+    def root_volume(self, uuid: str) -> str | None:
+        """The volume file a fake guest booted from (None: an image)."""
+        with self._lock:
+            return self._get(uuid).root_volume
 
     def list_instances(self) -> list[str]:
         with self._lock:

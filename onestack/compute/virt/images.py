@@ -49,9 +49,14 @@ def qemu_img(*args: str, limit: bool = True, timeout: float = 600) -> str:
     """Run qemu-img; its stdout, or ImageError with its last error line."""
     cmd = ["qemu-img", *args]
     if limit and shutil.which("prlimit"):
-        cmd = ["prlimit", "--as=1073741824", "--cpu=120", "--", *cmd]
+        # 1 GiB of address space bounds what a hostile image can make `info` do; `convert`
+        # runs worker threads, each of which would reserve its own malloc arena: fewer
+        # arenas and a little more room keep it from failing to start threads under load
+        space = 2 << 30 if args and args[0] == "convert" else 1 << 30
+        cmd = ["prlimit", f"--as={space}", "--cpu=120", "--", *cmd]
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError as e:
         raise ImageError("qemu-img not found (Debian package qemu-utils)") from e
     except subprocess.TimeoutExpired as e:

@@ -1,0 +1,201 @@
+"""Block Storage with real guests: the book's Cinder lab seen from inside the guests.
+
+A cloud with libvirt (QEMU TCG) and no networking (`--nic none`, so no network
+agent is needed) boots tiny guests with a config drive whose `user_data` script
+watches for `/dev/vdb`: each time the disk appears it prints what the disk holds
+(its first bytes), writes its own marker when asked, syncs, and prints again when
+the disk is gone, all on the serial console (`openstack console log show`).
+
+- a new 1 GiB volume hot-plugged into guest A is seen empty; A writes to it;
+- detached, A sees it disappear; attached to guest B, B reads A's data;
+- a snapshot of it, and a volume made from the snapshot, hold the same data (B reads it);
+- a server boots from a volume made from the tiny image (its ready line), and the
+  volume survives the server's deletion (`delete_on_termination` false).
+
+Transfers and the refusals are covered by tests/api/test_volume_lab.py. Every wait
+is bounded; servers, volumes and snapshots are removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import pytest
+
+from tests.cloud import Cloud
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+if os.geteuid() != 0:
+    pytest.skip("real guests need root", allow_module_level=True)
+if not shutil.which("virsh") or not shutil.which("qemu-system-x86_64"):
+    pytest.skip("libvirt/QEMU missing (scripts/install.sh)", allow_module_level=True)
+
+IMAGE = "onestack-tiny-x86_64"
+READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)")
+
+# user_data: watch /dev/vdb (the first volume: the config drive is an IDE CD-ROM) up
+# to 4 times; print its first bytes when it appears, write WRITE-<n> if asked, sync,
+# and say when it is gone. In the background, so the guest finishes booting.
+PROBE = """#!/bin/sh
+WRITE='{write}'
+nap() {{ sleep 0.1 2>/dev/null || sleep 1; }}
+(
+n=0
+while [ $n -lt 4 ]; do
+  i=0
+  while [ ! -b /dev/vdb ]; do i=$((i+1)); [ $i -gt 6000 ] && exit 0; nap; done
+  n=$((n+1))
+  echo "volprobe: $n appeared read=[$(dd if=/dev/vdb bs=64 count=1 2>/dev/null | tr -cd 'a-z0-9-')]"
+  if [ -n "$WRITE" ]; then
+    printf '%s' "$WRITE-$n" | dd of=/dev/vdb conv=notrunc 2>/dev/null
+    sync
+    echo "volprobe: $n wrote $WRITE-$n"
+  fi
+  i=0
+  while [ -b /dev/vdb ]; do i=$((i+1)); [ $i -gt 6000 ] && exit 0; nap; done
+  echo "volprobe: $n gone"
+done
+) </dev/null &
+"""
+
+
+def wait_for(fn, timeout: float, what: str, step: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(step)
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    c = Cloud("volguests", extra_env={"ONESTACK_COMPUTE_DRIVER": "libvirt"})
+    try:
+        c.start()
+        c.onestack("image", "register", "tiny", timeout=600)
+        yield c
+    finally:
+        c.stop()
+
+
+def console(cloud: Cloud, server: str) -> str:
+    return cloud.openstack("console", "log", "show", server).stdout
+
+
+def wait_console(cloud: Cloud, server: str, pattern: str, timeout: float = 90) -> re.Match:
+    rx = re.compile(pattern)
+    last = {"text": ""}
+
+    def check():
+        last["text"] = console(cloud, server)
+        return rx.search(last["text"])
+    try:
+        return wait_for(check, timeout, f"{pattern!r} on the console of {server}", step=1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; console ends with:\n{last['text'][-1500:]}") from None
+
+
+def volume_status(cloud: Cloud, ref: str) -> str:
+    return cloud.os_json("volume", "show", ref)["status"]
+
+
+def wait_volume(cloud: Cloud, ref: str, status: str, timeout: float = 60) -> None:
+    def check():
+        now = volume_status(cloud, ref)
+        if now.startswith("error") and not status.startswith("error"):
+            raise AssertionError(f"volume {ref} went to {now}")
+        return now == status
+    wait_for(check, timeout, f"volume {ref} {status}")
+
+
+def boot(cloud: Cloud, name: str, tmp_path, write: str = "", *source: str) -> str:
+    script = tmp_path / f"{name}.sh"
+    script.write_text(PROBE.format(write=write))
+    src = source or ("--image", IMAGE)
+    return cloud.os_json("server", "create", "--flavor", "m1.nano", *src, "--nic", "none",
+                         "--os-compute-api-version", "2.37", "--config-drive", "true",
+                         "--user-data", str(script), name)["id"]
+
+
+def wait_ready(cloud: Cloud, name: str) -> None:
+    wait_for(lambda: cloud.os_json("server", "show", name)["status"] in ("ACTIVE", "ERROR"), 240, f"{name} built")
+    shown = cloud.os_json("server", "show", name)
+    assert shown["status"] == "ACTIVE", shown.get("fault")
+    wait_console(cloud, name, READY.pattern, timeout=240)
+
+
+def test_volumes_seen_by_guests(cloud, tmp_path):
+    servers, volumes, snapshots = [], [], []
+    try:
+        servers.append(boot(cloud, "vol-a", tmp_path, "alpha"))
+        servers.append(boot(cloud, "vol-b", tmp_path, ""))
+        vol = cloud.os_json("volume", "create", "--size", "1", "lab-vol")["id"]
+        volumes.append(vol)
+        wait_volume(cloud, vol, "available")
+        for name in ("vol-a", "vol-b"):
+            wait_ready(cloud, name)
+
+        # hot-plugged into A: empty; A writes its marker
+        cloud.openstack("server", "add", "volume", "vol-a", vol)
+        wait_volume(cloud, vol, "in-use")
+        wait_console(cloud, "vol-a", r"volprobe: 1 appeared read=\[\]")
+        wait_console(cloud, "vol-a", r"volprobe: 1 wrote alpha-1")
+
+        # detached: A sees it go; attached to B: B reads A's data
+        cloud.openstack("server", "remove", "volume", "vol-a", vol)
+        wait_volume(cloud, vol, "available")
+        wait_console(cloud, "vol-a", r"volprobe: 1 gone")
+        cloud.openstack("server", "add", "volume", "vol-b", vol)
+        wait_console(cloud, "vol-b", r"volprobe: 1 appeared read=\[alpha-1\]")
+        cloud.openstack("server", "remove", "volume", "vol-b", vol)
+        wait_volume(cloud, vol, "available")
+        wait_console(cloud, "vol-b", r"volprobe: 1 gone")
+
+        # snapshot -> a new volume from it has the data
+        snap = cloud.os_json("volume", "snapshot", "create", "--volume", vol, "lab-snap")["id"]
+        snapshots.append(snap)
+        wait_for(lambda: cloud.os_json("volume", "snapshot", "show", snap)["status"] == "available", 60,
+                 "snapshot available")
+        copy = cloud.os_json("volume", "create", "--snapshot", snap, "lab-from-snap")["id"]
+        volumes.append(copy)
+        wait_volume(cloud, copy, "available")
+        cloud.openstack("server", "add", "volume", "vol-b", copy)
+        wait_console(cloud, "vol-b", r"volprobe: 2 appeared read=\[alpha-1\]")
+        cloud.openstack("server", "remove", "volume", "vol-b", copy)
+        wait_volume(cloud, copy, "available")
+    finally:
+        for sid in servers:
+            cloud.openstack("server", "delete", "--wait", sid, check=False)
+        for sid in snapshots:
+            cloud.openstack("volume", "snapshot", "delete", sid, check=False)
+            wait_for(lambda sid=sid: sid not in {s["ID"] for s in cloud.os_json("volume", "snapshot", "list")},
+                     60, "snapshot deleted")
+        for vid in volumes:
+            cloud.openstack("volume", "delete", "--force", vid, check=False)
+    wait_for(lambda: not cloud.os_json("volume", "list"), 60, "volumes deleted")
+
+
+def test_boot_from_volume(cloud, tmp_path):
+    vol = cloud.os_json("volume", "create", "--size", "1", "--image", IMAGE, "boot-vol")["id"]
+    try:
+        wait_volume(cloud, vol, "available", timeout=120)
+        sid = boot(cloud, "vol-boot", tmp_path, "", "--volume", vol)
+        try:
+            wait_ready(cloud, "vol-boot")  # the tiny guest booted from the volume's file
+            shown = cloud.os_json("server", "show", sid)
+            assert [a["id"] for a in shown["volumes_attached"]] == [vol]
+            assert cloud.os_json("volume", "show", vol)["attachments"][0]["device"] == "/dev/vda"
+        finally:
+            cloud.openstack("server", "delete", "--wait", sid)
+        # delete_on_termination false (`--volume`): the volume outlives its server
+        wait_volume(cloud, vol, "available")
+    finally:
+        cloud.openstack("volume", "delete", vol, check=False)
+    wait_for(lambda: not cloud.os_json("volume", "list"), 60, "boot volume deleted")
