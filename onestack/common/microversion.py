@@ -72,3 +72,42 @@ class Negotiator:
             out[self.legacy_header] = str(v)
             out["Vary"] += ", " + self.legacy_header
         return out
+
+
+class MicroversionMiddleware:
+    """Negotiate before routing, and name the version on every answer (errors too).
+
+    Handlers read the version from ``scope["state"]["microversion"]``. With
+    ``request_id_header``, the request id is also sent under that name (Nova's
+    ``x-compute-request-id``, which Tempest reads)."""
+
+    def __init__(self, app, negotiator: Negotiator, error_view, request_id_header: str = ""):
+        self.app = app
+        self.negotiator = negotiator
+        self.error_view = error_view
+        self.request_id_header = request_id_header.lower().encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import Headers
+
+        try:
+            version = self.negotiator.requested(Headers(scope=scope))
+        except errors.ApiError as e:
+            resp = self.error_view(e)
+            for k, v in self.negotiator.headers(self.negotiator.minimum).items():
+                resp.headers[k] = v
+            return await resp(scope, receive, send)
+        scope.setdefault("state", {})["microversion"] = version
+        extra = [(k.lower().encode(), v.encode()) for k, v in self.negotiator.headers(version).items()]
+        rid = scope.get("state", {}).get("request_id", "")
+        if rid and self.request_id_header:
+            extra.append((self.request_id_header, rid.encode()))
+
+        async def send_with_version(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_version)

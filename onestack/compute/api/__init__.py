@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from onestack.common import auth, errors
 from onestack.common.http import Api, Req, json_response
-from onestack.common.microversion import Negotiator, Version
+from onestack.common.microversion import MicroversionMiddleware, Negotiator, Version
 
 MIN_VERSION = Version(2, 1)
 MAX_VERSION = Version(2, 79)
@@ -42,39 +42,6 @@ def mv(req: Req) -> Version:
     return req.request.scope.get("state", {}).get("microversion", MIN_VERSION)
 
 
-class MicroversionMiddleware:
-    """Negotiate before routing, and name the version on every answer (errors too)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        from starlette.datastructures import Headers
-
-        try:
-            version = NEGOTIATOR.requested(Headers(scope=scope))
-        except errors.ApiError as e:
-            resp = error_view(e)
-            for k, v in NEGOTIATOR.headers(MIN_VERSION).items():
-                resp.headers[k] = v
-            return await resp(scope, receive, send)
-        scope.setdefault("state", {})["microversion"] = version
-        extra = [(k.lower().encode(), v.encode()) for k, v in NEGOTIATOR.headers(version).items()]
-
-        rid = scope.get("state", {}).get("request_id", "")
-        if rid:  # Nova names the request id twice (Tempest reads this one)
-            extra.append((b"x-compute-request-id", rid.encode()))
-
-        async def send_with_version(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": list(message.get("headers", [])) + extra}
-            await send(message)
-
-        return await self.app(scope, receive, send_with_version)
-
-
 def body_of(req: Req, key: str) -> dict:
     """The ``{key: {...}}`` document of a request, or 400 naming what is wrong."""
     data = req.json()
@@ -96,7 +63,7 @@ def build():
         except ModuleNotFoundError as e:
             if e.name != f"onestack.compute.api.{name}":
                 raise
-    return MicroversionMiddleware(api.asgi())
+    return MicroversionMiddleware(api.asgi(), NEGOTIATOR, error_view, "x-compute-request-id")
 
 
 __all__ = ["api", "mv", "body_of", "json", "build"]

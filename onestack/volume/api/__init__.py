@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from onestack.common import auth, errors
 from onestack.common.http import Api, Req, json_response
-from onestack.common.microversion import Negotiator, Version
+from onestack.common.microversion import MicroversionMiddleware, Negotiator, Version
 
 MIN_VERSION = Version(3, 0)
 MAX_VERSION = Version(3, 71)
@@ -59,35 +59,6 @@ def route(path: str, methods: list[str], **kw):
     return register
 
 
-class MicroversionMiddleware:
-    """Negotiate before routing, and name the version on every answer (errors too)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        from starlette.datastructures import Headers
-
-        try:
-            version = NEGOTIATOR.requested(Headers(scope=scope))
-        except errors.ApiError as e:
-            resp = error_view(e)
-            for k, v in NEGOTIATOR.headers(MIN_VERSION).items():
-                resp.headers[k] = v
-            return await resp(scope, receive, send)
-        scope.setdefault("state", {})["microversion"] = version
-        extra = [(k.lower().encode(), v.encode()) for k, v in NEGOTIATOR.headers(version).items()]
-
-        async def send_with_version(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": list(message.get("headers", [])) + extra}
-            await send(message)
-
-        return await self.app(scope, receive, send_with_version)
-
-
 def body_of(req: Req, key: str) -> dict:
     """The ``{key: {...}}`` document of a request, or 400 naming what is wrong."""
     data = req.json()
@@ -103,7 +74,7 @@ def build():
 
     for name in ("volumes", "actions", "snapshots", "types", "attachments", "transfers", "backups", "misc"):
         __import__(f"onestack.volume.api.{name}")
-    return MicroversionMiddleware(api.asgi())
+    return MicroversionMiddleware(api.asgi(), NEGOTIATOR, error_view)
 
 
 __all__ = ["api", "mv", "route", "body_of", "build"]
