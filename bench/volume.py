@@ -8,6 +8,9 @@ Against a cloud it starts (file backend, raw sparse volumes):
   `user_data` watches for /dev/vdb; time from the attach request
   (`os-volume_attachments`) to the guest's line on the serial console (polled every
   200 ms through `os-getConsoleOutput`), median of `--runs` attach/detach rounds;
+- backups into the object store of a 1 GiB volume holding `--backup-mib` (256) MiB of
+  random data: full backup, an incremental one after 8 MiB changed, and a restore of
+  each into a new volume (time to `available`);
 - and, on the first round, sequential direct-I/O write and read inside the guest
   (busybox dd, 1 MiB blocks, `--mib` MiB, default 256) to the volume and to the root disk (at an
   offset past the guest's boot partition), with the ratio.
@@ -83,6 +86,16 @@ class Api:
                 raise RuntimeError(f"volume {vid} is {now}, not {status}")
             time.sleep(0.05)
 
+    def wait_backup(self, bid: str, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.volume("GET", f"/backups/{bid}")["backup"]["status"]
+            if now == "available":
+                return
+            if now.startswith("error") or time.monotonic() > deadline:
+                raise RuntimeError(f"backup {bid} is {now}")
+            time.sleep(0.05)
+
     def timed_create(self, body: dict) -> tuple[str, float]:
         start = time.monotonic()
         vid = self.volume("POST", "/volumes", {"volume": body})["volume"]["id"]
@@ -112,10 +125,56 @@ def med(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s (runs: {', '.join(f'{v:.2f}' for v in values)})"
 
 
+def backup_figures(api: Api, cloud: Cloud, vid: str, mib: int) -> None:
+    """Full and incremental backup of a volume with ``mib`` MiB of random data, and restores."""
+    path = cloud.state / "volumes" / f"volume-{vid}"
+    with open(path, "r+b") as f:
+        for i in range(mib):
+            f.seek((i % 256) * 4 * 1024 * 1024 + (i // 256) * 1024 * 1024)  # 1 MiB in each 4 MiB chunk
+            f.write(os.urandom(1024 * 1024))
+    figures = {}
+    backups = []
+    for kind in ("full", "incremental"):
+        if kind == "incremental":
+            with open(path, "r+b") as f:
+                for i in range(8):
+                    f.seek(i * 64 * 1024 * 1024)
+                    f.write(os.urandom(1024 * 1024))
+        start = time.monotonic()
+        bid = api.volume("POST", "/backups", {"backup": {"volume_id": vid, "incremental": kind == "incremental"}}
+                         )["backup"]["id"]
+        api.wait_backup(bid)
+        figures[kind] = time.monotonic() - start
+        backups.append(bid)
+        api.wait_volume(vid, "available")
+        shown = api.volume("GET", f"/backups/{bid}")["backup"]
+        figures[kind + " objects"] = shown["object_count"]
+        start = time.monotonic()
+        new = api.volume("POST", f"/backups/{bid}/restore", {"restore": {}})["restore"]["volume_id"]
+        api.wait_volume(new, "available", timeout=600)
+        figures[kind + " restore"] = time.monotonic() - start
+        api.volume("DELETE", f"/volumes/{new}")
+    print(f"backup to the object store, 1 GiB volume with {mib} MiB of random data (4 MiB chunks, zlib):")
+    for kind in ("full", "incremental"):
+        print(f"  {kind:12} backup {figures[kind]:6.2f} s ({figures[kind + ' objects']} objects)"
+              f"   restore to a new volume {figures[kind + ' restore']:6.2f} s")
+    print(f"  incremental/full backup time: {figures['incremental'] / figures['full']:.2f}")
+    for bid in reversed(backups):
+        api.volume("DELETE", f"/backups/{bid}")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            r = api.http.get(f"/volume/v3/backups/{bid}", headers={"OpenStack-API-Version": "volume 3.44"})
+            if r.status_code == 404:
+                break
+            time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mib", type=int, default=256, help="MiB per dd in the guest")
+    parser.add_argument("--backup-mib", type=int, default=256, choices=range(1, 1025), metavar="1..1024",
+                        help="MiB of data in the backed-up volume")
     args = parser.parse_args()
     stop_on_sigterm()
     guests = os.geteuid() == 0 and shutil.which("virsh") and shutil.which("qemu-system-x86_64")
@@ -143,6 +202,7 @@ def main() -> None:
         print(f"  empty            {med(empty)}")
         print(f"  from tiny image  {med(from_image)}")
         print(f"  clone            {med(clones)}")
+        backup_figures(api, cloud, made[0], args.backup_mib)
         if not guests:
             print("attach to a guest: skipped (needs root and libvirt)")
             return

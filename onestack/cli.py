@@ -295,6 +295,11 @@ def down(
             if gone:
                 console.print(f"guests removed: {len(gone)}")
         _purge_network(conf)
+        from onestack.volume import exports
+
+        stopped = exports.purge(exports.exports_dir(conf))  # this cloud's NBD export daemons (its ledger only)
+        if stopped:
+            console.print(f"volume exports stopped: {stopped}")
         shutil.rmtree(conf.state_dir)
         console.print(f"state deleted: {conf.state_dir}")
 

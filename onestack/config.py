@@ -168,9 +168,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "default_volume_type": Key(str, "", "Type of volumes created without one; empty means the type named backend_name."),
         "report_interval": Key(int, 10, "Seconds between the volume agent's heartbeats and capacity reports."),
         "service_down_time": Key(int, 60, "Seconds without a heartbeat after which a volume service is down."),
-        "backup_driver": Key(str, "directory", "Where backups go: directory (backup_dir) or object (the object store)."),
+        "attach_protocol": Key(str, "auto", "How guests reach volumes: auto (the file when the guest runs on this "
+                               "volume host, else an NBD export), file, or nbd (always an NBD export)."),
+        "export_address": Key(str, "127.0.0.1", "Address the NBD export daemons (qemu-storage-daemon) listen on and "
+                              "give to compute nodes; one only compute nodes reach (NBD has no authentication)."),
+        "export_tls_dir": Key(str, "", "Directory of x509 server credentials (ca-cert.pem, server-cert.pem, "
+                              "server-key.pem) for NBD exports that require TLS with client certificates; empty: "
+                              "no TLS."),
+        "backup_driver": Key(str, "object", "Where backups go: object (the object store, in the service project's "
+                             "account) or directory (backup_dir)."),
+        "backup_chunk_mb": Key(int, 4, "Backups cut volumes into chunks of this many MiB; an incremental backup "
+                               "stores the chunks that changed."),
         "backup_dir": Key(str, "", "Directory of the directory backup store; empty means <state dir>/backups."),
-        "backup_container": Key(str, "volumebackups", "Default container of the object backup store."),
+        "backup_container": Key(str, "volumebackups", "Default container of backups (an object store container, "
+                                "or a folder of backup_dir)."),
         "quota_volumes": Key(int, 10, "Volumes a project may have (-1: unlimited)."),
         "quota_gigabytes": Key(int, 1000, "GiB of volumes and snapshots a project may have (-1: unlimited)."),
         "quota_snapshots": Key(int, 10, "Snapshots a project may have (-1: unlimited)."),

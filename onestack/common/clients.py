@@ -29,6 +29,7 @@ class ServiceAuth:
         self.base_url = base_url.rstrip("/")
         self.user, self.password, self.project = user, password, project
         self._token: str | None = None
+        self.project_id: str | None = None  # known once a token has been issued
         self._expires = 0.0
         self._lock = threading.Lock()
 
@@ -55,6 +56,7 @@ class ServiceAuth:
             if r.status_code != 201:
                 raise errors.ServiceUnavailable(f"service user {self.user} cannot authenticate: {r.status_code}")
             self._token = r.headers["X-Subject-Token"]
+            self.project_id = r.json()["token"]["project"]["id"]
             expires = r.json()["token"]["expires_at"].replace("Z", "+00:00")
             self._expires = datetime.fromisoformat(expires).timestamp()
             return self._token

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from onestack.common import bus, errors
 from onestack.common.timeutils import iso, utcnow
-from onestack.compute import clients, network, states
+from onestack.compute import bfv, clients, network, states
 from onestack.compute.virt import driver as virt
 from onestack.compute.virt.domain import Interface
 from onestack.compute.virt.errors import InstanceNotFound, VirtError
@@ -28,6 +28,16 @@ log = logging.getLogger(__name__)
 
 _POWER = {virt.PowerState.RUNNING: 1, virt.PowerState.PAUSED: 3, virt.PowerState.SHUTDOWN: 4,
           virt.PowerState.CRASHED: 6, virt.PowerState.SUSPENDED: 7, virt.PowerState.NOSTATE: 0}
+
+
+def volume_source(data: dict) -> Path | virt.NbdSource:
+    """What a volume's connection data points the guest at: its file (``file``: same node) or
+    the volume node's NBD export (``nbd``: host, port and the export name, served raw)."""
+    if data.get("path"):
+        return Path(data["path"])
+    if data.get("host") and data.get("port") and data.get("name"):
+        return virt.NbdSource(str(data["host"]), int(data["port"]), str(data["name"]), bool(data.get("tls")))
+    raise VirtError(f"the connection info of volume {data.get('volume_id')} names neither a file nor an NBD export")
 
 
 class Conductor:
@@ -175,14 +185,14 @@ class ComputeAgent:
                 root = next((c for c in connected if c[0].get("boot_index") == 0), None)
                 if root is not None:
                     spec = self._spec(inst, vifs, virt.ImageRef(None, Path("/nonexistent"), "raw"))
-                    spec.root_volume, spec.root_volume_format = Path(root[1]["path"]), root[1].get("format", "raw")
+                    spec.root_volume, spec.root_volume_format = volume_source(root[1]), root[1].get("format", "raw")
                     spec.root_volume_serial = root[0]["volume_id"]
                 else:
                     spec = self._spec(inst, vifs, self._image_ref(inst))
                 info = self.driver.spawn(spec)
                 for bdm, data in connected:
                     if root is None or bdm is not root[0]:  # the other volumes are hot-plugged
-                        self.driver.attach_volume(uuid, Path(data["path"]), device=bdm["device"].removeprefix("/dev/"),
+                        self.driver.attach_volume(uuid, volume_source(data), device=bdm["device"].removeprefix("/dev/"),
                                                   serial=bdm["volume_id"], disk_format=data.get("format", "raw"))
                 for bdm, _data in connected:
                     clients.get().volume.post(f"/attachments/{bdm['attachment_id']}/action",
@@ -274,24 +284,23 @@ class ComputeAgent:
         vc = clients.get().volume
         bdms = [dict(b) for b in inst.get("block_device_mapping") or []]
         out = []
-        try:
-            for b in bdms:
-                if b.get("destination_type") != "volume" or not b.get("volume_id"):
-                    continue
-                self._wait_volume(b["volume_id"])
-                connector = self._connector(b.get("device") or "/dev/vdb")
-                if b.get("attachment_id"):
-                    att = vc.put(f"/attachments/{b['attachment_id']}",
-                                 json={"attachment": {"connector": connector}})["attachment"]
-                else:
-                    att = vc.post("/attachments", json={"attachment": {
-                        "volume_uuid": b["volume_id"], "instance_uuid": inst["uuid"],
-                        "connector": connector}})["attachment"]
-                    b["attachment_id"] = att["id"]
-                out.append((b, (att.get("connection_info") or {}).get("data") or {}))
-        finally:
-            if out:
-                self._update(inst["uuid"], block_device_mapping=bdms)
+        for b in bdms:
+            if b.get("destination_type") != "volume" or not b.get("volume_id"):
+                continue
+            self._wait_volume(b["volume_id"])
+            connector = self._connector(b.get("device") or "/dev/vdb")
+            if b.get("attachment_id"):
+                att = vc.put(f"/attachments/{b['attachment_id']}",
+                             json={"attachment": {"connector": connector}})["attachment"]
+            else:
+                att = vc.post("/attachments", json={"attachment": {
+                    "volume_uuid": b["volume_id"], "instance_uuid": inst["uuid"],
+                    "connector": connector}})["attachment"]
+                b["attachment_id"] = att["id"]
+                # recorded on that one mapping at once (a failed build releases it)
+                self.conductor.bdm_update(instance_uuid=inst["uuid"], volume_id=b["volume_id"],
+                                          attachment_id=att["id"])
+            out.append((b, (att.get("connection_info") or {}).get("data") or {}))
         return out
 
     def _disconnect_volumes(self, uuid: str) -> None:
@@ -300,11 +309,6 @@ class ComputeAgent:
         for b in inst.get("block_device_mapping") or []:
             if b.get("destination_type") == "volume" and b.get("attachment_id"):
                 self._release_volume(b, delete=False)
-
-    def _set_bdms(self, uuid: str, change) -> None:
-        inst = self.conductor.instance_get(instance_uuid=uuid)
-        if inst is not None and not inst["deleted"]:
-            self._update(uuid, block_device_mapping=change(list(inst.get("block_device_mapping") or [])))
 
     def attach_volume(self, instance_uuid: str, volume_id: str, request_id: str | None = None) -> None:
         uuid = instance_uuid
@@ -320,7 +324,7 @@ class ComputeAgent:
                 att = vc.put(f"/attachments/{bdm['attachment_id']}",
                              json={"attachment": {"connector": self._connector(bdm["device"])}})["attachment"]
                 data = (att.get("connection_info") or {}).get("data") or {}
-                self.driver.attach_volume(uuid, Path(data["path"]), device=bdm["device"].removeprefix("/dev/"),
+                self.driver.attach_volume(uuid, volume_source(data), device=bdm["device"].removeprefix("/dev/"),
                                           serial=volume_id, disk_format=data.get("format", "raw"))
                 vc.post(f"/attachments/{bdm['attachment_id']}/action", json={"os-complete": None})
             except Exception as e:
@@ -329,7 +333,7 @@ class ComputeAgent:
                     vc.delete(f"/attachments/{bdm['attachment_id']}", ok=(200, 204, 404))
                 except errors.ApiError:
                     pass
-                self._set_bdms(uuid, lambda bdms: [b for b in bdms if b.get("volume_id") != volume_id])
+                self.conductor.bdm_delete(instance_uuid=uuid, volume_id=volume_id)
                 message = e.message if isinstance(e, errors.ApiError) else str(e)
                 self._event(uuid, request_id, "compute_attach_volume", "finish", result="Error", details=message)
                 return
@@ -355,7 +359,7 @@ class ComputeAgent:
                                 details=str(e))
                     return
             self._release_volume(bdm, delete=False)
-            self._set_bdms(uuid, lambda bdms: [b for b in bdms if b.get("volume_id") != volume_id])
+            self.conductor.bdm_delete(instance_uuid=uuid, volume_id=volume_id)
             self._event(uuid, request_id, "compute_detach_volume", "finish", result="Success")
 
     def _release_volume(self, bdm: dict, delete: bool) -> None:
@@ -368,6 +372,29 @@ class ComputeAgent:
                 vc.delete(f"/volumes/{bdm['volume_id']}", ok=(202, 204, 404))
         except errors.ApiError as e:
             log.warning("volume %s not released: %s", bdm.get("volume_id"), e.message)
+
+    def extend_volume(self, instance_uuid: str, volume_id: str, request_id: str | None = None) -> None:
+        """An attached volume grew (the volume-extended event): the guest's disk is resized to
+        the volume's size as the volume API now tells it, so the guest sees the new size."""
+        uuid, event = instance_uuid, "compute_extend_volume"
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            if inst is None or inst["deleted"]:
+                return
+            bdm = next((b for b in inst.get("block_device_mapping") or [] if b.get("volume_id") == volume_id),
+                       None)
+            self._event(uuid, request_id, event, "start")
+            try:
+                if bdm is None or not bdm.get("device"):
+                    raise VirtError(f"volume {volume_id} is not attached to server {uuid}")
+                size_gb = clients.get().volume.get(f"/volumes/{volume_id}")["volume"]["size"]
+                self.driver.extend_volume(uuid, bdm["device"].removeprefix("/dev/"), size_gb * 1024**3)
+            except Exception as e:
+                log.warning("extending volume %s of %s failed: %s", volume_id, uuid, e)
+                message = e.message if isinstance(e, errors.ApiError) else str(e)
+                self._event(uuid, request_id, event, "finish", result="Error", details=message)
+                return
+            self._event(uuid, request_id, event, "finish", result="Success")
 
     # -- power actions
 
@@ -437,7 +464,13 @@ class ComputeAgent:
             inst["image_ref"] = image_ref or inst["image_ref"]
             self._update(inst["uuid"], task_state="rebuild_spawning", image_ref=inst["image_ref"],
                          system_metadata=sysmeta)
-            self.driver.rebuild(self._spec(inst, inst.get("network_info") or [], self._image_ref(inst)))
+            root = bfv.root_bdm(inst.get("block_device_mapping"))
+            if root is not None:  # the same root volume, its data kept (rebuild before 2.93)
+                spec = self._root_volume_spec(inst, inst.get("network_info") or [], root,
+                                              self._reconnect(root))
+            else:
+                spec = self._spec(inst, inst.get("network_info") or [], self._image_ref(inst))
+            self.driver.rebuild(spec)
             if was_stopped:
                 self.driver.power_off(inst["uuid"], timeout=0)
                 return {"vm_state": states.STOPPED}
@@ -449,7 +482,9 @@ class ComputeAgent:
         def go(inst):
             old = dict(inst["flavor"])
             self._update(inst["uuid"], task_state=states.RESIZE_MIGRATING)
-            self.driver.resize(inst["uuid"], new_flavor["memory_mb"], new_flavor["vcpus"], new_flavor["root_gb"])
+            # a volume-backed server has no local root disk to grow (0: leave the disk alone)
+            root_gb = 0 if bfv.root_bdm(inst.get("block_device_mapping")) else new_flavor["root_gb"]
+            self.driver.resize(inst["uuid"], new_flavor["memory_mb"], new_flavor["vcpus"], root_gb)
             self._update(inst["uuid"], task_state=states.RESIZE_FINISH)
             sysmeta = dict(inst.get("system_metadata") or {})
             sysmeta["old_flavor"] = old
@@ -482,11 +517,12 @@ class ComputeAgent:
 
     def _claim_flavor(self, inst: dict, flavor: dict) -> None:
         """Placement holds what the flavor uses (resize and revert change it)."""
-        from onestack.compute.scheduler import resources_of
+        from onestack.compute.scheduler import resources_of, volume_backed
 
         if not self.node_uuid:
             return
-        body = {"allocations": {self.node_uuid: {"resources": resources_of(flavor)}},
+        resources = resources_of(flavor, volume_backed(inst.get("block_device_mapping")))
+        body = {"allocations": {self.node_uuid: {"resources": resources}},
                 "project_id": inst["project_id"], "user_id": inst["user_id"], "consumer_generation": None}
         try:
             current = clients.get().placement.get(f"/allocations/{inst['uuid']}")
@@ -530,12 +566,13 @@ class ComputeAgent:
     def shelve_instance(self, instance_uuid: str, request_id: str | None = None, image_id: str = "") -> None:
         def go(inst):
             self.driver.power_off(inst["uuid"], timeout=10)
-            self._update(inst["uuid"], task_state=states.SHELVING_IMAGE_UPLOADING)
-            self._upload_snapshot(inst, image_id)
+            sysmeta = dict(inst.get("system_metadata") or {})
+            if image_id:  # no image for a volume-backed server: its volumes stay attached
+                self._update(inst["uuid"], task_state=states.SHELVING_IMAGE_UPLOADING)
+                self._upload_snapshot(inst, image_id)
+                sysmeta["shelved_image_id"] = image_id
             self._update(inst["uuid"], task_state=states.SHELVING_OFFLOADING)
             self.driver.destroy(inst["uuid"])
-            sysmeta = dict(inst.get("system_metadata") or {})
-            sysmeta["shelved_image_id"] = image_id
             from onestack.compute.conductor import release_allocations
 
             release_allocations(inst["uuid"])
@@ -545,6 +582,10 @@ class ComputeAgent:
     def unshelve_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
         def go(inst):
             sysmeta = dict(inst.get("system_metadata") or {})
+            if bfv.root_bdm(inst.get("block_device_mapping")) is not None:
+                self._unshelve_volume_backed(inst)
+                return {"vm_state": states.ACTIVE, "system_metadata": sysmeta, "host": self.host,
+                        "node": self.host}
             image_id = sysmeta.pop("shelved_image_id", None) or inst["image_ref"]
             self.driver.spawn(self._spec(inst, inst.get("network_info") or [], self._image_ref(inst, image_id)))
             try:
@@ -553,6 +594,44 @@ class ComputeAgent:
                 pass
             return {"vm_state": states.ACTIVE, "system_metadata": sysmeta, "host": self.host, "node": self.host}
         self._run(instance_uuid, request_id, "compute_unshelve_instance", go, error_state=states.ERROR)
+
+    # -- volume-backed servers (onestack.compute.bfv): the root disk vda is a volume
+
+    def _reconnect(self, bdm: dict) -> dict:
+        """The connection data of an attached volume for this host (the attachment updated)."""
+        att = clients.get().volume.put(f"/attachments/{bdm['attachment_id']}", json={"attachment": {
+            "connector": self._connector(bdm.get("device") or bfv.ROOT_DEVICE)}})["attachment"]
+        return (att.get("connection_info") or {}).get("data") or {}
+
+    def _root_volume_spec(self, inst: dict, vifs: list[dict], bdm: dict, data: dict) -> virt.InstanceSpec:
+        spec = self._spec(inst, vifs, virt.ImageRef(None, Path("/nonexistent"), "raw"))
+        spec.root_volume, spec.root_volume_format = volume_source(data), data.get("format", "raw")
+        spec.root_volume_serial = bdm["volume_id"]
+        return spec
+
+    def _unshelve_volume_backed(self, inst: dict) -> None:
+        """The guest defined again on this host around its volumes (kept attached while it
+        was shelved): root volume as vda, the others hot-plugged, the attachments completed."""
+        uuid = inst["uuid"]
+        connected = [(b, self._reconnect(b)) for b in inst.get("block_device_mapping") or []
+                     if b.get("destination_type") == "volume" and b.get("attachment_id")]
+        root = next((c for c in connected if c[0].get("boot_index") == 0), None)
+        if root is None:
+            raise VirtError(f"the root volume of {uuid} could not be connected")
+        self.driver.spawn(self._root_volume_spec(inst, inst.get("network_info") or [], *root))
+        try:
+            for bdm, data in connected:
+                if bdm is not root[0]:
+                    self.driver.attach_volume(uuid, volume_source(data), device=bdm["device"].removeprefix("/dev/"),
+                                              serial=bdm["volume_id"], disk_format=data.get("format", "raw"))
+            for bdm, _data in connected:
+                clients.get().volume.post(f"/attachments/{bdm['attachment_id']}/action", json={"os-complete": None})
+        except BaseException:
+            try:
+                self.driver.destroy(uuid)
+            except Exception:
+                log.exception("guest of %s not removed after a failed unshelve", uuid)
+            raise
 
     # -- reads (bus calls)
 

@@ -105,6 +105,7 @@ def validate(ctx, body: dict, hints: dict, v: Version) -> instances.BuildRequest
                 raise errors.BadRequest(f"Invalid server group {group}.") if g is None else errors.NotFound(
                     f"Instance group {group} could not be found.")
 
+    body, fetched, defined_by = _image_defined_mappings(ctx, body)
     bdms = _block_devices(ctx, body, v, max_count)
     image_ref = body.get("imageRef", "")
     boot_volume = volume_backed(bdms)
@@ -114,15 +115,16 @@ def validate(ctx, body: dict, hints: dict, v: Version) -> instances.BuildRequest
         image_ref = boot_image
     image = None
     if boot_volume is not None:
-        # booted from a volume: no image of its own (the API shows image ""); the volume's
-        # image (if any) still has to fit the flavor's memory
-        image_ref = ""
-        image = boot_volume.get("image_meta") or None
+        # booted from a volume: no image of its own (the API shows image ""), unless the image
+        # asked for maps its root to a volume (a volume-backed server's snapshot); the image
+        # (if any) still has to fit the flavor's memory, not its disk
+        image_ref = defined_by["id"] if defined_by else ""
+        image = _image_view(defined_by) if defined_by else (boot_volume.get("image_meta") or None)
         if image and _int(image.get("min_ram")) > flavor["memory_mb"]:
             raise errors.BadRequest("Flavor's memory is too small for requested image.")
     elif image_ref:
         image_ref = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
-        image = _image(ctx, image_ref, flavor)
+        image = _image(ctx, image_ref, flavor, fetched)
     else:
         raise errors.BadRequest("Invalid imageRef provided.") if "imageRef" in body else _bad(
             "server", "'imageRef' is a required property")
@@ -356,12 +358,37 @@ def _image_view(img: dict) -> dict:
                                     "min_ram", "min_disk", "os_type", "hw_disk_bus", "hw_vif_model")}
 
 
-def _image(ctx, image_id: str, flavor: dict) -> dict:
+def _image_defined_mappings(ctx, body: dict) -> tuple[dict, dict | None, dict | None]:
+    """(request, boot image as fetched, the image again if its properties define block device
+    mappings: the snapshot of a volume-backed server), those mappings merged into the request."""
+    from onestack.compute import bfv
+
+    ref = str(body.get("imageRef") or "").rstrip("/").rsplit("/", 1)[-1]
+    requested = body.get("block_device_mapping_v2") or []
+    if not instances.is_uuid(ref) or not isinstance(requested, list):
+        return body, None, None
+    if any(isinstance(b, dict) and _boot_index(b) == 0 and b.get("destination_type") == "volume"
+           for b in requested):
+        return body, None, None  # the request names its own root volume
+    try:
+        img = clients.get().image.get(f"/v2/images/{ref}", token=ctx.auth_token)
+    except errors.NotFound:
+        return body, None, None  # said by _image
+    mappings = bfv.image_mappings(img)
+    if mappings is None:
+        return body, img, None
+    if img.get("status") != "active":
+        raise errors.BadRequest(f"Image {ref} is not active.")
+    return {**body, "block_device_mapping_v2": bfv.merge_mappings(mappings, requested)}, img, img
+
+
+def _image(ctx, image_id: str, flavor: dict, img: dict | None = None) -> dict:
     if not instances.is_uuid(image_id):
         raise errors.BadRequest(f"Invalid image identifier or image {image_id} not found.") if False else \
             errors.BadRequest(f"Image {image_id} could not be found.")
     try:
-        img = clients.get().image.get(f"/v2/images/{image_id}", token=ctx.auth_token)
+        if img is None or img.get("id") != image_id:
+            img = clients.get().image.get(f"/v2/images/{image_id}", token=ctx.auth_token)
     except errors.NotFound:
         raise errors.BadRequest(f"Image {image_id} could not be found.") from None
     if img.get("status") != "active":

@@ -28,6 +28,7 @@ _FIELDS = ("uuid", "project_id", "user_id", "name", "hostname", "description", "
 _WRITABLE = {"vm_state", "task_state", "power_state", "host", "node", "network_info", "launched_at",
              "terminated_at", "fault", "progress", "image_ref", "flavor", "system_metadata",
              "block_device_mapping", "requested_networks"}
+_BDM_WRITABLE = {"attachment_id", "device", "volume_size"}
 
 
 def instance_dict(inst: m.Instance) -> dict:
@@ -124,6 +125,42 @@ class Conductor:
                 setattr(inst, k, v)
             inst.updated_at = utcnow()
             return instance_dict(inst)
+
+    # block device mappings: each change made in one transaction on the row as it is then
+    # (the API appends mappings concurrently; an agent writing back a list it read earlier
+    # would drop them)
+
+    def bdm_update(self, instance_uuid: str, volume_id: str, **changes) -> dict | None:
+        """Set fields of the server's mapping of ``volume_id``; the mapping after it (None: none)."""
+        bad = set(changes) - _BDM_WRITABLE
+        if bad:
+            raise errors.BadRequest(f"agents may not change {sorted(bad)} of a block device mapping")
+        with db.transaction() as s:
+            inst = s.get(m.Instance, instance_uuid, with_for_update=True)
+            if inst is None or inst.deleted:
+                return None
+            bdms = [dict(b) for b in inst.block_device_mapping or []]
+            found = next((b for b in bdms if b.get("volume_id") == volume_id), None)
+            if found is None:
+                return None
+            found.update(changes)
+            inst.block_device_mapping = bdms
+            inst.updated_at = utcnow()
+            return dict(found)
+
+    def bdm_delete(self, instance_uuid: str, volume_id: str) -> bool:
+        """Remove the server's mapping of ``volume_id``; whether there was one."""
+        with db.transaction() as s:
+            inst = s.get(m.Instance, instance_uuid, with_for_update=True)
+            if inst is None or inst.deleted:
+                return False
+            bdms = list(inst.block_device_mapping or [])
+            kept = [b for b in bdms if b.get("volume_id") != volume_id]
+            if len(kept) == len(bdms):
+                return False
+            inst.block_device_mapping = kept
+            inst.updated_at = utcnow()
+            return True
 
     def instance_destroyed(self, instance_uuid: str) -> None:
         """The agent removed the guest and its ports: the server is gone (and its console tokens)."""

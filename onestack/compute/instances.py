@@ -34,9 +34,10 @@ def not_found(uuid: str) -> errors.NotFound:
     return errors.NotFound(f"Instance {uuid} could not be found.")
 
 
-def get(s: Session, ctx, uuid: str) -> m.Instance:
-    """A server the caller may see (404 otherwise: never reveal another project's)."""
-    inst = s.get(m.Instance, uuid) if is_uuid(uuid) else None
+def get(s: Session, ctx, uuid: str, for_update: bool = False) -> m.Instance:
+    """A server the caller may see (404 otherwise: never reveal another project's);
+    ``for_update`` locks its row (PostgreSQL) for a read-modify-write."""
+    inst = s.get(m.Instance, uuid, with_for_update=for_update) if is_uuid(uuid) else None
     if inst is None or inst.deleted:
         raise not_found(uuid)
     if inst.project_id != ctx.project_id and not ctx.is_admin:
@@ -336,8 +337,11 @@ def create_records(s: Session, ctx, req: BuildRequest, request_id: str) -> list[
 
 def schedule(uuids: list[str], req: BuildRequest, request_id: str) -> None:
     """Hand the new instances to the conductor (which asks the scheduler, then casts to hosts)."""
+    from onestack.compute.scheduler import volume_backed
+
     spec = {"flavor": req.flavor, "image": req.image or {}, "availability_zone": req.availability_zone,
-            "force_host": req.force_host, "group": req.group, "hints": req.hints}
+            "force_host": req.force_host, "group": req.group, "hints": req.hints,
+            "volume_backed": volume_backed(req.block_device_mapping)}
     bus.get().cast_sync("compute.conductor", "build_instances", instance_uuids=uuids, spec=spec,
                         request_id=request_id)
 

@@ -85,6 +85,7 @@ DEFAULTS: dict[str, str] = {
     _P + "os-server-groups:create": MEMBER,
     _P + "os-server-groups:show": READER,
     _P + "os-server-groups:delete": MEMBER,
+    _P + "os-server-external-events:create": f"{ADMIN} or role:service",  # Cinder's, Neutron's service users
 }
 
 

@@ -39,9 +39,17 @@ class HostState:
     up: bool
 
 
-def resources_of(flavor: dict) -> dict[str, int]:
+def volume_backed(bdms: list[dict] | None) -> bool:
+    """Whether the server's root disk is a volume (boot index 0 mapped to a volume)."""
+    return any(str(b.get("boot_index")) == "0" and b.get("destination_type") == "volume" for b in bdms or [])
+
+
+def resources_of(flavor: dict, volume_backed: bool = False) -> dict[str, int]:
+    """What a server of this flavor takes from a host; as Nova, a volume-backed server's
+    root disk is on the volume, not the host's disk."""
     res = {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["memory_mb"]}
-    disk = flavor.get("root_gb", 0) + flavor.get("ephemeral_gb", 0) + (flavor.get("swap", 0) + 1023) // 1024
+    root = 0 if volume_backed else flavor.get("root_gb", 0)
+    disk = root + flavor.get("ephemeral_gb", 0) + (flavor.get("swap", 0) + 1023) // 1024
     if disk:
         res["DISK_GB"] = disk
     return res
@@ -102,7 +110,7 @@ class Scheduler:
     def select_destinations(self, spec: dict, instance_uuids: list[str], project_id: str,
                             user_id: str) -> list[dict | None]:
         """A host for each instance (claimed in Placement), or None where none fits."""
-        resources = resources_of(spec["flavor"])
+        resources = resources_of(spec["flavor"], bool(spec.get("volume_backed")))
         query = ",".join(f"{k}:{v}" for k, v in resources.items())
         try:
             got = clients.get().placement.get("/allocation_candidates", params={"resources": query},

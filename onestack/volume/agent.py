@@ -11,6 +11,7 @@ with the ``cinder`` service user's token.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -40,7 +41,7 @@ class Conductor:
 
 class VolumeAgent:
     def __init__(self, host: str, backend: FileBackend, backend_name: str, zone: str = "nova",
-                 over_subscription: float = 20.0, images=None, backups=None):
+                 over_subscription: float = 20.0, images=None, backups=None, compute=None, exports=None):
         self.host = host  # host@backend
         self.backend = backend
         self.backend_name = backend_name
@@ -48,9 +49,17 @@ class VolumeAgent:
         self.over_subscription = over_subscription
         self.images = images  # RestClient of the image API (None: no image service)
         self.backups = backups  # a backup store
+        self.compute = compute  # RestClient of the compute API (None: no compute to tell of extends)
         self.conductor = Conductor()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        if exports is None:  # NBD exports for guests on other nodes; live ones re-adopted from the ledger
+            from onestack.volume import settings
+            from onestack.volume.exports import ExportManager
+
+            st = settings.current
+            exports = ExportManager(st.volumes_dir / "exports", st.export_address, st.export_tls_dir or None)
+        self.exports = exports
 
     def serve(self) -> None:
         bus.get().serve(f"volume.{self.host}", self)
@@ -74,16 +83,21 @@ class VolumeAgent:
             if v is None or v["deleted"] or v["status"] != "creating":
                 return
             changes: dict = {}
+            expected = "creating"
             try:
                 src = v.get("source")
                 if v["snapshot_id"] or v["source_volid"]:
                     if not src or not src.get("provider_location"):
                         raise BackendError("the source of the volume has no data")
                     made = self.backend.copy(src["provider_location"], self.backend.format, volume_id, v["size"])
-                    if v["source_volid"]:
-                        changes["bootable"] = src.get("bootable", False)
-                        changes["image_metadata"] = src.get("image_metadata") or {}
+                    changes["bootable"] = bool(src.get("bootable", False))
+                    changes["image_metadata"] = src.get("image_metadata") or {}
                 elif v["image_id"]:
+                    # as Cinder: "downloading" while the image is copied into the volume
+                    if self.conductor.volume_update(volume_id=volume_id, expected_status="creating",
+                                                    status="downloading") != "downloading":
+                        return  # deleted meanwhile
+                    expected = "downloading"
                     made, meta = self._from_image(v)
                     changes.update(bootable=True, image_metadata=meta)
                 else:
@@ -93,10 +107,10 @@ class VolumeAgent:
                 self.conductor.volume_update(volume_id=volume_id, status="error")
                 self._fault(volume_id, str(e))
                 return
-            after = self.conductor.volume_update(volume_id=volume_id, expected_status="creating", status="available",
+            after = self.conductor.volume_update(volume_id=volume_id, expected_status=expected, status="available",
                                                  provider_location=made["path"], disk_format=made["format"],
                                                  **changes)
-            if after is None:  # deleted while it was made
+            if after != "available":  # deleted (or force-deleted) while it was made: the report was not applied
                 self.backend.delete(made["path"])
 
     def _fault(self, volume_id: str, message: str) -> None:
@@ -135,6 +149,7 @@ class VolumeAgent:
             if v is None or v["deleted"]:
                 return
             try:
+                self.exports.stop_volume(volume_id)  # a forced delete: no daemon keeps the data alive
                 self.backend.delete(v.get("provider_location"))
             except Exception:
                 log.exception("deleting volume %s failed", volume_id)
@@ -147,13 +162,41 @@ class VolumeAgent:
             v = self.conductor.volume_get(volume_id=volume_id)
             if v is None or v["deleted"]:
                 return
+            online = status_after == "in-use"
             try:
-                self.backend.extend(v["provider_location"], v["disk_format"], new_size)
+                try:
+                    self.backend.extend(v["provider_location"], v["disk_format"], new_size)
+                except BackendError:
+                    if not online:
+                        raise
+                    # the guest's QEMU holds the file's write lock, so qemu-img may not resize it:
+                    # a raw file grows by truncation; a qcow2 image is grown by that QEMU itself
+                    # when compute resizes the disk (blockResize) on the volume-extended event
+                    if v["disk_format"] == "raw":
+                        path = Path(v["provider_location"])
+                        if path.stat().st_size < new_size * 1024**3:
+                            os.truncate(path, new_size * 1024**3)
+                    else:
+                        log.info("volume %s is in use: its %s image is grown by the guest's hypervisor",
+                                 volume_id, v["disk_format"])
             except Exception:
                 log.exception("extending volume %s failed", volume_id)
                 self.conductor.volume_update(volume_id=volume_id, status="error_extending")
                 return
             self.conductor.volume_update(volume_id=volume_id, status=status_after, size=new_size)
+            if online:  # Cinder's volume-extended event: compute makes the guest see the new size
+                servers = list(dict.fromkeys(a["instance_uuid"] for a in v.get("attachments") or []))
+                events = [{"name": "volume-extended", "server_uuid": s, "tag": volume_id} for s in servers]
+                if events and self.compute is not None:
+                    try:
+                        r = self.compute.post("/os-server-external-events", json={"events": events},
+                                              ok=(200, 207))
+                        for e in (r or {}).get("events", []):
+                            if e.get("code") != 200:
+                                log.warning("volume-extended of %s for server %s: %s", volume_id,
+                                            e.get("server_uuid"), e.get("code"))
+                    except errors.ApiError as e:
+                        log.warning("compute was not told that volume %s grew: %s", volume_id, e.message)
 
     def upload_to_image(self, volume_id: str, image_id: str, disk_format: str, status_after: str) -> None:
         with self._lock(volume_id):
@@ -188,18 +231,30 @@ class VolumeAgent:
     # -- attachments
 
     def initialize_connection(self, volume_id: str, connector: dict | None = None) -> dict:
+        from onestack.volume import settings
+        from onestack.volume.exports import ExportError, use_nbd
+
         v = self.conductor.volume_get(volume_id=volume_id)
         if v is None or v["deleted"] or not v.get("provider_location"):
             raise errors.NotFound(f"Volume {volume_id} could not be found.")
         if not Path(v["provider_location"]).exists():
             raise errors.ServiceUnavailable(f"the data of volume {volume_id} is missing on {self.host}")
+        if use_nbd(settings.current.attach_protocol, self.host, connector):
+            # another node's guest (or nbd asked for): an NBD export of the file, raw to the client
+            try:
+                e = self.exports.export(volume_id, v["provider_location"], v["disk_format"], connector,
+                                        readonly=(connector or {}).get("mode") == "ro",
+                                        shared=bool(v.get("multiattach")))
+            except ExportError as err:
+                raise errors.ServiceUnavailable(str(err)) from None
+            return {"driver_volume_type": "nbd", "data": e.connection_data()}
         return {"driver_volume_type": "file",
                 "data": {"device_path": v["provider_location"], "path": v["provider_location"],
                          "format": v["disk_format"], "volume_id": volume_id, "host": self.host,
                          "access_mode": (connector or {}).get("mode", "rw")}}
 
     def terminate_connection(self, volume_id: str, connector: dict | None = None) -> None:
-        return None
+        self.exports.unexport(volume_id, connector)  # the NBD export of this attachment, if it has one
 
     # -- snapshots
 
@@ -251,14 +306,18 @@ class VolumeAgent:
         try:
             if self.backups is None:
                 raise BackendError("no backup store is configured")
-            count = self.backups.write(backup_id, Path(src), fmt, b.get("container"))
+            if not src:
+                raise BackendError("the volume has no data to back up")
+            if b.get("parent_id") and not b.get("parent"):
+                raise BackendError(f"the parent backup {b['parent_id']} is gone")
+            done = self.backups.write(backup_id, b["volume_id"], Path(src), fmt, b.get("container"),
+                                      parent=b.get("parent"))
         except Exception as e:
             log.exception("backup %s failed", backup_id)
             self.conductor.backup_update(backup_id=backup_id, status="error", fail_reason=str(e)[:255])
         else:
-            self.conductor.backup_update(backup_id=backup_id, status="available", object_count=count,
-                                         container=self.backups.container_of(b.get("container")),
-                                         data_timestamp=iso(utcnow()))
+            self.conductor.backup_update(backup_id=backup_id, status="available", object_count=done["object_count"],
+                                         container=done["container"], data_timestamp=iso(utcnow()))
         self.conductor.volume_update(volume_id=b["volume_id"], status=status_after)
 
     def restore_backup(self, backup_id: str, volume_id: str) -> None:
@@ -266,20 +325,25 @@ class VolumeAgent:
         v = self.conductor.volume_get(volume_id=volume_id)
         if b is None or v is None:
             return
-        try:
-            if not v.get("provider_location"):
-                made = self.backend.create(volume_id, v["size"])
-                self.conductor.volume_update(volume_id=volume_id, provider_location=made["path"],
-                                             disk_format=made["format"])
-                v["provider_location"], v["disk_format"] = made["path"], made["format"]
-            self.backups.read(backup_id, b.get("container"), Path(v["provider_location"]), v["disk_format"])
-        except Exception:
-            log.exception("restore of backup %s failed", backup_id)
-            self.conductor.volume_update(volume_id=volume_id, status="error_restoring")
+        with self._lock(volume_id):
+            try:
+                if self.backups is None:
+                    raise BackendError("no backup store is configured")
+                if not v.get("provider_location"):
+                    made = self.backend.create(volume_id, v["size"])
+                    self.conductor.volume_update(volume_id=volume_id, provider_location=made["path"],
+                                                 disk_format=made["format"])
+                    v["provider_location"], v["disk_format"] = made["path"], made["format"]
+                self.backups.read(backup_id, b["volume_id"], b.get("container"), Path(v["provider_location"]),
+                                  v["disk_format"])
+            except Exception as e:
+                log.exception("restore of backup %s failed", backup_id)
+                self.conductor.volume_update(volume_id=volume_id, status="error_restoring")
+                self.conductor.backup_update(backup_id=backup_id, status="available",
+                                             fail_reason=f"restore failed: {e}"[:255])
+                return
+            self.conductor.volume_update(volume_id=volume_id, status="available")
             self.conductor.backup_update(backup_id=backup_id, status="available")
-            return
-        self.conductor.volume_update(volume_id=volume_id, status="available")
-        self.conductor.backup_update(backup_id=backup_id, status="available")
 
     def delete_backup(self, backup_id: str) -> None:
         b = self.conductor.backup_get(backup_id=backup_id)
@@ -287,7 +351,7 @@ class VolumeAgent:
             return
         try:
             if self.backups is not None:
-                self.backups.delete(backup_id, b.get("container"))
+                self.backups.delete(backup_id, b["volume_id"], b.get("container"))
         except Exception:
             log.exception("deleting backup %s failed", backup_id)
             self.conductor.backup_update(backup_id=backup_id, status="error_deleting")

@@ -40,7 +40,7 @@ def snapshot_dict(snap: m.Snapshot) -> dict:
 
 def backup_dict(b: m.Backup) -> dict:
     return {k: getattr(b, k) for k in ("id", "volume_id", "snapshot_id", "project_id", "size", "status",
-                                       "container", "deleted", "incremental")}
+                                       "container", "deleted", "incremental", "parent_id")}
 
 
 class Conductor:
@@ -55,9 +55,19 @@ class Conductor:
             if v.snapshot_id:
                 snap = s.get(m.Snapshot, v.snapshot_id)
                 out["source"] = snapshot_dict(snap) if snap else None
+                parent = s.get(m.Volume, snap.volume_id) if snap else None
+                if parent is not None:  # a volume from a snapshot is bootable like the snapshot's volume
+                    out["source"].update(bootable=parent.bootable, image_metadata=parent.image_metadata)
             elif v.source_volid:
                 src = s.get(m.Volume, v.source_volid)
                 out["source"] = volume_dict(src) if src else None
+            # the servers it is (being) attached to: an online extend tells their compute
+            out["attachments"] = [
+                {"id": a.id, "instance_uuid": a.instance_uuid, "attached_host": a.attached_host,
+                 "attach_status": a.attach_status}
+                for a in s.scalars(sa.select(m.Attachment).where(
+                    m.Attachment.volume_id == volume_id, m.Attachment.instance_uuid.is_not(None),
+                    m.Attachment.attach_status.in_(("attaching", "attached"))))]
             return out
 
     def snapshot_get(self, snapshot_id: str) -> dict | None:
@@ -73,7 +83,12 @@ class Conductor:
     def backup_get(self, backup_id: str) -> dict | None:
         with db.session() as s:
             b = s.get(m.Backup, backup_id)
-            return backup_dict(b) if b else None
+            if b is None:
+                return None
+            out = backup_dict(b)
+            parent = s.get(m.Backup, b.parent_id) if b.parent_id else None
+            out["parent"] = backup_dict(parent) if parent else None
+            return out
 
     def volumes_on_host(self, host: str) -> list[dict]:
         with db.session() as s:

@@ -73,6 +73,12 @@ def get_snapshot(s: Session, ctx, snapshot_id: str) -> m.Snapshot:
     return snap
 
 
+def dependent_backups(s: Session, backup_id: str) -> int:
+    """How many live incremental backups are built on this one."""
+    return s.scalar(sa.select(sa.func.count()).select_from(m.Backup)
+                    .where(m.Backup.parent_id == backup_id, m.Backup.deleted.is_(False))) or 0
+
+
 def get_backup(s: Session, ctx, backup_id: str) -> m.Backup:
     b = s.get(m.Backup, backup_id)
     if b is None or b.deleted or (not can_see_all(ctx) and b.project_id != ctx.project_id):

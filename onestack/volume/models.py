@@ -123,6 +123,7 @@ class Backup(Base):
     container: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     host: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     incremental: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    parent_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True, index=True)
     metadata_: Mapped[dict] = mapped_column("metadata", sa.JSON, default=dict)
     deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
     data_timestamp: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)

@@ -10,10 +10,8 @@ import threading
 
 from onestack.common import bus
 from onestack.common.clients import RestClient, ServiceAuth
-from onestack.volume import settings
+from onestack.volume import backends, backups, settings
 from onestack.volume.agent import VolumeAgent
-from onestack.volume.backends.file import FileBackend
-from onestack.volume.backups import DirectoryStore
 from onestack.volume.conductor import Conductor
 from onestack.volume.scheduler import Scheduler
 
@@ -28,6 +26,7 @@ class Runtime:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.images: RestClient | None = None
+        self.compute: RestClient | None = None  # os-server-external-events (volume-extended, 2.51)
 
 
 current = Runtime()
@@ -38,22 +37,34 @@ def start(conf) -> Runtime:
     st = settings.current
     auth = ServiceAuth.for_service(conf, "cinder")
     rt.images = RestClient(auth, "/image")
+    rt.compute = RestClient(auth, "/compute/v2.1", headers={"OpenStack-API-Version": "compute 2.51",
+                                                            "X-OpenStack-Nova-API-Version": "2.51"})
     rt.conductor = Conductor()
     rt.scheduler = Scheduler()
     b = bus.get()
     b.serve("volume.conductor", rt.conductor)
     b.serve("volume.scheduler", rt.scheduler)
-    if st.backend != "file":
-        raise RuntimeError(f"volume backend {st.backend!r} is not available (use 'file')")
-    backend = FileBackend(st.volumes_dir, st.volume_format, st.capacity_gb)
-    store = DirectoryStore(st.backup_dir, st.backup_container) if st.backup_driver == "directory" else None
+    backend = backends.by_name(st.backend, st)
+    store = make_backup_store(auth, st)
     rt.agent = VolumeAgent(st.service_host, backend, st.backend_name, zone=st.availability_zone,
-                           over_subscription=st.max_over_subscription_ratio, images=rt.images, backups=store)
+                           over_subscription=st.max_over_subscription_ratio, images=rt.images, backups=store,
+                           compute=rt.compute)
     rt.agent.serve()
     report(rt)
     rt.thread = threading.Thread(target=_report_loop, args=(rt,), name="volume-reporter", daemon=True)
     rt.thread.start()
     return rt
+
+
+def make_backup_store(auth: ServiceAuth, st: settings.Settings) -> backups.ChunkedStore:
+    if st.backup_driver == "object":
+        target = backups.SwiftTarget(RestClient(auth, "/object-store"))
+    elif st.backup_driver == "directory":
+        target = backups.DirectoryTarget(st.backup_dir)
+    else:
+        raise RuntimeError(f"volume.backup_driver must be object or directory, not {st.backup_driver!r}")
+    return backups.ChunkedStore(target, st.backup_container, st.backup_chunk_mb * backups.MiB,
+                                work_dir=st.volumes_dir)
 
 
 def report(rt: Runtime) -> None:

@@ -20,7 +20,11 @@ class Settings:
     default_volume_type: str = "filedriver-1"
     report_interval: int = 10
     service_down_time: int = 60
-    backup_driver: str = "directory"
+    attach_protocol: str = "auto"  # auto | file | nbd (see onestack.volume.exports)
+    export_address: str = "127.0.0.1"
+    export_tls_dir: str = ""
+    backup_driver: str = "object"
+    backup_chunk_mb: int = 4
     backup_dir: Path = Path("/var/lib/onestack/backups")
     backup_container: str = "volumebackups"
     quotas: dict[str, int] = field(default_factory=dict)
@@ -40,8 +44,14 @@ def configure(conf) -> Settings:
     v = conf.volume
     current.public_url = conf.public_url
     for key in ("backend", "backend_name", "volume_format", "capacity_gb", "max_over_subscription_ratio",
-                "availability_zone", "report_interval", "service_down_time", "backup_driver", "backup_container"):
+                "availability_zone", "report_interval", "service_down_time", "backup_driver", "backup_container", "backup_chunk_mb"):
         setattr(current, key, getattr(v, key))
+    if v.attach_protocol not in ("auto", "file", "nbd"):
+        from onestack.config import ConfigError
+
+        raise ConfigError(f"config key 'volume.attach_protocol' must be auto, file or nbd; got {v.attach_protocol!r}")
+    current.attach_protocol, current.export_address = v.attach_protocol, v.export_address
+    current.export_tls_dir = v.export_tls_dir
     current.host = v.host or conf.compute.host or socket.gethostname()
     current.volumes_dir = Path(v.volumes_dir) if v.volumes_dir else conf.state_dir / "volumes"
     current.backup_dir = Path(v.backup_dir) if v.backup_dir else conf.state_dir / "backups"

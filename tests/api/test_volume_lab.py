@@ -115,6 +115,17 @@ def test_volume_life_cycle(cloud, image):
     snap = cloud.os_json("volume", "snapshot", "create", "--volume", n, name("snap"))
     wait_for(lambda: cloud.os_json("volume", "snapshot", "show", snap["id"])["status"] == "available",
              what="snapshot available")
+    # metadata of volumes and snapshots: set merges, unset removes one key
+    for kind, ref in (("volume", n), ("volume snapshot", snap["id"])):
+        cloud.openstack(*kind.split(), "set", "--property", "a=1", "--property", "b=2", ref)
+        cloud.openstack(*kind.split(), "unset", "--property", "a", ref)
+        props = cloud.os_json(*kind.split(), "show", ref)["properties"]
+        assert props.get("b") == "2" and "a" not in props, props
+    vid = volume(cloud, n)["id"]
+    r = api(cloud, "PUT", f"/volumes/{vid}/metadata/b", {"meta": {"c": "3"}})
+    assert r.status_code == 400 and "mismatch" in r.json()["badRequest"]["message"]
+    r = api(cloud, "DELETE", f"/snapshots/{snap['id']}/metadata/nope")
+    assert r.status_code == 404 and "nope" in r.json()["itemNotFound"]["message"]
     from_snap = cloud.os_json("volume", "create", "--snapshot", snap["id"], name("fromsnap"))
     assert wait_volume(cloud, from_snap["id"], "available")["size"] == 2
     clone = cloud.os_json("volume", "create", "--source", n, name("clone"))
@@ -283,3 +294,98 @@ def test_admin_actions(cloud):
     cloud.openstack("volume", "delete", mine["id"], user="demo")
     cloud.openstack("volume", "delete", "--force", v["id"])
     wait_for(lambda: v["id"] not in {x["ID"] for x in cloud.os_json("volume", "list")}, what="force-deleted")
+
+
+def _volume_file(cloud: Cloud, volume_id: str):
+    return cloud.state / "volumes" / f"volume-{volume_id}"
+
+
+def _poke(path, offset: int, byte: bytes, length: int = 1024 * 1024) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(byte * length)
+
+
+def _peek(path, offset: int, length: int = 1024 * 1024) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    assert len(set(data)) == 1, f"mixed data at {offset}"
+    return data[:1]
+
+
+def wait_backup(cloud: Cloud, ref: str) -> dict:
+    seen: dict = {}
+
+    def check():
+        seen.update(cloud.os_json("volume", "backup", "show", ref))
+        assert seen["status"] != "error", f"backup failed: {seen.get('fail_reason')}"
+        return seen["status"] == "available"
+
+    wait_for(check, 60, what=f"backup {ref} available (last: {seen.get('status')})")
+    return seen
+
+
+def test_full_and_incremental_backups_keep_the_data(cloud):
+    """The volume's data goes to the object store in chunks; an incremental backup stores
+    only what changed, and restoring either brings back exactly its own point in time."""
+    MiB = 1024 * 1024
+    v = cloud.os_json("volume", "create", "--size", "1", name("bkdata"))
+    wait_volume(cloud, v["id"], "available")
+    path = _volume_file(cloud, v["id"])
+    _poke(path, 0, b"A")
+    _poke(path, 512 * MiB, b"B")
+    assert "No backups available" in refused(cloud, "volume", "backup", "create", "--incremental", v["id"])
+
+    full = cloud.os_json("volume", "backup", "create", "--name", name("full"), v["id"])
+    full = wait_backup(cloud, full["id"])
+    assert full["is_incremental"] is False and full["object_count"] == 3  # two 4 MiB chunks and the manifest
+    wait_volume(cloud, v["id"], "available")
+
+    _poke(path, 0, b"C")
+    _poke(path, 900 * MiB, b"D")
+    inc = cloud.os_json("volume", "backup", "create", "--incremental", "--name", name("inc"), v["id"])
+    inc = wait_backup(cloud, inc["id"])
+    assert inc["is_incremental"] is True and inc["object_count"] == 3  # the two changed chunks and the manifest
+    assert cloud.os_json("volume", "backup", "show", full["id"])["has_dependent_backups"] is True
+    wait_volume(cloud, v["id"], "available")
+
+    # the objects are in the object store, in the volume service's account
+    objects = {o["Name"] for o in cloud.os_json("object", "list", "volumebackups", user="cinder")}
+    assert f"volume_{v['id']}/{full['id']}/manifest" in objects
+    assert f"volume_{v['id']}/{inc['id']}/chunk-{(900 * MiB) // (4 * MiB):08d}" in objects
+
+    stderr = refused(cloud, "volume", "backup", "delete", full["id"])
+    assert "Incremental backups exist" in stderr
+
+    # restore each into a new volume: each shows its own point in time
+    restored = {}
+    for b in (full, inc):
+        out = cloud.os_json("volume", "backup", "restore", b["id"], name("restored"))
+        restored[b["id"]] = out["volume_id"]
+        wait_volume(cloud, out["volume_id"], "available", timeout=60)
+    r_full, r_inc = (_volume_file(cloud, restored[full["id"]]), _volume_file(cloud, restored[inc["id"]]))
+    assert (_peek(r_full, 0), _peek(r_full, 512 * MiB), _peek(r_full, 900 * MiB)) == (b"A", b"B", b"\0")
+    assert (_peek(r_inc, 0), _peek(r_inc, 512 * MiB), _peek(r_inc, 900 * MiB)) == (b"C", b"B", b"D")
+
+    # restoring over an existing volume replaces all of its data
+    cloud.openstack("volume", "backup", "restore", "--force", full["id"], v["id"])
+    wait_volume(cloud, v["id"], "available", timeout=60)
+    assert (_peek(path, 0), _peek(path, 900 * MiB)) == (b"A", b"\0")
+
+    # a corrupted chunk is detected on restore, and the volume says so
+    chunk = f"volume_{v['id']}/{inc['id']}/chunk-00000000"
+    cloud.openstack("object", "delete", "volumebackups", chunk, user="cinder")
+    bad = cloud.os_json("volume", "backup", "restore", inc["id"], name("broken"))
+    wait_volume(cloud, bad["volume_id"], "error_restoring", timeout=60)
+
+    cloud.openstack("volume", "backup", "delete", inc["id"])
+    wait_for(lambda: inc["id"] not in {x["ID"] for x in cloud.os_json("volume", "backup", "list")},
+             what="incremental backup deleted")
+    cloud.openstack("volume", "backup", "delete", full["id"])
+    wait_for(lambda: full["id"] not in {x["ID"] for x in cloud.os_json("volume", "backup", "list")},
+             what="full backup deleted")
+    left = {o["Name"] for o in cloud.os_json("object", "list", "volumebackups", user="cinder")}
+    assert not {n for n in left if n.startswith(f"volume_{v['id']}/")}
+    for vid in (v["id"], *restored.values(), bad["volume_id"]):
+        cloud.openstack("volume", "delete", "--force", vid, check=False)

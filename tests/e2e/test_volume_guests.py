@@ -9,6 +9,7 @@ the disk is gone, all on the serial console (`openstack console log show`).
 - a new 1 GiB volume hot-plugged into guest A is seen empty; A writes to it;
 - detached, A sees it disappear; attached to guest B, B reads A's data;
 - a snapshot of it, and a volume made from the snapshot, hold the same data (B reads it);
+- a backup of it (into the object store), restored into a new volume, holds it too;
 - a server boots from a volume made from the tiny image (its ready line), and the
   volume survives the server's deletion (`delete_on_termination` false).
 
@@ -132,7 +133,7 @@ def wait_ready(cloud: Cloud, name: str) -> None:
 
 
 def test_volumes_seen_by_guests(cloud, tmp_path):
-    servers, volumes, snapshots = [], [], []
+    servers, volumes, snapshots, backups = [], [], [], []
     try:
         servers.append(boot(cloud, "vol-a", tmp_path, "alpha"))
         servers.append(boot(cloud, "vol-b", tmp_path, ""))
@@ -170,9 +171,26 @@ def test_volumes_seen_by_guests(cloud, tmp_path):
         wait_console(cloud, "vol-b", r"volprobe: 2 appeared read=\[alpha-1\]")
         cloud.openstack("server", "remove", "volume", "vol-b", copy)
         wait_volume(cloud, copy, "available")
+
+        # backup (into the object store) -> restore into a new volume: B reads the data
+        bk = cloud.os_json("volume", "backup", "create", "--name", "lab-backup", vol)["id"]
+        backups.append(bk)
+        wait_for(lambda: cloud.os_json("volume", "backup", "show", bk)["status"] == "available", 120,
+                 "backup available")
+        restored = cloud.os_json("volume", "backup", "restore", bk, "lab-restored")["volume_id"]
+        volumes.append(restored)
+        wait_volume(cloud, restored, "available", timeout=120)
+        cloud.openstack("server", "add", "volume", "vol-b", restored)
+        wait_console(cloud, "vol-b", r"volprobe: 3 appeared read=\[alpha-1\]")
+        cloud.openstack("server", "remove", "volume", "vol-b", restored)
+        wait_volume(cloud, restored, "available")
     finally:
         for sid in servers:
             cloud.openstack("server", "delete", "--wait", sid, check=False)
+        for bid in backups:
+            cloud.openstack("volume", "backup", "delete", bid, check=False)
+            wait_for(lambda bid=bid: bid not in {b["ID"] for b in cloud.os_json("volume", "backup", "list")},
+                     60, "backup deleted")
         for sid in snapshots:
             cloud.openstack("volume", "snapshot", "delete", sid, check=False)
             wait_for(lambda sid=sid: sid not in {s["ID"] for s in cloud.os_json("volume", "snapshot", "list")},
@@ -199,3 +217,51 @@ def test_boot_from_volume(cloud, tmp_path):
     finally:
         cloud.openstack("volume", "delete", vol, check=False)
     wait_for(lambda: not cloud.os_json("volume", "list"), 60, "boot volume deleted")
+
+
+def test_shelve_unshelve_volume_backed_guest_keeps_its_data(cloud, tmp_path):
+    """A guest booted from a volume writes a marker near the end of its root volume (past
+    the tiny image's data); shelved (offloaded: the domain goes, no image is made, the volume
+    stays attached) and unshelved, it boots from the same volume and reads the marker back."""
+    tag = f"kept-{os.urandom(4).hex()}"
+    script = tmp_path / "rootprobe.sh"
+    script.write_text(f"""#!/bin/sh
+(
+at=$(dd if=/dev/vda bs=1024 skip=921600 count=1 2>/dev/null | tr -cd 'a-z0-9-')
+echo "rootprobe: read=[$at]"
+if [ -z "$at" ]; then
+  printf '%s' '{tag}' | dd of=/dev/vda bs=1024 seek=921600 conv=notrunc 2>/dev/null
+  sync
+  echo "rootprobe: wrote {tag}"
+fi
+) </dev/null &
+""")
+    vol = cloud.os_json("volume", "create", "--size", "1", "--image", IMAGE, "shelve-root")["id"]
+    sid = None
+    try:
+        wait_volume(cloud, vol, "available", timeout=120)
+        sid = cloud.os_json("server", "create", "--flavor", "m1.nano", "--volume", vol, "--nic", "none",
+                            "--os-compute-api-version", "2.37", "--config-drive", "true",
+                            "--user-data", str(script), "bfv-shelve")["id"]
+        wait_ready(cloud, sid)
+        wait_console(cloud, sid, rf"rootprobe: wrote {tag}")
+
+        images = {i["ID"] for i in cloud.os_json("image", "list")}
+        cloud.openstack("server", "shelve", sid)
+        wait_for(lambda: cloud.os_json("server", "show", sid)["status"] in ("SHELVED_OFFLOADED", "ERROR"), 120,
+                 "server shelved")
+        shown = cloud.os_json("server", "show", sid)
+        assert shown["status"] == "SHELVED_OFFLOADED", shown.get("fault")
+        assert {i["ID"] for i in cloud.os_json("image", "list")} == images  # no image for a volume-backed one
+        assert cloud.os_json("volume", "show", vol)["attachments"][0]["server_id"] == sid
+
+        cloud.openstack("server", "unshelve", sid)
+        wait_ready(cloud, sid)
+        wait_console(cloud, sid, rf"rootprobe: read=\[{tag}\]")
+        assert cloud.os_json("volume", "show", vol)["attachments"][0]["device"] == "/dev/vda"
+    finally:
+        if sid:
+            cloud.openstack("server", "delete", "--wait", sid, check=False)
+        wait_for(lambda: volume_status(cloud, vol) == "available", 60, "root volume released")
+        cloud.openstack("volume", "delete", vol, check=False)
+    wait_for(lambda: vol not in {v["ID"] for v in cloud.os_json("volume", "list")}, 60, "root volume deleted")

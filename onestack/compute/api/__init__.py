@@ -57,7 +57,7 @@ def build():
     )
 
     for name in ("flavors", "keypairs", "servers", "actions", "images", "misc", "consoles", "metadata_api",
-                 "hosts", "quotas", "server_groups", "usage", "volumes"):
+                 "hosts", "quotas", "server_groups", "usage", "volumes", "events"):
         try:
             __import__(f"onestack.compute.api.{name}")
         except ModuleNotFoundError as e:

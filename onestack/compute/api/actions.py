@@ -8,9 +8,10 @@ from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.compute import actions as act
-from onestack.compute import clients, flavors, instances, policies, states
+from onestack.compute import bfv, clients, flavors, instances, policies, states
 from onestack.compute.actions import ANY, begin
 from onestack.compute.api import api, mv, views
+from onestack.compute.scheduler import volume_backed
 
 HANDLERS = {}
 
@@ -29,8 +30,6 @@ def server_action(req: Req):
         raise errors.BadRequest("There is either no action or more than one action in the request body.")
     name, body = next(iter(data.items()))
     fn = HANDLERS.get(name)
-    if name in _NOT_VOLUME_BACKED and fn is not None:
-        _refuse_volume_backed(req, name)
     if fn is None:
         # an unknown action on a missing server is still a 404, as Nova answers
         with db.session() as s:
@@ -39,17 +38,10 @@ def server_action(req: Req):
     return fn(req, req.path["server_id"], body)
 
 
-# actions that work on the local root disk (overlay on an image), not on a root volume
-_NOT_VOLUME_BACKED = ("rebuild", "rescue", "resize", "createImage", "shelve")
-
-
-def _refuse_volume_backed(req: Req, name: str) -> None:
-    from onestack.compute.build import volume_backed
-
-    with db.session() as s:
-        inst = instances.get(s, req.ctx, req.path["server_id"])
-        if volume_backed(inst.block_device_mapping) is not None:
-            raise errors.BadRequest(f"Action {name} is not supported for volume-backed instances in this cloud.")
+# volume-backed servers (root disk = a volume; see onestack.compute.bfv): rescue from 2.87,
+# rebuild with another image (reimaging the root volume) from 2.93
+RESCUE_VOLUME_BACKED = Version(2, 87)
+REBUILD_VOLUME_BACKED = Version(2, 93)
 
 
 def _dict(body, name: str) -> dict:
@@ -148,6 +140,12 @@ def rescue(req: Req, uuid: str, body):
     body = _dict(body, "rescue")
     image_ref = body.get("rescue_image_ref")
     password = body.get("adminPass") or secrets.token_urlsafe(9)
+    with db.session() as s:
+        current = instances.get(s, req.ctx, uuid)
+    if current.vm_state not in (states.ACTIVE, states.STOPPED, states.ERROR):
+        raise act._state_error(current, "rescue")
+    if bfv.root_bdm(current.block_device_mapping) is not None and mv(req) < RESCUE_VOLUME_BACKED:
+        raise errors.BadRequest(f"Instance {uuid} cannot be rescued: Cannot rescue a volume-backed instance")
     inst = begin(req.ctx, uuid, "rescue", req.request_id, vm_states=(states.ACTIVE, states.STOPPED, states.ERROR),
                  task_state=states.RESCUING)
     instances.cast_to_host(inst, "rescue_instance", request_id=req.request_id, image_ref=image_ref)
@@ -188,14 +186,22 @@ def rebuild(req: Req, uuid: str, body):
     with db.session() as s:
         current = instances.get(s, ctx, uuid)
         flavor = dict(current.flavor)
+    root = bfv.root_bdm(current.block_device_mapping)
+    if root is not None:
+        flavor["root_gb"] = 0  # the root disk is a volume: the flavor's disk does not bound the image
     image = build._image(ctx, image_ref, flavor)
+    if root is not None and v < REBUILD_VOLUME_BACKED and bfv.image_root_volume(ctx, root) != image_ref:
+        raise errors.BadRequest(f"Image {image_ref} is unacceptable: Unable to rebuild with a different image "
+                                f"for a volume-backed server.")
     password = body.get("adminPass") or secrets.token_urlsafe(9)
     inst = begin(ctx, uuid, "rebuild", req.request_id, vm_states=(states.ACTIVE, states.STOPPED, states.ERROR),
                  task_state=states.REBUILDING, changes=changes)
+    # a volume-backed server keeps its image_ref (empty: booted from a volume) and its root volume's data
+    image_ref = "" if root is not None else image_ref
     instances.cast_to_host(inst, "rebuild_instance", request_id=req.request_id, image_ref=image_ref, image=image)
     with db.session() as s:
         row = instances.get(s, ctx, uuid)
-        row.image_ref = image_ref  # shown at once, as Nova does (not saved here: the agent records it)
+        row.image_ref = image_ref or row.image_ref  # shown at once, as Nova does (the agent records it)
         out = server_view(req, s, row, groups=v >= Version(2, 75), minimal=True)
     out["adminPass"] = password
     return json_response({"server": out}, 202)
@@ -216,7 +222,8 @@ def resize(req: Req, uuid: str, body):
         old = dict(current.flavor)
     if new["id"] == old.get("id"):
         raise errors.BadRequest("When resizing, instances must change flavor!")
-    if new["root_gb"] < old.get("root_gb", 0):
+    # a volume-backed server has no local root disk: the flavor's disk size does not apply to it
+    if new["root_gb"] < old.get("root_gb", 0) and bfv.root_bdm(current.block_device_mapping) is None:
         raise errors.BadRequest("Resize error: Unable to resize disk down.")
     image = ((current.system_metadata or {}).get("image") or {})
     if image.get("min_ram") and image["min_ram"] > new["memory_mb"]:
@@ -237,7 +244,7 @@ def resize(req: Req, uuid: str, body):
         rp = next(iter(alloc.get("allocations") or {}), None)
         if rp:
             clients.get().placement.put(f"/allocations/{uuid}", json={
-                "allocations": {rp: {"resources": resources_of(new)}}, "project_id": inst.project_id,
+                "allocations": {rp: {"resources": resources_of(new, volume_backed(inst.block_device_mapping))}}, "project_id": inst.project_id,
                 "user_id": inst.user_id, "consumer_generation": alloc.get("consumer_generation")})
     except errors.Conflict:
         instances.set_task(uuid, None, expected=(states.RESIZE_PREP,))
@@ -269,6 +276,9 @@ def create_image(req: Req, uuid: str, body):
     metadata = instances.check_metadata(body.get("metadata", {}))
     with db.session() as s:
         current = instances.get(s, req.ctx, uuid)
+    if bfv.root_bdm(current.block_device_mapping) is not None:
+        image = _snapshot_volume_backed(req, current, name, metadata)
+        return _image_created(req, image["id"])
     if current.vm_state not in (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED):
         raise act._state_error(current, "createImage")
     image = _snapshot_image(req, current, name, metadata)
@@ -280,10 +290,31 @@ def create_image(req: Req, uuid: str, body):
         clients.get().image.delete(f"/v2/images/{image['id']}", ok=(204, 404))
         raise
     instances.cast_to_host(inst, "snapshot_instance", request_id=req.request_id, image_id=image["id"])
-    location = f"{views.base_url(req).rsplit('/compute', 1)[0]}/image/v2/images/{image['id']}"
+    return _image_created(req, image["id"])
+
+
+def _image_created(req: Req, image_id: str):
+    location = f"{views.base_url(req).rsplit('/compute', 1)[0]}/image/v2/images/{image_id}"
     if mv(req) >= Version(2, 45):
-        return json_response({"image_id": image["id"]}, 202)
+        return json_response({"image_id": image_id}, 202)
     return empty(202, headers={"Location": location})
+
+
+def _snapshot_volume_backed(req: Req, current, name: str, metadata: dict) -> dict:
+    """createImage of a volume-backed server (PAUSED is for image-backed ones only): the
+    volumes are snapshotted and the image made here, while the server is marked busy."""
+    if current.vm_state not in (states.ACTIVE, states.STOPPED, states.SUSPENDED):
+        raise act._state_error(current, "createImage")
+    inst = begin(req.ctx, current.uuid, "createImage", req.request_id,
+                 vm_states=(states.ACTIVE, states.STOPPED, states.SUSPENDED),
+                 task_state=states.IMAGE_SNAPSHOT, check_lock=False)
+    try:
+        return bfv.snapshot_to_image(req.ctx, inst, name, metadata)
+    finally:
+        try:
+            instances.set_task(current.uuid, None, expected=(states.IMAGE_SNAPSHOT,))
+        except errors.ApiError:
+            pass  # deleted meanwhile, or another task took over
 
 
 @action("shelve")
@@ -292,11 +323,19 @@ def shelve(req: Req, uuid: str, body):
         current = instances.get(s, req.ctx, uuid)
     if current.vm_state not in (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED):
         raise act._state_error(current, "shelve")
-    image = _snapshot_image(req, current, f"{current.name}-shelved", {})
-    inst = begin(req.ctx, uuid, "shelve", req.request_id,
-                 vm_states=(states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED),
-                 task_state=states.SHELVING)
-    instances.cast_to_host(inst, "shelve_instance", request_id=req.request_id, image_id=image["id"])
+    # a volume-backed server is offloaded at once, its volumes kept: no image is made
+    volume_backed = bfv.root_bdm(current.block_device_mapping) is not None
+    image = None if volume_backed else _snapshot_image(req, current, f"{current.name}-shelved", {})
+    try:
+        inst = begin(req.ctx, uuid, "shelve", req.request_id,
+                     vm_states=(states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED),
+                     task_state=states.SHELVING)
+    except errors.ApiError:
+        if image is not None:
+            clients.get().image.delete(f"/v2/images/{image['id']}", ok=(204, 404))
+        raise
+    instances.cast_to_host(inst, "shelve_instance", request_id=req.request_id,
+                           image_id=image["id"] if image else "")
     return empty(202)
 
 
@@ -312,7 +351,8 @@ def unshelve(req: Req, uuid: str, body):
     from onestack.common import bus
     from onestack.compute.scheduler import Scheduler  # noqa: F401  (the conductor's scheduler picks)
 
-    spec = {"flavor": inst.flavor, "availability_zone": inst.availability_zone, "group": inst.server_group}
+    spec = {"flavor": inst.flavor, "availability_zone": inst.availability_zone, "group": inst.server_group,
+            "volume_backed": volume_backed(inst.block_device_mapping)}
     dests = bus.get().call_sync("compute.scheduler", "select_destinations", spec=spec,
                                 instance_uuids=[uuid], project_id=inst.project_id, user_id=inst.user_id)
     if not dests or dests[0] is None:

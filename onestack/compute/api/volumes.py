@@ -116,7 +116,7 @@ def attachment_create(req: Req):
                          token=ctx.auth_token)["attachment"]
     try:
         with db.transaction() as s:
-            inst = instances.get(s, ctx, uuid)
+            inst = instances.get(s, ctx, uuid, for_update=True)  # the conductor edits mappings too
             used = {"vda"} | {str(b.get("device") or "").removeprefix("/dev/") for b in volumes_of(inst)}
             dev = device if device and device.removeprefix("/dev/") not in used else next_device(used)
             if not dev.startswith("/dev/"):

@@ -37,9 +37,27 @@ def uuid_of(name: str) -> str | None:
     return name[len(PREFIX) :] if name.startswith(PREFIX) else None
 
 
+@dataclass(frozen=True)
+class NbdSource:
+    """A volume exported over NBD by its volume node (onestack.volume.exports): the guest's
+    QEMU connects to host:port and opens the export `name` (the per-attachment secret)."""
+
+    host: str
+    port: int
+    name: str
+    tls: bool = False
+
+    def __str__(self) -> str:  # what volumes() and logs show: never the export name
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"nbd://{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"NbdSource({self.host}:{self.port})"
+
+
 @dataclass
 class Disk:
-    path: Path
+    path: Path | NbdSource  # a file, or a network disk served over NBD (presented raw)
     target: str = "vda"  # vdX on virtio, hdX on IDE
     bus: str = "virtio"  # virtio | ide
     device: str = "disk"  # disk | cdrom
@@ -112,9 +130,17 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 
 def disk_element(disk: Disk) -> ET.Element:
-    el = ET.Element("disk", {"type": "file", "device": disk.device})
-    _sub(el, "driver", name="qemu", type=disk.format, cache=disk.cache, discard="unmap")
-    _sub(el, "source", file=str(disk.path))
+    if isinstance(disk.path, NbdSource):
+        nbd = disk.path
+        el = ET.Element("disk", {"type": "network", "device": disk.device})
+        _sub(el, "driver", name="qemu", type="raw", cache=disk.cache, discard="unmap")
+        source = _sub(el, "source", protocol="nbd", name=nbd.name, **({"tls": "yes"} if nbd.tls else {}))
+        host = nbd.host[1:-1] if nbd.host.startswith("[") else nbd.host
+        _sub(source, "host", name=host, port=str(nbd.port))
+    else:
+        el = ET.Element("disk", {"type": "file", "device": disk.device})
+        _sub(el, "driver", name="qemu", type=disk.format, cache=disk.cache, discard="unmap")
+        _sub(el, "source", file=str(disk.path))
     if disk.backing is not None:
         store = _sub(el, "backingStore", type="file")
         _sub(store, "format", type="qcow2")
@@ -210,13 +236,24 @@ def config_drive_disk(path: Path, fmt: str) -> Disk:
 
 
 def disk_targets(xml: str) -> dict[str, str]:
-    """target dev -> source file of the disks in a domain's XML."""
+    """target dev -> source file of the disks in a domain's XML (nbd://host:port for an
+    NBD network disk)."""
     out = {}
     for disk in ET.fromstring(xml).iter("disk"):
         target, source = disk.find("target"), disk.find("source")
         if target is not None:
-            out[target.get("dev")] = source.get("file") if source is not None else ""
+            out[target.get("dev")] = _source_of(source)
     return out
+
+
+def _source_of(source: ET.Element | None) -> str:
+    if source is None:
+        return ""
+    if source.get("protocol") == "nbd":
+        host = source.find("host")
+        if host is not None:
+            return str(NbdSource(host.get("name", ""), int(host.get("port") or 10809), ""))
+    return source.get("file") or ""
 
 
 def next_virtio_target(used: set[str]) -> str:

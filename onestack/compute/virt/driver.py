@@ -42,6 +42,7 @@ from onestack.compute.virt.domain import (
     Disk,
     DomainSpec,
     Interface,
+    NbdSource,
     config_drive_disk,
     disk_targets,
     disk_xml,
@@ -139,8 +140,8 @@ class InstanceSpec:
     flavor: str = ""
     project_id: str = ""
     user_id: str = ""
-    # booted from a volume: this file is the root disk vda (no image, no overlay)
-    root_volume: Path | None = None
+    # booted from a volume: this file (or NBD export) is the root disk vda (no image, no overlay)
+    root_volume: Path | NbdSource | None = None
     root_volume_format: str = "raw"
     root_volume_serial: str | None = None
 
@@ -197,17 +198,23 @@ class VirtDriver(ABC):
     def attach_volume(
         self,
         uuid: str,
-        path: Path,
+        path: Path | NbdSource,
         *,
         device: str | None = None,
         serial: str | None = None,
         disk_format: str = "raw",
     ) -> str:
-        """Attach a disk file as a virtio disk; the device name given to it (vdb, ...)."""
+        """Attach a disk file (or a volume node's NBD export, raw) as a virtio disk; the
+        device name given to it (vdb, ...)."""
 
     @abstractmethod
     def detach_volume(self, uuid: str, device: str, timeout: float = 30) -> None:
         """Detach the disk `device` (or the disk whose file is `device`)."""
+
+    def extend_volume(self, uuid: str, device: str, new_size_bytes: int) -> None:
+        """Tell a running guest that its disk `device` is now `new_size_bytes` long (the volume
+        grew online); a stopped guest sees the size at its next start."""
+        raise VirtError(f"{type(self).__name__} cannot extend volumes online")
 
     @abstractmethod
     def list_instances(self) -> list[str]:
@@ -508,7 +515,9 @@ class LibvirtDriver(VirtDriver):
     def _build_disks(self, spec: InstanceSpec, inst_dir: Path, suffix: str):
         """The root overlay `disk<suffix>` on the cached base and the config drive
         `disk.config<suffix>`; (base, config drive Disk named by its final path | None)."""
-        if spec.root_volume is not None:
+        if isinstance(spec.root_volume, NbdSource):
+            base = None  # served by the volume's node
+        elif spec.root_volume is not None:
             if not Path(spec.root_volume).is_file():
                 raise VirtError(f"volume file {spec.root_volume} does not exist")
             make_reachable(Path(spec.root_volume).resolve().parent, self.qemu_user)
@@ -549,6 +558,9 @@ class LibvirtDriver(VirtDriver):
         )
 
     def _root_disk(self, spec: InstanceSpec, inst_dir: Path, base: Path | None) -> Disk:
+        if isinstance(spec.root_volume, NbdSource):
+            return Disk(spec.root_volume, "vda", format="raw", serial=spec.root_volume_serial,
+                        cache=self.disk_cache)
         if spec.root_volume is not None:
             return Disk(Path(spec.root_volume).resolve(), "vda", format=spec.root_volume_format,
                         serial=spec.root_volume_serial, cache=self.disk_cache)
@@ -723,7 +735,7 @@ class LibvirtDriver(VirtDriver):
     def attach_volume(
         self,
         uuid: str,
-        path: Path,
+        path: Path | NbdSource,
         *,
         device: str | None = None,
         serial: str | None = None,
@@ -731,9 +743,12 @@ class LibvirtDriver(VirtDriver):
     ) -> str:
         libvirt = _libvirt()
         dom = self._domain(uuid)
-        path = Path(path).resolve()
-        if not path.is_file():
-            raise VirtError(f"volume file {path} does not exist")
+        if isinstance(path, NbdSource):  # <disk type='network'><source protocol='nbd'>: raw over NBD
+            disk_format = "raw"
+        else:
+            path = Path(path).resolve()
+            if not path.is_file():
+                raise VirtError(f"volume file {path} does not exist")
         live = disk_targets(self.domain_xml(uuid))
         config = disk_targets(self.domain_xml(uuid, inactive=True))
         if str(path) in live.values() or str(path) in config.values():
@@ -742,7 +757,8 @@ class LibvirtDriver(VirtDriver):
         target = device or next_virtio_target(used)
         if target in used:
             raise VirtError(f"device {target} is in use on {uuid}")
-        make_reachable(path.parent, self.qemu_user)
+        if not isinstance(path, NbdSource):
+            make_reachable(path.parent, self.qemu_user)
         disk = Disk(
             path, target, "virtio", "disk", disk_format, serial=serial, cache=self.disk_cache
         )
@@ -793,6 +809,17 @@ class LibvirtDriver(VirtDriver):
             if time.monotonic() > deadline:
                 raise VirtError(f"the guest did not release {live_dev} within {timeout:.0f} s")
             time.sleep(0.2)
+
+    def extend_volume(self, uuid: str, device: str, new_size_bytes: int) -> None:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        if not dom.isActive():
+            return  # QEMU reads the file's size when it starts the guest
+        if device not in disk_targets(self.domain_xml(uuid)):
+            raise VirtError(f"no disk {device} on {uuid}")
+        # QEMU's block_resize: grows a qcow2 image itself, and the guest gets a capacity change
+        self._call(uuid, "blockResize", dom.blockResize, device, new_size_bytes,
+                   libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
 
     # -- snapshot, resize, rebuild, rescue
 
@@ -851,9 +878,10 @@ class LibvirtDriver(VirtDriver):
         if self._call(uuid, "info", dom.hasManagedSaveImage, 0):
             raise VirtError(f"instance {uuid} is suspended; resume it first")
         disk = inst_dir / DISK
-        current = virtual_size(disk)
+        local = disk.exists()  # booted from a volume: no local root disk, nothing to grow
+        current = virtual_size(disk) if local else 0
         size = root_gb * GiB if root_gb else current
-        if size < current:
+        if local and size < current:
             raise VirtError(
                 f"the root disk of {uuid} is {current / GiB:g} GiB and cannot shrink to "
                 f"{root_gb} GiB"
@@ -866,10 +894,13 @@ class LibvirtDriver(VirtDriver):
         running = bool(dom.isActive())
         if running:
             self.power_off(uuid, shutdown_timeout)
-        _copy_file(disk, inst_dir / RESIZE_DISK)
-        _write_private(inst_dir / RESIZE_STATE, json.dumps({"xml": old_xml, "running": running}))
+        if local:
+            _copy_file(disk, inst_dir / RESIZE_DISK)
+        _write_private(inst_dir / RESIZE_STATE, json.dumps({"xml": old_xml, "running": running,
+                                                            "local": local}))
         try:
-            grow(disk, size)
+            if local:
+                grow(disk, size)
             self._define(uuid, new_xml)
             if running:
                 self._start(uuid)
@@ -892,10 +923,12 @@ class LibvirtDriver(VirtDriver):
             state = json.loads((inst_dir / RESIZE_STATE).read_text())
         except FileNotFoundError:
             raise VirtError(f"instance {uuid} has no resize to revert") from None
-        if not (inst_dir / RESIZE_DISK).exists():
+        local = state.get("local", True)
+        if local and not (inst_dir / RESIZE_DISK).exists():
             raise VirtError(f"the root disk from before the resize of {uuid} is missing")
         self._stop(uuid, self._domain(uuid))
-        os.replace(inst_dir / RESIZE_DISK, inst_dir / DISK)
+        if local:
+            os.replace(inst_dir / RESIZE_DISK, inst_dir / DISK)
         self._define(uuid, state["xml"])
         (inst_dir / RESIZE_STATE).unlink()
         if state.get("running"):
@@ -930,7 +963,8 @@ class LibvirtDriver(VirtDriver):
                 dom.managedSaveRemove(0)
         except libvirt.libvirtError as e:
             raise VirtError(f"rebuild of {spec.uuid} failed: {_msg(e)}") from e
-        os.replace(inst_dir / f"{DISK}{new}", inst_dir / DISK)
+        if spec.root_volume is None:  # a root volume is kept as it is (its data too)
+            os.replace(inst_dir / f"{DISK}{new}", inst_dir / DISK)
         if drive is not None:
             os.replace(inst_dir / f"{CONFIG_DISK}{new}", inst_dir / CONFIG_DISK)
         else:
@@ -1272,6 +1306,7 @@ class _Fake:
     managed_save: bool = False
     boots: int = 1
     volumes: dict[str, str] = field(default_factory=dict)
+    volume_sizes: dict[str, int] = field(default_factory=dict)  # device -> bytes, set by extend_volume
     interfaces: list[Interface] = field(default_factory=list)
     resized_from: tuple | None = None  # (memory_mib, vcpus, disk_gb, was running)
     rescued: bool = False
@@ -1419,7 +1454,7 @@ class FakeDriver(VirtDriver):
     def attach_volume(
         self,
         uuid: str,
-        path: Path,
+        path: Path | NbdSource,
         *,
         device: str | None = None,
         serial: str | None = None,
@@ -1441,8 +1476,21 @@ class FakeDriver(VirtDriver):
             for dev, src in list(inst.volumes.items()):
                 if device in (dev, src):
                     del inst.volumes[dev]
+                    inst.volume_sizes.pop(dev, None)
                     return
             raise VirtError(f"no disk {device} on {uuid}")
+
+    def extend_volume(self, uuid: str, device: str, new_size_bytes: int) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            if device not in inst.volumes and not (device == "vda" and inst.root_volume):
+                raise VirtError(f"no disk {device} on {uuid}")
+            inst.volume_sizes[device] = new_size_bytes
+
+    def volume_sizes(self, uuid: str) -> dict[str, int]:
+        """What extend_volume told each disk of a fake guest: device -> bytes."""
+        with self._lock:
+            return dict(self._get(uuid).volume_sizes)
 
     def volumes(self, uuid: str) -> dict[str, str]:
         with self._lock:
@@ -1519,6 +1567,7 @@ class FakeDriver(VirtDriver):
             inst.spec = spec
             inst.memory_mib, inst.vcpus = spec.memory_mib, spec.vcpus
             inst.disk_gb = spec.root_gb or FAKE_IMAGE_GB
+            inst.root_volume = str(spec.root_volume) if spec.root_volume is not None else None
             if spec.interfaces:
                 inst.interfaces = list(spec.interfaces)
             inst.resized_from, inst.rescued, inst.managed_save = None, False, False

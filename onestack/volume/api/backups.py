@@ -36,13 +36,13 @@ def _list(req: Req, detail: bool):
     policies.authorize("backup:get_all", req.ctx)
     with db.session() as s:
         rows = list(s.scalars(visible_query(req.ctx, req, m.Backup)))
-    for key in ("name", "status", "volume_id"):
-        if req.query.get(key) is not None:
-            rows = [b for b in rows if str(getattr(b, key) or "") == req.query[key]]
-    rows = apply_sort(rows, sort_spec(req, {"id", "name", "status", "size", "created_at", "updated_at",
-                                            "volume_id"}), lambda x, k: getattr(x, k, None))
-    page, limit = paginate(req, rows)
-    items = [views.backup(req, b, mv(req), detail) for b in page]
+        for key in ("name", "status", "volume_id"):
+            if req.query.get(key) is not None:
+                rows = [b for b in rows if str(getattr(b, key) or "") == req.query[key]]
+        rows = apply_sort(rows, sort_spec(req, {"id", "name", "status", "size", "created_at", "updated_at",
+                                                "volume_id"}), lambda x, k: getattr(x, k, None))
+        page, limit = paginate(req, rows)
+        items = [views.backup(req, b, mv(req), detail) for b in page]
     return json_response({"backups": items, **views.collection_links(req, "backups", items, limit, False)})
 
 
@@ -82,10 +82,19 @@ def backup_create(req: Req):
             if snap.volume_id != v.id or snap.status != core.AVAILABLE:
                 raise errors.BadRequest("Invalid snapshot: it must be an available snapshot of the volume.")
         core.check_quota(s, v.project_id, None, backups=1, backup_gigabytes=v.size)
+        parent_id = None
+        if incremental:
+            # as Cinder: the parent is the volume's newest available backup
+            parent = s.scalars(sa.select(m.Backup).where(
+                m.Backup.volume_id == v.id, m.Backup.deleted.is_(False), m.Backup.status == core.AVAILABLE)
+                .order_by(m.Backup.data_timestamp.desc(), m.Backup.created_at.desc())).first()
+            if parent is None:
+                raise errors.BadRequest("Invalid backup: No backups available to do an incremental backup.")
+            parent_id = parent.id
         b = m.Backup(id=core.new_id(), volume_id=v.id, snapshot_id=snapshot_id, project_id=v.project_id,
                      user_id=ctx.user_id, name=name, description=description, size=v.size, status=core.CREATING,
                      availability_zone=v.availability_zone, container=container, incremental=incremental,
-                     metadata_=metadata, deleted=False, created_at=utcnow(), host=core.settings.current.host)
+                     parent_id=parent_id, metadata_=metadata, deleted=False, created_at=utcnow(), host=core.settings.current.host)
         s.add(b)
         before = v.status
         v.status = core.BACKING_UP
@@ -128,6 +137,8 @@ def _delete(req: Req, force: bool) -> None:
         policies.authorize("backup:delete", req.ctx, {"project_id": b.project_id})
         if not force and b.status not in (core.AVAILABLE, core.ERROR):
             raise errors.BadRequest(f"Invalid backup: Backup status must be available or error, not {b.status}.")
+        if core.dependent_backups(s, b.id):
+            raise errors.BadRequest("Invalid backup: Incremental backups exist for this backup.")
         b.status = core.DELETING
         b.updated_at = utcnow()
     core.cast_host(core.settings.current.service_host, "delete_backup", backup_id=req.path["backup_id"])

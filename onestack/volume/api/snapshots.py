@@ -11,7 +11,7 @@ from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.volume import core, policies
 from onestack.volume import models as m
-from onestack.volume.api import body_of, mv, route, views
+from onestack.volume.api import body_of, metadata, mv, route, views
 from onestack.volume.api.volumes import (
     apply_sort,
     check_metadata,
@@ -182,77 +182,6 @@ def snapshot_action(req: Req):
 
 # -------------------------------------------------------------------- metadata
 
-
-@route("/snapshots/{snapshot_id}/metadata", ["GET"])
-def metadata_show(req: Req):
-    with db.session() as s:
-        snap = core.get_snapshot(s, req.ctx, req.path["snapshot_id"])
-        policies.authorize("volume:get_snapshot_metadata", req.ctx, {"project_id": snap.project_id})
-        return json_response({"metadata": dict(snap.metadata_ or {})})
-
-
-def _write(req: Req, replace: bool):
-    data = req.json()
-    if not isinstance(data, dict) or "metadata" not in data:
-        raise errors.BadRequest("Malformed request body: it must have a 'metadata' object.")
-    meta = check_metadata(data["metadata"])
-    with db.transaction() as s:
-        snap = core.get_snapshot(s, req.ctx, req.path["snapshot_id"])
-        policies.authorize("volume:update_snapshot_metadata", req.ctx, {"project_id": snap.project_id})
-        snap.metadata_ = dict(meta) if replace else {**(snap.metadata_ or {}), **meta}
-        core.touch(snap)
-        return json_response({"metadata": dict(snap.metadata_)})
-
-
-@route("/snapshots/{snapshot_id}/metadata", ["POST"])
-def metadata_create(req: Req):
-    return _write(req, replace=False)
-
-
-@route("/snapshots/{snapshot_id}/metadata", ["PUT"])
-def metadata_replace(req: Req):
-    return _write(req, replace=True)
-
-
-@route("/snapshots/{snapshot_id}/metadata/{key}", ["GET"])
-def metadata_item_show(req: Req):
-    with db.session() as s:
-        snap = core.get_snapshot(s, req.ctx, req.path["snapshot_id"])
-        policies.authorize("volume:get_snapshot_metadata", req.ctx, {"project_id": snap.project_id})
-        key = req.path["key"]
-        if key not in (snap.metadata_ or {}):
-            raise errors.NotFound(f"Metadata item was not found: {key}.")
-        return json_response({"meta": {key: snap.metadata_[key]}})
-
-
-@route("/snapshots/{snapshot_id}/metadata/{key}", ["PUT"])
-def metadata_item_update(req: Req):
-    data = req.json()
-    meta = data.get("meta") if isinstance(data, dict) else None
-    key = req.path["key"]
-    if not isinstance(meta, dict):
-        raise errors.BadRequest("Malformed request body: it must have a 'meta' object.")
-    if key not in meta:
-        raise errors.BadRequest("Request body and URI mismatch.")
-    if len(meta) > 1:
-        raise errors.BadRequest("Request body contains too many items.")
-    check_metadata(meta, "meta")
-    with db.transaction() as s:
-        snap = core.get_snapshot(s, req.ctx, req.path["snapshot_id"])
-        policies.authorize("volume:update_snapshot_metadata", req.ctx, {"project_id": snap.project_id})
-        snap.metadata_ = {**(snap.metadata_ or {}), key: meta[key]}
-        core.touch(snap)
-    return json_response({"meta": {key: meta[key]}})
-
-
-@route("/snapshots/{snapshot_id}/metadata/{key}", ["DELETE"])
-def metadata_item_delete(req: Req):
-    key = req.path["key"]
-    with db.transaction() as s:
-        snap = core.get_snapshot(s, req.ctx, req.path["snapshot_id"])
-        policies.authorize("volume:delete_snapshot_metadata", req.ctx, {"project_id": snap.project_id})
-        if key not in (snap.metadata_ or {}):
-            raise errors.NotFound(f"Metadata item was not found: {key}.")
-        snap.metadata_ = {k: v for k, v in snap.metadata_.items() if k != key}
-        core.touch(snap)
-    return empty(200)
+metadata.register("/snapshots/{snapshot_id}", "snapshot_id", core.get_snapshot,
+                  {"get": "volume:get_snapshot_metadata", "update": "volume:update_snapshot_metadata",
+                   "delete": "volume:delete_snapshot_metadata"})

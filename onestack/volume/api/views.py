@@ -193,6 +193,15 @@ def transfer(req, tr: m.Transfer, version: Version, auth_key: str | None = None,
 # -------------------------------------------------------------------- backups
 
 
+def _has_dependents(b: m.Backup) -> bool:
+    from sqlalchemy.orm import object_session
+
+    from onestack.volume import core
+
+    s = object_session(b)
+    return bool(s and core.dependent_backups(s, b.id))
+
+
 def backup(req, b: m.Backup, version: Version, detail: bool = True) -> dict:
     out = {"id": b.id, "name": b.name, "links": links(req, "backups", b.id, b.project_id)}
     if not detail:
@@ -201,7 +210,8 @@ def backup(req, b: m.Backup, version: Version, detail: bool = True) -> dict:
         "status": b.status, "size": b.size, "object_count": b.object_count,
         "availability_zone": b.availability_zone, "container": b.container, "created_at": t(b.created_at),
         "updated_at": t(b.updated_at), "description": b.description, "fail_reason": b.fail_reason,
-        "volume_id": b.volume_id, "is_incremental": b.incremental, "has_dependent_backups": False,
+        "volume_id": b.volume_id, "is_incremental": b.incremental,
+        "has_dependent_backups": _has_dependents(b),
         "snapshot_id": b.snapshot_id, "data_timestamp": t(b.data_timestamp or b.created_at),
     })
     if version >= V(3, 18):

@@ -495,82 +495,17 @@ def delete_volume(ctx, volume_id: str, cascade: bool = False, force: bool = Fals
 # -------------------------------------------------------------------- metadata
 
 
-def _meta_target(req: Req, write: bool):
-    return req.path["volume_id"], ("volume:update_volume_metadata" if write else "volume:get_volume_metadata")
+def _not_in_maintenance(v: m.Volume) -> None:
+    if v.status == core.MAINTENANCE:
+        raise core.invalid_volume(v, "not maintenance")
 
 
-@route("/volumes/{volume_id}/metadata", ["GET"])
-def metadata_show(req: Req):
-    with db.session() as s:
-        v = core.get_volume(s, req.ctx, req.path["volume_id"])
-        policies.authorize("volume:get_volume_metadata", req.ctx, {"project_id": v.project_id})
-        return json_response({"metadata": dict(v.metadata_ or {})})
+def _register_metadata() -> None:
+    from onestack.volume.api import metadata
+
+    metadata.register("/volumes/{volume_id}", "volume_id", core.get_volume,
+                      {"get": "volume:get_volume_metadata", "update": "volume:update_volume_metadata",
+                       "delete": "volume:delete_volume_metadata"}, writable=_not_in_maintenance)
 
 
-def _write_metadata(req: Req, replace: bool):
-    data = req.json()
-    if not isinstance(data, dict) or "metadata" not in data:
-        raise errors.BadRequest("Malformed request body: it must have a 'metadata' object.")
-    meta = check_metadata(data["metadata"])
-    with db.transaction() as s:
-        v = core.get_volume(s, req.ctx, req.path["volume_id"])
-        policies.authorize("volume:update_volume_metadata", req.ctx, {"project_id": v.project_id})
-        if v.status == core.MAINTENANCE:
-            raise core.invalid_volume(v, "not maintenance")
-        v.metadata_ = dict(meta) if replace else {**(v.metadata_ or {}), **meta}
-        core.touch(v)
-        return json_response({"metadata": dict(v.metadata_)})
-
-
-@route("/volumes/{volume_id}/metadata", ["POST"])
-def metadata_create(req: Req):
-    return _write_metadata(req, replace=False)
-
-
-@route("/volumes/{volume_id}/metadata", ["PUT"])
-def metadata_replace(req: Req):
-    return _write_metadata(req, replace=True)
-
-
-@route("/volumes/{volume_id}/metadata/{key}", ["GET"])
-def metadata_item_show(req: Req):
-    with db.session() as s:
-        v = core.get_volume(s, req.ctx, req.path["volume_id"])
-        policies.authorize("volume:get_volume_metadata", req.ctx, {"project_id": v.project_id})
-        key = req.path["key"]
-        if key not in (v.metadata_ or {}):
-            raise errors.NotFound(f"Metadata item was not found: {key}.")
-        return json_response({"meta": {key: v.metadata_[key]}})
-
-
-@route("/volumes/{volume_id}/metadata/{key}", ["PUT"])
-def metadata_item_update(req: Req):
-    data = req.json()
-    meta = data.get("meta") if isinstance(data, dict) else None
-    if not isinstance(meta, dict):
-        raise errors.BadRequest("Malformed request body: it must have a 'meta' object.")
-    key = req.path["key"]
-    if key not in meta:
-        raise errors.BadRequest("Request body and URI mismatch.")
-    if len(meta) > 1:
-        raise errors.BadRequest("Request body contains too many items.")
-    check_metadata(meta, "meta")
-    with db.transaction() as s:
-        v = core.get_volume(s, req.ctx, req.path["volume_id"])
-        policies.authorize("volume:update_volume_metadata", req.ctx, {"project_id": v.project_id})
-        v.metadata_ = {**(v.metadata_ or {}), key: meta[key]}
-        core.touch(v)
-    return json_response({"meta": {key: meta[key]}})
-
-
-@route("/volumes/{volume_id}/metadata/{key}", ["DELETE"])
-def metadata_item_delete(req: Req):
-    key = req.path["key"]
-    with db.transaction() as s:
-        v = core.get_volume(s, req.ctx, req.path["volume_id"])
-        policies.authorize("volume:delete_volume_metadata", req.ctx, {"project_id": v.project_id})
-        if key not in (v.metadata_ or {}):
-            raise errors.NotFound(f"Metadata item was not found: {key}.")
-        v.metadata_ = {k: val for k, val in v.metadata_.items() if k != key}
-        core.touch(v)
-    return empty(200)
+_register_metadata()
