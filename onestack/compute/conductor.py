@@ -27,7 +27,7 @@ _FIELDS = ("uuid", "project_id", "user_id", "name", "hostname", "description", "
            "launch_index", "server_group", "deleted")
 _WRITABLE = {"vm_state", "task_state", "power_state", "host", "node", "network_info", "launched_at",
              "terminated_at", "fault", "progress", "image_ref", "flavor", "system_metadata",
-             "block_device_mapping", "requested_networks"}
+             "requested_networks"}  # block device mappings change only through bdm_update/bdm_delete
 _BDM_WRITABLE = {"attachment_id", "device", "volume_size"}
 
 

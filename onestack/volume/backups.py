@@ -27,6 +27,8 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -35,6 +37,7 @@ from onestack.volume.backends.file import BackendError, qemu_img
 
 MiB = 1024**2
 MANIFEST_VERSION = 1
+UPLOADS = 4  # chunks stored (or fetched) at once
 
 
 class ObjectTarget(Protocol):
@@ -154,23 +157,36 @@ class ChunkedStore:
         previous = self.manifest(parent["container"], volume_id, parent["id"])["chunks"] if parent else {}
         prefix = self.prefix(volume_id, backup_id)
         chunks: dict[str, list] = {}
-        written: list[str] = []
+        written: list[str] = []  # appended by the workers (list.append is atomic)
         stored = 0
+
+        def store(index: int, data: bytes) -> int:
+            """Bytes stored for this chunk (0: its parent's object serves)."""
+            digest = hashlib.sha256(data).hexdigest()
+            before = previous.get(str(index))
+            if before and before[0] == digest:
+                chunks[str(index)] = before  # unchanged since the parent: its object
+                return 0
+            name = f"{prefix}/chunk-{index:08d}"
+            blob = zlib.compress(data, 1)
+            self.target.put(container, name, blob)
+            written.append(name)
+            chunks[str(index)] = [digest, container, name]
+            return len(blob)
+
         try:
             with _raw_view(Path(src), fmt, self.work_dir) as raw:
                 size = raw.stat().st_size
-                for index, data in _data_chunks(raw, self.chunk_size):
-                    digest = hashlib.sha256(data).hexdigest()
-                    before = previous.get(str(index))
-                    if before and before[0] == digest:
-                        chunks[str(index)] = before  # unchanged since the parent: its object
-                        continue
-                    name = f"{prefix}/chunk-{index:08d}"
-                    blob = zlib.compress(data, 1)
-                    self.target.put(container, name, blob)
-                    written.append(name)
-                    stored += len(blob)
-                    chunks[str(index)] = [digest, container, name]
+                # hashing, compressing and uploading overlap on a few threads; at most
+                # 2 x UPLOADS chunks are in memory at once
+                with ThreadPoolExecutor(UPLOADS, thread_name_prefix="backup") as pool:
+                    pending: deque = deque()
+                    for index, data in _data_chunks(raw, self.chunk_size):
+                        pending.append(pool.submit(store, index, data))
+                        if len(pending) >= 2 * UPLOADS:
+                            stored += pending.popleft().result()
+                    for f in pending:
+                        stored += f.result()
             manifest = {"version": MANIFEST_VERSION, "volume_id": volume_id, "backup_id": backup_id,
                         "parent_id": parent["id"] if parent else None, "size": size,
                         "chunk_size": self.chunk_size, "compression": "zlib", "chunks": chunks}
@@ -205,15 +221,30 @@ class ChunkedStore:
         if manifest["size"] > size:
             raise BackendError(f"the volume ({size} bytes) is smaller than the backup ({manifest['size']} bytes)")
         step = manifest["chunk_size"]
-        with open(dest, "r+b") as f:
+
+        def fetch(entry: list) -> bytes:
+            digest, container, name = entry
+            data = zlib.decompress(self.target.get(container, name))
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise BackendError(f"backup object {container}/{name} is corrupt (SHA-256 mismatch)")
+            return data
+
+        with open(dest, "r+b") as f, ThreadPoolExecutor(UPLOADS, thread_name_prefix="restore") as pool:
             f.truncate(0)  # all zeros, sparse: only the stored chunks are written
             f.truncate(size)
-            for index, (digest, container, name) in sorted(manifest["chunks"].items(), key=lambda x: int(x[0])):
-                data = zlib.decompress(self.target.get(container, name))
-                if hashlib.sha256(data).hexdigest() != digest:
-                    raise BackendError(f"backup object {container}/{name} is corrupt (SHA-256 mismatch)")
-                f.seek(int(index) * step)
-                f.write(data)
+            pending: deque = deque()
+
+            def write_one() -> None:
+                index, future = pending.popleft()
+                f.seek(index * step)
+                f.write(future.result())
+
+            for index, entry in sorted(manifest["chunks"].items(), key=lambda x: int(x[0])):
+                pending.append((int(index), pool.submit(fetch, entry)))
+                if len(pending) >= 2 * UPLOADS:
+                    write_one()
+            while pending:
+                write_one()
 
     # -- delete
 
