@@ -12,21 +12,15 @@ and the volume are removed at the end.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import time
-
 import pytest
 
 from tests.cloud import Cloud
+from tests.e2e import guests
+from tests.e2e.guests import IMAGE, wait_console, wait_for, wait_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-if os.geteuid() != 0:
-    pytest.skip("real guests need root", allow_module_level=True)
-if not shutil.which("virsh") or not shutil.which("qemu-system-x86_64"):
-    pytest.skip("libvirt/QEMU missing (scripts/install.sh)", allow_module_level=True)
+guests.require_guests()
 
 # user_data: for about 10 minutes, print vdb's size whenever it changes (in the
 # background, so the guest finishes booting)
@@ -43,35 +37,12 @@ done
 ) </dev/null &
 """
 
-IMAGE = "onestack-tiny-x86_64"
 
 
-def wait_for(fn, timeout: float, what: str, step: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
 
 
-def wait_console(cloud: Cloud, server: str, pattern: str, timeout: float = 90) -> None:
-    rx, last = re.compile(pattern), {"text": ""}
-
-    def check():
-        last["text"] = cloud.openstack("console", "log", "show", server).stdout
-        return rx.search(last["text"])
-    try:
-        wait_for(check, timeout, f"{pattern!r} on the console of {server}")
-    except AssertionError as e:
-        raise AssertionError(f"{e}; console ends with:\n{last['text'][-1500:]}") from None
 
 
-def wait_volume(cloud: Cloud, ref: str, status: str, timeout: float = 60) -> None:
-    wait_for(lambda: cloud.os_json("volume", "show", ref)["status"] == status, timeout, f"volume {ref} {status}",
-             step=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -20,23 +20,15 @@ is bounded; servers, volumes and snapshots are removed at the end.
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import time
 
 import pytest
 
 from tests.cloud import Cloud
+from tests.e2e import guests
+from tests.e2e.guests import IMAGE, wait_console, wait_for, wait_ready, wait_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-if os.geteuid() != 0:
-    pytest.skip("real guests need root", allow_module_level=True)
-if not shutil.which("virsh") or not shutil.which("qemu-system-x86_64"):
-    pytest.skip("libvirt/QEMU missing (scripts/install.sh)", allow_module_level=True)
-
-IMAGE = "onestack-tiny-x86_64"
-READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)")
+guests.require_guests()
 
 # user_data: watch /dev/vdb (the first volume: the config drive is an IDE CD-ROM) up
 # to 4 times; print its first bytes when it appears, write WRITE-<n> if asked, sync,
@@ -64,17 +56,6 @@ done
 """
 
 
-def wait_for(fn, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
-
-
 @pytest.fixture(scope="module")
 def cloud():
     c = Cloud("volguests", extra_env={"ONESTACK_COMPUTE_DRIVER": "libvirt"})
@@ -86,50 +67,12 @@ def cloud():
         c.stop()
 
 
-def console(cloud: Cloud, server: str) -> str:
-    return cloud.openstack("console", "log", "show", server).stdout
-
-
-def wait_console(cloud: Cloud, server: str, pattern: str, timeout: float = 90) -> re.Match:
-    rx = re.compile(pattern)
-    last = {"text": ""}
-
-    def check():
-        last["text"] = console(cloud, server)
-        return rx.search(last["text"])
-    try:
-        return wait_for(check, timeout, f"{pattern!r} on the console of {server}", step=1)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; console ends with:\n{last['text'][-1500:]}") from None
-
-
 def volume_status(cloud: Cloud, ref: str) -> str:
     return cloud.os_json("volume", "show", ref)["status"]
 
 
-def wait_volume(cloud: Cloud, ref: str, status: str, timeout: float = 60) -> None:
-    def check():
-        now = volume_status(cloud, ref)
-        if now.startswith("error") and not status.startswith("error"):
-            raise AssertionError(f"volume {ref} went to {now}")
-        return now == status
-    wait_for(check, timeout, f"volume {ref} {status}")
-
-
 def boot(cloud: Cloud, name: str, tmp_path, write: str = "", *source: str) -> str:
-    script = tmp_path / f"{name}.sh"
-    script.write_text(PROBE.format(write=write))
-    src = source or ("--image", IMAGE)
-    return cloud.os_json("server", "create", "--flavor", "m1.nano", *src, "--nic", "none",
-                         "--os-compute-api-version", "2.37", "--config-drive", "true",
-                         "--user-data", str(script), name)["id"]
-
-
-def wait_ready(cloud: Cloud, name: str) -> None:
-    wait_for(lambda: cloud.os_json("server", "show", name)["status"] in ("ACTIVE", "ERROR"), 240, f"{name} built")
-    shown = cloud.os_json("server", "show", name)
-    assert shown["status"] == "ACTIVE", shown.get("fault")
-    wait_console(cloud, name, READY.pattern, timeout=240)
+    return guests.boot(cloud, name, tmp_path, PROBE.format(write=write), *source)
 
 
 def test_volumes_seen_by_guests(cloud, tmp_path):

@@ -18,27 +18,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.cloud import Cloud
+from tests.e2e import guests
+from tests.e2e.guests import IMAGE, console, wait_console, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-if os.geteuid() != 0:
-    pytest.skip("real guests need root", allow_module_level=True)
-if not shutil.which("virsh") or not shutil.which("qemu-system-x86_64"):
-    pytest.skip("libvirt/QEMU missing (scripts/install.sh)", allow_module_level=True)
+guests.require_guests()
 if not shutil.which("qemu-storage-daemon"):
     pytest.skip("qemu-storage-daemon missing (qemu-system-common)", allow_module_level=True)
 
-IMAGE = "onestack-tiny-x86_64"
-READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)")
 
 # user_data: wait for /dev/vdb (the config drive is an IDE CD-ROM), print its first
 # bytes, write a marker, sync, and say when the disk is gone. In the background.
@@ -58,15 +53,6 @@ echo "nbdprobe: gone"
 """
 
 
-def wait_for(fn, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
 
 
 @pytest.fixture(scope="module")
@@ -112,47 +98,26 @@ def daemons(cloud: Cloud) -> list[int]:
     return sorted(out)
 
 
-def console(cloud: Cloud, server: str) -> str:
-    return cloud.openstack("console", "log", "show", server).stdout
 
 
-def wait_console(cloud: Cloud, server: str, pattern: str, timeout: float = 120) -> re.Match:
-    rx = re.compile(pattern)
-    last = {"text": ""}
 
-    def check():
-        last["text"] = console(cloud, server)
-        return rx.search(last["text"])
-    try:
-        return wait_for(check, timeout, f"{pattern!r} on the console of {server}", step=1)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; console ends with:\n{last['text'][-1500:]}") from None
+
+
+
+
+
 
 
 def wait_volume(cloud: Cloud, ref: str, status: str, timeout: float = 90) -> None:
-    def check():
-        now = cloud.os_json("volume", "show", ref)["status"]
-        if now.startswith("error") and not status.startswith("error"):
-            raise AssertionError(f"volume {ref} went to {now}")
-        return now == status
-    wait_for(check, timeout, f"volume {ref} {status}")
+    guests.wait_volume(cloud, ref, status, timeout)
 
 
 def wait_ready(cloud: Cloud, name: str) -> None:
-    wait_for(lambda: cloud.os_json("server", "show", name)["status"] in ("ACTIVE", "ERROR"), 300,
-             f"{name} built")
-    shown = cloud.os_json("server", "show", name)
-    assert shown["status"] == "ACTIVE", shown.get("fault")
-    wait_console(cloud, name, READY.pattern, timeout=300)
+    guests.wait_ready(cloud, name, timeout=300)
 
 
 def boot(cloud: Cloud, name: str, tmp_path, *source: str) -> str:
-    script = tmp_path / f"{name}.sh"
-    script.write_text(PROBE)
-    src = source or ("--image", IMAGE)
-    return cloud.os_json("server", "create", "--flavor", "m1.nano", *src, "--nic", "none",
-                         "--os-compute-api-version", "2.37", "--config-drive", "true",
-                         "--user-data", str(script), name)["id"]
+    return guests.boot(cloud, name, tmp_path, PROBE, *source)
 
 
 def domain_disks(server_id: str) -> dict[str, str]:

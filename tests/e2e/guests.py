@@ -1,0 +1,80 @@
+"""What the e2e tests with real guests share: skips, bounded waits, the serial
+console, volume status and booting a tiny guest with a user_data script and a
+config drive (no network needed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import pytest
+
+from tests.cloud import Cloud
+
+IMAGE = "onestack-tiny-x86_64"
+READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)")
+
+
+def require_guests() -> None:
+    """Skip the calling module unless real guests can run here."""
+    if os.geteuid() != 0:
+        pytest.skip("real guests need root", allow_module_level=True)
+    if not shutil.which("virsh") or not shutil.which("qemu-system-x86_64"):
+        pytest.skip("libvirt/QEMU missing (scripts/install.sh)", allow_module_level=True)
+
+
+def wait_for(fn, timeout: float, what: str, step: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(step)
+
+
+def console(cloud: Cloud, server: str) -> str:
+    return cloud.openstack("console", "log", "show", server).stdout
+
+
+def wait_console(cloud: Cloud, server: str, pattern: str, timeout: float = 90) -> re.Match:
+    rx = re.compile(pattern)
+    last = {"text": ""}
+
+    def check():
+        last["text"] = console(cloud, server)
+        return rx.search(last["text"])
+    try:
+        return wait_for(check, timeout, f"{pattern!r} on the console of {server}", step=1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; console ends with:\n{last['text'][-1500:]}") from None
+
+
+def wait_volume(cloud: Cloud, ref: str, status: str, timeout: float = 60) -> None:
+    def check():
+        now = cloud.os_json("volume", "show", ref)["status"]
+        if now.startswith("error") and not status.startswith("error"):
+            raise AssertionError(f"volume {ref} went to {now}")
+        return now == status
+    wait_for(check, timeout, f"volume {ref} {status}")
+
+
+def boot(cloud: Cloud, name: str, tmp_path, script: str, *source: str) -> str:
+    """A tiny guest (m1.nano, no network, config drive) running ``script`` as user_data."""
+    path = tmp_path / f"{name}.sh"
+    path.write_text(script)
+    src = source or ("--image", IMAGE)
+    return cloud.os_json("server", "create", "--flavor", "m1.nano", *src, "--nic", "none",
+                         "--os-compute-api-version", "2.37", "--config-drive", "true",
+                         "--user-data", str(path), name)["id"]
+
+
+def wait_ready(cloud: Cloud, name: str, timeout: float = 240) -> None:
+    wait_for(lambda: cloud.os_json("server", "show", name)["status"] in ("ACTIVE", "ERROR"), timeout,
+             f"{name} built")
+    shown = cloud.os_json("server", "show", name)
+    assert shown["status"] == "ACTIVE", shown.get("fault")
+    wait_console(cloud, name, READY.pattern, timeout=timeout)
