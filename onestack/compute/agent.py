@@ -40,6 +40,12 @@ def volume_source(data: dict) -> Path | virt.NbdSource:
     raise VirtError(f"the connection info of volume {data.get('volume_id')} names neither a file nor an NBD export")
 
 
+def _mapping_of(inst: dict | None, volume_id: str) -> dict | None:
+    """The server's block device mapping of this volume, if any."""
+    return next((b for b in (inst or {}).get("block_device_mapping") or [] if b.get("volume_id") == volume_id),
+                None)
+
+
 class Conductor:
     """The agent's view of the conductor: bus calls only."""
 
@@ -315,8 +321,7 @@ class ComputeAgent:
         vc = clients.get().volume
         with self._lock(uuid):
             inst = self.conductor.instance_get(instance_uuid=uuid)
-            bdm = next((b for b in (inst or {}).get("block_device_mapping") or []
-                        if b.get("volume_id") == volume_id), None)
+            bdm = _mapping_of(inst, volume_id)
             if inst is None or inst["deleted"] or bdm is None:
                 return
             self._event(uuid, request_id, "compute_attach_volume", "start")
@@ -343,8 +348,7 @@ class ComputeAgent:
         uuid = instance_uuid
         with self._lock(uuid):
             inst = self.conductor.instance_get(instance_uuid=uuid)
-            bdm = next((b for b in (inst or {}).get("block_device_mapping") or []
-                        if b.get("volume_id") == volume_id), None)
+            bdm = _mapping_of(inst, volume_id)
             if inst is None or inst["deleted"] or bdm is None:
                 return
             self._event(uuid, request_id, "compute_detach_volume", "start")
@@ -381,8 +385,7 @@ class ComputeAgent:
             inst = self.conductor.instance_get(instance_uuid=uuid)
             if inst is None or inst["deleted"]:
                 return
-            bdm = next((b for b in inst.get("block_device_mapping") or [] if b.get("volume_id") == volume_id),
-                       None)
+            bdm = _mapping_of(inst, volume_id)
             self._event(uuid, request_id, event, "start")
             try:
                 if bdm is None or not bdm.get("device"):

@@ -24,11 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -262,24 +262,16 @@ class ChunkedStore:
         self.target.delete(container, f"{prefix}/manifest")
 
 
-class _raw_view:
+@contextmanager
+def _raw_view(src: Path, fmt: str, work_dir: Path | None):
     """The volume's data as a raw file: the file itself, or a raw copy of qcow2 data."""
-
-    def __init__(self, src: Path, fmt: str, work_dir: Path | None):
-        self.src, self.fmt, self.work_dir = src, fmt, work_dir
-        self.tmp: str | None = None
-
-    def __enter__(self) -> Path:
-        if self.fmt == "raw":
-            return self.src
-        self.tmp = tempfile.mkdtemp(prefix="backup-", dir=self.work_dir)
-        raw = Path(self.tmp) / "raw"
-        qemu_img("convert", "-U", "-f", self.fmt, "-O", "raw", str(self.src), str(raw))
-        return raw
-
-    def __exit__(self, *exc) -> None:
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    if fmt == "raw":
+        yield src
+        return
+    with tempfile.TemporaryDirectory(prefix="backup-", dir=work_dir) as tmp:
+        raw = Path(tmp) / "raw"
+        qemu_img("convert", "-U", "-f", fmt, "-O", "raw", str(src), str(raw))
+        yield raw
 
 
 def _data_chunks(path: Path, chunk_size: int):

@@ -42,7 +42,9 @@ def _list(req: Req, detail: bool):
         rows = apply_sort(rows, sort_spec(req, {"id", "name", "status", "size", "created_at", "updated_at",
                                                 "volume_id"}), lambda x, k: getattr(x, k, None))
         page, limit = paginate(req, rows)
-        items = [views.backup(req, b, mv(req), detail) for b in page]
+        parents = set(s.scalars(sa.select(m.Backup.parent_id).where(  # one query for the whole page
+            m.Backup.parent_id.in_([b.id for b in page]), m.Backup.deleted.is_(False)))) if detail else set()
+        items = [views.backup(req, b, mv(req), detail, has_dependents=b.id in parents) for b in page]
     return json_response({"backups": items, **views.collection_links(req, "backups", items, limit, False)})
 
 
@@ -217,4 +219,4 @@ def backup_action(req: Req):
     raise errors.BadRequest(f"There is no such action: {name}")
 
 
-__all__ = ["start_restore", "sa"]
+__all__ = ["start_restore"]

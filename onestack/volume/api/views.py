@@ -202,7 +202,8 @@ def _has_dependents(b: m.Backup) -> bool:
     return bool(s and core.dependent_backups(s, b.id))
 
 
-def backup(req, b: m.Backup, version: Version, detail: bool = True) -> dict:
+def backup(req, b: m.Backup, version: Version, detail: bool = True, has_dependents: bool | None = None) -> dict:
+    """``has_dependents`` may be given (a list knows it for all its rows); else it is looked up."""
     out = {"id": b.id, "name": b.name, "links": links(req, "backups", b.id, b.project_id)}
     if not detail:
         return out
@@ -211,7 +212,7 @@ def backup(req, b: m.Backup, version: Version, detail: bool = True) -> dict:
         "availability_zone": b.availability_zone, "container": b.container, "created_at": t(b.created_at),
         "updated_at": t(b.updated_at), "description": b.description, "fail_reason": b.fail_reason,
         "volume_id": b.volume_id, "is_incremental": b.incremental,
-        "has_dependent_backups": _has_dependents(b),
+        "has_dependent_backups": _has_dependents(b) if has_dependents is None else has_dependents,
         "snapshot_id": b.snapshot_id, "data_timestamp": t(b.data_timestamp or b.created_at),
     })
     if version >= V(3, 18):
