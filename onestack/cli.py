@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -189,6 +191,23 @@ def _serve(conf: Config, quiet: bool = False) -> None:
             pass
 
 
+def _simulated_compute(conf: Config) -> str:
+    """What of compute is simulated (by configuration: it is never a silent fallback)."""
+    parts = []
+    if conf.compute.driver == "fake":
+        parts.append('compute.driver = "fake"')
+    if conf.compute.fake_hosts:
+        parts.append(f"compute.fake_hosts = {conf.compute.fake_hosts}")
+    if not parts:
+        return ""
+    return f"simulated compute ({', '.join(parts)}): servers there are not real guests"
+
+
+def _warn_simulated(conf: Config) -> None:
+    if note := _simulated_compute(conf):
+        console.print(f"[bold red]WARNING[/] {note}")
+
+
 def _summary(conf: Config, foreground: bool = False) -> None:
     from onestack.identity import bootstrap
 
@@ -201,6 +220,7 @@ def _summary(conf: Config, foreground: bool = False) -> None:
     console.print("Use it:")
     console.print(f"  source {conf.state_dir / 'openrc-admin'}   # or openrc-demo; then e.g. openstack project list")
     console.print(f"  export OS_CLIENT_CONFIG_FILE={conf.state_dir / 'clouds.yaml'}; openstack --os-cloud onestack-admin token issue")
+    _warn_simulated(conf)
     if foreground:
         console.print("  logs follow here; stop with Ctrl-C")
     else:
@@ -383,6 +403,8 @@ def status(config: Path | None = ConfigOpt):
         state = "[green]up[/]" if svc.get("up") else "[red]down[/]"
         table.add_row(svc["name"], state, svc.get("version", ""), str(conf.server.port), svc["path"])
     console.print(table)
+    if any(svc["name"] == "compute" for svc in services):
+        _warn_simulated(conf)
     if any(svc["name"] == "network" for svc in services):
         _agents_table(conf)
     if not ok:
@@ -874,6 +896,8 @@ def netns_list(config: Path | None = ConfigOpt):
 def netns_exec(
     name: str = typer.Argument(..., help="public (the external network), or a qrouter-/qdhcp- namespace."),
     command: list[str] = typer.Argument(..., help="The command and its arguments (after --)."),
+    api: bool = typer.Option(False, "--api", help="Also reach the API inside at the catalog's URL "
+                             "(http://127.0.0.1:<port>), forwarded while the command runs."),
     config: Path | None = ConfigOpt,
 ):
     """Run a command inside a network namespace, e.g. `onestack netns exec public -- ping 172.24.4.10`."""
@@ -887,8 +911,34 @@ def netns_exec(
     if os.geteuid() != 0:
         fail("entering a network namespace needs root")
     argv = ["ip", "netns", "exec", ns, *command]
+    if api:
+        raise typer.Exit(_exec_with_api(conf, ns, argv))
     try:
         os.execvp(argv[0], argv)
+    except OSError as e:
+        fail(f"cannot run {' '.join(argv)}: {e.strerror}")
+
+
+def _exec_with_api(conf: Config, ns: str, argv: list[str]) -> int:
+    """Run argv (already under `ip netns exec`) while the catalog's API address, a
+    loopback one, answers inside the namespace too; its exit status."""
+    from onestack.network.linux import forward
+
+    url = urllib.parse.urlsplit(conf.public_url)
+    host = "127.0.0.1" if url.hostname == "localhost" else url.hostname or ""
+    try:
+        loopback = ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        fail(f"--api forwards a loopback IPv4 API address; the catalog's URL is {conf.public_url}")
+    address = (host, url.port or (443 if url.scheme == "https" else 80))
+    try:
+        listener = forward.listen_in(ns, address)
+    except OSError as e:
+        fail(str(e))
+    try:
+        return forward.run_forwarding(argv, listener, address)
     except OSError as e:
         fail(f"cannot run {' '.join(argv)}: {e.strerror}")
 

@@ -131,9 +131,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "resync_interval": Key(int, 30, "Seconds between the network agent's full resyncs (changes resync at once)."),
     },
     "compute": {
-        "driver": Key(str, "auto", "Virt driver: libvirt, fake, or auto (libvirt when running as root with libvirtd, else fake)."),
+        "driver": Key(str, "auto", "Virt driver: libvirt, fake, or auto (libvirt; start-up fails with the reason when libvirt is not usable). "
+                      "fake simulates servers (no real guests): only when set explicitly."),
         "host": Key(str, "", "Name of this compute host; empty means the machine's hostname."),
         "instances_dir": Key(str, "", "Where instance disks and console logs live; empty means <state dir>/instances."),
+        "libvirt_uri": Key(str, "qemu:///system", "libvirt connection URI of the libvirt driver (Nova's [libvirt] connection_uri)."),
         "fake_hosts": Key(int, 0, "Extra simulated compute hosts (fake driver) started in this process, for scale tests."),
         "fake_host_vcpus": Key(int, 8, "VCPUs each simulated host reports."),
         "fake_host_memory_mb": Key(int, 16384, "Memory (MiB) each simulated host reports."),

@@ -1,6 +1,63 @@
+from collections import defaultdict
+from pathlib import Path
+
 import pytest
 
+from tests import requirements
 from tests.cloud import Cloud, Postgres
+
+TESTS = Path(__file__).resolve().parent
+_TIER_SECONDS: dict[str, float] = defaultdict(float)
+
+
+def pytest_configure(config):
+    for name, doc in requirements.MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+def pytest_runtest_setup(item):
+    requirements.check(item)
+
+
+# Under CI=true every prerequisite is installed (scripts/install.sh), so any skip,
+# of a test or of a whole module, means a broken install or a broken test: it fails.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    requirements.fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    requirements.fail_skip_in_ci(outcome.get_result())
+
+
+def _tier(report) -> str:
+    """unit, api, postgres, e2e, interop, ...: the folder under tests/, or postgres for
+    tests marked so (they start their own PostgreSQL server)."""
+    if "postgres" in report.keywords:
+        return "postgres"
+    path = Path(report.fspath).resolve()
+    try:
+        return path.relative_to(TESTS).parts[0]
+    except ValueError:
+        return "other"
+
+
+def pytest_runtest_logreport(report):
+    # setup + call + teardown, so a module's or the session's cloud start counts too
+    _TIER_SECONDS[_tier(report)] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    times = _TIER_SECONDS
+    if not times:
+        return
+    fmt = lambda s: f"{int(s // 60)}m{s % 60:04.1f}s"  # noqa: E731
+    parts = [f"{tier} {fmt(t)}" for tier, t in sorted(times.items(), key=lambda kv: -kv[1])]
+    terminalreporter.write_sep("-", "time per tier")
+    terminalreporter.write_line("tiers: " + ", ".join(parts) + f" (sum {fmt(sum(times.values()))})")
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +74,7 @@ def pg_cloud():
     try:
         pg = Postgres().start()
     except FileNotFoundError as e:
-        pytest.skip(str(e))
+        requirements.missing(str(e))
     c = Cloud("postgres", database_url=pg.url)
     try:
         c.start()
@@ -27,7 +84,7 @@ def pg_cloud():
         pg.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_cloud(request):
     """Run a test once on each database backend."""
     return request.getfixturevalue("cloud" if request.param == "sqlite" else "pg_cloud")

@@ -40,27 +40,36 @@ class Runtime:
 current = Runtime()
 
 
+class NoHypervisor(RuntimeError):
+    """``compute.driver = auto`` found no way to run real guests: start-up stops here,
+    rather than fall back to simulated servers that a user would take for real ones."""
+
+
+_USE_FAKE = 'or set compute.driver = "fake" (ONESTACK_COMPUTE_DRIVER=fake) for simulated servers'
+
+
 def _driver(conf, host: str):
     from onestack.compute.virt.driver import FakeDriver, LibvirtDriver
 
     kind = conf.compute.driver
     instances_dir = conf.compute.instances_dir or None
-    fake = FakeDriver(host=host, vcpus=conf.compute.fake_host_vcpus, memory_mb=conf.compute.fake_host_memory_mb,
-                      local_gb=conf.compute.fake_host_disk_gb, hypervisor_type="fake")
+    if kind not in ("auto", "libvirt", "fake"):
+        raise NoHypervisor(f"compute: unknown compute.driver {kind!r} (auto, libvirt or fake)")
     if kind == "fake":
-        return fake, False
+        log.warning("compute: the fake driver runs: servers are simulated, no real guests run")
+        return FakeDriver(host=host, vcpus=conf.compute.fake_host_vcpus,
+                          memory_mb=conf.compute.fake_host_memory_mb,
+                          local_gb=conf.compute.fake_host_disk_gb, hypervisor_type="fake"), False
     if kind == "auto" and os.geteuid() != 0:
-        log.info("compute: not root, using the fake driver")
-        return fake, False
+        raise NoHypervisor(f"compute: real guests need root (libvirt's qemu:///system): run onestack as root, {_USE_FAKE}")
     try:
-        d = LibvirtDriver(conf.state_dir if not instances_dir else instances_dir)
+        d = LibvirtDriver(conf.state_dir if not instances_dir else instances_dir, uri=conf.compute.libvirt_uri)
         d.conn()
         return d, True
     except Exception as e:
         if kind == "libvirt":
             raise
-        log.warning("compute: libvirt is not usable (%s); using the fake driver", e)
-        return fake, False
+        raise NoHypervisor(f"compute: libvirt is not usable ({e}): start it (scripts/libvirt-up.sh), {_USE_FAKE}") from e
 
 
 def start(conf) -> Runtime:

@@ -28,6 +28,27 @@ def test_status_and_openrc(cloud):
     assert cloud.onestack("openrc", "nobody", check=False).returncode == 1
 
 
+def test_simulated_compute_is_said_loudly(cloud):
+    """The test cloud runs the fake driver by configuration: up and status say so."""
+    assert "simulated compute" in cloud.onestack("status").stdout
+    assert "not real guests" in cloud.onestack("up", "--detach").stdout
+
+
+def test_auto_driver_without_libvirt_refuses_to_start(tmp_path):
+    """compute.driver = auto never falls back to simulated servers: up fails, saying why."""
+    # a libvirt that cannot be reached: a unix socket path that does not exist
+    c = Cloud("nolibvirt", extra_env={
+        "ONESTACK_COMPUTE_DRIVER": "auto",
+        "ONESTACK_COMPUTE_LIBVIRT_URI": "qemu:///system?socket=/nonexistent/libvirt-sock"})
+    try:
+        r = c.onestack("up", "--detach", check=False)
+        assert r.returncode != 0
+        assert "libvirt is not usable" in r.stderr + r.stdout
+        assert 'compute.driver = "fake"' in r.stderr + r.stdout
+    finally:
+        c.stop()
+
+
 def test_port_in_use():
     c = Cloud("busy")
     with socket.socket() as s:

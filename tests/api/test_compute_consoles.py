@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.cloud import Cloud
+from tests.requirements import missing
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.client import connect  # noqa: E402
@@ -81,7 +82,7 @@ def test_novnc_url_from_the_cli(cloud, server):
     from onestack.compute.consoles import NOVNC_DIR
 
     if not NOVNC_DIR.is_dir():
-        pytest.skip("noVNC is not installed (Debian package novnc)")
+        missing("noVNC is not installed (Debian package novnc)")
     page = httpx.get(url, timeout=10)
     assert page.status_code == 200 and "noVNC" in page.text
     assert httpx.get(f"{cloud.url}/novnc/core/rfb.js", timeout=10).status_code == 200
@@ -161,16 +162,6 @@ def test_proxies_refuse_unknown_tokens(cloud, server):
 
 @pytest.fixture(scope="module")
 def libvirt_cloud():
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("needs root (libvirt on qemu:///system)")
-    libvirt = pytest.importorskip("libvirt")
-    libvirt.registerErrorHandler(lambda _c, _e: None, None)
-    try:
-        libvirt.open("qemu:///system").close()
-    except libvirt.libvirtError as e:
-        pytest.skip(f"libvirtd is not reachable ({e}): scripts/libvirt-up.sh")
     c = Cloud("consoles-e2e", extra_env={"ONESTACK_COMPUTE_DRIVER": "libvirt"})
     c.start()
     try:
@@ -180,6 +171,8 @@ def libvirt_cloud():
 
 
 @pytest.mark.e2e
+@pytest.mark.root
+@pytest.mark.libvirt
 def test_real_guest_consoles(libvirt_cloud):
     import guest
 
@@ -187,7 +180,7 @@ def test_real_guest_consoles(libvirt_cloud):
     try:
         tiny = guest.ensure_tiny()
     except guest.BuildError as e:
-        pytest.skip(f"cannot build the tiny image: {e}")
+        missing(f"cannot build the tiny image: {e}")
     img = cloud.os_json("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
                         "--file", str(tiny), "tiny-consoles")  # fmt: skip
     name = f"con-real-{uuid.uuid4().hex[:6]}"

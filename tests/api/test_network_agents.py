@@ -8,20 +8,16 @@ module starts its own cloud with the agent on (the shared API cloud has it off).
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import uuid
 
 import pytest
 
 from tests.cloud import Cloud
+from tests.requirements import missing
 
-pytestmark = pytest.mark.timeout(180)
-
-TOOLS = ("ip", "bridge", "nft", "dnsmasq", "sysctl")
-if os.geteuid() != 0 or any(shutil.which(t) is None for t in TOOLS):
-    pytest.skip("the network agent needs root and ip/bridge/nft/dnsmasq", allow_module_level=True)
+# the network agent needs root and the data plane tools
+pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.timeout(180)]
 
 TYPES = {"Linux bridge agent": "neutron-linuxbridge-agent", "DHCP agent": "neutron-dhcp-agent",
          "L3 agent": "neutron-l3-agent", "Metadata agent": "neutron-metadata-agent"}
@@ -48,7 +44,7 @@ def agent_cloud():
         if not agents:
             log = (c.state / "onestack.log").read_text()
             if "another onestack network agent runs on this host" in log:
-                pytest.skip("another onestack's network agent runs on this host")
+                missing("another onestack's network agent runs on this host")
             raise AssertionError(f"no network agent reported:\n{log[-3000:]}")
         yield c
     finally:

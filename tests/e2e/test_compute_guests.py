@@ -24,7 +24,7 @@ import pytest
 
 from tests.cloud import BIN, Cloud
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.root, pytest.mark.libvirt, pytest.mark.netns]
 
 if os.geteuid() != 0:
     pytest.skip("real guests need root", allow_module_level=True)

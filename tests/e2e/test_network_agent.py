@@ -30,7 +30,7 @@ from onestack.network.linux import dhcp, metadata, nft, secgroups
 from onestack.network.linux import ip as iplib
 from tests.cloud import Cloud
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), pytest.mark.root, pytest.mark.netns]
 
 TOOLS = ["ip", "bridge", "nft", "dnsmasq", "busybox", "ping", "sysctl"]
 if os.geteuid() != 0:

@@ -36,7 +36,7 @@ from onestack.network.linux import ip as iplib
 from onestack.network.linux import router as rt
 from onestack.network.linux import secgroups as sg
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60), pytest.mark.root, pytest.mark.netns]
 
 TOOLS = ["ip", "bridge", "nft", "dnsmasq", "busybox", "ping", "sysctl"]
 CIDR = "10.77.0.0/24"

@@ -42,7 +42,7 @@ from onestack.compute.virt import (
 )
 from onestack.compute.virt.domain import domain_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.libvirt]
 
 URI = "qemu:///system"
 BOOT_TIMEOUT = 90

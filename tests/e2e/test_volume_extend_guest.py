@@ -18,7 +18,7 @@ from tests.cloud import Cloud
 from tests.e2e import guests
 from tests.e2e.guests import IMAGE, wait_console, wait_for, wait_volume
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), pytest.mark.root, pytest.mark.libvirt]
 
 guests.require_guests()
 

@@ -27,7 +27,7 @@ from tests.cloud import Cloud
 from tests.e2e import guests
 from tests.e2e.guests import IMAGE, wait_console, wait_for, wait_ready, wait_volume
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.root, pytest.mark.libvirt]
 guests.require_guests()
 
 # user_data: watch /dev/vdb (the first volume: the config drive is an IDE CD-ROM) up

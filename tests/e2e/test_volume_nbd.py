@@ -28,7 +28,7 @@ from tests.cloud import Cloud
 from tests.e2e import guests
 from tests.e2e.guests import IMAGE, console, wait_console, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), pytest.mark.root, pytest.mark.libvirt]
 
 guests.require_guests()
 if not shutil.which("qemu-storage-daemon"):

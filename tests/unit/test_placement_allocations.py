@@ -12,6 +12,7 @@ import pytest
 from onestack.common import db, errors
 from onestack.placement import allocations, core
 from onestack.placement.allocations import ConsumerWrite, write
+from tests.requirements import missing
 
 
 def _fresh(url: str) -> None:
@@ -36,7 +37,7 @@ def postgres():
     try:
         pg = Postgres().start()
     except (FileNotFoundError, OSError) as e:
-        pytest.skip(f"PostgreSQL is not available: {e}")
+        missing(f"PostgreSQL is not available: {e}")
     try:
         yield pg.url
     finally:

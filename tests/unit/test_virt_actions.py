@@ -5,7 +5,6 @@ follow LibvirtDriver's (tests/e2e/test_virt_libvirt.py runs the real one)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -122,7 +121,7 @@ def test_console_addresses_from_live_xml():
 # -- images
 
 
-@pytest.mark.skipif(not shutil.which("qemu-img"), reason="no qemu-img")
+@pytest.mark.tools("qemu-img")
 def test_empty_qcow2_is_valid(tmp_path):
     for size in (64 << 20, 3 << 30, 5 << 40):
         path = tmp_path / f"e{size}.qcow2"

@@ -18,6 +18,7 @@ import pytest
 
 from onestack.common import errors
 from onestack.compute import consoles
+from tests.requirements import missing
 
 websockets = pytest.importorskip("websockets")
 uvicorn = pytest.importorskip("uvicorn")
@@ -235,7 +236,7 @@ def test_novnc_files_are_served(proxy):
     if not consoles.NOVNC_DIR.is_dir():
         r = httpx.get(f"http://{proxy}/novnc/vnc_lite.html")
         assert r.status_code == 404 and "novnc" in r.text
-        pytest.skip("noVNC is not installed (Debian package novnc)")
+        missing("noVNC is not installed (Debian package novnc)")
     r = httpx.get(f"http://{proxy}/novnc/vnc_lite.html")
     assert r.status_code == 200 and "readQueryVariable('path'" in r.text
     assert httpx.get(f"http://{proxy}/novnc/core/rfb.js").status_code == 200

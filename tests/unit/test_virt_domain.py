@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -207,7 +206,7 @@ def test_probe_sector_is_a_boot_sector():
     assert accel.PROBE_SECTOR.endswith(b"\x55\xaa")
 
 
-@pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="no qemu-system-x86_64")
+@pytest.mark.tools("qemu-system-x86_64")
 def test_probe_sector_runs_under_tcg(tmp_path):
     """The probe itself is right: under TCG (no KVM involved) it prints all four letters."""
     disk = tmp_path / "probe.img"
@@ -324,9 +323,7 @@ def test_config_drive_files():
     assert configdrive.vfat_size_kib({"a": bytes(4 << 20)}) > 8 * 1024
 
 
-@pytest.mark.skipif(
-    not (shutil.which("mkfs.vfat") and shutil.which("mcopy")), reason="no dosfstools/mtools"
-)
+@pytest.mark.tools("mkfs.vfat", "mcopy")
 def test_vfat_config_drive(tmp_path):
     files = configdrive.files({"uuid": UUID, "hostname": "h"}, b"#!/bin/sh\necho hi\n")
     path = configdrive.build(tmp_path / "disk.config", files, "vfat")

@@ -27,10 +27,7 @@ from onestack.compute.virt.domain import Disk, NbdSource
 from onestack.volume import exports as ex
 from onestack.volume.exports import ExportError, ExportManager, use_nbd
 
-needs_qsd = pytest.mark.skipif(
-    not (shutil.which("qemu-storage-daemon") and shutil.which("qemu-io") and shutil.which("qemu-img")),
-    reason="qemu-storage-daemon / qemu-io / qemu-img missing (qemu-system-common, qemu-utils)",
-)
+needs_qsd = pytest.mark.tools("qemu-storage-daemon", "qemu-io", "qemu-img")
 pytestmark = pytest.mark.timeout(120)
 
 MiB = 1024 * 1024
