@@ -9,10 +9,12 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,19 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent  # tests run with .venv/bin/python
 REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(fn, timeout: float, what: str, step: float = 0.5):
+    """Poll ``fn`` until it returns something true (returned), for at most ``timeout``
+    seconds; then fail saying what was awaited. Tests wait on conditions, never sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(step)
 
 
 def free_port() -> int:
@@ -156,4 +171,76 @@ class Postgres:
         try:
             self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
         finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RabbitMQ:
+    """A throw-away RabbitMQ broker owned by the test run: its own node name, ports,
+    Erlang port mapper (epmd), cookie and data under a temporary directory; the
+    machine's /etc/rabbitmq is not read. ``stop()`` then ``start()`` restarts it on the
+    same port (the clients' reconnect test); ``close()`` removes everything."""
+
+    SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+    def __init__(self):
+        if not self.SERVER.exists() or not shutil.which("epmd"):
+            raise FileNotFoundError("RabbitMQ is not installed (make install-test installs it)")
+        self.dir = Path(tempfile.mkdtemp(prefix="onestack-rabbitmq-"))
+        self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.proc: subprocess.Popen | None = None
+        self.epmd: subprocess.Popen | None = None
+        (self.dir / "env.conf").write_text("")
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir),  # (the cookie)
+            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq"),  # absent: defaults
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"), "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_PID_FILE": str(self.dir / "pid"),
+            "RABBITMQ_NODENAME": f"onestack-test-{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port), "ERL_EPMD_PORT": str(self.epmd_port),
+        }
+
+    def start(self, timeout: float = 120) -> RabbitMQ:
+        if self.epmd is None:  # our own epmd, in the foreground: the node would start a daemon
+            self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                                         env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 (the child holds it)
+        self.proc = subprocess.Popen([str(self.SERVER)], env=self.env, stdout=log, stderr=log,
+                                     start_new_session=True, cwd=self.dir)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # bounded poll: the AMQP listener opens last
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited: {(self.dir / 'server.log').read_text()[-3000:]}")
+            with socket.socket() as s:
+                s.settimeout(1)
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.2)
+        self.close()
+        raise RuntimeError(f"rabbitmq-server did not listen within {timeout} s")
+
+    def stop(self) -> None:
+        """Stop the broker (the node, not its epmd); its data stays for start()."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            if self.epmd is not None:
+                self.epmd.terminate()
+                self.epmd.wait(10)
+                self.epmd = None
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -19,6 +19,8 @@ import pytest
 from swiftclient import client as swift
 from swiftclient.exceptions import ClientException
 
+from tests.cloud import wait_for
+
 SWIFT = str(Path(sys.executable).parent / "swift")
 
 
@@ -353,7 +355,6 @@ def test_segmented_upload_of_50_mib(cloud, tmp_path, mode):
 
 
 def test_sdk_prefix_acl_and_tempurl_until_expiry(sw, other):
-    import time
 
     conn = openstack.connect(**_sdk_args(sw))
     c = _name("sdk2")
@@ -377,8 +378,7 @@ def test_sdk_prefix_acl_and_tempurl_until_expiry(sw, other):
     url = conn.object_store.generate_temp_url(path, 2, "GET", temp_url_key=key)
     base = sw.url[: sw.url.index(urlparse(sw.url).path)]
     assert httpx.get(base + url).content == b"readme"
-    time.sleep(3)
-    assert httpx.get(base + url).status_code == 401
+    wait_for(lambda: httpx.get(base + url).status_code == 401, 10, "the temp URL to expire")
     for o in conn.object_store.objects(c):
         conn.object_store.delete_object(o, container=c)
     conn.object_store.delete_container(c)

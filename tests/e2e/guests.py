@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 
 import pytest
 
-from tests.cloud import Cloud
+from tests.cloud import Cloud, wait_for  # noqa: F401 (the e2e modules import it from here)
 
 IMAGE = "onestack-tiny-x86_64"
 READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)")
@@ -23,17 +22,6 @@ def require_guests() -> None:
         pytest.skip("real guests need root", allow_module_level=True)
     if not shutil.which("virsh") or not shutil.which("qemu-system-x86_64"):
         pytest.skip("libvirt/QEMU missing (scripts/install.sh)", allow_module_level=True)
-
-
-def wait_for(fn, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
 
 
 def console(cloud: Cloud, server: str) -> str:
