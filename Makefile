@@ -5,7 +5,7 @@ ONESTACK := $(VENV)/bin/onestack
 PYTEST_ARGS ?=
 CAPS ?=
 
-.PHONY: install install-test up down test interop bench lint
+.PHONY: install install-test up down test test-fast interop bench lint
 
 install:            ## idempotent set-up: Debian packages and .venv
 	@scripts/install.sh
@@ -20,8 +20,14 @@ up: install         ## install if needed, bootstrap and start the all-in-one clo
 down:
 	@$(ONESTACK) down
 
-test: install-test  ## the whole suite (unit, API through real clients, PostgreSQL, interop)
+test: install-test lint  ## the whole suite (unit, API through real clients, PostgreSQL, interop)
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop (< 5 min): unit tests and the API through real clients on
+# simulated compute hosts, SQLite only; nothing that needs root, guests or namespaces.
+FAST_MARKS := not e2e and not root and not netns and not libvirt and not postgres and not rabbitmq
+test-fast: install-test  ## unit + API tests on fake hosts (SQLite), the quick loop
+	@$(VENV)/bin/python -m pytest tests/unit tests/api -m "$(FAST_MARKS)" $(PYTEST_ARGS)
 
 interop: install    ## Tempest interop guideline against the running cloud (CAPS=identity-v3-* ...)
 	@$(ONESTACK) up --detach >/dev/null
@@ -38,5 +44,6 @@ bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/volume.py
 	@$(VENV)/bin/python bench/scale.py
 
-lint: install-test
+lint: install-test  ## ruff, and the layer contracts of pyproject.toml [tool.importlinter]
 	@$(VENV)/bin/ruff check onestack tests bench
+	@$(VENV)/bin/lint-imports --no-cache

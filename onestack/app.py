@@ -14,6 +14,7 @@ from onestack import __version__, services
 from onestack.common import bus, db
 from onestack.common.http import RequestIdMiddleware
 from onestack.config import Config
+from onestack.identity import bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def _root_app(conf: Config, mods: list):
 
 def create_app(conf: Config):
     """Configure everything and return the ASGI app (raises on a set-up error)."""
-    from onestack.identity import bootstrap
-
     db.configure(conf.database_url)
     bus.configure(conf.bus.backend, conf.bus.url)
     mods = services.load()

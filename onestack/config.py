@@ -56,8 +56,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "file": Key(str, "", "Log file for `up --detach`; empty means <state>/onestack.log."),
     },
     "bus": {
-        "backend": Key(str, "inprocess", "Message bus backend: inprocess (AMQP comes later)."),
-        "url": Key(str, "", "Bus URL for networked backends (amqp://...)."),
+        "backend": Key(str, "inprocess", "Message bus backend: inprocess (threads, the all-in-one "
+                       "default) or amqp (RabbitMQ at bus.url)."),
+        "url": Key(str, "", "Broker URL of the amqp backend: amqp://user:password@host:5672/vhost."),
     },
     "policy": {
         "dir": Key(
@@ -149,6 +150,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "heartbeat_interval": Key(int, 10, "Seconds between a compute agent's heartbeats and resource reports."),
         "service_down_time": Key(int, 60, "Seconds without a heartbeat after which a compute service is down."),
         "force_config_drive": Key(bool, False, "Give every server a config drive, asked for or not."),
+        "device_detach_attempts": Key(int, 8, "Times the libvirt driver asks a running guest to release a volume or "
+                                      "interface being detached (a guest still booting ignores the request) before "
+                                      "the detach fails (Nova's [libvirt] device_detach_attempts; at least 1)."),
+        "device_detach_timeout": Key(int, 20, "Seconds the libvirt driver waits for the guest to release a device "
+                                     "before asking again (Nova's [libvirt] device_detach_timeout)."),
         "quota_instances": Key(int, 10, "Servers a project may have (-1: unlimited)."),
         "quota_cores": Key(int, 20, "VCPUs a project's servers may use (-1: unlimited)."),
         "quota_ram": Key(int, 51200, "Memory (MiB) a project's servers may use (-1: unlimited)."),

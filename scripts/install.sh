@@ -17,13 +17,15 @@ apt_pkgs+=(libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients
 # its websocket proxy itself (onestack/compute/consoles.py).
 apt_pkgs+=(novnc)
 # Networking's data plane (onestack/network/linux): ip/bridge, nft, dnsmasq (the
-# binary only: dnsmasq-base has no system service), sysctl (procps), ping.
-apt_pkgs+=(iproute2 nftables dnsmasq-base procps iputils-ping)
+# binary only: dnsmasq-base has no system service), dhcp_release (dnsmasq-utils:
+# drops a deleted port's lease), sysctl (procps), ping.
+apt_pkgs+=(iproute2 nftables dnsmasq-base dnsmasq-utils procps iputils-ping)
 if [ "$want_test" = test ]; then
   # PostgreSQL for the database tests; busybox's udhcpc is the DHCP client of the
   # network e2e tests (busybox-static, which the guest image uses too, provides it);
-  # iperf3 measures TCP through the network data plane (bench/network.py).
-  apt_pkgs+=(postgresql busybox-static iperf3)
+  # iperf3 measures TCP through the network data plane (bench/network.py);
+  # rabbitmq-server for the AMQP bus tests (they start their own broker: tests/cloud.py).
+  apt_pkgs+=(postgresql busybox-static iperf3 rabbitmq-server)
 fi
 
 missing=()

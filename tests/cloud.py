@@ -133,6 +133,17 @@ class Cloud:
             self.openstack("user", "delete", name, check=False)
             self.openstack("project", "delete", name, check=False)
 
+    def sdk(self, user: str = "admin", env: dict | None = None):
+        """An openstacksdk connection as USER (or with explicit OS_* env); close it after."""
+        import openstack  # the SDK is heavy: only the tests that use it pay for importing it
+
+        rc = env if env is not None else self.openrc(user)
+        return openstack.connect(
+            auth_url=rc["OS_AUTH_URL"], username=rc["OS_USERNAME"], password=rc["OS_PASSWORD"],
+            project_name=rc["OS_PROJECT_NAME"], user_domain_name=rc.get("OS_USER_DOMAIN_NAME", "Default"),
+            project_domain_name=rc.get("OS_PROJECT_DOMAIN_NAME", "Default"), region_name=rc.get("OS_REGION_NAME"),
+        )
+
     def os_json(self, *args: str, **kw):
         """`openstack ... -f json`, parsed."""
         return json.loads(self.openstack(*args, "-f", "json", **kw).stdout)

@@ -1,6 +1,6 @@
 """What a test needs from the machine, by marker, checked in one place.
 
-A test marked ``root``, ``netns``, ``libvirt`` or ``postgres`` is skipped where the
+A test marked ``root``, ``netns``, ``libvirt``, ``postgres`` or ``rabbitmq`` is skipped where the
 machine lacks it, with the reason. Under ``CI=true`` the same lack fails the test
 instead: CI installs everything (scripts/install.sh), so a missing piece there is a
 broken install, and a skip would hide it.
@@ -23,6 +23,7 @@ MARKERS = {
     "netns": "needs network namespaces and the data plane tools (ip, bridge, nft, dnsmasq)",
     "libvirt": "needs libvirtd and QEMU (real guests)",
     "postgres": "runs against a PostgreSQL server the test run starts",
+    "rabbitmq": "runs against a RabbitMQ broker the test run starts",
     "tools": "tools(NAME, ...): needs these programs on PATH (scripts/install.sh installs them)",
 }
 
@@ -71,11 +72,14 @@ def _lack(marker: str) -> str:
             return f"libvirtd does not answer (scripts/libvirt-up.sh): {r.stderr.strip()}"
     if marker == "postgres" and not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         return "PostgreSQL is not installed (make test installs it)"
+    if marker == "rabbitmq" and not (os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server")
+                                     and shutil.which("epmd")):
+        return "RabbitMQ is not installed (make test installs it)"
     return ""
 
 
 def check(item: pytest.Item) -> None:
-    for marker in ("root", "netns", "libvirt", "postgres"):
+    for marker in ("root", "netns", "libvirt", "postgres", "rabbitmq"):
         if item.get_closest_marker(marker) and (why := _lack(marker)):
             missing(f"{marker}: {why}")
     for mark in item.iter_markers("tools"):

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from onestack.common import errors
 
 Validator = Callable[[str], dict]  # token id -> Keystone token body ({"token": {...}})
@@ -146,8 +148,6 @@ class HttpValidator:
 
     def __init__(self, auth_url: str, username: str, password: str, project: str,
                  domain: str = "Default", timeout: float = 10.0):
-        import httpx
-
         self.auth_url = auth_url.rstrip("/")
         self._auth = {"auth": {
             "identity": {"methods": ["password"], "password": {"user": {

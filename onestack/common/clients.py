@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from onestack.common import errors
+from onestack.common.credentials import load_credentials
 
 _STATUS = {400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
            409: errors.Conflict, 413: errors.PayloadTooLarge}
@@ -35,8 +36,6 @@ class ServiceAuth:
 
     @classmethod
     def for_service(cls, conf, user: str) -> ServiceAuth:
-        from onestack.identity.bootstrap import load_credentials
-
         creds = load_credentials(conf).get(user)
         if not creds:
             raise RuntimeError(f"no credentials for service user {user!r}: has bootstrap run?")

@@ -115,8 +115,9 @@ def transaction(conflict: str | None = None):
 
 def upgrade(service: str, url: str | None = None) -> None:
     """Bring one service's tables to the newest migration."""
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
+    # (alembic loads only when a service migrates, not with every module that uses the db)
+    from alembic import command  # noqa: PLC0415
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", f"onestack.{service}:migrations")
@@ -129,7 +130,7 @@ def upgrade(service: str, url: str | None = None) -> None:
 
 def run_migrations(target_metadata) -> None:
     """Body of every service's migrations/env.py."""
-    from alembic import context
+    from alembic import context  # noqa: PLC0415  (alembic's context exists inside a migration run only)
 
     cfg = context.config
     conn = cfg.attributes.get("connection")

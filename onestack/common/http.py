@@ -156,8 +156,19 @@ class Req:
 Handler = Callable[[Req], Response]
 
 
+def media_type(request: Request) -> str:
+    """The request's Content-Type without parameters, lower-cased ('' when absent)."""
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
 class Api:
-    """A service's routes and its error style, built into one ASGI app."""
+    """A service's routes and its error style, built into one ASGI app.
+
+    ``check_body(request, body)``, when given, is the service's rule on what a
+    request body may be sent as (its Content-Type): it raises the service's
+    error before the handler runs. ``request_error_view``, when given, renders
+    errors instead of ``error_view`` and also sees the request (Glance answers
+    in the format the client's Accept asks for)."""
 
     def __init__(
         self,
@@ -165,12 +176,21 @@ class Api:
         error_view: Callable[[errors.ApiError], Response],
         authenticate: Callable[[Request], Any] | None = None,
         redirect_slashes: bool = True,
+        check_body: Callable[[Request, bytes], None] | None = None,
+        request_error_view: Callable[[errors.ApiError, Request], Response] | None = None,
     ):
         self.name = name
         self.error_view = error_view
         self.authenticate = authenticate
         self.redirect_slashes = redirect_slashes  # False: "/things/" is a 404, not "/things"
+        self.check_body = check_body
+        self.request_error_view = request_error_view
         self.routes: list[Route] = []
+
+    def render_error(self, exc: errors.ApiError, request: Request) -> Response:
+        if self.request_error_view is not None:
+            return self.request_error_view(exc, request)
+        return self.error_view(exc)
 
     def route(self, path: str, methods: list[str], *, auth: bool = True, stream: bool = False):
         """Register a handler. ``stream=True``: the body is not read up front
@@ -195,6 +215,8 @@ class Api:
                         raise errors.Unauthorized("The request you have made requires authentication.")
                     ctx = self.authenticate(request)
                     request.scope.setdefault("state", {})["context"] = ctx
+                if self.check_body is not None and not stream:
+                    self.check_body(request, body)
                 try:
                     return fn(Req(request, body, ctx, dict(request.path_params), streamed=stream))
                 except errors.ApiError:
@@ -218,7 +240,7 @@ class Api:
 
     def asgi(self) -> Starlette:
         async def api_error(request: Request, exc: errors.ApiError) -> Response:
-            return self.error_view(exc)
+            return self.render_error(exc, request)
 
         async def http_error(request: Request, exc: HTTPException) -> Response:
             cls = {
@@ -232,15 +254,15 @@ class Api:
                 err = cls(f"The method {request.method} is not allowed for {request.url.path}.")
             else:
                 err = cls(str(exc.detail))
-            resp = self.error_view(err)
+            resp = self.render_error(err, request)
             if exc.status_code == 405 and exc.headers:
                 resp.headers.update(exc.headers)
             return resp
 
         async def crash(request: Request, exc: Exception) -> Response:
             log.exception("unhandled error in %s %s", request.method, request.url.path)
-            return self.error_view(
-                errors.ApiError("An unexpected error prevented the server from fulfilling your request.")
+            return self.render_error(
+                errors.ApiError("An unexpected error prevented the server from fulfilling your request."), request
             )
 
         app = Starlette(

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
+from starlette.datastructures import Headers
+
 from onestack.common import errors
 
 _VERSION = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")
@@ -90,8 +92,6 @@ class MicroversionMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        from starlette.datastructures import Headers
-
         try:
             version = self.negotiator.requested(Headers(scope=scope))
         except errors.ApiError as e:

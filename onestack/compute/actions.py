@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from onestack.common import db, errors
 from onestack.common.timeutils import utcnow
-from onestack.compute import instances, policies, states
+from onestack.compute import clients, instances, network, policies, states
 from onestack.compute import models as m
 
 ANY = None
@@ -66,9 +66,7 @@ def delete(ctx, uuid: str, request_id: str) -> None:
         s.flush()
         s.expunge(inst)
     if not host or inst.vm_state == states.DELETED:
-        from onestack.compute.conductor import release_allocations
-
-        release_allocations(uuid)
+        clients.release_allocations(uuid)
         _free_ports(inst)
         _free_volumes(ctx, inst)
         return
@@ -76,8 +74,6 @@ def delete(ctx, uuid: str, request_id: str) -> None:
 
 
 def _free_ports(inst: m.Instance) -> None:
-    from onestack.compute import network
-
     try:
         network.deallocate(inst.uuid, inst.network_info or [])
     except errors.ApiError:
@@ -87,8 +83,6 @@ def _free_ports(inst: m.Instance) -> None:
 def _free_volumes(ctx, inst: m.Instance) -> None:
     """A server that never reached a host: its reservations go, and its volumes marked
     delete_on_termination too (the agent does this for servers it holds)."""
-    from onestack.compute import clients
-
     for bdm in inst.block_device_mapping or []:
         if bdm.get("destination_type") != "volume" or not bdm.get("volume_id"):
             continue

@@ -19,10 +19,13 @@ from pathlib import Path
 
 from onestack.common import bus, errors
 from onestack.common.timeutils import iso, utcnow
-from onestack.compute import bfv, clients, network, states
+from onestack.compute import bfv, clients, network, settings, states
+from onestack.compute.resources import resources_of, volume_backed
+from onestack.compute.virt import configdrive
 from onestack.compute.virt import driver as virt
 from onestack.compute.virt.domain import Interface
-from onestack.compute.virt.errors import InstanceNotFound, VirtError
+from onestack.compute.virt.errors import DeviceNotFound, InstanceNotFound, VirtError
+from onestack.network.linux import ip
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,13 @@ def volume_source(data: dict) -> Path | virt.NbdSource:
     if data.get("host") and data.get("port") and data.get("name"):
         return virt.NbdSource(str(data["host"]), int(data["port"]), str(data["name"]), bool(data.get("tls")))
     raise VirtError(f"the connection info of volume {data.get('volume_id')} names neither a file nor an NBD export")
+
+
+def _fault(e: Exception) -> dict:
+    """The instance fault of an action that failed with ``e`` (called in its except block)."""
+    message = e.message if isinstance(e, errors.ApiError) else str(e)
+    return {"code": 500, "message": message[:255] or type(e).__name__,
+            "details": traceback.format_exc()[-2000:], "created": iso(utcnow())}
 
 
 def _mapping_of(inst: dict | None, volume_id: str) -> dict | None:
@@ -103,9 +113,7 @@ class ComputeAgent:
             except Exception as e:
                 log.exception("%s of %s failed", event, uuid)
                 message = e.message if isinstance(e, errors.ApiError) else str(e)
-                fault = {"code": 500, "message": message[:255] or type(e).__name__,
-                         "details": traceback.format_exc()[-2000:], "created": iso(utcnow())}
-                update = {"task_state": None, "fault": fault, "power_state": self._power(uuid)}
+                update = {"task_state": None, "fault": _fault(e), "power_state": self._power(uuid)}
                 if error_state:
                     update["vm_state"] = error_state
                 self._update(uuid, **update)
@@ -143,19 +151,13 @@ class ComputeAgent:
         out = []
         for vif in vifs:
             if self.plug_vifs:
-                from onestack.network.linux import ip
-
                 ip.ensure_bridge(vif["bridge"], mtu=vif.get("mtu"))  # os-vif's linux bridge plug
             out.append(Interface(bridge=vif["bridge"], mac=vif["mac"], target=vif["tap"], mtu=vif.get("mtu")))
         return out
 
     def _config_drive(self, inst: dict) -> virt.ConfigDrive | None:
-        from onestack.compute import settings
-
         if not (inst.get("config_drive") or settings.current.force_config_drive):
             return None
-        from onestack.compute.virt import configdrive
-
         # the same documents the metadata service serves (keys, network_data, EC2)
         return virt.ConfigDrive(**configdrive.instance_content(inst), format="iso9660")
 
@@ -214,9 +216,7 @@ class ComputeAgent:
                     network.deallocate(uuid, vifs)
                 except Exception:
                     log.exception("ports of %s could not be released", uuid)
-                from onestack.compute.conductor import release_allocations
-
-                release_allocations(uuid)
+                clients.release_allocations(uuid)
                 message = e.message if isinstance(e, errors.ApiError) else str(e)
                 self._update(uuid, vm_state=states.ERROR, task_state=None, power_state=0,
                              fault={"code": 500, "message": f"Build of instance {uuid} aborted: {message}"[:255],
@@ -350,21 +350,35 @@ class ComputeAgent:
             inst = self.conductor.instance_get(instance_uuid=uuid)
             bdm = _mapping_of(inst, volume_id)
             if inst is None or inst["deleted"] or bdm is None:
+                self._roll_detaching(volume_id)  # nothing to detach here: not left "detaching"
                 return
             self._event(uuid, request_id, "compute_detach_volume", "start")
             try:
                 self.driver.detach_volume(uuid, bdm["device"].removeprefix("/dev/"))
-            except InstanceNotFound:
-                pass
-            except VirtError as e:
-                if "no disk" not in str(e):
-                    log.warning("detaching volume %s from %s failed: %s", volume_id, uuid, e)
-                    self._event(uuid, request_id, "compute_detach_volume", "finish", result="Error",
-                                details=str(e))
-                    return
+            except (InstanceNotFound, DeviceNotFound):
+                pass  # no guest here, or the disk is gone already: the attachment goes below
+            except Exception as e:
+                # as Nova's: the guest keeps the disk, the volume goes back to in-use with its
+                # attachment and mapping (a later detach can succeed), the fault is recorded
+                log.warning("detaching volume %s from %s failed: %s", volume_id, uuid, e)
+                self._roll_detaching(volume_id)
+                fault = _fault(e)
+                self._update(uuid, fault=fault)
+                self._event(uuid, request_id, "compute_detach_volume", "finish", result="Error",
+                            details=fault["message"], traceback=fault["details"])
+                return
             self._release_volume(bdm, delete=False)
             self.conductor.bdm_delete(instance_uuid=uuid, volume_id=volume_id)
             self._event(uuid, request_id, "compute_detach_volume", "finish", result="Success")
+
+    def _roll_detaching(self, volume_id: str) -> None:
+        """A volume left "detaching" by the API's begin_detaching back to what its attachments
+        say (in-use); nothing changes for a volume in any other state."""
+        try:
+            clients.get().volume.post(f"/volumes/{volume_id}/action", json={"os-roll_detaching": {}},
+                                      ok=(202, 404))
+        except errors.ApiError as e:
+            log.warning("volume %s not rolled back from detaching: %s", volume_id, e.message)
 
     def _release_volume(self, bdm: dict, delete: bool) -> None:
         """The attachment deleted (the volume is available again), the volume too when asked."""
@@ -520,8 +534,6 @@ class ComputeAgent:
 
     def _claim_flavor(self, inst: dict, flavor: dict) -> None:
         """Placement holds what the flavor uses (resize and revert change it)."""
-        from onestack.compute.scheduler import resources_of, volume_backed
-
         if not self.node_uuid:
             return
         resources = resources_of(flavor, volume_backed(inst.get("block_device_mapping")))
@@ -576,9 +588,7 @@ class ComputeAgent:
                 sysmeta["shelved_image_id"] = image_id
             self._update(inst["uuid"], task_state=states.SHELVING_OFFLOADING)
             self.driver.destroy(inst["uuid"])
-            from onestack.compute.conductor import release_allocations
-
-            release_allocations(inst["uuid"])
+            clients.release_allocations(inst["uuid"])
             return {"vm_state": states.SHELVED_OFFLOADED, "system_metadata": sysmeta, "host": None, "node": None}
         self._run(instance_uuid, request_id, "compute_shelve_instance", go)
 
@@ -652,10 +662,16 @@ class ComputeAgent:
         return self.driver.diagnostics(instance_uuid)
 
     def vnc_address(self, instance_uuid: str):
-        return self.driver.vnc_address(instance_uuid)
+        try:
+            return self.driver.vnc_address(instance_uuid)
+        except VirtError as e:  # ConsoleUnavailable: the API shows the caller a 409
+            raise errors.Conflict(f"Instance {instance_uuid} is not ready: {e}") from None
 
     def serial_pty(self, instance_uuid: str):
-        return self.driver.serial_pty(instance_uuid)
+        try:
+            return self.driver.serial_pty(instance_uuid)
+        except VirtError as e:
+            raise errors.Conflict(f"Instance {instance_uuid} is not ready: {e}") from None
 
     def refresh_network_info(self, instance_uuid: str) -> None:
         inst = self.conductor.instance_get(instance_uuid=instance_uuid)

@@ -9,7 +9,7 @@
 - resize ignores the flavor's root disk; shelve offloads at once and keeps the
   volumes attached; rescue is refused (allowed from 2.87, beyond this cloud).
 
-No module-level database access: the compute agent imports ``root_bdm`` too.
+No module-level database access: the compute agent and the scheduler import it too.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 import time
 
 from onestack.common import errors
+from onestack.compute import clients
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ def root_bdm(bdms) -> dict | None:
                 None)
 
 
+def volume_backed(bdms: list[dict] | None) -> bool:
+    """Whether the server's root disk is a volume (boot index 0 mapped to a volume)."""
+    return any(str(b.get("boot_index")) == "0" and b.get("destination_type") == "volume" for b in bdms or [])
+
+
 def _true(value) -> bool:
     return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
 
@@ -40,8 +46,6 @@ def _true(value) -> bool:
 def snapshot_to_image(ctx, inst, name: str, metadata: dict) -> dict:
     """Snapshot every volume of ``inst`` and create the image that maps them, as the
     user; on any failure what was made is removed again and the error raised."""
-    from onestack.compute import clients
-
     vc, ic = clients.get().volume, clients.get().image
     volumes = [b for b in inst.block_device_mapping or []
                if b.get("destination_type") == "volume" and b.get("volume_id")]
@@ -68,8 +72,7 @@ def snapshot_to_image(ctx, inst, name: str, metadata: dict) -> dict:
                 "no_device": None, "volume_type": None, "tag": b.get("tag")})
         meta = (inst.system_metadata or {}).get("image") or {}
         props = {k: str(v) for k, v in meta.items() if k in ("os_type", "hw_disk_bus", "hw_vif_model") and v}
-        body = {"name": name, "disk_format": "raw", "container_format": "bare",
-                "min_disk": _int(meta.get("min_disk")), "min_ram": _int(meta.get("min_ram")),
+        body = {"name": name, "disk_format": "raw", "container_format": "bare", **snapshot_minimums(inst),
                 "image_type": "snapshot", "instance_uuid": inst.uuid, "user_id": inst.user_id,
                 "base_image_ref": inst.image_ref or "", **props, **metadata,
                 "root_device_name": ROOT_DEVICE}
@@ -93,6 +96,16 @@ def snapshot_to_image(ctx, inst, name: str, metadata: dict) -> dict:
         raise
 
 
+def snapshot_minimums(inst) -> dict:
+    """``min_ram`` and ``min_disk`` of a snapshot of ``inst`` (image- or volume-backed), as
+    Nova's: inherited from the image the server was built from (its system metadata), the
+    disk at least the flavor's root disk (Nova records max(min_disk, root_gb) at boot; the
+    current flavor here, so a grown root disk counts)."""
+    meta = (inst.system_metadata or {}).get("image") or {}
+    return {"min_ram": _int(meta.get("min_ram")),
+            "min_disk": max(_int(meta.get("min_disk")), _int((inst.flavor or {}).get("root_gb")))}
+
+
 def _int(value) -> int:
     try:
         return max(0, int(value or 0))
@@ -102,8 +115,6 @@ def _int(value) -> int:
 
 def _check_snapshot_quota(ctx, count: int) -> None:
     """Best effort before any snapshot is made, as Nova does (403 when it would not fit)."""
-    from onestack.compute import clients
-
     try:
         absolute = clients.get().volume.get("/limits", token=ctx.auth_token)["limits"]["absolute"]
     except (errors.ApiError, KeyError, TypeError):
@@ -117,8 +128,6 @@ def _check_snapshot_quota(ctx, count: int) -> None:
 def drop_snapshots(ids: list[str], wait: float = 30) -> None:
     """Remove snapshots made for an image that is not going to be (service token: a
     snapshot still being made is force-deleted once the wait is over)."""
-    from onestack.compute import clients
-
     vc = clients.get().volume
     for sid in ids:
         try:
@@ -185,8 +194,6 @@ def merge_mappings(from_image: list[dict], requested: list) -> list:
 
 def image_root_volume(ctx, root: dict) -> str | None:
     """The image in a root volume (its volume_image_metadata), with the user's token."""
-    from onestack.compute import clients
-
     try:
         vol = clients.get().volume.get(f"/volumes/{root['volume_id']}", token=ctx.auth_token)["volume"]
     except errors.NotFound:

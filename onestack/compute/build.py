@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from onestack.common import db, errors
 from onestack.common.microversion import Version
-from onestack.compute import clients, flavors, instances, policies
+from onestack.compute import bfv, clients, flavors, instances, keypairs, policies, quotas, settings
 from onestack.compute import models as m
 
 GiB = 1 << 30
@@ -44,15 +44,13 @@ def _count(body: dict, key: str, default: int) -> int:
 
 
 def validate(ctx, body: dict, hints: dict, v: Version) -> instances.BuildRequest:
-    from onestack.compute.api.servers import check_ip, check_name
-
     extra = set(body) - KNOWN
     if extra:
         raise errors.BadRequest(f"Invalid input for field/attribute server. Additional properties are not "
                                 f"allowed ({', '.join(sorted(extra))} was unexpected)")
     if "name" not in body:
         raise _bad("server", "'name' is a required property")
-    name = check_name(body["name"])
+    name = instances.check_name(body["name"])
     if "flavorRef" not in body:
         raise _bad("server", "'flavorRef' is a required property")
     flavor_ref = str(body["flavorRef"] or "").rstrip("/").rsplit("/", 1)[-1]
@@ -76,12 +74,11 @@ def validate(ctx, body: dict, hints: dict, v: Version) -> instances.BuildRequest
         if v < Version(2, 52):
             raise errors.BadRequest("Invalid input for field/attribute server. Additional properties are not "
                                     "allowed (tags was unexpected)")
-        from onestack.compute.api.servers import MAX_TAGS, _check_tag
-        tags = [_check_tag(t) for t in tags]
-        if len(tags) > MAX_TAGS:
-            raise _bad("tags", f"at most {MAX_TAGS} tags")
-    ipv4 = check_ip(body["accessIPv4"], 4, "accessIPv4") if body.get("accessIPv4") else None
-    ipv6 = check_ip(body["accessIPv6"], 6, "accessIPv6") if body.get("accessIPv6") else None
+        tags = [instances.check_tag(t) for t in tags]
+        if len(tags) > instances.MAX_TAGS:
+            raise _bad("tags", f"at most {instances.MAX_TAGS} tags")
+    ipv4 = instances.check_ip(body["accessIPv4"], 4, "accessIPv4") if body.get("accessIPv4") else None
+    ipv6 = instances.check_ip(body["accessIPv6"], 6, "accessIPv6") if body.get("accessIPv6") else None
     admin_pass = body.get("adminPass")
     if admin_pass is not None and not isinstance(admin_pass, str):
         raise _bad("adminPass", "must be a string")
@@ -91,11 +88,10 @@ def validate(ctx, body: dict, hints: dict, v: Version) -> instances.BuildRequest
     config_drive = config_drive in (True, "True", "true", "1", 1) if config_drive != "" else False
 
     with db.session() as s:
+        quotas.check_metadata(s, ctx.project_id, len(metadata))
         flavor = flavors.snapshot(flavors.usable(s, flavor_ref, ctx))
         key_name, key_data = body.get("key_name"), None
         if key_name is not None:
-            from onestack.compute import keypairs
-
             key_data, _type = keypairs.get_public_key(s, ctx.user_id, key_name)
         az, force_host = _availability_zone(s, ctx, body, v)
         group = hints.get("group") if isinstance(hints, dict) else None
@@ -143,8 +139,6 @@ def validate(ctx, body: dict, hints: dict, v: Version) -> instances.BuildRequest
 
 
 def _availability_zone(s, ctx, body: dict, v: Version) -> tuple[str | None, str | None]:
-    from onestack.compute import settings
-
     az = body.get("availability_zone")
     host = None
     if az is not None and not isinstance(az, str):
@@ -232,9 +226,7 @@ def _block_devices(ctx, body: dict, v: Version, max_count: int = 1) -> list[dict
         if b["boot_index"] == 0:
             b["device"] = "/dev/vda"
             continue
-        from onestack.compute.api.volumes import next_device
-
-        b["device"] = next_device(used)
+        b["device"] = instances.next_device(used)
         used.add(b["device"].removeprefix("/dev/"))
     return out
 
@@ -361,8 +353,6 @@ def _image_view(img: dict) -> dict:
 def _image_defined_mappings(ctx, body: dict) -> tuple[dict, dict | None, dict | None]:
     """(request, boot image as fetched, the image again if its properties define block device
     mappings: the snapshot of a volume-backed server), those mappings merged into the request."""
-    from onestack.compute import bfv
-
     ref = str(body.get("imageRef") or "").rstrip("/").rsplit("/", 1)[-1]
     requested = body.get("block_device_mapping_v2") or []
     if not instances.is_uuid(ref) or not isinstance(requested, list):

@@ -8,7 +8,12 @@ itself (binding ports to hosts, claiming resources) uses the ``nova`` token.
 
 from __future__ import annotations
 
+import logging
+
+from onestack.common import errors
 from onestack.common.clients import RestClient, ServiceAuth
+
+log = logging.getLogger(__name__)
 
 
 class Clients:
@@ -29,6 +34,14 @@ def get() -> Clients:
     if current is None:
         raise RuntimeError("compute clients are not configured (compute service not started)")
     return current
+
+
+def release_allocations(consumer: str) -> None:
+    """Give back what a server holds in Placement (best effort: a failure is logged)."""
+    try:
+        get().placement.delete(f"/allocations/{consumer}", ok=(204, 404))
+    except errors.ApiError as e:
+        log.warning("could not release the allocations of %s: %s", consumer, e.message)
 
 
 def configure(conf) -> Clients:

@@ -14,9 +14,10 @@ import uuid as uuidlib
 import sqlalchemy as sa
 
 from onestack.common import bus, db, errors
-from onestack.common.timeutils import iso, utcnow
-from onestack.compute import instances, states
+from onestack.common.timeutils import iso, parse_iso, utcnow
+from onestack.compute import consoles, instances, states
 from onestack.compute import models as m
+from onestack.compute.clients import release_allocations
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,6 @@ class Conductor:
                 return instance_dict(inst)
             for k, v in changes.items():
                 if k in ("launched_at", "terminated_at") and isinstance(v, str):
-                    from onestack.common.timeutils import parse_iso
                     v = parse_iso(v)
                 setattr(inst, k, v)
             inst.updated_at = utcnow()
@@ -164,8 +164,6 @@ class Conductor:
 
     def instance_destroyed(self, instance_uuid: str) -> None:
         """The agent removed the guest and its ports: the server is gone (and its console tokens)."""
-        from onestack.compute import consoles
-
         consoles.tokens.revoke_instance(instance_uuid)
         with db.transaction() as s:
             inst = s.get(m.Instance, instance_uuid)
@@ -237,11 +235,3 @@ class Conductor:
             s.execute(sa.update(m.Service).where(m.Service.host.in_(hosts), m.Service.binary == binary)
                       .values(last_seen_up=now, updated_at=now))
 
-
-def release_allocations(consumer: str) -> None:
-    from onestack.compute import clients
-
-    try:
-        clients.get().placement.delete(f"/allocations/{consumer}", ok=(204, 404))
-    except errors.ApiError as e:
-        log.warning("could not release the allocations of %s: %s", consumer, e.message)

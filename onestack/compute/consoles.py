@@ -34,7 +34,13 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
 from onestack.common import errors
+from onestack.compute import instances, settings
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +127,6 @@ tokens = TokenStore()
 
 
 def _public_url() -> str:
-    from onestack.compute import settings
-
     return settings.current.public_url.rstrip("/")
 
 
@@ -151,14 +155,9 @@ def _check_ready(instance) -> None:
 
 
 def _ask_host(instance, method: str):
-    """Ask the instance's compute agent (bus topic compute.<host>)."""
-    from onestack.compute import instances
-    from onestack.compute.virt.errors import VirtError
-
-    try:
-        return instances.call_host(instance, method, timeout=30)
-    except VirtError as e:  # ConsoleUnavailable: not running, no VNC, no pty
-        raise errors.Conflict(f"Instance {instance.uuid} is not ready: {e}") from None
+    """Ask the instance's compute agent (bus topic compute.<host>); it answers 409 when the
+    guest has no such console now (not running, no VNC, no pty)."""
+    return instances.call_host(instance, method, timeout=30)
 
 
 def get_vnc_console(ctx, instance, console_type: str, address: tuple | None = None) -> dict:
@@ -338,11 +337,6 @@ async def serial_websocket(websocket) -> None:
 
 def vnc_app():
     """The noVNC proxy and noVNC's files, for prefix /novnc."""
-    from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Mount, Route, WebSocketRoute
-    from starlette.staticfiles import StaticFiles
-
     routes = [WebSocketRoute("/websockify", vnc_websocket)]
     if NOVNC_DIR.is_dir():
         static = StaticFiles(directory=NOVNC_DIR, html=True, follow_symlink=True)
@@ -360,9 +354,6 @@ def vnc_app():
 
 def serial_app():
     """The serial console proxy, for prefix /serial."""
-    from starlette.applications import Starlette
-    from starlette.routing import WebSocketRoute
-
     return Starlette(routes=[WebSocketRoute("/", serial_websocket)])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 import secrets
 import uuid as uuidlib
@@ -18,9 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from onestack.common import bus, db, errors
-from onestack.common.timeutils import parse_iso, utcnow
-from onestack.compute import flavors, policies, states
+from onestack.common.microversion import Version
+from onestack.common.pagination import page, parse_limit
+from onestack.common.timeutils import iso, parse_iso, utcnow
+from onestack.compute import flavors, policies, quotas, states
 from onestack.compute import models as m
+from onestack.compute.bfv import volume_backed
 
 GiB = 1 << 30
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -62,7 +66,6 @@ def record_action(s: Session, inst: m.Instance, ctx, action: str, request_id: st
 
 
 def fault(code: int, message: str, details: str = "") -> dict:
-    from onestack.common.timeutils import iso
     return {"code": code, "message": message[:255], "details": details, "created": iso(utcnow())}
 
 
@@ -99,8 +102,6 @@ def _bool(text: str, name: str) -> bool:
 
 def list_servers(s: Session, ctx, q, v) -> tuple[list[m.Instance], bool]:
     """The servers a list request selects, in order, one page; and whether more follow."""
-    from onestack.common.microversion import Version
-
     admin = ctx.is_admin
     stmt = sa.select(m.Instance)
     all_tenants = "all_tenants" in q and (q["all_tenants"] == "" or _bool(q["all_tenants"], "all_tenants"))
@@ -212,8 +213,6 @@ def list_servers(s: Session, ctx, q, v) -> tuple[list[m.Instance], bool]:
     for attr, d in reversed(order):
         rows.sort(key=lambda r, a=attr: _sortable(getattr(r, "metadata_" if a == "metadata" else a)),
                   reverse=(d == "desc"))
-    from onestack.common.pagination import page, parse_limit
-
     limit = parse_limit(q.get("limit"), 1000)
     return page(rows, limit, q.get("marker"), key=lambda r: r.uuid)
 
@@ -269,6 +268,49 @@ def decode_user_data(value) -> str | None:
     return value
 
 
+NAME_MAX = 255
+TAG_RE = re.compile(r"^[^,/]{1,60}$")
+MAX_TAGS = 50
+
+
+def check_name(name, what: str = "name") -> str:
+    if not isinstance(name, str):
+        raise errors.BadRequest(f"Invalid input for field/attribute {what}. Value: {name}. "
+                                f"{name!r} is not of type 'string'")
+    if not name.strip() or len(name) > NAME_MAX:
+        raise errors.BadRequest(f"Invalid input for field/attribute {what}. Value: {name}. "
+                                f"{what} must be 1-{NAME_MAX} characters and not only spaces.")
+    if name != name.strip():
+        raise errors.BadRequest(f"Invalid input for field/attribute {what}. Value: {name}. "
+                                f"Leading or trailing whitespace is not allowed.")
+    return name
+
+
+def check_ip(value, version: int, field: str):
+    try:
+        ip = ipaddress.ip_address(value)
+        if ip.version != version:
+            raise ValueError
+        return str(ip)  # the canonical form, as Nova stores it
+    except (TypeError, ValueError):
+        raise errors.BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
+                                f"{value!r} is not a 'ipv{version}'") from None
+
+
+def check_tag(tag) -> str:
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
+        raise errors.BadRequest(f"Invalid tag {tag!r}: 1-60 characters, no ',' or '/'.")
+    return tag
+
+
+def next_device(used: set[str]) -> str:
+    """The next free virtio name after the root disk (vdb, vdc, ...), as /dev/vdX."""
+    for c in "bcdefghijklmnopqrstuvwxy":
+        if f"vd{c}" not in used:
+            return f"/dev/vd{c}"
+    raise errors.Forbidden("The maximum number of volumes is attached to this server.")
+
+
 def check_metadata(md, what: str = "metadata") -> dict:
     if not isinstance(md, dict):
         raise errors.BadRequest(f"Invalid input for field/attribute {what}: must be an object.")
@@ -289,8 +331,6 @@ def new_reservation_id() -> str:
 
 def create_records(s: Session, ctx, req: BuildRequest, request_id: str) -> list[m.Instance]:
     """Write the instance rows (BUILD/scheduling) and their create actions."""
-    from onestack.compute import quotas
-
     count = req.max_count
     quotas.check_servers(s, ctx.project_id, count, req.flavor["vcpus"] * 1, req.flavor["memory_mb"])
     # a request for several may be satisfied with fewer, down to min_count
@@ -337,8 +377,6 @@ def create_records(s: Session, ctx, req: BuildRequest, request_id: str) -> list[
 
 def schedule(uuids: list[str], req: BuildRequest, request_id: str) -> None:
     """Hand the new instances to the conductor (which asks the scheduler, then casts to hosts)."""
-    from onestack.compute.scheduler import volume_backed
-
     spec = {"flavor": req.flavor, "image": req.image or {}, "availability_zone": req.availability_zone,
             "force_host": req.force_host, "group": req.group, "hints": req.hints,
             "volume_backed": volume_backed(req.block_device_mapping)}
@@ -347,7 +385,21 @@ def schedule(uuids: list[str], req: BuildRequest, request_id: str) -> None:
 
 
 def cast_to_host(inst: m.Instance, method: str, **kwargs) -> None:
-    bus.get().cast_sync(f"compute.{inst.host}", method, instance_uuid=inst.uuid, **kwargs)
+    cast_to(inst.host, method, instance_uuid=inst.uuid, **kwargs)
+
+
+def cast_to(host: str, method: str, **kwargs) -> None:
+    """Cast to the compute agent of ``host`` (bus topic ``compute.<host>``)."""
+    bus.get().cast_sync(f"compute.{host}", method, **kwargs)
+
+
+def select_destination(inst: m.Instance) -> dict | None:
+    """Ask the scheduler for a host for ``inst`` (unshelve): {"host", "node"} or None."""
+    spec = {"flavor": inst.flavor, "availability_zone": inst.availability_zone, "group": inst.server_group,
+            "volume_backed": volume_backed(inst.block_device_mapping)}
+    dests = bus.get().call_sync("compute.scheduler", "select_destinations", spec=spec,
+                                instance_uuids=[inst.uuid], project_id=inst.project_id, user_id=inst.user_id)
+    return dests[0] if dests else None
 
 
 def call_host(inst: m.Instance, method: str, timeout: float = 60, **kwargs):

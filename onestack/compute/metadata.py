@@ -31,7 +31,16 @@ import logging
 import posixpath
 import threading
 
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.common import db
+from onestack.compute import models as m
 from onestack.compute.virt import configdrive
+from onestack.network import metadata_secret
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +56,6 @@ def configure(conf=None, secret: str | None = None) -> None:
     """Set the shared secret: given, or the network's (``network.metadata_secret`` or
     the generated one in the state directory)."""
     if secret is None and conf is not None:
-        from onestack.network import metadata_secret
-
         secret = metadata_secret.get(conf)
     _State.secret = secret
 
@@ -69,11 +76,6 @@ class MetadataError(Exception):
 
 def instance_record(instance_id: str) -> tuple[dict, list[dict]] | None:
     """(instance fields, its key pairs) from the compute tables, or None."""
-    import sqlalchemy as sa
-
-    from onestack.common import db
-    from onestack.compute import models as m
-
     with db.session() as s:
         inst = s.get(m.Instance, instance_id)
         if inst is None or inst.deleted:
@@ -235,11 +237,6 @@ def answer(headers, path: str, secret: str | None) -> tuple[int, bytes, str]:
 def metadata_app(secret: str | None = None):
     """The metadata API for prefix /metadata. The secret: given here, else the one
     `configure(conf)` set (compute's set-up calls it)."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
     def endpoint(request: Request) -> Response:
         status, body, ctype = answer(
             request.headers, request.path_params.get("path", ""), secret or _State.secret

@@ -17,16 +17,17 @@ from onestack.compute import clients
 log = logging.getLogger(__name__)
 
 
-def bridge_name(network_id: str) -> str:
-    from onestack.network.linux.ip import device_name
+# Neutron's Linux bridge names, which the network agent makes too: a prefix and the
+# start of the id, cut to the kernel's 15 characters (as Nova computes a VIF's tap name).
+IFNAMSIZ = 15
 
-    return device_name("brq", network_id)
+
+def bridge_name(network_id: str) -> str:
+    return ("brq" + network_id.replace("-", ""))[:IFNAMSIZ]
 
 
 def tap_name(port_id: str) -> str:
-    from onestack.network.linux.ip import device_name
-
-    return device_name("tap", port_id)
+    return ("tap" + port_id.replace("-", ""))[:IFNAMSIZ]
 
 
 def _sg_ids(project_id: str, names: list[str]) -> list[str] | None:

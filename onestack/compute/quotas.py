@@ -140,6 +140,13 @@ def check_metadata(s: Session, project_id: str, n: int) -> None:
         raise errors.Forbidden(f"Maximum number of metadata items exceeds {limit}")
 
 
+def check_image_metadata(s: Session, project_id: str, n: int) -> None:
+    """403 when a server's snapshot would be given more properties than ``metadata_items``."""
+    limit = limits(s, project_id)["metadata_items"]
+    if 0 <= limit < n:
+        raise errors.Forbidden("Image metadata limit exceeded")
+
+
 def check_server_groups(s: Session, project_id: str, adding: int = 1) -> None:
     limit = limits(s, project_id)["server_groups"]
     if limit >= 0 and usage(s, project_id)["server_groups"] + adding > limit:

@@ -63,7 +63,9 @@ def _driver(conf, host: str):
     if kind == "auto" and os.geteuid() != 0:
         raise NoHypervisor(f"compute: real guests need root (libvirt's qemu:///system): run onestack as root, {_USE_FAKE}")
     try:
-        d = LibvirtDriver(conf.state_dir if not instances_dir else instances_dir, uri=conf.compute.libvirt_uri)
+        d = LibvirtDriver(conf.state_dir if not instances_dir else instances_dir, uri=conf.compute.libvirt_uri,
+                          detach_attempts=conf.compute.device_detach_attempts,
+                          detach_timeout=conf.compute.device_detach_timeout)
         d.conn()
         return d, True
     except Exception as e:

@@ -4,45 +4,16 @@ the Default domain, projects admin/demo/service, roles admin > member > reader
 
 from __future__ import annotations
 
-import os
 import secrets
 import string
-import tomllib
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from onestack.common import db
+from onestack.common.credentials import load_credentials, save_credentials
 from onestack.config import Config
 from onestack.identity import assignments, catalog, core, passwords
 from onestack.identity import models as m
-
-CREDENTIALS_FILE = "credentials.toml"
-
-
-def credentials_path(conf: Config) -> Path:
-    return conf.state_dir / CREDENTIALS_FILE
-
-
-def load_credentials(conf: Config) -> dict[str, dict[str, str]]:
-    """user name -> {"password", "project"} of the users bootstrap made."""
-    path = credentials_path(conf)
-    if not path.exists():
-        return {}
-    return tomllib.loads(path.read_text())
-
-
-def _save_credentials(conf: Config, creds: dict[str, dict[str, str]]) -> None:
-    path = credentials_path(conf)
-    lines = []
-    for user, data in creds.items():
-        lines.append(f"[{user}]")
-        lines += [f'{k} = "{v}"' for k, v in data.items()]
-        lines.append("")
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines))
-    path.with_suffix(".tmp").rename(path)
 
 
 def _new_password() -> str:
@@ -149,6 +120,6 @@ def run(conf: Config, services: list) -> dict[str, dict[str, str]]:
                 conf.public_url + svc.PREFIX + svc.CATALOG.get("path", ""), conf.identity.region,
             )
     if out != creds:
-        _save_credentials(conf, out)
+        save_credentials(conf, out)
     core.changed()
     return out

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from onestack.common import auth, bus, errors
 from onestack.common.policy import Enforcer
 from onestack.identity import models as m
+from onestack.identity.policies import DEFAULTS
 from onestack.identity.tokens import KeyRepository
 
 
@@ -42,8 +43,6 @@ class State:
 def configure(
     settings: Settings, state_dir: Path, policy_dir: Path | None, max_active_keys: int = 3
 ) -> None:
-    from onestack.identity.policies import DEFAULTS
-
     State.settings = settings
     State.keys = KeyRepository(state_dir / "fernet-keys", max_active_keys)
     State.credential_keys = KeyRepository(state_dir / "credential-keys", max_active_keys)

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from onestack.common import errors
+from onestack.common import bus, errors
 from onestack.common.policy import Enforcer
 from onestack.image import models as m
 from onestack.image.policies import DEFAULTS
@@ -145,3 +145,8 @@ def too_large(limit: int, owner: str | None) -> errors.PayloadTooLarge:
             f"data in all (image.quota_bytes) and has {limit} left."
         )
     return errors.PayloadTooLarge(f"Image data is larger than the largest accepted upload, {s.size_cap} bytes.")
+
+
+def notify(event: str, body: dict) -> None:
+    """``image.<event>`` on the bus (create, update, delete, upload, activate, ...)."""
+    bus.get().notify(f"image.{event}", body, publisher="image")

@@ -269,6 +269,26 @@ def quota_limits(s: Session, project_id: str) -> dict[str, int]:
     return out
 
 
+def quota_projects(s: Session) -> list[str]:
+    """The projects with a limit of their own."""
+    return sorted(set(s.scalars(sa.select(m.Quota.project_id))))
+
+
+def set_quotas(s: Session, project_id: str, limits: dict[str, int]) -> None:
+    for k, v in limits.items():
+        row = s.get(m.Quota, (project_id, k))
+        if row is None:
+            s.add(m.Quota(project_id=project_id, resource=k, hard_limit=v))
+        else:
+            row.hard_limit = v
+    s.flush()
+
+
+def reset_quotas(s: Session, project_id: str) -> None:
+    """Back to the defaults."""
+    s.execute(sa.delete(m.Quota).where(m.Quota.project_id == project_id))
+
+
 def used(s: Session, project_id: str, kind: str) -> int:
     return int(s.scalar(sa.select(sa.func.count()).select_from(m.Resource).where(
         m.Resource.kind == kind, m.Resource.project_id == project_id)) or 0)
@@ -297,6 +317,33 @@ def _next_vni(s: Session) -> int:
                                     type="NoNetworkAvailable")
 
 
+IPV4_MIN_MTU, IPV6_MIN_MTU = 68, 1280
+TUNNELS = ("vxlan", "geneve", "gre")
+
+
+def check_mtu(value, ntype: str) -> int:
+    """Neutron's rule for a network's ``mtu``: an integer, not negative, and no more
+    than its segment carries (0: that most)."""
+    try:
+        mtu = int(value)  # Neutron's convert_to_int: "1400" is taken, "abc" and null are not
+    except (TypeError, ValueError):
+        raise ipam.bad(f"'{value}' is not an integer.") from None
+    if mtu < 0:
+        raise errors.BadRequest(f"Invalid input for mtu. Reason: '{value}' should be non-negative.")
+    most = State.settings.default_mtu if ntype in TUNNELS else State.settings.external_mtu
+    if mtu > most:
+        raise ipam.bad(f"Requested MTU is too big, maximum is {most}.")
+    return mtu or most
+
+
+def check_mtu_fits(net_id: str, mtu: int, versions) -> None:
+    """409 when subnets of these IP versions could not work at this MTU."""
+    need = max((IPV4_MIN_MTU if v == 4 else IPV6_MIN_MTU for v in versions), default=0)
+    if mtu < need:
+        raise errors.Conflict(f"MTU of {net_id} is not valid, subnet requires a minimum of {need}",
+                              type="NetworkMTUSubnetConflict")
+
+
 def create_network(s: Session, ctx, body: dict) -> dict:
     pid = owner_for(ctx, body)
     for attr in ("shared", "router:external"):
@@ -310,7 +357,7 @@ def create_network(s: Session, ctx, body: dict) -> dict:
         raise ipam.bad(f"Network type value '{ntype}' not supported.")
     physnet = body.get("provider:physical_network")
     seg = body.get("provider:segmentation_id")
-    if ntype in ("vxlan", "geneve", "gre"):
+    if ntype in TUNNELS:
         seg = seg if seg is not None else _next_vni(s)
         if any(d.get("provider:segmentation_id") == seg and d.get("provider:network_type") == ntype
                for d in docs(s, "network")):
@@ -328,8 +375,7 @@ def create_network(s: Session, ctx, body: dict) -> dict:
         "id": new_id(), "name": body.get("name", ""), "description": body.get("description", ""),
         "admin_state_up": body.get("admin_state_up", True), "status": "ACTIVE", "subnets": [],
         "shared": bool(body.get("shared", False)), "router:external": external,
-        "mtu": body.get("mtu") or (State.settings.default_mtu if ntype in ("vxlan", "geneve", "gre")
-                                   else State.settings.external_mtu),
+        "mtu": check_mtu(body.get("mtu", 0), ntype),
         "provider:network_type": ntype, "provider:physical_network": physnet,
         "provider:segmentation_id": seg,
         "port_security_enabled": body.get("port_security_enabled", True),
@@ -374,7 +420,12 @@ def update_network(s: Session, ctx, row: m.Resource, body: dict) -> dict:
             remove(s, wildcard[0])
     allowed_keys = {"name", "description", "admin_state_up", "shared", "router:external", "mtu",
                     "port_security_enabled", "dns_domain", "is_default", *PROVIDER}
-    return save(s, row, {k: v for k, v in body.items() if k in allowed_keys})
+    changes = {k: v for k, v in body.items() if k in allowed_keys}
+    if "mtu" in changes:
+        changes["mtu"] = check_mtu(changes["mtu"], changes.get("provider:network_type")
+                                   or row.data.get("provider:network_type") or "vxlan")
+        check_mtu_fits(row.id, changes["mtu"], {d["ip_version"] for d in docs(s, "subnet", network_id=row.id)})
+    return save(s, row, changes)
 
 
 def delete_network(s: Session, ctx, row: m.Resource) -> None:
@@ -515,6 +566,7 @@ def create_subnet(s: Session, ctx, body: dict) -> dict:
     version = body.get("ip_version", 4)
     if version not in (4, 6):
         raise ipam.bad(f"{version} is not in valid IP versions [4, 6].")
+    check_mtu_fits(net.id, net.data.get("mtu") or IPV6_MIN_MTU, {version})
     pool_id = body.get("subnetpool_id")
     if body.get("use_default_subnetpool") and not pool_id:
         default = [d for d in docs(s, "subnetpool") if d.get("is_default") and d["ip_version"] == version]

@@ -70,8 +70,8 @@ def _project_id(conf: Config, name: str) -> str | None:
 
     import httpx
 
+    from onestack.common.credentials import load_credentials
     from onestack.identity import service as identity
-    from onestack.identity.bootstrap import load_credentials
 
     creds = load_credentials(conf).get(SERVICE_USER)
     if not creds:

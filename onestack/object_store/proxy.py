@@ -435,20 +435,14 @@ def pieces(source: Iterable[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
         yield b"".join(buf)
 
 
-def make_cluster(conf) -> Cluster:
-    from onestack.object_store import ring as ring_mod
-    from onestack.object_store.storage import LocalNode
-
-    ring = ring_mod.ensure_default(conf)
-    return Cluster(ring, LocalNode, ring_mod.RingFile(ring_mod.ring_path(conf)))
-
-
 _cluster: Cluster | None = None
 
 
-def configure(conf) -> Cluster:
+def configure(cluster: Cluster) -> Cluster:
+    """The cluster every request goes to (made by the service's set-up, which picks the
+    devices' ``Node`` kind: the proxy itself never touches files)."""
     global _cluster
-    _cluster = make_cluster(conf)
+    _cluster = cluster
     return _cluster
 
 

@@ -25,6 +25,7 @@ import os
 import random
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -397,8 +398,6 @@ class RingFile:
         self._checked = 0.0
 
     def get(self) -> Ring:
-        import time
-
         now = time.monotonic()
         if self._ring is None or now - self._checked >= 1.0:
             self._checked = now

@@ -19,7 +19,9 @@ def version() -> str:
 
 def setup(conf: Config) -> None:
     from onestack.object_store import agents, proxy
+    from onestack.object_store import ring as ring_mod
     from onestack.object_store.api.common import Limits
+    from onestack.object_store.storage import LocalNode
 
     o = conf.object_store
     Limits.max_file_size = o.max_file_size
@@ -28,7 +30,8 @@ def setup(conf: Config) -> None:
     Limits.max_meta_overall_size = o.max_meta_overall_size
     Limits.tempurl_methods = o.tempurl_methods.split()
     Limits.cors_allow_origin = o.cors_allow_origin.split()
-    cluster = proxy.configure(conf)
+    ring = ring_mod.ensure_default(conf)
+    cluster = proxy.configure(proxy.Cluster(ring, LocalNode, ring_mod.RingFile(ring_mod.ring_path(conf))))
     agents.start(conf, cluster, lambda a, c, obj, ts: proxy.object_delete(cluster, a, c, obj, ts))
 
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from onestack.common import bus, errors
 from onestack.common.timeutils import iso, utcnow
+from onestack.volume import settings
 from onestack.volume.backends.file import BackendError, FileBackend
+from onestack.volume.exports import ExportError, ExportManager, use_nbd
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,6 @@ class VolumeAgent:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         if exports is None:  # NBD exports for guests on other nodes; live ones re-adopted from the ledger
-            from onestack.volume import settings
-            from onestack.volume.exports import ExportManager
-
             st = settings.current
             exports = ExportManager(st.volumes_dir / "exports", st.export_address, st.export_tls_dir or None)
         self.exports = exports
@@ -231,9 +230,6 @@ class VolumeAgent:
     # -- attachments
 
     def initialize_connection(self, volume_id: str, connector: dict | None = None) -> dict:
-        from onestack.volume import settings
-        from onestack.volume.exports import ExportError, use_nbd
-
         v = self.conductor.volume_get(volume_id=volume_id)
         if v is None or v["deleted"] or not v.get("provider_location"):
             raise errors.NotFound(f"Volume {volume_id} could not be found.")

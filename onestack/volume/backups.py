@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+import httpx
+
 from onestack.volume.backends.file import BackendError, qemu_img
 
 MiB = 1024**2
@@ -98,8 +100,6 @@ class SwiftTarget:
         return f"{url}/{quote(name)}" if name else url
 
     def _send(self, method: str, url: str, ok: tuple[int, ...], **kw):
-        import httpx
-
         try:
             r = self.client.http.request(method, url, headers={"X-Auth-Token": self.client.auth.token()},
                                          timeout=300, **kw)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from onestack.common import db, errors
 from onestack.common.timeutils import iso, parse_iso, utcnow
+from onestack.volume import core
 from onestack.volume import models as m
 
 log = logging.getLogger(__name__)
@@ -127,21 +128,10 @@ class Conductor:
         return self._update(m.Backup, "backup", backup_id, changes, expected_status)
 
     def volume_destroyed(self, volume_id: str) -> None:
-        with db.transaction() as s:
-            v = s.get(m.Volume, volume_id)
-            if v is None or v.deleted:
-                return
-            now = utcnow()
-            v.deleted, v.status, v.deleted_at, v.updated_at = True, "deleted", now, now
-            s.execute(sa.delete(m.Attachment).where(m.Attachment.volume_id == volume_id))
+        core.destroy_volume(volume_id)
 
     def snapshot_destroyed(self, snapshot_id: str) -> None:
-        with db.transaction() as s:
-            snap = s.get(m.Snapshot, snapshot_id)
-            if snap is None or snap.deleted:
-                return
-            now = utcnow()
-            snap.deleted, snap.status, snap.deleted_at, snap.updated_at = True, "deleted", now, now
+        core.destroy_snapshot(snapshot_id)
 
     def backup_destroyed(self, backup_id: str) -> None:
         with db.transaction() as s:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from onestack.common import bus, errors
+from onestack.common import bus, db, errors
 from onestack.common.timeutils import utcnow
 from onestack.volume import models as m
 from onestack.volume import settings
@@ -130,6 +131,21 @@ def attachments_of(s: Session, volume_ids: list[str]) -> dict[str, list[m.Attach
     return out
 
 
+def service_up(svc: m.Service) -> bool:
+    """A volume service is up while its last heartbeat is younger than ``service_down_time``."""
+    if svc.last_seen_up is None:
+        return False
+    return utcnow() - svc.last_seen_up <= timedelta(seconds=settings.current.service_down_time)
+
+
+def check_backup_service(s: Session) -> None:
+    """503 unless a cinder-backup service is up and enabled (as Cinder's backup API asks
+    its services table before it accepts a backup or a restore)."""
+    svcs = s.scalars(sa.select(m.Service).where(m.Service.binary == "cinder-backup"))
+    if not any(service_up(svc) and not svc.disabled for svc in svcs):
+        raise errors.ServiceUnavailable("Service cinder-backup could not be found: no backup service is up.")
+
+
 def zones() -> list[str]:
     return [settings.current.availability_zone]
 
@@ -237,6 +253,44 @@ def call_host(host: str | None, method: str, timeout: float = 60, **kwargs):
     if not host:
         raise errors.BadRequest("The volume has no host: it was never scheduled.")
     return bus.get().call_sync(f"volume.{host.split('#')[0]}", method, timeout=timeout, **kwargs)
+
+
+def start_restore(volume_id: str, backup_id: str) -> None:
+    """Mark the backup restoring into the volume and cast the restore to the volume's host."""
+    with db.transaction() as s:
+        b = s.get(m.Backup, backup_id)
+        v = s.get(m.Volume, volume_id)
+        b.status = "restoring"
+        v.status = RESTORING_BACKUP
+        if not v.host:
+            v.host = f"{settings.current.service_host}#{settings.current.backend_name}"
+        host = v.host
+    cast_host(host, "restore_backup", backup_id=backup_id, volume_id=volume_id)
+
+
+# -------------------------------------------------------------------- rows gone
+
+
+def destroy_volume(volume_id: str) -> None:
+    """The volume is gone (its agent deleted the data, or it never had any): the row is
+    marked deleted and its attachments go. The API does it for a volume never scheduled,
+    the conductor when an agent reports the deletion."""
+    with db.transaction() as s:
+        v = s.get(m.Volume, volume_id)
+        if v is None or v.deleted:
+            return
+        now = utcnow()
+        v.deleted, v.status, v.deleted_at, v.updated_at = True, "deleted", now, now
+        s.execute(sa.delete(m.Attachment).where(m.Attachment.volume_id == volume_id))
+
+
+def destroy_snapshot(snapshot_id: str) -> None:
+    with db.transaction() as s:
+        snap = s.get(m.Snapshot, snapshot_id)
+        if snap is None or snap.deleted:
+            return
+        now = utcnow()
+        snap.deleted, snap.status, snap.deleted_at, snap.updated_at = True, "deleted", now, now
 
 
 def touch(row) -> None:

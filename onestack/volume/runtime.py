@@ -10,7 +10,7 @@ import threading
 
 from onestack.common import bus
 from onestack.common.clients import RestClient, ServiceAuth
-from onestack.volume import backends, backups, settings
+from onestack.volume import backends, backups, clients, settings
 from onestack.volume.agent import VolumeAgent
 from onestack.volume.conductor import Conductor
 from onestack.volume.scheduler import Scheduler
@@ -35,10 +35,9 @@ current = Runtime()
 def start(conf) -> Runtime:
     rt = current
     st = settings.current
-    auth = ServiceAuth.for_service(conf, "cinder")
-    rt.images = RestClient(auth, "/image")
-    rt.compute = RestClient(auth, "/compute/v2.1", headers={"OpenStack-API-Version": "compute 2.51",
-                                                            "X-OpenStack-Nova-API-Version": "2.51"})
+    made = clients.configure(conf)
+    auth = made.auth
+    rt.images, rt.compute = made.image, made.compute
     rt.conductor = Conductor()
     rt.scheduler = Scheduler()
     b = bus.get()

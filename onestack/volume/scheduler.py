@@ -11,22 +11,15 @@ or another volume goes to its source's backend (the copy is local).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import sqlalchemy as sa
 
 from onestack.common import bus, db, errors
 from onestack.common.timeutils import utcnow
+from onestack.volume import core
 from onestack.volume import models as m
-from onestack.volume import settings
 
 log = logging.getLogger(__name__)
-
-
-def alive(svc: m.Service) -> bool:
-    if svc.last_seen_up is None:
-        return False
-    return utcnow() - svc.last_seen_up <= timedelta(seconds=settings.current.service_down_time)
 
 
 class Scheduler:
@@ -49,7 +42,7 @@ class Scheduler:
         for svc in self.backends(s):
             caps = svc.capabilities or {}
             name = caps.get("volume_backend_name") or svc.host.split("@")[-1]
-            if svc.disabled or not alive(svc):
+            if svc.disabled or not core.service_up(svc):
                 reasons.append(f"{svc.host} is disabled or down")
                 continue
             if svc.zone != v.availability_zone:

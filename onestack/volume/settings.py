@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from onestack.config import ConfigError
 
 
 @dataclass
@@ -39,16 +42,12 @@ current = Settings()
 
 
 def configure(conf) -> Settings:
-    import socket
-
     v = conf.volume
     current.public_url = conf.public_url
     for key in ("backend", "backend_name", "volume_format", "capacity_gb", "max_over_subscription_ratio",
                 "availability_zone", "report_interval", "service_down_time", "backup_driver", "backup_container", "backup_chunk_mb"):
         setattr(current, key, getattr(v, key))
     if v.attach_protocol not in ("auto", "file", "nbd"):
-        from onestack.config import ConfigError
-
         raise ConfigError(f"config key 'volume.attach_protocol' must be auto, file or nbd; got {v.attach_protocol!r}")
     current.attach_protocol, current.export_address = v.attach_protocol, v.export_address
     current.export_tls_dir = v.export_tls_dir

@@ -184,6 +184,31 @@ def test_snapshot_boot_and_shelve(cloud, image, net):
         cloud.openstack("image", "delete", snap, check=False)
 
 
+def test_snapshot_inherits_min_ram_and_min_disk(cloud, net, tmp_path):
+    """A snapshot keeps its base image's min_ram and min_disk (the disk at least the flavor's
+    root disk), as Nova's does: Tempest's test_create_delete_image with such an image."""
+    path = tmp_path / "min.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
+    name = f"min-{uuid.uuid4().hex[:6]}"
+    base = cloud.os_json("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
+                         "--min-ram", "64", "--min-disk", "1", "--file", str(path), name)
+    try:
+        # root disk 0 (the image's size decides): min_disk comes from the image alone
+        cloud.openstack("flavor", "create", "--ram", "128", "--disk", "0", "--vcpus", "1", name)
+        cloud.openstack("server", "create", "--flavor", name, "--image", base["id"], "--nic",
+                        f"net-id={net['id']}", "--wait", name)
+        cloud.openstack("server", "stop", name)
+        wait_status(cloud, name, "SHUTOFF")
+        snap = cloud.os_json("server", "image", "create", "--name", f"{name}-snap", "--wait", name)
+        img = cloud.os_json("image", "show", snap["id"])
+        assert (img["min_ram"], img["min_disk"]) == (64, 1), img
+    finally:
+        cloud.openstack("server", "delete", "--wait", name, check=False)
+        cloud.openstack("image", "delete", f"{name}-snap", check=False)
+        cloud.openstack("image", "delete", base["id"], check=False)
+        cloud.openstack("flavor", "delete", name, check=False)
+
+
 def test_refusals(cloud, image, net, tmp_path):
     r = cloud.openstack("server", "create", "--flavor", "no-such-flavor", "--image", image["id"],
                         "--network", net["id"], "x", check=False)

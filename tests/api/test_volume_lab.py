@@ -181,6 +181,14 @@ def test_attach_detach_and_refusals(cloud, tmp_path):
         assert "400" in err
         err = refused(cloud, "volume", "delete", vid)
         assert "must be available" in err
+        # a detach marks the volume detaching first (Nova's begin_detaching): one that is not
+        # in-use (an admin reset it) is refused with a 400 and stays attached
+        cloud.openstack("volume", "set", "--state", "error", vid)
+        err = refused(cloud, "server", "remove", "volume", servers[0], vid)
+        assert "400" in err and "in-use" in err, err
+        assert [x["Volume ID"] for x in cloud.os_json("server", "volume", "list", servers[0])] == [vid]
+        assert "detach_volume" not in [a["Action"] for a in cloud.os_json("server", "event", "list", servers[0])]
+        cloud.openstack("volume", "set", "--state", "in-use", vid)
 
         cloud.openstack("server", "remove", "volume", servers[0], vid)
         wait_volume(cloud, vid, "available")
@@ -272,6 +280,28 @@ def test_backup_and_restore(cloud):
     wait_volume(cloud, v["id"], "available")
     cloud.openstack("volume", "backup", "restore", b["id"], v["id"], "--force")
     wait_volume(cloud, v["id"], "available")
+    cloud.openstack("volume", "backup", "delete", b["id"])
+    wait_for(lambda: b["id"] not in {x["ID"] for x in cloud.os_json("volume", "backup", "list")},
+             what="backup deleted")
+    cloud.openstack("volume", "delete", v["id"])
+
+
+def test_backup_needs_an_enabled_backup_service(cloud):
+    """The API asks the services table (as Cinder's backup API does), not the agent in its
+    own process: with cinder-backup disabled a backup is refused with a 503."""
+    v = cloud.os_json("volume", "create", "--size", "1", name("nobk"))
+    wait_volume(cloud, v["id"], "available")
+    host = next(s["Host"] for s in cloud.os_json("volume", "service", "list") if s["Binary"] == "cinder-backup")
+    cloud.openstack("volume", "service", "set", "--disable", host, "cinder-backup")
+    try:
+        err = refused(cloud, "volume", "backup", "create", "--name", name("backup"), v["id"])
+        assert "503" in err and "cinder-backup" in err, err
+        assert cloud.os_json("volume", "backup", "list", "--volume", v["id"]) == []  # nothing was made
+    finally:
+        cloud.openstack("volume", "service", "set", "--enable", host, "cinder-backup")
+    b = cloud.os_json("volume", "backup", "create", "--name", name("backup"), v["id"])
+    wait_for(lambda: cloud.os_json("volume", "backup", "show", b["id"])["status"] == "available",
+             what="backup available")
     cloud.openstack("volume", "backup", "delete", b["id"])
     wait_for(lambda: b["id"] not in {x["ID"] for x in cloud.os_json("volume", "backup", "list")},
              what="backup deleted")

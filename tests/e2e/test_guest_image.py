@@ -258,6 +258,22 @@ def test_ssh_login_and_extra_disk(guest):
     assert re.search(r"\bvdb\b", text), text  # an attached disk shows up, unformatted
 
 
+def test_lsblk_lists_disks_as_tempest_reads_them(guest):
+    """Tempest's validation runs `lsblk -lb --nodeps` in the guest (busybox has no lsblk)."""
+    guest.wait_for(r"onestack-tiny: ready\.")
+    prologue = "set -eu -o pipefail; PATH=$PATH:/sbin:/usr/sbin; "  # Tempest's ssh_shell_prologue
+    out = guest.ssh(prologue + "lsblk -lb --nodeps; echo ==; lsblk --nodeps --noheadings --output NAME",
+                    password="gocubsgo")
+    table, names = out.split("==\n")
+    lines = table.splitlines()
+    pos = lines[0].find("TYPE")  # as tempest's RemoteClient.get_disks() picks the disks
+    disks = [line.split()[0] for line in lines[1:] if line[pos:pos + 4] == "disk"]
+    assert disks == ["vda", "vdb"], out
+    sizes = {line.split()[0]: int(line.split()[3]) for line in lines[1:]}
+    assert sizes["vdb"] == 16 * 1024 * 1024, out  # in bytes: the blank disk is 16 MiB
+    assert [n for n in names.split() if n.startswith("vd")] == ["vda", "vdb"], out
+
+
 def _config_drive(path: Path, files: dict[str, bytes], fs: str) -> Path:
     """A filesystem labelled config-2 holding `files`, as Nova's config drive."""
     src = path.with_suffix(".d")

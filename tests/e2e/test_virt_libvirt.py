@@ -245,7 +245,7 @@ def test_volume_attach_and_detach(driver, server, tmp_path):
     assert "vdc=16384" in seen.group(0), seen.group(0)
 
     start = time.monotonic()
-    driver.detach_volume(u, dev, timeout=30)
+    driver.detach_volume(u, dev)
     assert driver.volumes(u) == {}
     assert str(volume) not in virsh("domblklist", domain_name(u)).stdout
     wait_console(driver, u, r"DISKS: vda=\d+ vdb=\d+ $", count=2, timeout=30)
@@ -409,7 +409,7 @@ def test_interface_hot_plug(driver, server, bridge):
     with pytest.raises(VirtError, match="already has"):
         driver.attach_interface(u, nic)
     start = time.monotonic()
-    driver.detach_interface(u, nic.mac, timeout=30)
+    driver.detach_interface(u, nic.mac)
     timings["interface hot-unplug"] = time.monotonic() - start
     assert driver.interfaces(u) == [] and nic.mac not in virsh("domiflist", domain_name(u)).stdout
     assert not tap.exists()

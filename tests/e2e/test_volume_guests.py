@@ -11,7 +11,9 @@ the disk is gone, all on the serial console (`openstack console log show`).
 - a snapshot of it, and a volume made from the snapshot, hold the same data (B reads it);
 - a backup of it (into the object store), restored into a new volume, holds it too;
 - a server boots from a volume made from the tiny image (its ready line), and the
-  volume survives the server's deletion (`delete_on_termination` false).
+  volume survives the server's deletion (`delete_on_termination` false);
+- a volume attached and detached while its guest still boots (the guest drops the first
+  unplug requests) is asked for again until it comes back available.
 
 Transfers and the refusals are covered by tests/api/test_volume_lab.py. Every wait
 is bounded; servers, volumes and snapshots are removed at the end.
@@ -20,9 +22,11 @@ is bounded; servers, volumes and snapshots are removed at the end.
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
+from onestack.compute.virt.domain import domain_name
 from tests.cloud import Cloud
 from tests.e2e import guests
 from tests.e2e.guests import IMAGE, wait_console, wait_for, wait_ready, wait_volume
@@ -208,3 +212,35 @@ fi
         wait_for(lambda: volume_status(cloud, vol) == "available", 60, "root volume released")
         cloud.openstack("volume", "delete", vol, check=False)
     wait_for(lambda: vol not in {v["ID"] for v in cloud.os_json("volume", "list")}, 60, "root volume deleted")
+
+
+def test_detach_from_a_guest_still_booting(cloud, tmp_path):
+    """Tempest's test_attach_detach_volume on a real guest: a volume attached as soon as the
+    server is ACTIVE and detached at once. The guest, still booting, has not set up ACPI
+    hot-plug and drops the first unplug request; the detach is asked again until the guest
+    lets go, and the volume is available again, gone from the server and from its guest."""
+    vol = cloud.os_json("volume", "create", "--size", "1", "early-vol")["id"]
+    sid = None
+    try:
+        wait_volume(cloud, vol, "available")
+        sid = guests.boot(cloud, "vol-early", tmp_path, "#!/bin/sh\n")
+        wait_for(lambda: cloud.os_json("server", "show", sid)["status"] in ("ACTIVE", "ERROR"), 240,
+                 "vol-early built")
+        cloud.openstack("server", "add", "volume", sid, vol)
+        wait_volume(cloud, vol, "in-use")
+        cloud.openstack("server", "remove", "volume", sid, vol)
+        wait_volume(cloud, vol, "available", timeout=300)  # 8 requests 20 s apart at most
+        assert cloud.os_json("server", "volume", "list", sid) == []
+        assert cloud.os_json("volume", "show", vol)["attachments"] == []
+        detach = next(a for a in cloud.os_json("server", "event", "list", sid) if a["Action"] == "detach_volume")
+        events = cloud.os_json("server", "event", "show", sid, detach["Request ID"])["events"]
+        assert [(e["event"], e["result"]) for e in events] == [("compute_detach_volume", "Success")], events
+        for state in ([], ["--inactive"]):  # the running guest and its definition agree
+            disks = subprocess.run(["virsh", "-c", "qemu:///system", "domblklist", *state, domain_name(sid)],
+                                   capture_output=True, text=True, check=True).stdout
+            assert f"volume-{vol}" not in disks, (state, disks)
+    finally:
+        if sid:
+            cloud.openstack("server", "delete", "--wait", sid, check=False)
+        cloud.openstack("volume", "delete", vol, check=False)
+    wait_for(lambda: vol not in {v["ID"] for v in cloud.os_json("volume", "list")}, 60, "volume deleted")

@@ -409,7 +409,9 @@ COMPUTE_FEATURES = {
 }
 
 
-def compute_options(cloud: Cloud) -> dict[str, str]:
+def compute_options(cloud: Cloud, guest_image: dict | None = None) -> dict[str, str]:
+    """[compute] options; with validation on, every server boots `guest_image` (the tiny
+    image: Tempest SSHes into the rebuilt server too, so image_ref_alt is it as well)."""
     base = versioned(cloud.url("compute"), "v2.1")
     flavors = cloud.get(base + "/flavors/detail")["flavors"]
     flavors.sort(key=lambda f: (f.get("ram", 0), f.get("vcpus", 0), f.get("disk", 0)))
@@ -425,6 +427,9 @@ def compute_options(cloud: Cloud) -> dict[str, str]:
             raise SetupError("image service lists no active image: upload one first")
         options["image_ref"] = images[0]["id"]
         options["image_ref_alt"] = images[min(1, len(images) - 1)]["id"]
+    if guest_image:
+        options["image_ref"] = options["image_ref_alt"] = guest_image["id"]
+        options["build_timeout"] = str(GUEST_BUILD_TIMEOUT)
     micro = version_range(cloud, base)
     if micro:
         options["min_microversion"], options["max_microversion"] = micro
@@ -505,11 +510,128 @@ def object_storage_options(cloud: Cloud) -> tuple[dict[str, str], dict[str, str]
     return options, features
 
 
+# --------------------------------------------------------------------------- validation
+# Tempest's validation tests SSH into guests through floating IPs. The external network is
+# inside onestack's namespace `onestack-public`, bridged to no host NIC, so with validation
+# on Tempest runs in that namespace: `onestack netns exec public --api` also forwards the
+# API's loopback address there while it runs, so the catalog's URLs work unchanged.
+
+GUEST_IMAGE = "onestack-tiny-x86_64"  # `onestack image register tiny`: guest/README.md
+NETNS_API = ["netns", "exec", "public", "--api", "--"]
+# The tiny guest answers SSH ~4 s after QEMU starts (TCG): Tempest's default waits (300 s
+# to build, to SSH) leave room for a loaded 2-core machine and still end a hung test.
+GUEST_BUILD_TIMEOUT = 300
+VALIDATION_OPTIONS = {
+    "run_validation": "true",
+    "connect_method": "floating",  # Tempest makes a floating IP per server it checks
+    "auth_method": "keypair",
+    "ip_version_for_ssh": "4",
+    "security_group": "true",  # ... and a security group opening SSH and ping
+    "security_group_rules": "true",
+    # the tiny image logs in as CirrOS does (busybox + dropbear)
+    "image_ssh_user": "cirros",
+    "image_alt_ssh_user": "cirros",
+    "image_ssh_password": "gocubsgo",
+    "image_alt_ssh_password": "gocubsgo",
+    "ssh_timeout": "300",
+    "connect_timeout": "60",
+    "ping_timeout": "120",
+}
+
+
+def netns_api_cmd() -> list[str]:
+    return [str(ONESTACK), *NETNS_API]
+
+
+def guest_image(cloud: Cloud) -> tuple[dict | None, str]:
+    """The image Tempest can SSH into, or None and why validation cannot run here."""
+    if not all(cloud.has(t) for t in ("compute", "network", "image")):
+        return None, "it needs the compute, network and image services"
+    if os.geteuid() != 0:
+        return None, "entering the public namespace needs root"
+    compute = versioned(cloud.url("compute"), "v2.1")
+    hypervisors = cloud.get(compute + "/os-hypervisors/detail").get("hypervisors", [])
+    if not any(h.get("hypervisor_type", "fake") != "fake" for h in hypervisors):
+        return None, "compute has only simulated hosts (compute.driver = fake)"
+    query = f"/images?name={GUEST_IMAGE}&status=active&visibility=public"
+    images = cloud.get(versioned(cloud.url("image"), "v2") + query).get("images", [])
+    if not images:
+        return None, f"no public image {GUEST_IMAGE} (`onestack image register tiny`)"
+    if not ONESTACK.exists():
+        return None, f"{ONESTACK.relative_to(REPO)} not found"
+    probe = subprocess.run(
+        [*netns_api_cmd(), "true"], env=tempest_env(None), capture_output=True, text=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        return None, f"`onestack {' '.join(NETNS_API)} true` failed: {probe.stderr.strip()[-300:]}"
+    return images[0], ""
+
+
+def decide_validation(mode: str, cloud: Cloud) -> dict | None:
+    """--validation auto|on|off -> the guest image to boot (validation on), or None."""
+    if mode == "off":
+        say("validation off (--validation off): tests that SSH into guests are skipped")
+        return None
+    image, why_not = guest_image(cloud)
+    if image is None and mode == "on":
+        raise SetupError(f"--validation on, but {why_not}")
+    if image is None:
+        say(f"validation off ({why_not}): tests that SSH into guests are skipped")
+    else:
+        say(f"validation on: Tempest SSHes into {GUEST_IMAGE} guests through floating IPs, "
+            "from the public namespace")
+    return image
+
+
+# Runs inside .venv-tempest: which of the given tests check guests over SSH when validation
+# is on. A test counts if its own code, or its class's (and test-module parents') set-up,
+# reads CONF.validation, makes validation resources or waits for SSHABLE/PINGABLE; the
+# shared base classes, which offer these to every test, are not read.
+VALIDATION_USERS = """
+import importlib, inspect, json, re, sys
+uses = re.compile(r"CONF\\.validation\\.|validation_resources|validatable|SSHABLE|PINGABLE")
+def own_source(cls, method):
+    parts = []
+    for klass in cls.__mro__:
+        mod = klass.__module__
+        if not mod.startswith(("tempest.api.", "tempest.scenario.")) or mod.endswith(".base"):
+            continue
+        for name, attr in vars(klass).items():
+            if name.startswith("test_") and name != method:
+                continue
+            func = inspect.unwrap(getattr(attr, "__func__", attr))
+            if inspect.isfunction(func):
+                parts.append(inspect.getsource(func))
+    return "".join(parts)
+keep = []
+for test in json.load(sys.stdin):
+    path, method = test.split("[", 1)[0].rsplit(".", 1)
+    module, cls = path.rsplit(".", 1)
+    if uses.search(own_source(getattr(importlib.import_module(module), cls), method)):
+        keep.append(test)
+json.dump(keep, sys.stdout)
+"""
+
+
+def validation_users(bin_dir: Path, conf_path: Path, tests: list[str]) -> set[str]:
+    out = subprocess.run(
+        [str(bin_dir / "python"), "-c", VALIDATION_USERS],
+        input=json.dumps(tests), cwd=WORKSPACE, env=tempest_env(conf_path),
+        capture_output=True, text=True, timeout=300,
+    )
+    if out.returncode != 0:
+        raise SetupError(f"cannot tell which tests use validation:\n{out.stderr[-2000:]}")
+    return set(json.loads(out.stdout))
+
+
 # --------------------------------------------------------------------------- tempest.conf
 
 
-def tempest_conf(admin: Creds, cloud: Cloud, static_accounts: bool) -> dict[str, dict[str, str]]:
-    """The whole tempest.conf as {section: {option: value}}."""
+def tempest_conf(
+    admin: Creds, cloud: Cloud, static_accounts: bool, guest: dict | None = None
+) -> dict[str, dict[str, str]]:
+    """The whole tempest.conf as {section: {option: value}}; `guest`: validation on, with it."""
     available = {flag: cloud.has(*types) for flag, types in SERVICE_TYPES.items()}
     project = cloud.token_body.get("project", {})
     conf: dict[str, dict[str, str]] = {
@@ -540,8 +662,8 @@ def tempest_conf(admin: Creds, cloud: Cloud, static_accounts: bool) -> dict[str,
             **{k: str(v).lower() for k, v in available.items()},
             "horizon": "false",
         },
-        # No SSH/ping into guests: their addresses are not loopback.
-        "validation": {"run_validation": "false"},
+        # SSH into guests only when they are real and Tempest runs in the public namespace
+        "validation": dict(VALIDATION_OPTIONS) if guest else {"run_validation": "false"},
     }
     if project.get("domain", {}).get("id") and admin.project_domain == "Default":
         conf["identity"]["default_domain_id"] = project["domain"]["id"]
@@ -559,7 +681,7 @@ def tempest_conf(admin: Creds, cloud: Cloud, static_accounts: bool) -> dict[str,
         conf["image"].update(IMAGE_OPTIONS)
         conf["image-feature-enabled"] = dict(IMAGE_FEATURES)
     if available["nova"]:
-        conf["compute"].update(compute_options(cloud))
+        conf["compute"].update(compute_options(cloud, guest))
         conf["compute-feature-enabled"] = dict(COMPUTE_FEATURES)
     if available["neutron"]:
         network, features = network_options(cloud)
@@ -633,10 +755,11 @@ def write_workspace(conf: dict[str, dict[str, str]], package: str, accounts: lis
 # --------------------------------------------------------------------------- running
 
 
-def tempest_env(conf_path: Path) -> dict[str, str]:
+def tempest_env(conf_path: Path | None) -> dict[str, str]:
     # Worker processes find the config through these (what `--config-file` sets in-process).
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env.update(TEMPEST_CONFIG_DIR=str(conf_path.parent), TEMPEST_CONFIG=conf_path.name)
+    if conf_path:
+        env.update(TEMPEST_CONFIG_DIR=str(conf_path.parent), TEMPEST_CONFIG=conf_path.name)
     return env
 
 
@@ -697,16 +820,24 @@ def stop_group(proc: subprocess.Popen, flag: threading.Event) -> None:
 
 
 def run_tempest(
-    bin_dir: Path, conf_path: Path, load_list: Path, concurrency: int, timeout: float, verbose: bool
+    bin_dir: Path,
+    conf_path: Path,
+    load_list: Path,
+    concurrency: int,
+    timeout: float,
+    verbose: bool,
+    in_public: bool = False,
 ) -> Path:
     """Run Tempest; return the subunit stream it wrote (partial if it was stopped).
 
     Tempest writes subunit (`--subunit`) which is saved as it arrives, so a timeout keeps the
-    results so far, and is fed to stestr's subunit-trace for the readable log.
+    results so far, and is fed to stestr's subunit-trace for the readable log. `in_public`:
+    in the external network's namespace, with the API forwarded there (validation on).
     """
     stream_path = WORKSPACE / "last-run.subunit"
     log_path = WORKSPACE / "last-run.log"
     cmd = [
+        *(netns_api_cmd() if in_public else []),
         str(bin_dir / "tempest"),
         "run",
         "--subunit",
@@ -945,6 +1076,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="use the admin and demo accounts instead of creating projects/users",
     )
+    parser.add_argument(
+        "--validation",
+        choices=("auto", "on", "off"),
+        default=os.environ.get("VALIDATION") or "auto",
+        help="SSH into guests (Tempest's run_validation): auto (default, or $VALIDATION) turns "
+        "it on when the cloud boots real guests, runs the network agent and has the tiny image",
+    )
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="run only the selected tests that check guests over SSH (implies --validation on)",
+    )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument(
         "--guideline",
@@ -970,20 +1113,36 @@ def prepare(args: argparse.Namespace, wanted: set[str], deadline: float):
     say(f"cloud root lists: {', '.join(listed) if listed else '(nothing readable)'}")
     cloud = connect(admin)
     say(f"catalog: {', '.join(sorted(cloud.catalog)) or '(empty)'}")
-    conf = tempest_conf(admin, cloud, args.static_credentials)
+    guest = decide_validation(args.validation, cloud)
+    conf = tempest_conf(admin, cloud, args.static_credentials, guest)
     drop_unknown(conf, facts["options"], facts["version"])
     conf_path = write_workspace(conf, facts["package"], accounts)
     ensure_stestr_repo(bin_dir)
     full, moved = resolve(wanted, list_tempest_tests(bin_dir, conf_path))
+    if args.validation_only:
+        users = validation_users(bin_dir, conf_path, sorted(full.values()))
+        full = {t: f for t, f in full.items() if f in users}
+        moved = {t: m for t, m in moved.items() if t in full}
+        say(f"--validation-only: {len(full)} of the selected tests check guests over SSH")
+        if not full:
+            raise SetupError("none of the selected tests checks guests over SSH")
     load_list = WORKSPACE / "load-list.txt"
     load_list.write_text("".join(f"{t}\n" for t in sorted(set(full.values()))))
     if time.monotonic() > deadline:
         raise SetupError("--timeout spent before the tests started")
-    return bin_dir, facts["version"], conf_path, load_list, full, moved
+    return bin_dir, facts["version"], conf_path, load_list, full, moved, guest is not None
+
+
+def only(caps: dict[str, list[str]], tests: set[str]) -> dict[str, list[str]]:
+    """The capabilities narrowed to `tests`, those left empty dropped."""
+    narrowed = {cap: [t for t in ts if t in tests] for cap, ts in caps.items()}
+    return {cap: ts for cap, ts in narrowed.items() if ts}
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.validation_only:
+        args.validation = "on"
     deadline = time.monotonic() + args.timeout
     caps = select_caps(load_guideline(args.guideline), args.caps)
     wanted = {t for tests in caps.values() for t in tests}
@@ -996,7 +1155,11 @@ def main(argv: list[str]) -> int:
     cleanup_errors: list[str] = []
     moved: dict[str, str] = {}
     try:
-        bin_dir, version, conf_path, load_list, full, moved = prepare(args, wanted, deadline)
+        bin_dir, version, conf_path, load_list, full, moved, validating = prepare(
+            args, wanted, deadline
+        )
+        if args.validation_only:
+            caps, wanted = only(caps, set(full)), set(full)
         stream = run_tempest(
             bin_dir,
             conf_path,
@@ -1004,6 +1167,7 @@ def main(argv: list[str]) -> int:
             max(1, args.concurrency),
             max(1.0, deadline - time.monotonic()),
             args.verbose,
+            in_public=validating,
         )
         records = read_results(bin_dir, stream)
         (WORKSPACE / "results.json").write_text(json.dumps(records, indent=1))

@@ -1,10 +1,18 @@
-"""`make test` runs the interop guideline's Tempest tests of the services this build has."""
+"""`make test` runs the interop guideline's Tempest tests of the services this build has:
+all of them against the session's cloud (simulated compute: validation off), then, as
+root with libvirt, the tests that SSH into guests against a cloud with real guests."""
 
 import json
+import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
+
+import pytest
+
+from tests.cloud import BIN, Cloud
 
 HARNESS = Path(__file__).with_name("run.py")
 
@@ -45,3 +53,46 @@ def test_interop_guideline_for_implemented_services(cloud, tmp_path):
     last = r.stdout.strip().splitlines()[-1]
     assert r.returncode == 0, f"interop failures:\n{r.stdout[-5000:]}"
     assert last.endswith("0 failed") or ", 0 failed" in last, last
+
+
+@pytest.fixture(scope="module")
+def guest_cloud():
+    """A cloud that boots real guests (libvirt) with the network agent and the tiny image."""
+    c = Cloud("interop-guests",
+              extra_env={"ONESTACK_NETWORK_AGENT": "true", "ONESTACK_COMPUTE_DRIVER": "libvirt"})
+    try:
+        c.start()
+        deadline = time.monotonic() + 15
+        while not c.os_json("network", "agent", "list") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if "another onestack network agent runs on this host" in (c.state / "onestack.log").read_text():
+            pytest.skip("another onestack's network agent runs on this host")
+        c.onestack("image", "register", "tiny", timeout=600)
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.mark.e2e
+@pytest.mark.root
+@pytest.mark.libvirt
+@pytest.mark.netns
+@pytest.mark.timeout(1500)
+def test_interop_validation_tests_with_real_guests(guest_cloud):
+    env = {**guest_cloud.env, **guest_cloud.openrc("admin")}
+    # the real CLI reaches the API from the public namespace through `--api`
+    listed = subprocess.run(
+        [str(BIN / "onestack"), "netns", "exec", "public", "--api", "--",
+         str(BIN / "openstack"), "network", "list", "-f", "value", "-c", "Name"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "public" in listed.stdout.split(), listed.stderr
+    r = subprocess.run(
+        [sys.executable, str(HARNESS), "--use-env", "--validation-only", "--caps", "compute-*,volumes-*",
+         "--timeout", "1200"],
+        env=env, capture_output=True, text=True, timeout=1400,
+    )
+    print(r.stdout[-5000:], r.stderr[-3000:])
+    last = r.stdout.strip().splitlines()[-1]
+    assert r.returncode == 0, f"interop failures:\n{r.stdout[-5000:]}"
+    assert "validation on" in r.stdout
+    assert re.fullmatch(r"[1-9]\d* passed, 0 failed", last), last  # and none skipped

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from onestack.common import bus, db
-from onestack.network import conductor, core
+from onestack.network import agent_records, conductor, core
 
 HOST = "node-1"
 
@@ -58,7 +58,7 @@ def test_report_host_state_dhcp_port_and_status(cond):
     with db.session() as s:
         agents = conductor.agents(s)
         assert {a["agent_type"] for a in agents} == set(conductor.AGENT_TYPES)
-        assert all(conductor.agent_view(a)["alive"] for a in agents)
+        assert all(agent_records.agent_view(a)["alive"] for a in agents)
         assert conductor.hosting(s, "DHCP agent") == HOST
     with db.transaction() as s:
         net = core.create_network(s, Admin(), {"name": "n1"})

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from onestack.common import auth, errors
-from onestack.common.http import Api, Req, json_response
+from onestack.common.http import Api, Req, json_response, media_type
 from onestack.common.microversion import MicroversionMiddleware, Negotiator, Version
 
 MIN_VERSION = Version(2, 1)
@@ -34,7 +35,17 @@ def error_view(exc: errors.ApiError) -> Response:
     return json_response({name: {"code": exc.status, "message": exc.message}}, exc.status, headers)
 
 
-api = Api("compute", error_view, auth.authenticate)
+# What Nova reads a body as; text/plain (a WSGI server's default) and no type count as JSON too
+CONTENT_TYPES = ("application/json", "application/vnd.openstack.compute+json", "text/plain", "")
+
+
+def check_body(request: Request, body: bytes) -> None:
+    """Nova refuses any request whose Content-Type it cannot read, body or not."""
+    if media_type(request) not in CONTENT_TYPES:
+        raise errors.UnsupportedMediaType("Unsupported Content-Type")
+
+
+api = Api("compute", error_view, auth.authenticate, check_body=check_body)
 
 
 def mv(req: Req) -> Version:
@@ -57,7 +68,7 @@ def build():
     )
 
     for name in ("flavors", "keypairs", "servers", "actions", "images", "misc", "consoles", "metadata_api",
-                 "hosts", "quotas", "server_groups", "usage", "volumes", "events"):
+                 "hosts", "quotas", "server_groups", "usage", "volumes", "events", "interfaces"):
         try:
             __import__(f"onestack.compute.api.{name}")
         except ModuleNotFoundError as e:

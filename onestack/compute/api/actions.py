@@ -8,10 +8,22 @@ from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.compute import actions as act
-from onestack.compute import bfv, clients, flavors, instances, policies, states
+from onestack.compute import (
+    bfv,
+    build,
+    clients,
+    consoles,
+    flavors,
+    instances,
+    keypairs,
+    policies,
+    quotas,
+    states,
+)
 from onestack.compute.actions import ANY, begin
 from onestack.compute.api import api, mv, views
-from onestack.compute.scheduler import volume_backed
+from onestack.compute.api.servers import server_view
+from onestack.compute.resources import resources_of, volume_backed
 
 HANDLERS = {}
 
@@ -154,9 +166,6 @@ def rescue(req: Req, uuid: str, body):
 
 @action("rebuild")
 def rebuild(req: Req, uuid: str, body):
-    from onestack.compute import build
-    from onestack.compute.api.servers import check_ip, check_name, server_view
-
     ctx, v = req.ctx, mv(req)
     body = _dict(body, "rebuild")
     if "imageRef" not in body:
@@ -164,20 +173,19 @@ def rebuild(req: Req, uuid: str, body):
     image_ref = str(body["imageRef"] or "").rstrip("/").rsplit("/", 1)[-1]
     changes = {}
     if "name" in body:
-        changes["name"] = check_name(body["name"])
+        changes["name"] = instances.check_name(body["name"])
     if "metadata" in body:
         changes["metadata_"] = instances.check_metadata(body["metadata"])
     if body.get("accessIPv4"):
-        changes["access_ip_v4"] = check_ip(body["accessIPv4"], 4, "accessIPv4")
+        changes["access_ip_v4"] = instances.check_ip(body["accessIPv4"], 4, "accessIPv4")
     if body.get("accessIPv6"):
-        changes["access_ip_v6"] = check_ip(body["accessIPv6"], 6, "accessIPv6")
+        changes["access_ip_v6"] = instances.check_ip(body["accessIPv6"], 6, "accessIPv6")
     if "description" in body and v >= Version(2, 19):
         changes["description"] = body["description"]
     if "key_name" in body and v >= Version(2, 54):
         if body["key_name"] is None:
             changes.update(key_name=None, key_data=None)
         else:
-            from onestack.compute import keypairs
             with db.session() as s:
                 data, _ = keypairs.get_public_key(s, ctx.user_id, body["key_name"])
             changes.update(key_name=body["key_name"], key_data=data)
@@ -186,6 +194,8 @@ def rebuild(req: Req, uuid: str, body):
     with db.session() as s:
         current = instances.get(s, ctx, uuid)
         flavor = dict(current.flavor)
+        if "metadata_" in changes:
+            quotas.check_metadata(s, current.project_id, len(changes["metadata_"]))
     root = bfv.root_bdm(current.block_device_mapping)
     if root is not None:
         flavor["root_gb"] = 0  # the root disk is a volume: the flavor's disk does not bound the image
@@ -228,7 +238,6 @@ def resize(req: Req, uuid: str, body):
     image = ((current.system_metadata or {}).get("image") or {})
     if image.get("min_ram") and image["min_ram"] > new["memory_mb"]:
         raise errors.BadRequest("Flavor's memory is too small for requested image.")
-    from onestack.compute import quotas
     with db.session() as s:
         limits, used = quotas.limits(s, current.project_id), quotas.usage(s, current.project_id)
     for res, delta in (("cores", new["vcpus"] - old.get("vcpus", 0)), ("ram", new["memory_mb"] - old.get("memory_mb", 0))):
@@ -238,7 +247,6 @@ def resize(req: Req, uuid: str, body):
     inst = begin(ctx, uuid, "resize", req.request_id, vm_states=(states.ACTIVE, states.STOPPED),
                  task_state=states.RESIZE_PREP)
     # claim the new size on the same host (a single-node cloud resizes in place)
-    from onestack.compute.scheduler import resources_of
     try:
         alloc = clients.get().placement.get(f"/allocations/{uuid}")
         rp = next(iter(alloc.get("allocations") or {}), None)
@@ -260,8 +268,7 @@ def _snapshot_image(req: Req, inst, name: str, metadata: dict, extra: dict | Non
     """Create the (queued) snapshot image in the image service, as the user."""
     props = {k: v for k, v in ((inst.system_metadata or {}).get("image") or {}).items()
              if k in ("os_type", "hw_disk_bus", "hw_vif_model") and v}
-    body = {"name": name, "disk_format": "qcow2", "container_format": "bare",
-            "min_disk": (inst.flavor or {}).get("root_gb", 0), "min_ram": 0,
+    body = {"name": name, "disk_format": "qcow2", "container_format": "bare", **bfv.snapshot_minimums(inst),
             "image_type": "snapshot", "instance_uuid": inst.uuid, "user_id": inst.user_id,
             "base_image_ref": inst.image_ref or "", **props, **metadata, **(extra or {})}
     return clients.get().image.post("/v2/images", json=body, token=req.ctx.auth_token)
@@ -276,6 +283,7 @@ def create_image(req: Req, uuid: str, body):
     metadata = instances.check_metadata(body.get("metadata", {}))
     with db.session() as s:
         current = instances.get(s, req.ctx, uuid)
+        quotas.check_image_metadata(s, current.project_id, len(metadata))
     if bfv.root_bdm(current.block_device_mapping) is not None:
         image = _snapshot_volume_backed(req, current, name, metadata)
         return _image_created(req, image["id"])
@@ -348,19 +356,13 @@ def unshelve(req: Req, uuid: str, body):
         raise act._state_error(current, "unshelve")
     inst = begin(ctx, uuid, "unshelve", req.request_id, vm_states=(states.SHELVED_OFFLOADED,),
                  task_state=states.UNSHELVING, need_host=False)
-    from onestack.common import bus
-    from onestack.compute.scheduler import Scheduler  # noqa: F401  (the conductor's scheduler picks)
-
-    spec = {"flavor": inst.flavor, "availability_zone": inst.availability_zone, "group": inst.server_group,
-            "volume_backed": volume_backed(inst.block_device_mapping)}
-    dests = bus.get().call_sync("compute.scheduler", "select_destinations", spec=spec,
-                                instance_uuids=[uuid], project_id=inst.project_id, user_id=inst.user_id)
-    if not dests or dests[0] is None:
+    dest = instances.select_destination(inst)
+    if dest is None:
         instances.set_task(uuid, None, expected=(states.UNSHELVING,))
         raise errors.Conflict("No valid host was found to unshelve the server.")
-    instances.set_task(uuid, states.UNSHELVING, expected=(states.UNSHELVING,), host=dests[0]["host"],
-                       node=dests[0]["node"])
-    inst.host = dests[0]["host"]
+    instances.set_task(uuid, states.UNSHELVING, expected=(states.UNSHELVING,), host=dest["host"],
+                       node=dest["node"])
+    inst.host = dest["host"]
     instances.cast_to_host(inst, "unshelve_instance", request_id=req.request_id)
     return empty(202)
 
@@ -391,8 +393,6 @@ def console_output(req: Req, uuid: str, body):
 
 @action("os-getVNCConsole")
 def vnc_console(req: Req, uuid: str, body):
-    from onestack.compute import consoles
-
     body = _dict(body, "os-getVNCConsole")
     with db.session() as s:
         inst = instances.get(s, req.ctx, uuid)
@@ -402,8 +402,6 @@ def vnc_console(req: Req, uuid: str, body):
 
 @action("os-getSerialConsole")
 def serial_console(req: Req, uuid: str, body):
-    from onestack.compute import consoles
-
     body = _dict(body, "os-getSerialConsole")
     with db.session() as s:
         inst = instances.get(s, req.ctx, uuid)

@@ -30,7 +30,7 @@ import logging
 import jsonschema
 import sqlalchemy as sa
 
-from onestack.common import bus, db, errors
+from onestack.common import db, errors
 from onestack.common.http import Req, json_response
 from onestack.common.microversion import Version
 from onestack.compute import instances
@@ -138,8 +138,8 @@ def _dispatch_extends(ctx, request_id: str, events: list[dict], hosts: dict) -> 
                 instances.record_action(s, inst, ctx, "extend_volume", request_id)
     for e in events:
         try:
-            bus.get().cast_sync(f"compute.{hosts[e['server_uuid']]}", "extend_volume",
-                                instance_uuid=e["server_uuid"], volume_id=e["tag"], request_id=request_id)
+            instances.cast_to(hosts[e["server_uuid"]], "extend_volume", instance_uuid=e["server_uuid"],
+                              volume_id=e["tag"], request_id=request_id)
         except errors.ApiError as exc:  # the event stays accepted (dispatch is asynchronous, as in Nova)
             log.warning("volume-extended for %s could not be cast to %s: %s", e["server_uuid"],
                         hosts[e["server_uuid"]], exc.message)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
-
 import sqlalchemy as sa
 
 from onestack.common import db, errors
@@ -12,11 +9,9 @@ from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.pagination import next_link
 from onestack.common.timeutils import utcnow
-from onestack.compute import build, instances, policies, states
+from onestack.compute import actions, build, instances, policies, quotas, settings, states
 from onestack.compute import models as m
 from onestack.compute.api import api, body_of, mv, views
-
-NAME_MAX = 255
 
 
 def _admin(ctx) -> bool:
@@ -40,7 +35,6 @@ def _service_status(svc) -> str:
         return "UNKNOWN"
     if svc.forced_down:
         return "DOWN"
-    from onestack.compute import settings
     seen = svc.last_seen_up
     if seen is None or (utcnow() - seen).total_seconds() > settings.current.service_down_time:
         return "UNKNOWN"
@@ -144,31 +138,6 @@ def _volumes_for(req: Req, uuid: str, spec) -> None:
     spec.block_device_mapping = bdms
 
 
-def check_name(name, what: str = "name") -> str:
-    if not isinstance(name, str):
-        raise errors.BadRequest(f"Invalid input for field/attribute {what}. Value: {name}. "
-                                f"{name!r} is not of type 'string'")
-    if not name.strip() or len(name) > NAME_MAX:
-        raise errors.BadRequest(f"Invalid input for field/attribute {what}. Value: {name}. "
-                                f"{what} must be 1-{NAME_MAX} characters and not only spaces.")
-    if name != name.strip():
-        raise errors.BadRequest(f"Invalid input for field/attribute {what}. Value: {name}. "
-                                f"Leading or trailing whitespace is not allowed.")
-    return name
-
-
-def check_ip(value, version: int, field: str):
-    try:
-        ip = ipaddress.ip_address(value)
-        if ip.version != version:
-            raise ValueError
-        return str(ip)  # the canonical form, as Nova stores it
-    except (TypeError, ValueError):
-        raise errors.BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
-                                f"{value!r} is not a 'ipv{version}'") from None
-    return str(value)
-
-
 @api.route("/v2.1/servers/{server_id}", ["PUT"])
 def update_server(req: Req):
     ctx, v = req.ctx, mv(req)
@@ -186,7 +155,7 @@ def update_server(req: Req):
         inst = instances.get(s, ctx, req.path["server_id"])
         policies.authorize("servers:update", ctx, {"project_id": inst.project_id})
         if "name" in body:
-            inst.name = check_name(body["name"])
+            inst.name = instances.check_name(body["name"])
         if "description" in body:
             d = body["description"]
             if d is not None and (not isinstance(d, str) or len(d) > 255):
@@ -194,9 +163,9 @@ def update_server(req: Req):
                                         "255 characters or null.")
             inst.description = d
         if "accessIPv4" in body:
-            inst.access_ip_v4 = check_ip(body["accessIPv4"], 4, "accessIPv4") if body["accessIPv4"] else None
+            inst.access_ip_v4 = instances.check_ip(body["accessIPv4"], 4, "accessIPv4") if body["accessIPv4"] else None
         if "accessIPv6" in body:
-            inst.access_ip_v6 = check_ip(body["accessIPv6"], 6, "accessIPv6") if body["accessIPv6"] else None
+            inst.access_ip_v6 = instances.check_ip(body["accessIPv6"], 6, "accessIPv6") if body["accessIPv6"] else None
         inst.updated_at = utcnow()
         s.flush()
         return json_response({"server": server_view(req, s, inst, groups=True, minimal=True)})
@@ -204,8 +173,6 @@ def update_server(req: Req):
 
 @api.route("/v2.1/servers/{server_id}", ["DELETE"])
 def delete_server(req: Req):
-    from onestack.compute import actions
-
     actions.delete(req.ctx, req.path["server_id"], req.request_id)
     return empty(204)
 
@@ -228,8 +195,6 @@ def _metadata_body(req: Req, key: str = "metadata") -> dict:
 
 
 def _check_meta_quota(s, inst: m.Instance, md: dict) -> None:
-    from onestack.compute import quotas
-
     quotas.check_metadata(s, inst.project_id, len(md))
 
 
@@ -311,19 +276,9 @@ def delete_metadata_item(req: Req):
 
 # ---------------------------------------------------------------- tags (2.26+)
 
-TAG_RE = re.compile(r"^[^,/]{1,60}$")
-MAX_TAGS = 50
-
-
 def _need_tags(req: Req) -> None:
     if mv(req) < Version(2, 26):
         raise errors.NotFound(f"The resource could not be found: {req.url.path}")
-
-
-def _check_tag(tag) -> str:
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
-        raise errors.BadRequest(f"Invalid tag {tag!r}: 1-60 characters, no ',' or '/'.")
-    return tag
 
 
 @api.route("/v2.1/servers/{server_id}/tags", ["GET"])
@@ -340,9 +295,9 @@ def replace_tags(req: Req):
     tags = data.get("tags") if isinstance(data, dict) else None
     if not isinstance(tags, list):
         raise errors.BadRequest("Invalid input for field/attribute tags: a list is required.")
-    tags = list(dict.fromkeys(_check_tag(t) for t in tags))
-    if len(tags) > MAX_TAGS:
-        raise errors.BadRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
+    tags = list(dict.fromkeys(instances.check_tag(t) for t in tags))
+    if len(tags) > instances.MAX_TAGS:
+        raise errors.BadRequest(f"The number of tags exceeded the per-server limit {instances.MAX_TAGS}")
     with db.transaction() as s:
         inst = _owned(req, s)
         inst.tags = tags
@@ -372,14 +327,14 @@ def check_tag(req: Req):
 @api.route("/v2.1/servers/{server_id}/tags/{tag}", ["PUT"])
 def add_tag(req: Req):
     _need_tags(req)
-    tag = _check_tag(req.path["tag"])
+    tag = instances.check_tag(req.path["tag"])
     with db.transaction() as s:
         inst = _owned(req, s)
         tags = list(inst.tags or [])
         if tag in tags:
             return empty(204)
-        if len(tags) >= MAX_TAGS:
-            raise errors.BadRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
+        if len(tags) >= instances.MAX_TAGS:
+            raise errors.BadRequest(f"The number of tags exceeded the per-server limit {instances.MAX_TAGS}")
         inst.tags = tags + [tag]
         inst.updated_at = utcnow()
     base = views.base_url(req)

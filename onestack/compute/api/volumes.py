@@ -5,7 +5,9 @@ the API checks the volume with the user's token and reserves it by creating an
 attachment, records the block device mapping on the server, and casts the
 attach to the server's compute agent, which connects (attachment update with
 the host's connector), hot-plugs the disk and completes the attachment. A
-detach is cast the same way; the agent unplugs and deletes the attachment.
+detach marks the volume ``detaching`` (begin_detaching) and is cast the same way; the
+agent unplugs and deletes the attachment, or rolls the volume back to ``in-use`` if the
+guest never lets go.
 """
 
 from __future__ import annotations
@@ -37,14 +39,6 @@ def view(inst_uuid: str, bdm: dict, v: Version, with_server: bool = True) -> dic
 def volumes_of(inst) -> list[dict]:
     return [b for b in (inst.block_device_mapping or [])
             if b.get("destination_type") == "volume" and b.get("volume_id")]
-
-
-def next_device(used: set[str]) -> str:
-    """The next free virtio name after the root disk (vdb, vdc, ...), as /dev/vdX."""
-    for c in "bcdefghijklmnopqrstuvwxy":
-        if f"vd{c}" not in used:
-            return f"/dev/vd{c}"
-    raise errors.Forbidden("The maximum number of volumes is attached to this server.")
 
 
 @api.route("/v2.1/servers/{server_id}/os-volume_attachments", ["GET"])
@@ -118,7 +112,7 @@ def attachment_create(req: Req):
         with db.transaction() as s:
             inst = instances.get(s, ctx, uuid, for_update=True)  # the conductor edits mappings too
             used = {"vda"} | {str(b.get("device") or "").removeprefix("/dev/") for b in volumes_of(inst)}
-            dev = device if device and device.removeprefix("/dev/") not in used else next_device(used)
+            dev = device if device and device.removeprefix("/dev/") not in used else instances.next_device(used)
             if not dev.startswith("/dev/"):
                 dev = "/dev/" + dev
             bdm = {"source_type": "volume", "destination_type": "volume", "volume_id": volume_id,
@@ -128,24 +122,18 @@ def attachment_create(req: Req):
             inst.updated_at = utcnow()
             instances.record_action(s, inst, ctx, "attach_volume", req.request_id)
             host = inst.host
-        bus_cast(host, "attach_volume", instance_uuid=uuid, volume_id=volume_id, request_id=req.request_id)
+        instances.cast_to(host, "attach_volume", instance_uuid=uuid, volume_id=volume_id, request_id=req.request_id)
     except Exception:
         vc.delete(f"/attachments/{attachment['id']}", ok=(200, 204, 404))
         raise
     return json_response({"volumeAttachment": view(uuid, bdm, mv(req))})
 
 
-def bus_cast(host: str, method: str, **kwargs) -> None:
-    from onestack.common import bus
-
-    bus.get().cast_sync(f"compute.{host}", method, **kwargs)
-
-
 @api.route("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", ["DELETE"])
 def attachment_delete(req: Req):
     ctx = req.ctx
     uuid, volume_id = req.path["server_id"], req.path["volume_id"]
-    with db.transaction() as s:
+    with db.session() as s:
         inst = instances.get(s, ctx, uuid)
         authorize("os-volumes-attachments:delete", ctx, {"project_id": inst.project_id},
                   fallback="os_compute_api:servers:action")
@@ -159,8 +147,18 @@ def attachment_delete(req: Req):
         if inst.task_state is not None:
             raise errors.Conflict(f"Cannot 'detach_volume' instance {inst.uuid} while it is in task_state "
                                   f"{inst.task_state}")
-        instances.record_action(s, inst, ctx, "detach_volume", req.request_id)
         host = inst.host
-    if host:
-        bus_cast(host, "detach_volume", instance_uuid=uuid, volume_id=volume_id, request_id=req.request_id)
+    vc = clients.get().volume
+    if host:  # "detaching" until the agent deletes the attachment, or rolls back to in-use
+        vc.post(f"/volumes/{volume_id}/action", json={"os-begin_detaching": {}}, token=ctx.auth_token)
+    try:
+        with db.transaction() as s:
+            instances.record_action(s, instances.get(s, ctx, uuid), ctx, "detach_volume", req.request_id)
+        if host:
+            instances.cast_to(host, "detach_volume", instance_uuid=uuid, volume_id=volume_id,
+                              request_id=req.request_id)
+    except Exception:
+        if host:
+            vc.post(f"/volumes/{volume_id}/action", json={"os-roll_detaching": {}}, token=ctx.auth_token)
+        raise
     return empty(202)

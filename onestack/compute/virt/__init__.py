@@ -17,6 +17,8 @@ from onestack.compute.virt.driver import (
 )
 from onestack.compute.virt.errors import (
     ConsoleUnavailable,
+    DeviceDetachFailed,
+    DeviceNotFound,
     ImageError,
     InstanceNotFound,
     VirtError,
@@ -25,6 +27,8 @@ from onestack.compute.virt.errors import (
 __all__ = [
     "ConfigDrive",
     "ConsoleUnavailable",
+    "DeviceDetachFailed",
+    "DeviceNotFound",
     "FakeDriver",
     "ImageError",
     "ImageRef",

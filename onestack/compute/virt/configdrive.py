@@ -26,6 +26,7 @@ hands it to the QEMU user when the domain starts).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import shutil
@@ -176,8 +177,6 @@ def instance_meta_data(
 def _netmask(cidr: str | None, version: int) -> str | None:
     if not cidr:
         return None
-    import ipaddress
-
     return str(ipaddress.ip_network(cidr, strict=False).netmask)
 
 

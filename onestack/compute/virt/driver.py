@@ -59,7 +59,13 @@ from onestack.compute.virt.domain import (
     volume_elements,
     with_disks,
 )
-from onestack.compute.virt.errors import ConsoleUnavailable, InstanceNotFound, VirtError
+from onestack.compute.virt.errors import (
+    ConsoleUnavailable,
+    DeviceDetachFailed,
+    DeviceNotFound,
+    InstanceNotFound,
+    VirtError,
+)
 from onestack.compute.virt.images import (
     GiB,
     ImageCache,
@@ -208,8 +214,11 @@ class VirtDriver(ABC):
         device name given to it (vdb, ...)."""
 
     @abstractmethod
-    def detach_volume(self, uuid: str, device: str, timeout: float = 30) -> None:
-        """Detach the disk `device` (or the disk whose file is `device`)."""
+    def detach_volume(self, uuid: str, device: str) -> None:
+        """Detach the disk `device` (or the disk whose file is `device`): from the running guest
+        (asked again until it lets go) and from the definition. DeviceNotFound if there is no
+        such disk; DeviceDetachFailed if the guest never let go (it is then still attached,
+        in the definition too)."""
 
     def extend_volume(self, uuid: str, device: str, new_size_bytes: int) -> None:
         """Tell a running guest that its disk `device` is now `new_size_bytes` long (the volume
@@ -266,8 +275,8 @@ class VirtDriver(ABC):
         """Plug a port in (live when running, and in the definition)."""
 
     @abstractmethod
-    def detach_interface(self, uuid: str, mac: str, timeout: float = 30) -> None:
-        """Unplug the interface with MAC `mac`."""
+    def detach_interface(self, uuid: str, mac: str) -> None:
+        """Unplug the interface with MAC `mac` (errors as detach_volume's)."""
 
     @abstractmethod
     def interfaces(self, uuid: str) -> list[Interface]:
@@ -323,7 +332,7 @@ _event_loop_started = False
 
 def _libvirt():
     try:
-        import libvirt
+        import libvirt  # noqa: PLC0415  (only hosts that run real guests need the binding)
     except ImportError as e:  # pragma: no cover - the package is a dependency
         raise VirtError("the libvirt-python package is not installed") from e
     return libvirt
@@ -404,8 +413,13 @@ class LibvirtDriver(VirtDriver):
         virt_type: str | None = None,
         qemu_user: str = QEMU_USER,
         qemu_group: str = QEMU_GROUP,
+        detach_attempts: int = 8,
+        detach_timeout: float = 20,
     ):
         self.uri = uri
+        # a device unplug is asked of the guest this often, this many seconds apart
+        self.detach_attempts = max(1, detach_attempts)
+        self.detach_timeout = max(0.0, detach_timeout)
         self.qemu_user = qemu_user
         self.root = Path(state_dir) / "compute"
         self.instances_dir = self.root / "instances"
@@ -768,7 +782,42 @@ class LibvirtDriver(VirtDriver):
         self._call(uuid, "attach", dom.attachDeviceFlags, disk_xml(disk), flags)
         return target
 
-    def detach_volume(self, uuid: str, device: str, timeout: float = 30) -> None:
+    def _detach_live(self, uuid: str, dom, element: ET.Element, what: str, attached) -> None:
+        """Unplug a device from the running guest. libvirt asks the guest to let go (ACPI PCI
+        hot-unplug) and the device leaves the live XML once it has; a guest that has not set up
+        hot-plug yet (still booting) drops the request. So it is asked again every
+        `detach_timeout` s, `detach_attempts` times in all, as Nova's [libvirt]
+        device_detach_attempts and device_detach_timeout do. `attached()`: still in the live XML."""
+        libvirt = _libvirt()
+        xml = _xml(element)
+        for attempt in range(1, self.detach_attempts + 1):
+            try:
+                dom.detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as e:
+                # "already in the process of unplug": the last request is still pending; wait on
+                if "already in the process of unplug" not in _msg(e):
+                    if not dom.isActive() or not attached():
+                        return  # stopped, or released meanwhile
+                    raise VirtError(f"detach of {what} from {uuid} failed: {_msg(e)}") from e
+            if self._released(dom, attached):
+                return
+            log.info("%s has not released %s yet (request %d of %d)", uuid, what, attempt,
+                     self.detach_attempts)
+        raise DeviceDetachFailed(
+            f"the guest did not release {what} (asked {self.detach_attempts} times, "
+            f"{self.detach_timeout:g} s apart); it stays attached"
+        )
+
+    def _released(self, dom, attached) -> bool:
+        """Whether the device left the live XML (or the guest stopped) within detach_timeout s."""
+        deadline = time.monotonic() + self.detach_timeout
+        while dom.isActive() and attached():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.2, self.detach_timeout))
+        return True
+
+    def detach_volume(self, uuid: str, device: str) -> None:
         libvirt = _libvirt()
         dom = self._domain(uuid)
 
@@ -784,9 +833,13 @@ class LibvirtDriver(VirtDriver):
         live_dev, live_el = find(self.domain_xml(uuid)) if dom.isActive() else (None, None)
         conf_dev, conf_el = find(self.domain_xml(uuid, inactive=True))
         if live_el is None and conf_el is None:
-            raise VirtError(f"no disk {device} on {uuid}")
+            raise DeviceNotFound(f"no disk {device} on {uuid}")
         if (live_dev or conf_dev) in ("vda",):
             raise VirtError("the root disk cannot be detached")
+        # the running guest first: one that never lets go keeps the disk in its definition too
+        if live_el is not None:
+            self._detach_live(uuid, dom, live_el, live_dev,
+                              lambda: live_dev in disk_targets(self.domain_xml(uuid)))
         if conf_el is not None:
             self._call(
                 uuid,
@@ -795,20 +848,6 @@ class LibvirtDriver(VirtDriver):
                 _xml(conf_el),
                 libvirt.VIR_DOMAIN_AFFECT_CONFIG,
             )
-        if live_el is None:
-            return
-        # The guest is asked to release the device (PCI unplug); it is gone from the
-        # live XML only once the guest has let go.
-        self._call(
-            uuid, "detach", dom.detachDeviceFlags, _xml(live_el), libvirt.VIR_DOMAIN_AFFECT_LIVE
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            if not dom.isActive() or live_dev not in disk_targets(self.domain_xml(uuid)):
-                return
-            if time.monotonic() > deadline:
-                raise VirtError(f"the guest did not release {live_dev} within {timeout:.0f} s")
-            time.sleep(0.2)
 
     def extend_volume(self, uuid: str, device: str, new_size_bytes: int) -> None:
         libvirt = _libvirt()
@@ -1032,7 +1071,7 @@ class LibvirtDriver(VirtDriver):
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
         self._call(uuid, "interface attach", dom.attachDeviceFlags, interface_xml(nic), flags)
 
-    def detach_interface(self, uuid: str, mac: str, timeout: float = 30) -> None:
+    def detach_interface(self, uuid: str, mac: str) -> None:
         libvirt = _libvirt()
         dom = self._domain(uuid)
         mac = mac.lower()
@@ -1047,7 +1086,10 @@ class LibvirtDriver(VirtDriver):
         live = find(self.domain_xml(uuid)) if dom.isActive() else None
         conf = find(self.domain_xml(uuid, inactive=True))
         if live is None and conf is None:
-            raise VirtError(f"no interface with MAC {mac} on {uuid}")
+            raise DeviceNotFound(f"no interface with MAC {mac} on {uuid}")
+        # as detach_volume: the running guest first
+        if live is not None:
+            self._detach_live(uuid, dom, live, mac, lambda: find(self.domain_xml(uuid)) is not None)
         if conf is not None:
             self._call(
                 uuid,
@@ -1056,20 +1098,6 @@ class LibvirtDriver(VirtDriver):
                 _xml(conf),
                 libvirt.VIR_DOMAIN_AFFECT_CONFIG,
             )
-        if live is None:
-            return
-        self._call(
-            uuid,
-            "interface detach",
-            dom.detachDeviceFlags,
-            _xml(live),
-            libvirt.VIR_DOMAIN_AFFECT_LIVE,
-        )
-        deadline = time.monotonic() + timeout
-        while dom.isActive() and find(self.domain_xml(uuid)) is not None:
-            if time.monotonic() > deadline:
-                raise VirtError(f"the guest did not release {mac} within {timeout:.0f} s")
-            time.sleep(0.2)
 
     # -- consoles, diagnostics, host
 
@@ -1470,7 +1498,7 @@ class FakeDriver(VirtDriver):
             inst.volumes[target] = str(path)
             return target
 
-    def detach_volume(self, uuid: str, device: str, timeout: float = 30) -> None:
+    def detach_volume(self, uuid: str, device: str) -> None:
         with self._lock:
             inst = self._get(uuid)
             for dev, src in list(inst.volumes.items()):
@@ -1478,7 +1506,7 @@ class FakeDriver(VirtDriver):
                     del inst.volumes[dev]
                     inst.volume_sizes.pop(dev, None)
                     return
-            raise VirtError(f"no disk {device} on {uuid}")
+            raise DeviceNotFound(f"no disk {device} on {uuid}")
 
     def extend_volume(self, uuid: str, device: str, new_size_bytes: int) -> None:
         with self._lock:
@@ -1612,12 +1640,12 @@ class FakeDriver(VirtDriver):
                 raise VirtError(f"instance {uuid} already has an interface with MAC {nic.mac}")
             inst.interfaces.append(nic)
 
-    def detach_interface(self, uuid: str, mac: str, timeout: float = 30) -> None:
+    def detach_interface(self, uuid: str, mac: str) -> None:
         with self._lock:
             inst = self._get(uuid)
             keep = [n for n in inst.interfaces if n.mac != mac.lower()]
             if len(keep) == len(inst.interfaces):
-                raise VirtError(f"no interface with MAC {mac.lower()} on {uuid}")
+                raise DeviceNotFound(f"no interface with MAC {mac.lower()} on {uuid}")
             inst.interfaces = keep
 
     def _running(self, uuid: str, what: str) -> _Fake:

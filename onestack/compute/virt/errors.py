@@ -15,3 +15,12 @@ class ImageError(VirtError):
 
 class ConsoleUnavailable(VirtError):
     """The guest has no console of that kind right now (not running, no VNC, no pty)."""
+
+
+class DeviceNotFound(VirtError):
+    """The guest has no such disk or interface (in its live state nor its definition)."""
+
+
+class DeviceDetachFailed(VirtError):
+    """The guest did not let go of a device however often it was asked; it is still attached,
+    in the definition too."""

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -216,8 +217,6 @@ def flatten(source: Path, dest: Path, *, timeout: float = 1800) -> int:
 def write_empty_qcow2(path: Path, size: int) -> int:
     """An empty qcow2 (version 2, 64 KiB clusters) of `size` virtual bytes, written
     without qemu-img: the fake driver's snapshots. Its virtual size."""
-    import struct
-
     cluster = 1 << 16
     per_l2 = cluster // 8 * cluster  # bytes one L2 table maps
     l1_size = max(1, -(-size // per_l2))

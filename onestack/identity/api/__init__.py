@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from onestack.common import auth, errors
-from onestack.common.http import Api, json_response
+from onestack.common.http import Api, json_response, media_type
 
 VERSION = "3.14"
 MEDIA_TYPE = "application/vnd.openstack.identity-v3+json"
@@ -21,7 +22,18 @@ def error_view(exc: errors.ApiError) -> Response:
     return json_response(body, exc.status, headers)
 
 
-api = Api("identity", error_view, auth.authenticate)
+def check_body(request: Request, body: bytes) -> None:
+    """Keystone reads a body as JSON only: sent as application/json (or another
+    application/*+json type) or with no Content-Type at all."""
+    kind = media_type(request)
+    if body and kind and kind != "application/json" and not (kind.startswith("application/")
+                                                              and kind.endswith("+json")):
+        raise errors.BadRequest("Expecting to find application/json in Content-Type header. The server could "
+                                "not comply with the request since it is either malformed or otherwise "
+                                "incorrect. The client is assumed to be in error.")
+
+
+api = Api("identity", error_view, auth.authenticate, check_body=check_body)
 
 
 def build():

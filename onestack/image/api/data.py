@@ -14,7 +14,7 @@ from onestack.common.timeutils import utcnow
 from onestack.image import core, upload
 from onestack.image import models as m
 from onestack.image.api import api
-from onestack.image.api.images import notify
+from onestack.image.core import notify
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,14 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from onestack.common import bus, db, errors, pagination, validation
+from onestack.common import db, errors, pagination, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.timeutils import parse_iso, utcnow
 from onestack.image import core
 from onestack.image import models as m
 from onestack.image.api import IMPORT_METHODS, api, views
 from onestack.image.api.schemas import CORE, IMAGE_PROPERTIES, READ_ONLY, RESERVED, STATUSES
+from onestack.image.core import notify
 
 # What a client may write: the schema's writable attributes; extra properties are strings.
 WRITABLE = {k: v for k, v in IMAGE_PROPERTIES.items() if k not in READ_ONLY}
@@ -32,10 +33,6 @@ PATCH_TYPES = {
     "application/openstack-images-v2.1-json-patch": "2.1",
     "application/openstack-images-v2.0-json-patch": "2.0",
 }
-
-
-def notify(event: str, body: dict) -> None:
-    bus.get().notify(f"image.{event}", body, publisher="image")
 
 
 # --- create -------------------------------------------------------------------

@@ -18,7 +18,7 @@ from onestack.image import models as m
 from onestack.image.api import IMPORT_METHODS as METHODS
 from onestack.image.api import api
 from onestack.image.api.data import fail, stream_in
-from onestack.image.api.images import notify
+from onestack.image.core import notify
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from onestack.common.timeutils import utcnow
 from onestack.image import core
 from onestack.image import models as m
 from onestack.image.api import api, views
-from onestack.image.api.images import notify
+from onestack.image.core import notify
 
 CREATE = {"type": "object", "properties": {"member": {"type": "string", "minLength": 1, "maxLength": 255}},
           "required": ["member"], "additionalProperties": False}

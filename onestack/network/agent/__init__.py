@@ -17,6 +17,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from onestack.network import metadata_secret
 from onestack.network.agent import plan
 from onestack.network.agent.dataplane import Dataplane, Ledger, ledger_path
 from onestack.network.agent.runner import AgentSettings, NetworkAgent
@@ -102,8 +103,6 @@ def start(conf) -> NetworkAgent | None:
     if reason is not None:
         log.info("network agent not started: %s; ports stay DOWN and no namespace is made", reason)
         return None
-    from onestack.network import metadata_secret
-
     n = conf.network
     settings = AgentSettings(
         host=host_name(conf), state_dir=str(conf.state_dir), local_ip=n.local_ip,

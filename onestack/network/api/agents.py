@@ -2,7 +2,7 @@
 ``openstack availability zone list --network``, and which agents host a network's
 DHCP or a router (``network agent list --network|--router``).
 
-Agent records are made by the agents' heartbeats (``conductor.report``); an agent is
+Agent records are made by the agents' heartbeats (``agent_records.report``); an agent is
 alive while its last heartbeat is younger than ``network.agent_down_time``. Only
 admins see agents; to others the collection is empty and an agent is not found, as
 Neutron's per-item policy filtering does.
@@ -10,31 +10,10 @@ Neutron's per-item policy filtering does.
 
 from __future__ import annotations
 
-from onestack.common import bus, db, errors
+from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
-from onestack.network import conductor, core, ipam
-from onestack.network.api import api, views
-
-# (the generic list helpers live in resources, imported late: its catch-all routes must
-# register after these)
-
-
-def _fields(req: Req):
-    from onestack.network.api.resources import _fields as fields
-
-    return fields(req)
-
-
-def _filter(req: Req, items: list[dict]) -> list[dict]:
-    from onestack.network.api.resources import _filter as filt
-
-    return filt(req, items)
-
-
-def _sort(req: Req, items: list[dict]) -> list[dict]:
-    from onestack.network.api.resources import _sort as sort
-
-    return sort(req, items)
+from onestack.network import agent_records, core, ipam
+from onestack.network.api import api, listing, views
 
 UPDATABLE = ("admin_state_up", "description")
 
@@ -53,9 +32,9 @@ def list_agents(req: Req):
     if not core.allowed("get_agent", req.ctx):
         return json_response({"agents": []})
     with db.session() as s:
-        items = [views.agent(d) for d in conductor.agents(s)]
-    items = _sort(req, _filter(req, items))
-    fields = _fields(req)
+        items = [views.agent(d) for d in agent_records.agents(s)]
+    items = listing.sort_docs(req, listing.filter_docs(req, items))
+    fields = listing.fields(req)
     if fields:
         items = [{k: v for k, v in d.items() if k in fields} for d in items]
     return json_response({"agents": items})
@@ -64,7 +43,7 @@ def list_agents(req: Req):
 @api.route("/v2.0/agents/{id}", ["GET"])
 def show_agent(req: Req):
     with db.session() as s:
-        return json_response({"agent": views.agent(_agent(s, req).data, _fields(req))})
+        return json_response({"agent": views.agent(_agent(s, req).data, listing.fields(req))})
 
 
 @api.route("/v2.0/agents/{id}", ["PUT"])
@@ -84,8 +63,7 @@ def update_agent(req: Req):
     with db.transaction() as s:
         row = _agent(s, req, "update_agent")
         doc = core.save(s, row, dict(agent))
-    # (heartbeats are not notified; an admin's change is: it may move DHCP or routers)
-    bus.get().notify("network.agent.update", {"id": doc["id"], "host": doc["host"]}, publisher="network")
+    agent_records.notify("update", {"id": doc["id"], "host": doc["host"]})
     return json_response({"agent": views.agent(doc)})
 
 
@@ -95,7 +73,7 @@ def delete_agent(req: Req):
         row = _agent(s, req, "delete_agent")
         gone = {"id": row.id, "host": row.data["host"]}
         core.remove(s, row)
-    bus.get().notify("network.agent.delete", gone, publisher="network")
+    agent_records.notify("delete", gone)
     return empty(204)
 
 
@@ -103,8 +81,8 @@ def delete_agent(req: Req):
 
 
 def _hosted_by(s, agent_type: str) -> list[dict]:
-    host = conductor.hosting(s, agent_type)
-    return [views.agent(d) for d in conductor.agents(s) if d["agent_type"] == agent_type and d["host"] == host]
+    host = agent_records.hosting(s, agent_type)
+    return [views.agent(d) for d in agent_records.agents(s) if d["agent_type"] == agent_type and d["host"] == host]
 
 
 @api.route("/v2.0/networks/{id}/dhcp-agents", ["GET"])
@@ -112,7 +90,7 @@ def network_dhcp_agents(req: Req):
     core.authorize("get_dhcp-agents", req.ctx)
     with db.session() as s:
         net = core.get(s, req.ctx, "network", req.path["id"])
-        serves = any(p.get("device_owner") == conductor.DHCP_OWNER for p in core.docs(s, "port", network_id=net.id))
+        serves = any(p.get("device_owner") == agent_records.DHCP_OWNER for p in core.docs(s, "port", network_id=net.id))
         return json_response({"agents": _hosted_by(s, "DHCP agent") if serves else []})
 
 
@@ -132,7 +110,7 @@ def agent_dhcp_networks(req: Req):
         a = _agent(s, req).data
         nets = []
         if a["agent_type"] == "DHCP agent":
-            ids = {p["network_id"] for p in core.docs(s, "port", device_owner=conductor.DHCP_OWNER)
+            ids = {p["network_id"] for p in core.docs(s, "port", device_owner=agent_records.DHCP_OWNER)
                    if p.get("binding:host_id") == a["host"]}
             nets = [views.resource(req.ctx, "network", d) for d in core.docs(s, "network") if d["id"] in ids]
         return json_response({"networks": nets})
@@ -144,7 +122,7 @@ def agent_l3_routers(req: Req):
     with db.session() as s:
         a = _agent(s, req).data
         routers = []
-        if a["agent_type"] == "L3 agent" and conductor.hosting(s, "L3 agent") == a["host"]:
+        if a["agent_type"] == "L3 agent" and agent_records.hosting(s, "L3 agent") == a["host"]:
             routers = [views.resource(req.ctx, "router", d) for d in core.docs(s, "router")
                        if d.get("admin_state_up", True)]
         return json_response({"routers": routers})
@@ -158,12 +136,12 @@ def list_availability_zones(req: Req):
     core.authorize("get_availability_zone", req.ctx)
     zones: dict[tuple[str, str], bool] = {}
     with db.session() as s:
-        for d in conductor.agents(s):
+        for d in agent_records.agents(s):
             resource = {"DHCP agent": "network", "L3 agent": "router"}.get(d["agent_type"])
             if resource is None or not d.get("availability_zone"):
                 continue
             key = (d["availability_zone"], resource)
-            up = conductor.alive(d) and bool(d.get("admin_state_up", True))
+            up = agent_records.alive(d) and bool(d.get("admin_state_up", True))
             zones[key] = zones.get(key, False) or up
     items = [views.availability_zone(name, res, up) for (name, res), up in sorted(zones.items())]
-    return json_response({"availability_zones": _filter(req, items)})
+    return json_response({"availability_zones": listing.filter_docs(req, items)})

@@ -4,12 +4,11 @@ collection, plus router interfaces, tags, quotas, extensions and versions."""
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlencode
 
 from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.network import core, ipam
-from onestack.network.api import api, views
+from onestack.network.api import api, listing, views
 
 SINGULAR = {"networks": "network", "subnets": "subnet", "subnetpools": "subnetpool", "ports": "port",
             "routers": "router", "floatingips": "floatingip", "security-groups": "security_group",
@@ -18,8 +17,7 @@ BODY_KEY = {k: v for k, v in SINGULAR.items()}
 PLURAL_KEY = {"security-groups": "security_groups", "security-group-rules": "security_group_rules",
               "rbac-policies": "rbac_policies"}
 UNTAGGED = ("rbac_policy",)  # Neutron's RBAC policies have no standard attributes (no tags)
-CONTROL = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "tags", "tags-any", "not-tags",
-           "not-tags-any"}
+
 
 
 def _kind(req: Req) -> tuple[str, str]:
@@ -33,113 +31,6 @@ def _kind(req: Req) -> tuple[str, str]:
 
 def _plural(coll: str) -> str:
     return PLURAL_KEY.get(coll, coll)
-
-
-def _fields(req: Req) -> list[str] | None:
-    fields = [f for v in req.query.getlist("fields") for f in v.split(",") if f]
-    return fields or None
-
-
-def _match(value, wanted: list[str]) -> bool:
-    for w in wanted:
-        if isinstance(value, bool):
-            if w.lower() == str(value).lower():
-                return True
-        elif value is None:
-            if w in ("", "None", "null"):
-                return True
-        elif isinstance(value, list):
-            if any(str(x) == w for x in value):
-                return True
-        elif str(value) == w:
-            return True
-    return False
-
-
-def _fixed_ip_filter(doc: dict, wanted: list[str]) -> bool:
-    for w in wanted:
-        k, _, v = w.partition("=")
-        for f in doc.get("fixed_ips", []):
-            if k == "ip_address_substr" and v in f["ip_address"]:
-                return True
-            if k in ("ip_address", "subnet_id") and f.get(k) == v:
-                return True
-    return False
-
-
-def _filter(req: Req, docs: list[dict]) -> list[dict]:
-    q = req.query
-    for key in set(q.keys()) - CONTROL:
-        wanted = q.getlist(key)
-        attr = "project_id" if key == "tenant_id" else key
-        if attr == "fixed_ips":
-            docs = [d for d in docs if _fixed_ip_filter(d, wanted)]
-        elif attr in ("fields",):
-            continue
-        else:
-            docs = [d for d in docs if attr in d and _match(d.get(attr), wanted)]
-    tagsets = {k: {t for v in q.getlist(k) for t in v.split(",") if t} for k in
-               ("tags", "tags-any", "not-tags", "not-tags-any") if k in q}
-    if tagsets:
-        def keep(d):
-            tags = set(d.get("tags") or [])
-            return (("tags" not in tagsets or tagsets["tags"] <= tags)
-                    and ("tags-any" not in tagsets or tagsets["tags-any"] & tags)
-                    and ("not-tags" not in tagsets or not tagsets["not-tags"] <= tags)
-                    and ("not-tags-any" not in tagsets or not tagsets["not-tags-any"] & tags))
-        docs = [d for d in docs if keep(d)]
-    return docs
-
-
-def _sort(req: Req, docs: list[dict]) -> list[dict]:
-    keys = req.query.getlist("sort_key")
-    dirs = req.query.getlist("sort_dir")
-    for d in dirs:
-        if d not in ("asc", "desc"):
-            raise errors.BadRequest(f"{d} is an invalid value for sort_dir; valid values are asc and desc.")
-    if not keys:
-        return docs
-    for i in reversed(range(len(keys))):
-        k = keys[i]
-        if docs and k not in docs[0]:
-            raise errors.BadRequest(f"{k} is an invalid attribute for sort_keys.")
-        rev = (dirs[i] if i < len(dirs) else "asc") == "desc"
-        docs = sorted(docs, key=lambda d, k=k: (d.get(k) is None, str(d.get(k)) if not isinstance(d.get(k), (int, float))
-                                               or isinstance(d.get(k), bool) else f"{d.get(k):020}"), reverse=rev)
-    return docs
-
-
-def _page(req: Req, coll: str, docs: list[dict]) -> tuple[list[dict], list[dict]]:
-    from onestack.common.pagination import parse_limit
-
-    limit = parse_limit(req.query.get("limit"), core.State.settings.list_max)
-    marker = req.query.get("marker")
-    reverse = req.query.get("page_reverse", "").lower() == "true"
-    if reverse:
-        docs = list(reversed(docs))
-    start = 0
-    if marker:
-        idx = next((i for i, d in enumerate(docs) if d["id"] == marker), None)
-        if idx is None:
-            raise errors.NotFound(f"Marker {marker} could not be found.")
-        start = idx + 1
-    links = []
-    if limit:
-        page = docs[start:start + limit]
-        base = str(req.url).split("?")[0]
-        query = [(k, v) for k, v in req.query.multi_items() if k not in ("marker", "limit", "page_reverse")]
-        if len(docs) > start + limit and page:
-            links.append({"rel": "next", "href": f"{base}?{urlencode(query + [('limit', limit), ('marker', page[-1]['id'])])}"})
-        if marker and page:
-            links.append({"rel": "previous", "href": f"{base}?{urlencode(query + [('limit', limit), ('marker', page[0]['id']), ('page_reverse', 'True')])}"})
-        if reverse:
-            page = list(reversed(page))
-        return page, links
-    page = docs[start:]
-    return (list(reversed(page)) if reverse else page), links
-
-
-# --- versions and extensions -------------------------------------------------------
 
 
 def _base(req: Req) -> str:
@@ -189,12 +80,8 @@ def _quota_project(req: Req, rule: str) -> str:
 @api.route("/v2.0/quotas", ["GET"])
 def list_quotas(req: Req):
     core.authorize("admin_only", req.ctx)
-    import sqlalchemy as sa
-
-    from onestack.network import models as m
-
     with db.session() as s:
-        pids = sorted(set(s.scalars(sa.select(m.Quota.project_id))))
+        pids = core.quota_projects(s)
         out = [{**core.quota_limits(s, p), "project_id": p, "tenant_id": p} for p in pids]
     return json_response({"quotas": out})
 
@@ -227,8 +114,6 @@ def show_quota(req: Req):
 
 @api.route("/v2.0/quotas/{project_id}", ["PUT"])
 def update_quota(req: Req):
-    from onestack.network import models as m
-
     pid = _quota_project(req, "update_quota")
     body = req.json()
     quota = body.get("quota") if isinstance(body, dict) else None
@@ -246,26 +131,16 @@ def update_quota(req: Req):
         if iv < -1:
             raise ipam.bad(f"'{v}' should be greater than or equal to -1")
     with db.transaction() as s:
-        for k, v in quota.items():
-            row = s.get(m.Quota, (pid, k))
-            if row is None:
-                s.add(m.Quota(project_id=pid, resource=k, hard_limit=int(v)))
-            else:
-                row.hard_limit = int(v)
-        s.flush()
+        core.set_quotas(s, pid, {k: int(v) for k, v in quota.items()})
         out = core.quota_limits(s, pid)
     return json_response({"quota": out})
 
 
 @api.route("/v2.0/quotas/{project_id}", ["DELETE"])
 def delete_quota(req: Req):
-    import sqlalchemy as sa
-
-    from onestack.network import models as m
-
     pid = _quota_project(req, "delete_quota")
     with db.transaction() as s:
-        s.execute(sa.delete(m.Quota).where(m.Quota.project_id == pid))
+        core.reset_quotas(s, pid)
     return empty(204)
 
 
@@ -403,9 +278,9 @@ def list_resources(req: Req):
     with db.session() as s:
         items = [core.expand(s, kind, d, ctx) for d in core.docs(s, kind) if core.visible(s, ctx, kind, d)]
         items = [views.resource(ctx, kind, d) for d in items]
-    items = _sort(req, _filter(req, items))
-    page, links = _page(req, coll, items)
-    fields = _fields(req)
+    items = listing.sort_docs(req, listing.filter_docs(req, items))
+    page, links = listing.page(req, items)
+    fields = listing.fields(req)
     if fields:
         page = [{k: v for k, v in d.items() if k in fields} for d in page]
     out = {_plural(coll): page}
@@ -439,7 +314,7 @@ def show_resource(req: Req):
     rid = req.path["id"].removesuffix(".json")
     with db.session() as s:
         doc = core.expand(s, kind, core.get(s, req.ctx, kind, rid).data, req.ctx)
-        return json_response({kind: views.resource(req.ctx, kind, doc, _fields(req))})
+        return json_response({kind: views.resource(req.ctx, kind, doc, listing.fields(req))})
 
 
 @api.route("/v2.0/{collection}/{id}", ["PUT"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from onestack.network import agent_records
+
 ADMIN_ONLY = {
     "network": ("provider:network_type", "provider:physical_network", "provider:segmentation_id"),
     "port": ("binding:host_id", "binding:profile", "binding:vif_type", "binding:vif_details"),
@@ -64,9 +66,7 @@ def extension(alias: str, name: str, description: str) -> dict:
 
 def agent(doc: dict, fields: list[str] | None = None) -> dict:
     """Neutron's agent resource; ``alive`` comes from the heartbeat's age."""
-    from onestack.network.conductor import agent_view
-
-    out = agent_view(doc)
+    out = agent_records.agent_view(doc)
     return {k: v for k, v in out.items() if k in fields} if fields else out
 
 

@@ -9,6 +9,14 @@ a change of hosts or options rewrites the files and sends SIGHUP, a change of th
 command line (subnets, interface) restarts dnsmasq, and :func:`delete` stops it and
 removes the namespace. The process is found through its pid file and checked by its
 command line before any signal, so a recycled pid is never signalled.
+
+Leases: dnsmasq keeps them in memory (SIGHUP does not drop them) and reads its lease
+file only at start. It refuses a fixed IP to a new MAC while it holds a lease of that
+IP for the old one, so a deleted port's lease would keep a new port with the same IP
+from getting its address. Every sync therefore releases the leases no host entry
+wants any more (:func:`stale_leases`): ``dhcp_release`` (dnsmasq-utils) inside the
+namespace, as Neutron's DHCP agent does, or, where that does not take, a restart
+with a lease file cleaned of them (which every start does, :func:`clean_leases`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import ipaddress
 import logging
 import os
 import re
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 NS_PREFIX = "qdhcp-"
 METADATA_IP = "169.254.169.254"
 DEFAULT_LEASE = 86400
+RELEASE_TOOL = "dhcp_release"  # dnsmasq-utils: sends dnsmasq a DHCPRELEASE for a client
+RELEASE_WAIT = 2.0  # seconds for dnsmasq to drop released leases from its lease file
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -106,14 +117,17 @@ def _tag(index: int) -> str:
 # ---------------------------------------------------------------- file generation (pure)
 
 
+def served_hosts(net: DhcpNetwork) -> list[DhcpHost]:
+    """The hosts dnsmasq serves: fixed IPs in a DHCP-enabled subnet."""
+    nets = [ipaddress.ip_network(s.cidr, strict=False) for s in net.dhcp_subnets()]
+    return [h for h in net.hosts if any(ipaddress.ip_address(h.ip) in n for n in nets)]
+
+
 def hosts_file(net: DhcpNetwork) -> str:
     """``MAC,hostname,IP`` per fixed IP in a DHCP-enabled subnet (IPv6 in brackets)."""
-    nets = [ipaddress.ip_network(s.cidr, strict=False) for s in net.dhcp_subnets()]
     lines = []
-    for h in net.hosts:
+    for h in served_hosts(net):
         addr = ipaddress.ip_address(h.ip)
-        if not any(addr in n for n in nets):
-            continue
         ip_text = f"[{addr}]" if addr.version == 6 else str(addr)
         lines.append(f"{h.mac.lower()},{h.name()},{ip_text}")
     return "".join(line + "\n" for line in sorted(lines))
@@ -149,6 +163,61 @@ def opts_file(net: DhcpNetwork) -> str:
             lines.append(f"{tag},option:classless-static-route,{flat}")
             lines.append(f"{tag},249,{flat}")
     return "".join(line + "\n" for line in lines)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One line of dnsmasq's lease file: ``expiry MAC IP hostname client-id`` for IPv4;
+    for IPv6 the MAC field holds the IAID (and a ``duid`` line precedes them)."""
+
+    mac: str  # lower case; the IAID for IPv6
+    ip: str
+    client_id: str | None  # "01:fa:16:..." as dnsmasq writes it; None for "*"
+    line: str
+
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_address(self.ip).version
+
+
+def _lease(line: str) -> Lease | None:
+    f = line.split()
+    if len(f) < 5 or f[0] == "duid":
+        return None
+    try:
+        ip = str(ipaddress.ip_address(f[2]))
+    except ValueError:
+        return None
+    return Lease(f[1].lower(), ip, None if f[4] == "*" else f[4], line)
+
+
+def parse_leases(text: str) -> list[Lease]:
+    """The leases of a lease file (lines that are not leases are left out)."""
+    return [x for x in map(_lease, text.splitlines()) if x is not None]
+
+
+def stale_leases(net: DhcpNetwork, leases: list[Lease]) -> list[Lease]:
+    """The IPv4 leases no host entry wants any more: their (MAC, IP) is not served, as
+    when the port was deleted or its IP now belongs to another MAC. (An IPv6 lease
+    names no MAC; :func:`clean_leases` drops those of IPs not served at start.)"""
+    wanted = {(h.mac.lower(), str(ipaddress.ip_address(h.ip))) for h in served_hosts(net)}
+    return [x for x in leases if x.version == 4 and (x.mac, x.ip) not in wanted]
+
+
+def clean_leases(net: DhcpNetwork, text: str) -> str:
+    """The lease file without stale leases, nor IPv6 leases of IPs no longer served:
+    what dnsmasq should load at start."""
+    stale = {x.line for x in stale_leases(net, parse_leases(text))}
+    v6 = {str(ipaddress.ip_address(h.ip)) for h in served_hosts(net) if ":" in h.ip}
+    keep = []
+    for line in text.splitlines():
+        lease = _lease(line)
+        if lease is None:
+            if line.startswith("duid "):
+                keep.append(line)
+        elif line not in stale and (lease.version == 4 or lease.ip in v6):
+            keep.append(line)
+    return "".join(line + "\n" for line in keep)
 
 
 def command(net: DhcpNetwork, files: DhcpFiles) -> list[str]:
@@ -279,8 +348,49 @@ def stop(files: DhcpFiles, *, timeout: float = 5.0) -> bool:
     return True
 
 
+def read_leases(files: DhcpFiles) -> list[Lease]:
+    try:
+        return parse_leases(files.leases.read_text())
+    except FileNotFoundError:
+        return []
+
+
+def _clean_lease_file(net: DhcpNetwork, files: DhcpFiles) -> None:
+    try:
+        text = files.leases.read_text()
+    except FileNotFoundError:
+        return
+    _write_if_changed(files.leases, clean_leases(net, text))
+
+
+def release(net: DhcpNetwork, files: DhcpFiles, leases: list[Lease]) -> bool:
+    """Ask the running dnsmasq to drop ``leases`` (a DHCPRELEASE from ``dhcp_release``
+    on the DHCP port, as if from each client); True once its lease file no longer has
+    them. False if the tool is missing or dnsmasq kept some (the caller restarts it)."""
+    if shutil.which(RELEASE_TOOL) is None:
+        log.warning("%s is missing (package dnsmasq-utils): restarting dnsmasq of network %s "
+                    "to drop stale leases", RELEASE_TOOL, net.id)
+        return False
+    log.info("DHCP of network %s: releasing %s", net.id, ", ".join(f"{x.ip} ({x.mac})" for x in leases))
+    for x in leases:
+        argv = [RELEASE_TOOL, net.device, x.ip, x.mac, *([x.client_id] if x.client_id else [])]
+        done = iplib.netns_exec(net.namespace, argv, check=False)
+        if done.returncode != 0:
+            log.warning("%s %s %s in %s: %s", RELEASE_TOOL, x.ip, x.mac, net.namespace,
+                        (done.stderr or done.stdout).strip())
+    gone = {(x.mac, x.ip) for x in leases}
+    deadline = time.monotonic() + RELEASE_WAIT
+    while gone & {(x.mac, x.ip) for x in read_leases(files)}:
+        if time.monotonic() > deadline:
+            log.warning("dnsmasq of network %s kept leases it was asked to release", net.id)
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _start(net: DhcpNetwork, files: DhcpFiles, *, timeout: float = 10.0) -> int:
     files.pid.unlink(missing_ok=True)
+    _clean_lease_file(net, files)  # dnsmasq loads its leases from it, stale ones too
     # dnsmasq forks into the background once it has bound its sockets, and its first
     # process exits non-zero with the reason if that failed
     proc = iplib.netns_exec(net.namespace, command(net, files), check=False, timeout=timeout)
@@ -332,7 +442,7 @@ def ensure_port(net: DhcpNetwork) -> None:
 
 def sync(net: DhcpNetwork, state_dir: str | os.PathLike) -> str:
     """Reconcile DHCP of ``net``; returns what was done: started, restarted, reloaded,
-    unchanged or stopped (no DHCP-enabled subnet left)."""
+    released (stale leases only), unchanged or stopped (no DHCP-enabled subnet left)."""
     files = files_for(state_dir, net.id)
     if not net.dhcp_subnets():
         delete(net.id, state_dir)
@@ -346,13 +456,16 @@ def sync(net: DhcpNetwork, state_dir: str | os.PathLike) -> str:
     if pid is None:
         _start(net, files)
         return "started"
-    if _cmdline(pid) != command(net, files):
+    stale = stale_leases(net, read_leases(files))
+    if _cmdline(pid) != command(net, files) or (stale and not release(net, files, stale)):
         stop(files)
         _start(net, files)
         return "restarted"
     if changed:
         os.kill(pid, signal.SIGHUP)  # re-reads the hosts and options files
         return "reloaded"
+    if stale:
+        return "released"
     return "unchanged"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import time
+from urllib.parse import unquote_to_bytes
 
 from starlette.responses import Response
 
@@ -42,7 +43,7 @@ def build():
     from onestack.object_store.api import accounts, containers, cors, info, objects  # noqa: F401
 
     # CORS headers for allowed origins, on every container/object response (cors.py)
-    return SwiftHeaders(cors.CorsMiddleware(api.asgi()))
+    return SwiftHeaders(Utf8Paths(cors.CorsMiddleware(api.asgi())))
 
 
 def swift_trans_id(request_id: str) -> str:
@@ -50,6 +51,27 @@ def swift_trans_id(request_id: str) -> str:
     the request id (its first 21 hex digits), so logs and clients still agree."""
     digits = request_id.removeprefix("req-").replace("-", "")[:21].ljust(21, "0")
     return f"tx{digits}-{int(time.time()):010x}"
+
+
+class Utf8Paths:
+    """Swift's proxy refuses, with a 412, a path that is not valid UTF-8 once
+    percent-decoded or that holds a NUL: no such account, container or object
+    name is ever stored (the decoded path alone would hide bad bytes as U+FFFD)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            raw = unquote_to_bytes(scope.get("raw_path") or scope["path"].encode())
+            try:
+                bad = b"\x00" in raw or not raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad = True
+            if bad:
+                resp = error_view(errors.PreconditionFailed("Invalid UTF8 or contains NULL"))
+                return await resp(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class SwiftHeaders:

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from onestack.common import errors
 from onestack.common.http import Req, empty
 from onestack.object_store import proxy
-from onestack.object_store.api import access, api
+from onestack.object_store.api import access, api, bulk
 from onestack.object_store.api.common import (
     check_account,
     db_metadata_from,
@@ -67,8 +67,6 @@ def get_account(req: Req) -> Response:
 def post_account(req: Req) -> Response:
     account = req.path["account"]
     if "bulk-delete" in req.query:  # rights are checked per deleted item (bulk.py)
-        from onestack.object_store.api import bulk
-
         return bulk.bulk_delete(req)
     _authorize(req, account, write=True)
     ts = proxy.now_timestamp()
@@ -91,8 +89,6 @@ def post_account(req: Req) -> Response:
 @api.route("/v1/{account}/", ["PUT", "DELETE"], stream=True)
 def manage_account(req: Req) -> Response:
     check_account(req.path["account"])
-    from onestack.object_store.api import bulk
-
     if req.method == "PUT" and "extract-archive" in req.query:  # tar upload at the account level
         return bulk.extract(req)
     if req.method == "DELETE" and "bulk-delete" in req.query:

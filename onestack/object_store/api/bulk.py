@@ -30,7 +30,7 @@ from starlette.responses import Response, StreamingResponse
 from onestack.common import errors
 from onestack.common.http import Req
 from onestack.object_store import proxy
-from onestack.object_store.api import access
+from onestack.object_store.api import access, object_io, versioning
 from onestack.object_store.api.common import (
     MAX_CONTAINER_NAME,
     MAX_OBJECT_NAME,
@@ -39,6 +39,7 @@ from onestack.object_store.api.common import (
     check_container,
     check_meta,
 )
+from onestack.object_store.node import NotEmpty
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +157,8 @@ def respond(req: Req, job: Job, result: dict, root_tag: str) -> Response:
 
 def delete_object(req: Req, account: str, container: str, obj: str) -> bool:
     """DELETE one object with the caller's rights (versioning applies); False: not found."""
-    from onestack.object_store.api import objects, versioning
-
-    t = objects.target(req, account, container, obj)
-    objects.authorize_write(req, t)
+    t = object_io.target(req, account, container, obj)
+    object_io.authorize_write(req, t)
     if t.cinfo is None:
         return False
     handled = versioning.on_delete(t)
@@ -169,8 +168,6 @@ def delete_object(req: Req, account: str, container: str, obj: str) -> bool:
 
 
 def delete_container(req: Req, account: str, container: str) -> bool:
-    from onestack.object_store.node import NotEmpty
-
     check_container(container)
     if access.owner_level(req.ctx, account) != "write":
         raise access.deny(req.ctx, f"container {container}")
@@ -384,18 +381,16 @@ def _ensure_container(req: Req, account: str, container: str) -> int:
 def _store_member(
     req: Req, account: str, container: str, obj: str, member: tarfile.TarInfo, tar
 ) -> None:
-    from onestack.object_store.api import objects
-
     if member.size > Limits.max_file_size:
         raise errors.PayloadTooLarge("Your request is too large.")
-    t = objects.target(req, account, container, obj)
-    objects.authorize_write(req, t)
-    objects.need_container(t)
+    t = object_io.target(req, account, container, obj)
+    object_io.authorize_write(req, t)
+    object_io.need_container(t)
     meta = _pax_metadata(member)
     ctype = meta.pop("Content-Type", None)
     check_meta(meta, "x-object-meta-")
     meta["Content-Type"] = ctype or mimetypes.guess_type(obj)[0] or "application/octet-stream"
     # expect_etag="": the archive request's own ETag header (if any) is not this file's
-    objects.store(
+    object_io.store(
         req, t, _file_data(tar.extractfile(member)), meta, length=member.size, expect_etag=""
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from email.utils import formatdate
 from xml.sax.saxutils import escape, quoteattr
 
@@ -62,8 +63,6 @@ def http_date(timestamp: str | float) -> str:
 
 def iso_listing(timestamp: str | float) -> str:
     """``last_modified`` in listings: ISO 8601 with microseconds, no zone."""
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(float(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 

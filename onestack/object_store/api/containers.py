@@ -7,7 +7,7 @@ from starlette.responses import Response
 from onestack.common import errors
 from onestack.common.http import Req, empty
 from onestack.object_store import proxy
-from onestack.object_store.api import access, api
+from onestack.object_store.api import access, api, bulk, formpost
 from onestack.object_store.api.common import (
     check_account,
     check_container,
@@ -110,8 +110,6 @@ def show_container(req: Req, account: str, container: str) -> Response:
 def put_container(req: Req) -> Response:
     account, container = req.path["account"], req.path["container"]
     if "extract-archive" in req.query:  # rights are checked per extracted file (bulk.py)
-        from onestack.object_store.api import bulk
-
         check_account(account)
         check_container(container)
         return bulk.extract(req)
@@ -128,8 +126,6 @@ def put_container(req: Req) -> Response:
 @api.route("/v1/{account}/{container}", ["POST"], stream=True)
 def post_container(req: Req) -> Response:
     account, container = req.path["account"], req.path["container"]
-    from onestack.object_store.api import formpost
-
     if formpost.is_form(req):  # an HTML form upload into the container (formpost.py)
         check_account(account)
         check_container(container)

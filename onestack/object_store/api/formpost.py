@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from onestack.common import errors
 from onestack.common.http import Req
-from onestack.object_store.api import bulk, tempurl
+from onestack.object_store.api import bulk, object_io, tempurl
 
 MAX_VALUE_LENGTH = 4096  # a non-file field
 MAX_HEADER_BYTES = 64 * 1024
@@ -221,8 +221,6 @@ def _upload(
     req: Req, account: str, container: str, prefix: str, attrs: dict, body, keys
 ) -> tuple[str, bytes]:
     """Store one file (the signature authorizes it); (status line, error body)."""
-    from onestack.object_store.api import objects
-
     try:
         max_size = int(attrs.get("max_file_size") or 0)
     except ValueError:
@@ -243,9 +241,9 @@ def _upload(
             meta["X-Delete-At"] = str(value if header else int(time.time()) + value)
     capped = _Capped(body, max_size)
     try:
-        t = objects.target(req, account, container, prefix + attrs["filename"])
-        objects.need_container(t)
-        objects.store(req, t, capped, meta, length=None, expect_etag="")
+        t = object_io.target(req, account, container, prefix + attrs["filename"])
+        object_io.need_container(t)
+        object_io.store(req, t, capped, meta, length=None, expect_etag="")
     except errors.ApiError as e:
         if capped.exceeded:
             raise FormInvalid("max_file_size exceeded") from None

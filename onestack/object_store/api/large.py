@@ -30,7 +30,7 @@ from starlette.responses import Response
 from onestack.common import errors
 from onestack.common.http import Req
 from onestack.object_store import proxy
-from onestack.object_store.api import access, bulk
+from onestack.object_store.api import access, bulk, object_io
 from onestack.object_store.api.common import (
     Limits,
     check_container,
@@ -74,13 +74,6 @@ class Leaf:
 
 
 # --------------------------------------------------------------------------- DLO
-
-
-def check_dlo_header(value: str) -> None:
-    """``X-Object-Manifest`` must read ``<container>/<prefix>`` (URL-quoted allowed)."""
-    container, _, prefix = value.partition("/")
-    if not container or not prefix or "?" in value or "&" in value or prefix.startswith("/"):
-        raise errors.BadRequest("X-Object-Manifest must be in the format container/prefix")
 
 
 def _dlo_rows(
@@ -292,24 +285,20 @@ def respond(req: Req, t, info: ObjectInfo, headers: dict) -> Response:
 def _assembled(
     req: Req, t, info: ObjectInfo, headers: dict, leaves: list[Leaf], etag: str
 ) -> Response:
-    from onestack.object_store.api import objects
-
     total = sum(x.length for x in leaves)
     headers.update({"ETag": f'"{etag}"', "Content-Length": str(total)})
-    early = objects.check_conditions(req, info, etag)
+    early = object_io.check_conditions(req, info, etag)
     if early is not None:
         early.headers["ETag"] = f'"{etag}"'
         return early
     if req.method == "HEAD":
         return Response(b"", 200, headers)
-    return objects.ranged(req, headers, total, lambda off, n: _stream(t.account, leaves, off, n))
+    return object_io.ranged(req, headers, total, lambda off, n: _stream(t.account, leaves, off, n))
 
 
 def _manifest_response(req: Req, info: ObjectInfo, headers: dict, segments: list) -> Response:
     """``?multipart-manifest=get``: the stored manifest as JSON, or with ``format=raw``
     the form a client can PUT back (Swift's convert_segment_listing)."""
-    from onestack.object_store.api import objects
-
     if req.query.get("format") == "raw":
         body = json.dumps(raw_form(segments), sort_keys=True).encode()
         headers["ETag"] = _md5(body)
@@ -317,7 +306,7 @@ def _manifest_response(req: Req, info: ObjectInfo, headers: dict, segments: list
         body = json.dumps(segments).encode()
         headers["Content-Type"] = "application/json; charset=utf-8"
     headers["Content-Length"] = str(len(body))
-    early = objects.check_conditions(req, info, headers["ETag"])
+    early = object_io.check_conditions(req, info, headers["ETag"])
     if early is not None:
         return early
     return Response(b"" if req.method == "HEAD" else body, 200, headers)
@@ -446,8 +435,6 @@ def _check_segment(i: int, seg, count: int, manifest_path: str) -> str | None:
 
 def put_slo(req: Req, t) -> Response:
     """``PUT ...?multipart-manifest=put``: validate the segments, store the manifest."""
-    from onestack.object_store.api import objects
-
     parsed = parse_manifest(_read_body(req), f"/{t.container}/{t.obj}")
     if isinstance(parsed, Response):
         return parsed
@@ -473,10 +460,10 @@ def put_slo(req: Req, t) -> Response:
     if client_etag and client_etag != etag:
         raise errors.UnprocessableEntity("The ETag you sent does not match the segments' ETags.")
     body = json.dumps(stored).encode()
-    meta = {**objects.user_metadata(req, t.obj), SLO: "True"}
+    meta = {**object_io.user_metadata(req, t.obj), SLO: "True"}
     meta.pop(DLO, None)
     # the listing shows the assembled size, as Swift's (the stored bytes are the manifest's)
-    return objects.store(
+    return object_io.store(
         req,
         t,
         [body],

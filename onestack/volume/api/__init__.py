@@ -7,10 +7,11 @@ the URL (``/v3/{project_id}/volumes``) and, as 3.67 allows, without it.
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from onestack.common import auth, errors
-from onestack.common.http import Api, Req, json_response
+from onestack.common.http import Api, Req, json_response, media_type
 from onestack.common.microversion import MicroversionMiddleware, Negotiator, Version
 
 MIN_VERSION = Version(3, 0)
@@ -32,7 +33,18 @@ def error_view(exc: errors.ApiError) -> Response:
     return json_response({name: {"code": exc.status, "message": exc.message}}, exc.status, headers)
 
 
-api = Api("volume", error_view, auth.authenticate, redirect_slashes=False)  # "/volumes/" is a 404
+CONTENT_TYPES = ("application/json", "application/vnd.openstack.volume+json")
+
+
+def check_body(request: Request, body: bytes) -> None:
+    """Cinder reads a body sent as JSON (or with no Content-Type) and refuses any other."""
+    kind = media_type(request)
+    if body and kind and kind not in CONTENT_TYPES:
+        raise errors.UnsupportedMediaType("Unsupported Content-Type")
+
+
+api = Api("volume", error_view, auth.authenticate, redirect_slashes=False,  # "/volumes/" is a 404
+          check_body=check_body)
 
 
 def mv(req: Req) -> Version:

@@ -10,7 +10,7 @@ from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
-from onestack.volume import core, policies
+from onestack.volume import clients, core, policies
 from onestack.volume import models as m
 from onestack.volume.api import mv, route, views
 from onestack.volume.api.volumes import (
@@ -160,8 +160,6 @@ def retype(req: Req, volume_id: str, arg):
 
 @action("os-volume_upload_image")
 def upload_image(req: Req, volume_id: str, arg):
-    from onestack.volume import runtime
-
     arg = _arg(arg, "os-volume_upload_image")
     image_name = arg.get("image_name")
     if not isinstance(image_name, str) or not image_name:
@@ -187,14 +185,14 @@ def upload_image(req: Req, volume_id: str, arg):
     props = {k: val for k, val in meta.items()
              if k not in ("image_id", "image_name", "checksum", "size", "disk_format", "container_format",
                           "min_ram", "min_disk")}
-    image = runtime.current.images.post("/v2/images", json={
+    image = clients.images().post("/v2/images", json={
         "name": image_name, "disk_format": disk_format, "container_format": container_format,
         "visibility": visibility, "protected": protected, **props}, token=ctx.auth_token)
     with db.transaction() as s:
         v = core.get_volume(s, ctx, volume_id)
         before = v.status
         if before not in (core.AVAILABLE, core.IN_USE):
-            runtime.current.images.delete(f"/v2/images/{image['id']}", ok=(204, 404))
+            clients.images().delete(f"/v2/images/{image['id']}", ok=(204, 404))
             raise core.invalid_volume(v, "available")
         v.status = core.UPLOADING
         core.touch(v)

@@ -25,13 +25,6 @@ from onestack.volume.api.volumes import (
 )
 
 
-def _store_available() -> None:
-    from onestack.volume import runtime
-
-    if runtime.current.agent is None or runtime.current.agent.backups is None:
-        raise errors.ServiceUnavailable("Service cinder-backup could not be found: no backup store is configured.")
-
-
 def _list(req: Req, detail: bool):
     policies.authorize("backup:get_all", req.ctx)
     with db.session() as s:
@@ -73,8 +66,8 @@ def backup_create(req: Req):
     incremental = parse_bool(body.get("incremental", False), "incremental")
     metadata = check_metadata(body.get("metadata") or {}) if mv(req) >= Version(3, 43) else {}
     snapshot_id = body.get("snapshot_id")
-    _store_available()
     with db.transaction() as s:
+        core.check_backup_service(s)
         v = core.get_volume(s, ctx, volume_id)
         policies.authorize("backup:create", ctx, {"project_id": v.project_id})
         if v.status != core.AVAILABLE and not (force and v.status == core.IN_USE):
@@ -152,18 +145,6 @@ def backup_delete(req: Req):
     return empty(202)
 
 
-def start_restore(volume_id: str, backup_id: str) -> None:
-    with db.transaction() as s:
-        b = s.get(m.Backup, backup_id)
-        v = s.get(m.Volume, volume_id)
-        b.status = "restoring"
-        v.status = core.RESTORING_BACKUP
-        if not v.host:
-            v.host = f"{core.settings.current.service_host}#{core.settings.current.backend_name}"
-        host = v.host
-    core.cast_host(host, "restore_backup", backup_id=backup_id, volume_id=volume_id)
-
-
 @route("/backups/{backup_id}/restore", ["POST"])
 def backup_restore(req: Req):
     ctx = req.ctx
@@ -193,7 +174,7 @@ def backup_restore(req: Req):
             s.add(v)
         s.flush()
         out = {"backup_id": b.id, "volume_id": v.id, "volume_name": v.name}
-    start_restore(out["volume_id"], out["backup_id"])
+    core.start_restore(out["volume_id"], out["backup_id"])
     return json_response({"restore": out}, 202)
 
 
@@ -218,5 +199,3 @@ def backup_action(req: Req):
         return empty(202)
     raise errors.BadRequest(f"There is no such action: {name}")
 
-
-__all__ = ["start_restore"]

@@ -10,7 +10,19 @@ from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.volume import core, policies
 from onestack.volume.api import route
-from onestack.volume.api.volumes import check_metadata
+
+
+def check_metadata(meta, field: str = "metadata") -> dict:
+    if not isinstance(meta, dict):
+        raise errors.BadRequest(f"Invalid input for field/attribute {field}: it must be an object.")
+    for k, v in meta.items():
+        if not isinstance(k, str) or not 1 <= len(k) <= 255:
+            raise errors.BadRequest(f"Invalid input for field/attribute {field}: keys must be 1 to 255 "
+                                    f"characters.")
+        if not isinstance(v, str) or len(v) > 255:
+            raise errors.BadRequest(f"Invalid input for field/attribute {field}: value of '{k}' must be a "
+                                    f"string of at most 255 characters.")
+    return meta
 
 
 def register(base: str, id_key: str, get: Callable, policy: dict[str, str],

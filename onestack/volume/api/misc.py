@@ -13,7 +13,6 @@ from onestack.volume import core, policies
 from onestack.volume import models as m
 from onestack.volume.api import body_of, mv, route, views
 from onestack.volume.api.volumes import parse_bool
-from onestack.volume.scheduler import alive
 
 # -------------------------------------------------------------------- zones and extensions
 
@@ -25,7 +24,7 @@ def zones(req: Req):
         svcs = list(s.scalars(sa.select(m.Service).where(m.Service.binary == "cinder-volume")))
     out = []
     for zone in core.zones():
-        up = any(svc.zone == zone and alive(svc) and not svc.disabled for svc in svcs)
+        up = any(svc.zone == zone and core.service_up(svc) and not svc.disabled for svc in svcs)
         out.append({"zoneName": zone, "zoneState": {"available": up}})
     return json_response({"availabilityZoneInfo": out})
 
@@ -219,14 +218,14 @@ def quota_class_update(req: Req):
 
 def _service_view(svc: m.Service, version: Version) -> dict:
     out = {"binary": svc.binary, "host": svc.host, "zone": svc.zone,
-           "status": "disabled" if svc.disabled else "enabled", "state": "up" if alive(svc) else "down",
+           "status": "disabled" if svc.disabled else "enabled", "state": "up" if core.service_up(svc) else "down",
            "updated_at": views.t(svc.updated_at), "disabled_reason": svc.disabled_reason}
     if svc.binary == "cinder-volume":
         out.update(frozen=svc.frozen, replication_status="disabled", active_backend_id=None)
     if version >= Version(3, 7):
         out["cluster"] = None
     if version >= Version(3, 49) and svc.binary == "cinder-volume":
-        out["backend_state"] = "up" if alive(svc) else "down"
+        out["backend_state"] = "up" if core.service_up(svc) else "down"
     return out
 
 

@@ -139,9 +139,7 @@ def _delete(req: Req, snapshot_id: str, force: bool) -> None:
     if host:
         core.cast_host(host, "delete_snapshot", snapshot_id=snapshot_id)
     else:
-        from onestack.volume import runtime
-
-        runtime.current.conductor.snapshot_destroyed(snapshot_id=snapshot_id)
+        core.destroy_snapshot(snapshot_id)
 
 
 @route("/snapshots/{snapshot_id}", ["DELETE"])

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from sqlalchemy.orm import object_session
+
 from onestack.common.microversion import Version
 from onestack.common.timeutils import iso_plain
+from onestack.volume import core
 from onestack.volume import models as m
 
 V = Version
@@ -194,10 +197,6 @@ def transfer(req, tr: m.Transfer, version: Version, auth_key: str | None = None,
 
 
 def _has_dependents(b: m.Backup) -> bool:
-    from sqlalchemy.orm import object_session
-
-    from onestack.volume import core
-
     s = object_session(b)
     return bool(s and core.dependent_backups(s, b.id))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import uuid
 
 import sqlalchemy as sa
 
@@ -12,9 +13,10 @@ from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
-from onestack.volume import core, policies
+from onestack.volume import clients, core, policies
 from onestack.volume import models as m
-from onestack.volume.api import body_of, mv, route, views
+from onestack.volume.api import body_of, metadata, mv, route, views
+from onestack.volume.api.metadata import check_metadata
 
 MAX_LIMIT = 1000
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
@@ -30,19 +32,6 @@ def parse_bool(value, name: str) -> bool:
     if v in _FALSE:
         return False
     raise errors.BadRequest(f"Invalid value '{value}' for {name}: it must be a boolean.")
-
-
-def check_metadata(meta, field: str = "metadata") -> dict:
-    if not isinstance(meta, dict):
-        raise errors.BadRequest(f"Invalid input for field/attribute {field}: it must be an object.")
-    for k, v in meta.items():
-        if not isinstance(k, str) or not 1 <= len(k) <= 255:
-            raise errors.BadRequest(f"Invalid input for field/attribute {field}: keys must be 1 to 255 "
-                                    f"characters.")
-        if not isinstance(v, str) or len(v) > 255:
-            raise errors.BadRequest(f"Invalid input for field/attribute {field}: value of '{k}' must be a "
-                                    f"string of at most 255 characters.")
-    return meta
 
 
 def check_text(value, field: str, nullable: bool = True) -> str | None:
@@ -78,8 +67,6 @@ def parse_size(value, required: bool = True) -> int | None:
 
 
 def check_uuid(value, field: str) -> str:
-    import uuid
-
     try:
         uuid.UUID(str(value))
     except (TypeError, ValueError, AttributeError):
@@ -284,9 +271,7 @@ def volumes_index(req: Req):
 
 
 def _image(ctx, image_ref: str) -> dict:
-    from onestack.volume import runtime
-
-    images = runtime.current.images
+    images = clients.images()
     if images is None:
         raise errors.BadRequest("There is no image service to create a volume from.")
     try:
@@ -395,9 +380,7 @@ def volume_create(req: Req):
         view = views.volume(req, v, mv(req), types=core.type_names(s), attachments=[], admin=ctx.is_admin,
                             detail=False)
     if backup_id:
-        from onestack.volume.api.backups import start_restore
-
-        start_restore(v.id, backup_id)
+        core.start_restore(v.id, backup_id)
     else:
         core.cast_scheduler("create_volume", volume_id=v.id)
     return json_response({"volume": view}, 202)
@@ -483,11 +466,9 @@ def delete_volume(ctx, volume_id: str, cascade: bool = False, force: bool = Fals
             s.execute(sa.update(m.Attachment).where(m.Attachment.volume_id == v.id)
                       .values(attach_status="detached", detach_time=utcnow()))
     if not host:  # never scheduled (e.g. no backend): nothing on disk
-        from onestack.volume import runtime
-
         for sid in snap_ids:
-            runtime.current.conductor.snapshot_destroyed(snapshot_id=sid)
-        runtime.current.conductor.volume_destroyed(volume_id=vid)
+            core.destroy_snapshot(sid)
+        core.destroy_volume(vid)
         return
     core.cast_host(host, "delete_volume_cascade", volume_id=vid, snapshot_ids=snap_ids)
 
@@ -501,8 +482,6 @@ def _not_in_maintenance(v: m.Volume) -> None:
 
 
 def _register_metadata() -> None:
-    from onestack.volume.api import metadata
-
     metadata.register("/volumes/{volume_id}", "volume_id", core.get_volume,
                       {"get": "volume:get_volume_metadata", "update": "volume:update_volume_metadata",
                        "delete": "volume:delete_volume_metadata"}, writable=_not_in_maintenance)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from onestack.volume.backends.file import FileBackend
+
 
 class VolumeDriver(Protocol):
     """What the agent calls. Every method blocks (the agent runs it on a thread); a
@@ -31,7 +33,5 @@ class VolumeDriver(Protocol):
 def by_name(name: str, settings) -> VolumeDriver:
     """The driver the ``volume.backend`` setting names."""
     if name == "file":
-        from onestack.volume.backends.file import FileBackend
-
         return FileBackend(settings.volumes_dir, settings.volume_format, settings.capacity_gb)
     raise RuntimeError(f"volume backend {name!r} is not available (use 'file')")

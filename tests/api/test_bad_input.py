@@ -1,0 +1,293 @@
+"""Bad input is refused the way each OpenStack service refuses it, in its own
+error shape, and changes nothing: Glance errors in the format the client
+accepts, server metadata over the project's ``metadata_items`` quota, a
+network's ``mtu``, object-store names that are not UTF-8, and request bodies
+sent as something other than JSON. Real clients where one can send the input,
+httpx where none can."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import httpx
+import openstack
+import pytest
+from openstack import exceptions as sdkexc
+from swiftclient import client as swift
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _conn(env: dict) -> openstack.connection.Connection:
+    return openstack.connect(
+        auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"], password=env["OS_PASSWORD"],
+        project_name=env["OS_PROJECT_NAME"], user_domain_name="Default", project_domain_name="Default",
+        region_name="RegionOne", identity_api_version="3",
+    )
+
+
+def wait_for(fn, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (value := fn()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+    return value
+
+
+@pytest.fixture(scope="module")
+def admin(cloud):
+    conn = _conn(cloud.openrc("admin"))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def headers(admin) -> dict:
+    return {"X-Auth-Token": admin.session.get_token()}
+
+
+# ------------------------------------------------------------------ Glance's error format
+
+
+def test_image_errors_come_in_the_format_the_client_accepts(cloud, admin, headers):
+    missing = str(uuid.uuid4())
+    url = f"{cloud.url}/image/v2/images/{missing}"
+    r = httpx.get(url, headers={**headers, "Accept": "application/json"})
+    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+    # webob's JSON error: the explanation (with its <br /><br /> tail), the status line, the title
+    assert r.json() == {"message": f"No image found with ID {missing}<br /><br />\n\n\n",
+                        "code": "404 Not Found", "title": "Not Found"}
+
+    r = httpx.get(url, headers={**headers, "Accept": "*/*"})  # what requests (and so the SDK) send
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "<h1>404 Not Found</h1>" in r.text and f"No image found with ID {missing}" in r.text
+
+    r = httpx.get(url, headers={**headers, "Accept": "text/plain"})  # neither HTML nor JSON: plain text
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/plain")
+    assert r.text.startswith("404 Not Found\n\n") and f"No image found with ID {missing}" in r.text
+
+    # the SDK lists with Accept: application/json and reads the message out of the JSON body
+    with pytest.raises(sdkexc.BadRequestException) as err:
+        list(admin.image.images(marker=missing))
+    assert f"marker '{missing}' not found" in err.value.details
+
+
+def test_cli_shows_the_reason_a_protected_image_stays(cloud, tmp_path):
+    path = tmp_path / "p.raw"
+    path.write_bytes(b"\0" * 4096)
+    name = _name("protected")
+    img = cloud.os_json("image", "create", "--disk-format", "raw", "--container-format", "bare",
+                        "--protected", "--file", str(path), name)
+    try:
+        r = cloud.openstack("image", "delete", name, check=False)
+        assert r.returncode != 0
+        assert f"Image {img['id']} is protected and cannot be deleted" in r.stderr
+        r = cloud.openstack("image", "show", str(uuid.uuid4()), check=False)
+        assert r.returncode != 0 and "No Image found" in r.stderr
+        assert cloud.os_json("image", "show", name)["protected"] is True
+    finally:
+        cloud.openstack("image", "set", "--unprotected", name, check=False)
+        cloud.openstack("image", "delete", name, check=False)
+
+
+# ------------------------------------------------------------ metadata_items (maxServerMeta)
+
+
+@pytest.fixture(scope="module")
+def meta_project(cloud, tmp_path_factory):
+    """A member's project whose metadata_items quota is 2, with an image and a network to boot from."""
+    with cloud.new_member("meta") as env:
+        cloud.openstack("quota", "set", "--properties", "2", env["OS_PROJECT_NAME"])
+        path = tmp_path_factory.mktemp("meta") / "m.raw"
+        path.write_bytes(b"\0" * 4096)
+        img = cloud.os_json("image", "create", "--disk-format", "raw", "--container-format", "bare",
+                            "--file", str(path), _name("meta-img"), env=env)
+        net = _name("meta-net")
+        cloud.openstack("network", "create", net, env=env)
+        cloud.openstack("subnet", "create", "--network", net, "--subnet-range", "192.168.91.0/24", net,
+                        env=env)
+        try:
+            yield env, img["id"], net
+        finally:
+            for s in cloud.os_json("server", "list", env=env):
+                cloud.openstack("server", "delete", s["ID"], env=env, check=False)
+            wait_for(lambda: not cloud.os_json("server", "list", env=env), what="servers deleted")
+            cloud.openstack("network", "delete", net, env=env, check=False)
+            cloud.openstack("image", "delete", img["id"], env=env, check=False)
+
+
+def _props(n: int) -> list[str]:
+    return [a for i in range(n) for a in ("--property", f"k{i}=v{i}")]
+
+
+def test_server_metadata_over_the_quota_is_refused(cloud, meta_project):
+    env, image, net = meta_project
+    limits = cloud.os_json("limits", "show", "--absolute", env=env)
+    assert {x["Name"]: x["Value"] for x in limits}["max_server_meta"] == 2
+
+    # at create: 403, and no server is made
+    name = _name("meta")
+    r = cloud.openstack("server", "create", "--image", image, "--flavor", "m1.nano", "--network", net,
+                        *_props(3), name, env=env, check=False)
+    assert r.returncode != 0 and "Maximum number of metadata items exceeds 2" in r.stderr
+    assert not [s for s in cloud.os_json("server", "list", env=env) if s["Name"] == name]
+
+    cloud.openstack("server", "create", "--image", image, "--flavor", "m1.nano", "--network", net,
+                    *_props(2), "--wait", name, env=env)
+    # set: POST /metadata merges, and two plus one is over
+    r = cloud.openstack("server", "set", "--property", "extra=x", name, env=env, check=False)
+    assert r.returncode != 0 and "Maximum number of metadata items exceeds 2" in r.stderr
+    # rebuild with metadata: the same rule
+    r = cloud.openstack("server", "rebuild", "--image", image, *_props(3), name, env=env, check=False)
+    assert r.returncode != 0 and "Maximum number of metadata items exceeds 2" in r.stderr
+    # a snapshot's properties: Nova's image metadata limit
+    r = cloud.openstack("server", "image", "create", "--name", _name("snap"), *_props(3), name, env=env,
+                        check=False)
+    assert r.returncode != 0 and "Image metadata limit exceeded" in r.stderr
+    shown = cloud.os_json("server", "show", name, env=env)
+    assert shown["properties"] == {"k0": "v0", "k1": "v1"}
+
+    # the metadata routes: PUT (replace) and PUT of one item, through raw HTTP
+    conn = _conn(env)
+    try:
+        sid, base = shown["id"], conn.compute.get_endpoint()
+        h = {"X-Auth-Token": conn.session.get_token()}
+        r = httpx.put(f"{base}/servers/{sid}/metadata", headers=h,
+                      json={"metadata": {f"m{i}": "v" for i in range(3)}})
+        assert r.status_code == 403
+        assert r.json() == {"forbidden": {"code": 403, "message": "Maximum number of metadata items exceeds 2"}}
+        r = httpx.put(f"{base}/servers/{sid}/metadata/third", headers=h, json={"meta": {"third": "v"}})
+        assert r.status_code == 403
+        assert conn.compute.get_server_metadata(sid).metadata == {"k0": "v0", "k1": "v1"}
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------- network mtu
+
+
+def test_network_mtu_is_checked(cloud, headers):
+    for mtu, why in (("-5", "'-5' should be non-negative"), ("9000", "Requested MTU is too big, maximum is 1450")):
+        name = _name("mtu")
+        r = cloud.openstack("network", "create", "--mtu", mtu, name, check=False)
+        assert r.returncode != 0 and why in r.stderr
+        assert cloud.openstack("network", "show", name, check=False).returncode != 0
+
+    base = f"{cloud.url}/networking/v2.0/networks"
+    for bad in ("abc", None, [], ""):
+        name = _name("mtu")
+        r = httpx.post(base, headers=headers, json={"network": {"name": name, "mtu": bad}})
+        assert r.status_code == 400, (bad, r.text)
+        err = r.json()["NeutronError"]
+        assert err["type"] == "InvalidInput" and "is not an integer" in err["message"]
+        assert cloud.openstack("network", "show", name, check=False).returncode != 0
+
+    name = _name("mtu")
+    net = cloud.os_json("network", "create", "--mtu", "1400", name)
+    try:
+        assert net["mtu"] == 1400
+        r = cloud.openstack("network", "set", "--mtu", "-5", name, check=False)
+        assert r.returncode != 0 and "should be non-negative" in r.stderr
+        r = httpx.put(f"{base}/{net['id']}", headers=headers, json={"network": {"mtu": "abc"}})
+        assert r.status_code == 400 and "'abc' is not an integer" in r.json()["NeutronError"]["message"]
+        # below IPv4's minimum is allowed only while no IPv4 subnet needs more
+        cloud.openstack("network", "set", "--mtu", "60", name)
+        r = cloud.openstack("subnet", "create", "--network", name, "--subnet-range", "10.93.0.0/24", name,
+                            check=False)
+        assert r.returncode != 0 and "subnet requires a minimum of 68" in r.stderr
+        cloud.openstack("network", "set", "--mtu", "1300", name)
+        cloud.openstack("subnet", "create", "--network", name, "--subnet-range", "10.93.0.0/24", name)
+        r = cloud.openstack("network", "set", "--mtu", "60", name, check=False)
+        assert r.returncode != 0 and "subnet requires a minimum of 68" in r.stderr
+        assert cloud.os_json("network", "show", name)["mtu"] == 1300
+    finally:
+        cloud.openstack("network", "delete", name, check=False)
+
+
+# ------------------------------------------------------------- object names: UTF-8 only
+
+
+def test_object_store_names_must_be_utf8(cloud, admin, headers):
+    env = cloud.openrc("admin")
+    sw = swift.Connection(authurl=env["OS_AUTH_URL"], user="admin", key=env["OS_PASSWORD"], auth_version="3",
+                          retries=0, os_options={"project_name": "admin", "user_domain_name": "Default",
+                                                 "project_domain_name": "Default"})
+    account = sw.get_auth()[0]
+    good = _name("utf8")
+    sw.put_container(good)
+    try:
+        for path in (f"/bad-{good}%FF", f"/bad-{good}%C3%28", f"/{good}/obj%FF", f"/{good}/a%00b"):
+            r = httpx.put(account + path, headers=headers, content=b"data")
+            assert r.status_code == 412, (path, r.status_code, r.text)
+            assert "Invalid UTF8 or contains NULL" in r.text
+        assert not [c for c in sw.get_account()[1] if c["name"].startswith(f"bad-{good}")]
+        assert sw.get_container(good)[1] == []
+        # well-formed UTF-8 is a name like any other
+        r = httpx.put(f"{account}/{good}/caf%C3%A9", headers=headers, content=b"data")
+        assert r.status_code == 201
+        assert [o["name"] for o in sw.get_container(good)[1]] == ["café"]
+    finally:
+        for o in sw.get_container(good)[1]:
+            sw.delete_object(good, o["name"])
+        sw.delete_container(good)
+        sw.close()
+
+
+# ----------------------------------------------------------------- bodies that are not JSON
+
+
+def test_identity_reads_only_json_bodies(cloud):
+    env = cloud.openrc("admin")
+    body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}}}}})
+    url = cloud.url + "/identity/v3/auth/tokens"
+    for kind in ("application/xml", "text/plain"):
+        r = httpx.post(url, content=body, headers={"Content-Type": kind})
+        assert r.status_code == 400, kind
+        err = r.json()["error"]
+        assert err["code"] == 400 and err["title"] == "Bad Request"
+        assert err["message"].startswith("Expecting to find application/json in Content-Type header.")
+    # JSON, a JSON type with parameters or no Content-Type at all are read
+    for h in ({"Content-Type": "application/json; charset=UTF-8"}, {}):
+        assert httpx.post(url, content=body, headers=h).status_code == 201
+
+
+def test_compute_refuses_unsupported_content_types(cloud, admin, headers):
+    base = admin.compute.get_endpoint()
+    name = _name("kp")
+    body = json.dumps({"keypair": {"name": name}})
+    r = httpx.post(f"{base}/os-keypairs", content=body, headers={**headers, "Content-Type": "application/xml"})
+    assert r.status_code == 415
+    assert r.json() == {"badMediaType": {"code": 415, "message": "Unsupported Content-Type"}}
+    assert cloud.openstack("keypair", "show", name, check=False).returncode != 0
+    # Nova's own JSON type is read (text/plain too: Nova takes it for a server's default)
+    r = httpx.post(f"{base}/os-keypairs", content=body,
+                   headers={**headers, "Content-Type": "application/vnd.openstack.compute+json"})
+    assert r.status_code == 200
+    cloud.openstack("keypair", "delete", name)
+
+
+def test_block_storage_refuses_unsupported_content_types(cloud, admin, headers):
+    base = admin.block_storage.get_endpoint()
+    name = _name("vol")
+    body = json.dumps({"volume": {"size": 1, "name": name}})
+    for kind in ("application/xml", "text/plain"):
+        r = httpx.post(f"{base}/volumes", content=body, headers={**headers, "Content-Type": kind})
+        assert r.status_code == 415, kind
+        assert r.json() == {"badMediaType": {"code": 415, "message": "Unsupported Content-Type"}}
+    assert not [v for v in cloud.os_json("volume", "list") if v["Name"] == name]
+
+
+def test_malformed_bodies_are_400s_not_500s(cloud, headers):
+    """Wrong JSON types and empty bodies on the routes above: each service's 400."""
+    bodies = [b"", b"[]", b'"x"', b"null", b"{", b"\xff\xfe", b'{"network": []}', b'{"server": 5}']
+    for path in ("/networking/v2.0/networks", "/compute/v2.1/servers", "/volume/v3/volumes",
+                 "/identity/v3/projects"):
+        for b in bodies:
+            r = httpx.post(cloud.url + path, content=b, headers={**headers, "Content-Type": "application/json"})
+            assert r.status_code == 400, (path, b, r.status_code, r.text)
