@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests import osc
+
 BIN = Path(sys.executable).parent  # tests run with .venv/bin/python
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,9 +112,7 @@ class Cloud:
                   check: bool = True) -> subprocess.CompletedProcess:
         """Run the real `openstack` CLI as USER (or with explicit OS_* env)."""
         run_env = {**self.env, **(env if env is not None else self.openrc(user))}
-        # stdin is empty, never the terminal: `image create` without --file uploads it
-        r = subprocess.run([str(BIN / "openstack"), *args], env=run_env, capture_output=True,
-                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        r = osc.run(list(args), run_env)
         if check and r.returncode != 0:
             raise AssertionError(f"openstack {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
         return r
