@@ -4,6 +4,7 @@ VENV := .venv
 ONESTACK := $(VENV)/bin/onestack
 PYTEST_ARGS ?=
 CAPS ?=
+VALIDATION ?=
 
 .PHONY: install install-test up down test test-fast interop bench lint
 
@@ -29,9 +30,9 @@ FAST_MARKS := not e2e and not root and not netns and not libvirt and not postgre
 test-fast: install-test  ## unit + API tests on fake hosts (SQLite), the quick loop
 	@$(VENV)/bin/python -m pytest tests/unit tests/api -m "$(FAST_MARKS)" $(PYTEST_ARGS)
 
-interop: install    ## Tempest interop guideline against the running cloud (CAPS=identity-v3-* ...)
+interop: install    ## Tempest interop guideline against the running cloud (CAPS=identity-v3-* ..., VALIDATION=auto|on|off)
 	@$(ONESTACK) up --detach >/dev/null
-	@CAPS="$(CAPS)" $(VENV)/bin/python tests/interop/run.py
+	@CAPS="$(CAPS)" VALIDATION="$(VALIDATION)" $(VENV)/bin/python tests/interop/run.py
 
 bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/startup.py

@@ -537,12 +537,10 @@ class ComputeAgent:
         if not self.node_uuid:
             return
         resources = resources_of(flavor, volume_backed(inst.get("block_device_mapping")))
-        body = {"allocations": {self.node_uuid: {"resources": resources}},
-                "project_id": inst["project_id"], "user_id": inst["user_id"], "consumer_generation": None}
         try:
-            current = clients.get().placement.get(f"/allocations/{inst['uuid']}")
-            body["consumer_generation"] = current.get("consumer_generation")
-            clients.get().placement.put(f"/allocations/{inst['uuid']}", json=body)
+            if not clients.get().placement.claim(inst["uuid"], {self.node_uuid: resources}, inst["project_id"],
+                                                 inst["user_id"]):
+                log.warning("allocation of %s not updated: %s has no room for it", inst["uuid"], self.host)
         except errors.ApiError as e:
             log.warning("allocation of %s not updated: %s", inst["uuid"], e.message)
 

@@ -4,6 +4,8 @@ Made once at start (they need the service user bootstrap creates). A call made
 on behalf of a user passes the user's token (``token=ctx.auth_token``), so the
 other service applies its own policy to that user; work the service does for
 itself (binding ports to hosts, claiming resources) uses the ``nova`` token.
+Placement is reached only through ``PlacementClient``, the one place that knows
+its wire format, microversion and generation-conflict retries.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 
 from onestack.common import errors
 from onestack.common.clients import RestClient, ServiceAuth
+from onestack.placement.client import PlacementClient
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,7 @@ class Clients:
         self.auth = auth
         self.image = RestClient(auth, "/image")
         self.network = RestClient(auth, "/networking")
-        self.placement = RestClient(auth, "/placement",
-                                    headers={"OpenStack-API-Version": "placement 1.28"})
+        self.placement = PlacementClient(auth.base_url + "/placement", auth.token)
         # Cinder's v3 attachments (3.27) with os-complete (3.44); project-less URLs
         self.volume = RestClient(auth, "/volume/v3", headers={"OpenStack-API-Version": "volume 3.44"})
 
@@ -39,7 +41,7 @@ def get() -> Clients:
 def release_allocations(consumer: str) -> None:
     """Give back what a server holds in Placement (best effort: a failure is logged)."""
     try:
-        get().placement.delete(f"/allocations/{consumer}", ok=(204, 404))
+        get().placement.release(consumer)
     except errors.ApiError as e:
         log.warning("could not release the allocations of %s: %s", consumer, e.message)
 

@@ -30,6 +30,7 @@ _WRITABLE = {"vm_state", "task_state", "power_state", "host", "node", "network_i
              "terminated_at", "fault", "progress", "image_ref", "flavor", "system_metadata",
              "requested_networks"}  # block device mappings change only through bdm_update/bdm_delete
 _BDM_WRITABLE = {"attachment_id", "device", "volume_size"}
+_NODE_FIELDS = ("hypervisor_type", "hypervisor_version", "vcpus", "memory_mb", "local_gb", "host_ip", "cpu_info")
 
 
 def instance_dict(inst: m.Instance) -> dict:
@@ -220,13 +221,53 @@ class Conductor:
                     node = m.ComputeNode(uuid=str(uuidlib.uuid4()), service_id=svc.id, host=host,
                                          hypervisor_hostname=host, created_at=now)
                     s.add(node)
-                for k in ("hypervisor_type", "hypervisor_version", "vcpus", "memory_mb", "local_gb",
-                          "host_ip", "cpu_info"):
+                for k in _NODE_FIELDS:
                     if k in resources:
                         setattr(node, k, resources[k])
                 node.updated_at = now
                 out["node_uuid"] = node.uuid
             return out
+
+    def compute_nodes_report(self, reports: list[dict]) -> dict[str, dict]:
+        """Many hosts' ``nova-compute`` service and compute node rows in one transaction (a
+        thousand simulated hosts register at once): ``reports`` are ``{host, zone, resources}``;
+        returns ``{host: {"node_uuid", "new"}}``, ``new`` when the node row was made now."""
+        now = utcnow()
+        hosts = [r["host"] for r in reports]
+        out: dict[str, dict] = {}
+        with db.transaction() as s:
+            services, nodes = {}, {}
+            for i in range(0, len(hosts), 500):  # (bounded IN lists)
+                chunk = hosts[i:i + 500]
+                services.update((x.host, x) for x in s.scalars(sa.select(m.Service).where(
+                    m.Service.host.in_(chunk), m.Service.binary == "nova-compute")))
+                nodes.update((x.hypervisor_hostname, x) for x in s.scalars(sa.select(m.ComputeNode).where(
+                    m.ComputeNode.hypervisor_hostname.in_(chunk))))
+            for r in reports:
+                host = r["host"]
+                svc = services.get(host)
+                if svc is None:
+                    svc = services[host] = m.Service(
+                        uuid=str(uuidlib.uuid4()), host=host, binary="nova-compute", topic="compute",
+                        disabled=False, forced_down=False, created_at=now)
+                    s.add(svc)
+                svc.last_seen_up = svc.updated_at = now
+                svc.zone = r.get("zone") or "nova"
+            s.flush()  # (the new services' ids, for their nodes)
+            for r in reports:
+                host, res = r["host"], r.get("resources") or {}
+                node = nodes.get(host)
+                new = node is None
+                if new:
+                    node = nodes[host] = m.ComputeNode(uuid=str(uuidlib.uuid4()), service_id=services[host].id,
+                                                       host=host, hypervisor_hostname=host, created_at=now)
+                    s.add(node)
+                for k in _NODE_FIELDS:
+                    if k in res:
+                        setattr(node, k, res[k])
+                node.updated_at = now
+                out[host] = {"node_uuid": node.uuid, "new": new}
+        return out
 
     def heartbeat_many(self, hosts: list[str], binary: str = "nova-compute") -> None:
         """One write for many (simulated) hosts' heartbeats."""

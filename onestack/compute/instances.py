@@ -10,17 +10,20 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import itertools
 import re
 import secrets
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from onestack.common import bus, db, errors
 from onestack.common.microversion import Version
-from onestack.common.pagination import page, parse_limit
+from onestack.common.pagination import parse_limit
 from onestack.common.timeutils import iso, parse_iso, utcnow
 from onestack.compute import flavors, policies, quotas, states
 from onestack.compute import models as m
@@ -81,6 +84,7 @@ _SORT_KEYS = {"created_at": m.Instance.created_at, "updated_at": m.Instance.upda
               "launch_index": m.Instance.launch_index, "locked": m.Instance.locked,
               "display_description": m.Instance.description}
 _ADMIN_ONLY_SORT = {"host", "node"}
+MAX_LIMIT = 1000  # the largest page, with or without ``limit`` (Nova's [api] max_limit)
 
 
 @dataclass
@@ -100,8 +104,11 @@ def _bool(text: str, name: str) -> bool:
     raise errors.BadRequest(f"Invalid value {text!r} for {name}: a boolean is required.")
 
 
-def list_servers(s: Session, ctx, q, v) -> tuple[list[m.Instance], bool]:
-    """The servers a list request selects, in order, one page; and whether more follow."""
+def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Row], bool, int]:
+    """The servers a list request selects, in order, one page (rows with the attributes of
+    ``Instance`` the list views show: all but system metadata, requested networks and key
+    data; ``detail`` False: uuid and name); whether more follow; the page size.
+    Filters, order, marker and limit are SQL; only regular expressions are matched here."""
     admin = ctx.is_admin
     stmt = sa.select(m.Instance)
     all_tenants = "all_tenants" in q and (q["all_tenants"] == "" or _bool(q["all_tenants"], "all_tenants"))
@@ -143,7 +150,7 @@ def list_servers(s: Session, ctx, q, v) -> tuple[list[m.Instance], bool]:
             if not got:
                 if v >= Version(2, 38):
                     raise errors.BadRequest(f"Invalid status value: {st}")
-                return [], False
+                return [], False, 0
             vms += got
         stmt = stmt.where(m.Instance.vm_state.in_(vms))
     for key, col in (("image", m.Instance.image_ref), ("reservation_id", m.Instance.reservation_id),
@@ -167,11 +174,60 @@ def list_servers(s: Session, ctx, q, v) -> tuple[list[m.Instance], bool]:
         if v < Version(2, 73):
             raise errors.BadRequest("Invalid filter field: locked.")
         stmt = stmt.where(m.Instance.locked == _bool(q["locked"], "locked"))
-    rows = list(s.scalars(stmt))
-    # filters Nova applies as regular expressions or on documents
-    if q.get("flavor"):
-        fid = q["flavor"].rsplit("/", 1)[-1]
-        rows = [r for r in rows if str((r.flavor or {}).get("id")) == fid]
+    if q.get("flavor"):  # the flavor snapshot is a JSON document: its id, in SQL
+        stmt = stmt.where(m.Instance.flavor["id"].as_string() == q["flavor"].rsplit("/", 1)[-1])
+    dialect = s.get_bind().dialect.name
+    for key in ("tags", "tags-any", "not-tags", "not-tags-any"):
+        if key in q:
+            has = [_has_tag(dialect, t) for t in dict.fromkeys(q[key].split(",")) if t]
+            every, some = sa.and_(sa.true(), *has), sa.or_(sa.false(), *has)
+            stmt = stmt.where({"tags": every, "tags-any": some, "not-tags": ~every, "not-tags-any": ~some}[key])
+    order = _order(q, admin)
+    stmt = stmt.order_by(*[x for col, d in order for x in _order_by(col, d)])
+    marker = q.get("marker")
+    if marker:
+        # as Nova: the marker may be any server, a deleted one too; only one that never was is a 400
+        mark = s.get(m.Instance, marker) if is_uuid(marker) else None
+        if mark is None:
+            raise errors.BadRequest(f"marker [{marker}] not found")
+        stmt = stmt.where(_after(order, mark))
+    limit = parse_limit(q.get("limit"), MAX_LIMIT)
+    limit = MAX_LIMIT if limit is None else limit
+    if limit == 0:
+        return [], False, limit
+    matches, needs = _regex_filters(q)
+    # rows, not ORM objects: a page is only read, and only what its view shows
+    cols = _DETAIL_COLUMNS if detail else [m.Instance.uuid, m.Instance.name, *needs]
+    stmt = stmt.with_only_columns(*cols)
+    if matches is None:
+        rows = list(s.execute(stmt.limit(limit + 1)))
+    else:
+        # regular expressions (Python's, as the API documents them) are the only filters not
+        # in SQL: the rows stream in the SQL order, the page fills with those that match
+        rows = list(itertools.islice(filter(matches, s.execute(stmt.execution_options(yield_per=500))),
+                                     limit + 1))
+    return rows[:limit], len(rows) > limit, limit
+
+
+# what no list view shows (and are the larger documents)
+_DETAIL_COLUMNS = [getattr(m.Instance, a.key) for a in m.Instance.__mapper__.column_attrs
+                   if a.key not in ("system_metadata", "requested_networks", "key_data")]
+
+
+def _has_tag(dialect: str, tag: str) -> sa.ColumnElement[bool]:
+    """Whether the server's tags (a JSON list) hold ``tag``, as each database asks it."""
+    if dialect == "postgresql":
+        return sa.cast(m.Instance.tags, JSONB).has_key(tag)
+    if dialect in ("mysql", "mariadb"):
+        return sa.func.json_contains(m.Instance.tags, sa.func.json_quote(tag)) == 1
+    each = sa.func.json_each(m.Instance.tags).table_valued("value")
+    return sa.exists().select_from(each).where(each.c.value == tag)
+
+
+def _regex_filters(q) -> tuple[Callable[[m.Instance], bool] | None, set]:
+    """The name/hostname/description and ip/ip6 filters: regular expressions, matched here;
+    and the columns they read."""
+    tests, needs = [], set()
     for key, attr in (("name", "name"), ("ip", None), ("ip6", None), ("hostname", "hostname"),
                       ("description", "description")):
         if not q.get(key):
@@ -180,47 +236,61 @@ def list_servers(s: Session, ctx, q, v) -> tuple[list[m.Instance], bool]:
             rx = re.compile(q[key])
         except re.error:
             raise errors.BadRequest(f"Invalid filter field: {key}: not a regular expression.") from None
+        needs.add(getattr(m.Instance, attr or "network_info"))
         if attr:
-            rows = [r for r in rows if getattr(r, attr) and rx.search(getattr(r, attr))]
+            tests.append(lambda r, rx=rx, attr=attr: bool(getattr(r, attr)) and bool(rx.search(getattr(r, attr))))
         else:
             version = 6 if key == "ip6" else 4
-            rows = [r for r in rows if any(rx.match(ip["ip_address"]) for vif in r.network_info or []
-                                           for ip in vif.get("fixed_ips", []) if ip.get("version", 4) == version)]
-    for key in ("tags", "tags-any", "not-tags", "not-tags-any"):
-        if key in q:
-            want = {t for t in q[key].split(",") if t}
-            if key == "tags":
-                rows = [r for r in rows if want <= set(r.tags or [])]
-            elif key == "tags-any":
-                rows = [r for r in rows if want & set(r.tags or [])]
-            elif key == "not-tags":
-                rows = [r for r in rows if not want <= set(r.tags or [])]
-            else:
-                rows = [r for r in rows if not want & set(r.tags or [])]
-    # sorting (Nova's default: created_at desc, then id desc)
+            tests.append(lambda r, rx=rx, version=version: any(
+                rx.match(ip["ip_address"]) for vif in r.network_info or [] for ip in vif.get("fixed_ips", [])
+                if ip.get("version", 4) == version))
+    if not tests:
+        return None, needs
+    return (lambda r: all(t(r) for t in tests)), needs
+
+
+def _order(q, admin: bool) -> list[tuple]:
+    """``sort_key``/``sort_dir`` as columns and directions (Nova's default: created_at desc),
+    then uuid, so the order is total and a marker names one place in it."""
     keys = q.getlist("sort_key") or ["created_at"]
     dirs = q.getlist("sort_dir")
     order = []
     for i, k in enumerate(keys):
-        if k not in _SORT_KEYS or (k in _ADMIN_ONLY_SORT and not admin):
-            raise errors.BadRequest(f"Invalid sort_key {k}.") if k not in _SORT_KEYS else errors.Forbidden(
-                f"Only administrators can sort servers by {k}")
+        if k not in _SORT_KEYS:
+            raise errors.BadRequest(f"Invalid sort_key {k}.")
+        if k in _ADMIN_ONLY_SORT and not admin:
+            raise errors.Forbidden(f"Only administrators can sort servers by {k}")
         d = dirs[i] if i < len(dirs) else (dirs[0] if dirs else "desc")
         if d not in ("asc", "desc"):
             raise errors.BadRequest(f"Invalid sort_dir {d}: asc or desc.")
-        order.append((_SORT_KEYS[k].key, d))
-    order.append(("uuid", "desc"))
-    for attr, d in reversed(order):
-        rows.sort(key=lambda r, a=attr: _sortable(getattr(r, "metadata_" if a == "metadata" else a)),
-                  reverse=(d == "desc"))
-    limit = parse_limit(q.get("limit"), 1000)
-    return page(rows, limit, q.get("marker"), key=lambda r: r.uuid)
+        order.append((_SORT_KEYS[k], d))
+    if all(col is not m.Instance.uuid for col, _ in order):
+        order.append((m.Instance.uuid, "desc"))
+    return order
 
 
-def _sortable(value):
-    if value is None:
-        return (0, "")
-    return (1, value)
+# NULL sorts before every value (first ascending, last descending), on every database
+
+
+def _order_by(col, d: str) -> list:
+    nulls = [col.is_not(None)] if col.nullable else []  # False (NULL) before True
+    if d == "asc":
+        return [*nulls, col.asc()]
+    return [*(x.desc() for x in nulls), col.desc()]
+
+
+def _after(order, mark: m.Instance) -> sa.ColumnElement[bool]:
+    """The rows after ``mark`` in ``order`` (a keyset: equal on the first keys, beyond on the next)."""
+    ors, equal = [], []
+    for col, d in order:
+        value = getattr(mark, col.key)
+        if d == "asc":
+            beyond = col.is_not(None) if value is None else col > value
+        else:
+            beyond = sa.false() if value is None else sa.or_(col < value, col.is_(None))
+        ors.append(sa.and_(*equal, beyond))
+        equal.append(col.is_(None) if value is None else col == value)
+    return sa.or_(*ors)
 
 
 # ---------------------------------------------------------------- create

@@ -13,12 +13,17 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from onestack.common import bus, errors
+import sqlalchemy as sa
+
+from onestack.common import bus, db, errors
 from onestack.compute import clients, settings
+from onestack.compute import models as m
 from onestack.compute.agent import ComputeAgent
 from onestack.compute.conductor import Conductor
 from onestack.compute.scheduler import Scheduler
+from onestack.compute.virt.driver import FakeDriver, LibvirtDriver
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,8 @@ class Runtime:
         self.agents: list[ComputeAgent] = []
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self._inventory: dict[str, dict] = {}
+        self._inventory: dict[str, dict] = {}  # what Placement holds of each host, as last reported
+        self._unreported: set[str] = set()  # hosts whose new node has no provider yet
         self.controller = socket.gethostname()
 
     def stop(self) -> None:
@@ -49,8 +55,6 @@ _USE_FAKE = 'or set compute.driver = "fake" (ONESTACK_COMPUTE_DRIVER=fake) for s
 
 
 def _driver(conf, host: str):
-    from onestack.compute.virt.driver import FakeDriver, LibvirtDriver
-
     kind = conf.compute.driver
     instances_dir = conf.compute.instances_dir or None
     if kind not in ("auto", "libvirt", "fake"):
@@ -86,8 +90,6 @@ def start(conf) -> Runtime:
     driver, real = _driver(conf, host)
     rt.agents = [ComputeAgent(host, driver, zone=conf.compute.availability_zone, plug=real)]
     if conf.compute.fake_hosts:
-        from onestack.compute.virt.driver import FakeDriver
-
         for i in range(conf.compute.fake_hosts):
             name = f"fake-{i + 1}"
             d = FakeDriver(host=name, vcpus=conf.compute.fake_host_vcpus,
@@ -102,31 +104,24 @@ def start(conf) -> Runtime:
     return rt
 
 
-def _resources(agent: ComputeAgent) -> dict:
-    return agent.resources()
-
-
 def _report_loop(rt: Runtime) -> None:
     """Register every host, then heartbeat; retries until the API answers (it starts after us)."""
     interval = settings.current.heartbeat_interval
     pending = list(rt.agents)
     delay = 0.2
+    started = time.monotonic()
     while not rt.stopping.is_set() and pending:
         try:
             for name in ("nova-scheduler", "nova-conductor"):
                 rt.conductor.service_report(host=rt.controller, binary=name, zone="internal")
-            left = []
-            for a in pending:
-                try:
-                    _register(rt, a)
-                except errors.ServiceUnavailable:
-                    left.append(a)
-            pending = left
+            pending = _register(rt, pending)
         except Exception:
             log.exception("compute: registering hosts failed")
         if pending:
             rt.stopping.wait(delay)
-            delay = min(delay * 2, 5)
+            delay = min(delay * 2, 2)
+    if not pending:
+        log.info("compute: %d host(s) registered in %.1f s", len(rt.agents), time.monotonic() - started)
     rt.scheduler.invalidate()
     first = True
     while not rt.stopping.wait(0 if first else interval):
@@ -137,7 +132,7 @@ def _report_loop(rt: Runtime) -> None:
             for a in rt.agents:
                 if a.plug_vifs or first:
                     if not first:
-                        _register(rt, a)
+                        _register(rt, [a])
                     try:
                         a.reconcile()
                     except Exception:
@@ -147,12 +142,14 @@ def _report_loop(rt: Runtime) -> None:
         first = False
 
 
-def _register(rt: Runtime, agent: ComputeAgent) -> None:
-    res = _resources(agent)
-    got = rt.conductor.service_report(host=agent.host, binary="nova-compute", zone=agent.zone, resources=res)
-    agent.node_uuid = got["node_uuid"]
+# Placement has no bulk inventory API: each host is a POST and a PUT, this many at once
+# (bounded: in the all-in-one cloud the same process answers them)
+REPORT_WORKERS = 8
+
+
+def _inventory(res: dict) -> dict[str, dict]:
     s = settings.current
-    inventory = {
+    return {
         "VCPU": {"total": res["vcpus"], "reserved": 0, "min_unit": 1, "max_unit": res["vcpus"], "step_size": 1,
                  "allocation_ratio": s.cpu_allocation_ratio},
         "MEMORY_MB": {"total": res["memory_mb"], "reserved": min(s.reserved_host_memory_mb, res["memory_mb"] - 1),
@@ -161,27 +158,49 @@ def _register(rt: Runtime, agent: ComputeAgent) -> None:
         "DISK_GB": {"total": max(res["local_gb"], 1), "reserved": 0, "min_unit": 1,
                     "max_unit": max(res["local_gb"], 1), "step_size": 1, "allocation_ratio": s.disk_allocation_ratio},
     }
-    if rt._inventory.get(agent.host) == inventory:
-        return
-    p = clients.get().placement
-    try:
-        p.post("/resource_providers", json={"uuid": agent.node_uuid, "name": agent.host})
-    except errors.Conflict:
-        pass
-    gen = p.get(f"/resource_providers/{agent.node_uuid}")["generation"]
-    p.put(f"/resource_providers/{agent.node_uuid}/inventories",
-          json={"resource_provider_generation": gen, "inventories": inventory})
-    rt._inventory[agent.host] = inventory
-    time.sleep(0)
+
+
+def _register(rt: Runtime, agents: list[ComputeAgent]) -> list[ComputeAgent]:
+    """Report hosts: their service and node rows in one conductor transaction, then each
+    one's provider and inventory in Placement (a bounded pool of them at once). The hosts
+    still to do (Placement or the API not answering yet)."""
+    reports = [{"host": a.host, "zone": a.zone, "resources": a.resources()} for a in agents]
+    nodes = rt.conductor.compute_nodes_report(reports=reports)
+    todo = []
+    for a, r in zip(agents, reports, strict=True):
+        a.node_uuid = nodes[a.host]["node_uuid"]
+        if nodes[a.host]["new"]:
+            rt._unreported.add(a.host)
+        inventory = _inventory(r["resources"])
+        if rt._inventory.get(a.host) != inventory:
+            todo.append((a, inventory, a.host in rt._unreported))
+    down = threading.Event()  # the API is not up yet: the rest wait for the next round
+
+    def report(item) -> Exception | None:
+        a, inventory, new = item
+        if down.is_set():
+            return errors.ServiceUnavailable("placement is not answering")
+        try:
+            clients.get().placement.report_provider(a.node_uuid, a.host, inventory, new=new)
+        except Exception as e:
+            if isinstance(e, errors.ServiceUnavailable):
+                down.set()
+            else:
+                log.error("compute: %s could not be reported to Placement: %s", a.host, e)
+            return e
+        rt._inventory[a.host] = inventory
+        rt._unreported.discard(a.host)
+        return None
+
+    if not todo:
+        return []
+    with ThreadPoolExecutor(min(REPORT_WORKERS, len(todo)), thread_name_prefix="compute-register") as pool:
+        failed = list(pool.map(report, todo))
+    return [a for (a, _, _), error in zip(todo, failed, strict=True) if error is not None]
 
 
 def _floating_ip_changed(event: str, payload: dict) -> None:
     """A floating IP came or went: the servers whose addresses show it are refreshed."""
-    import sqlalchemy as sa
-
-    from onestack.common import db
-    from onestack.compute import models as m
-
     needles = [x for x in (payload.get("port_id"), payload.get("floating_ip_address")) if x]
     if not needles:
         return

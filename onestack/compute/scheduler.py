@@ -5,14 +5,19 @@ the allocation ratios in their inventories); the filters here drop hosts that
 are disabled or down, in the wrong availability zone, or break a server
 group's policy; the weigher ranks the rest (spread by default: most free RAM,
 then most free VCPUs); the winner's resources are claimed in Placement before
-the build goes to it, so two schedulers never give away the same room.
+the build goes to it, so two schedulers never give away the same room. A
+multi-create's hosts are all chosen first and claimed in one request (all or
+none); if Placement refuses that, each is claimed in turn, a refused host
+giving way to the next.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -98,13 +103,12 @@ class Scheduler:
         resources = resources_of(spec["flavor"], bool(spec.get("volume_backed")))
         query = ",".join(f"{k}:{v}" for k, v in resources.items())
         try:
-            got = clients.get().placement.get("/allocation_candidates", params={"resources": query},
-                                              headers={"OpenStack-API-Version": "placement 1.29"})
+            got = clients.get().placement.candidates(resources)
         except errors.ApiError as e:
             raise NoValidHost(f"Placement could not be asked for candidates: {e.message}") from None
-        summaries = got.get("provider_summaries", {})
-        candidates = [next(iter(a["allocations"])) for a in got.get("allocation_requests", [])
-                      if len(a["allocations"]) == 1]
+        # the compute nodes that can hold it all themselves (no nested providers here)
+        candidates = [c.provider_uuid for c in got if list(c.allocations) == [c.provider_uuid]]
+        summaries = {c.provider_uuid: c.summaries[c.provider_uuid] for c in got if c.provider_uuid in c.summaries}
         hosts = self._host_states()
         az, forced = spec.get("availability_zone"), spec.get("force_host")
         hints = spec.get("hints") or {}
@@ -132,49 +136,101 @@ class Scheduler:
         elif not passing:
             reasons.append("no enabled and alive compute node in the requested zone passes the filters")
 
-        def free(h: HostState) -> tuple[float, float]:
-            r = summaries.get(h.uuid, {}).get("resources", {})
-            def room(rc):
-                x = r.get(rc, {})
-                return x.get("capacity", 0) - x.get("used", 0)
-            return room("MEMORY_MB"), room("VCPU")
+        def placing() -> _Placing:
+            return _Placing(passing, summaries, resources, policy, group_hosts, per_host,
+                            spread=settings.current.weigher != "pack")
 
+        chosen: list[HostState | None] | None = None
+        if len(instance_uuids) > 1:
+            # a multi-create: every host chosen here, then all claimed in one request
+            plan = placing()
+            chosen = [plan.choose() for _ in instance_uuids]
+            claims = {u: {h.uuid: resources} for u, h in zip(instance_uuids, chosen, strict=True) if h}
+            if claims and not self._claim_many(claims, project_id, user_id):
+                chosen = None
+        if chosen is None:  # one instance, or the batch was refused: one claim at a time
+            plan = placing()
+            chosen = [plan.choose(lambda h, u=u: self._claim(u, h.uuid, resources, project_id, user_id))
+                      for u in instance_uuids]
         out: list[dict | None] = []
-        placed: dict[str, int] = {}
-        for uuid in instance_uuids:
-            order = sorted(passing, key=free, reverse=settings.current.weigher != "pack")
-            chosen = None
-            for h in order:
-                if policy in ("affinity",) and (group_hosts or placed) and h.host not in (group_hosts | set(placed)):
-                    continue
-                if policy == "anti-affinity":
-                    count = placed.get(h.host, 0) + (1 if h.host in group_hosts else 0)
-                    if count >= per_host:
-                        continue
-                if self._claim(uuid, h.uuid, resources, project_id, user_id):
-                    chosen = h
-                    break
-            if chosen is None:
+        for uuid, h in zip(instance_uuids, chosen, strict=True):
+            if h is None:
                 why = reasons[0] if reasons else (
                     f"the server group's {policy} policy leaves no host" if policy else "no host could be claimed")
-                out.append(None)
                 log.info("no valid host for %s: %s", uuid, why)
                 self.last_reason = why
-                continue
-            placed[chosen.host] = placed.get(chosen.host, 0) + 1
-            r = summaries.setdefault(chosen.uuid, {}).setdefault("resources", {})
-            for rc, n in resources.items():
-                r.setdefault(rc, {"capacity": 0, "used": 0})["used"] = r.get(rc, {}).get("used", 0) + n
-            out.append({"host": chosen.host, "node": chosen.node, "uuid": chosen.uuid})
+                out.append(None)
+            else:
+                out.append({"host": h.host, "node": h.node, "uuid": h.uuid})
         return out
 
     last_reason = ""
 
-    def _claim(self, consumer: str, rp: str, resources: dict, project_id: str, user_id: str) -> bool:
-        body = {"allocations": {rp: {"resources": resources}}, "project_id": project_id, "user_id": user_id,
-                "consumer_generation": None}
+    def _claim_many(self, claims: dict, project_id: str, user_id: str) -> bool:
         try:
-            clients.get().placement.put(f"/allocations/{consumer}", json=body)
-            return True
+            return clients.get().placement.claim_many(claims, project_id, user_id)
+        except errors.ApiError as e:
+            log.warning("claiming %d instances at once failed, one at a time then: %s", len(claims), e.message)
+            return False
+
+    def _claim(self, consumer: str, rp: str, resources: dict, project_id: str, user_id: str) -> bool:
+        """Claim on ``rp`` for a consumer new to Placement (no read first); a generation race is
+        retried by the client, a host with no room left is False."""
+        try:
+            return clients.get().placement.claim(consumer, {rp: resources}, project_id, user_id,
+                                                 consumer_generation=None)
         except errors.Conflict:
             return False
+
+
+class _Placing:
+    """The passing hosts in the weigher's order (spread: most free RAM, then VCPUs, first;
+    pack: least first), as the instances of one request take room on them: a heap, so
+    each choice costs a few steps rather than a sort of a thousand hosts."""
+
+    def __init__(self, hosts: list[HostState], summaries: dict, resources: dict[str, int], policy: str | None,
+                 group_hosts: set[str], per_host: int, spread: bool):
+        self.resources, self.policy, self.group_hosts, self.per_host = resources, policy, group_hosts, per_host
+        self.sign = -1 if spread else 1
+        self.room = {h.uuid: {rc: x.get("capacity", 0) - x.get("used", 0)
+                              for rc, x in summaries.get(h.uuid, {}).get("resources", {}).items()}
+                     for h in hosts}
+        self.heap = [(self._key(h), i, h) for i, h in enumerate(hosts)]
+        heapq.heapify(self.heap)
+        self.placed: dict[str, int] = {}
+
+    def _key(self, h: HostState) -> tuple[int, int]:
+        room = self.room[h.uuid]
+        return self.sign * room.get("MEMORY_MB", 0), self.sign * room.get("VCPU", 0)
+
+    def _policy_allows(self, h: HostState) -> bool:
+        if self.policy == "affinity" and (self.group_hosts or self.placed):
+            return h.host in self.group_hosts or h.host in self.placed
+        if self.policy == "anti-affinity":
+            return self.placed.get(h.host, 0) + (h.host in self.group_hosts) < self.per_host
+        return True
+
+    def choose(self, claim: Callable[[HostState], bool] | None = None) -> HostState | None:
+        """The best host the group policy allows that has room left (and that ``claim``
+        gets), its room taken; None if none. A host with no room left is dropped."""
+        passed_over, chosen = [], None
+        while self.heap:
+            item = heapq.heappop(self.heap)
+            h = item[2]
+            if any(self.room[h.uuid].get(rc, 0) < n for rc, n in self.resources.items()):
+                continue  # full (room only shrinks)
+            if not self._policy_allows(h):
+                passed_over.append(item)
+                continue
+            if claim is not None and not claim(h):
+                continue  # Placement says it is full
+            chosen = h
+            break
+        if chosen is not None:
+            self.placed[chosen.host] = self.placed.get(chosen.host, 0) + 1
+            for rc, n in self.resources.items():
+                self.room[chosen.uuid][rc] = self.room[chosen.uuid].get(rc, 0) - n
+            passed_over.append((self._key(chosen), item[1], chosen))
+        for x in passed_over:
+            heapq.heappush(self.heap, x)
+        return chosen

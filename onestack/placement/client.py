@@ -23,6 +23,7 @@ CONCURRENT_UPDATE = "placement.concurrent_update"
 _STATUS = {400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
            405: errors.MethodNotAllowed, 406: errors.NotAcceptable, 409: errors.Conflict,
            415: errors.UnsupportedMediaType}
+READ = object()  # "read it from Placement first" (the default of a generation argument)
 _INVENTORY_DEFAULTS = {"reserved": 0, "min_unit": 1, "max_unit": 2147483647, "step_size": 1,
                        "allocation_ratio": 1.0}
 
@@ -88,15 +89,19 @@ class PlacementClient:
         except errors.NotFound:
             return None
 
+    def create_provider(self, uuid: str, name: str, parent: str | None = None) -> dict:
+        """``POST /resource_providers``: the new provider (generation 0); 409 if the uuid or name is taken."""
+        body = {"uuid": uuid, "name": name}
+        if parent:
+            body["parent_provider_uuid"] = parent
+        return self.request("POST", "/resource_providers", json=body).json()
+
     def ensure_provider(self, uuid: str, name: str, parent: str | None = None) -> dict:
         """The provider ``uuid``, created (or renamed) to be called ``name``."""
         p = self.provider(uuid)
         if p is None:
-            body = {"uuid": uuid, "name": name}
-            if parent:
-                body["parent_provider_uuid"] = parent
             try:
-                return self.request("POST", "/resource_providers", json=body).json()
+                return self.create_provider(uuid, name, parent)
             except errors.Conflict:  # made meanwhile by someone else, or the name is taken
                 p = self.provider(uuid)
                 if p is None:
@@ -115,9 +120,13 @@ class PlacementClient:
         except errors.NotFound:
             return False
 
-    def _generation_loop(self, uuid: str, read: Callable[[], tuple[int, object]], write):
+    def _generation_loop(self, read: Callable[[], tuple[int, object]], write, known=None):
+        """``write(generation, current)``; when another writer moved the provider's generation
+        meanwhile (409 concurrent_update), re-read and write again, at most ``retries`` times, as
+        Nova's report client does. Any other 409 (inventory in use, ...) is the answer. ``known``:
+        a (generation, current) the caller already holds, used for the first try instead of a read."""
         for attempt in range(self.retries):
-            generation, current = read()
+            generation, current = known if attempt == 0 and known is not None else read()
             try:
                 return write(generation, current)
             except errors.Conflict as e:
@@ -125,9 +134,11 @@ class PlacementClient:
                     raise
         raise AssertionError("unreachable")
 
-    def set_inventory(self, uuid: str, inventories: dict[str, dict]) -> dict[str, dict]:
+    def set_inventory(self, uuid: str, inventories: dict[str, dict], *,
+                      generation: int | None = None) -> dict[str, dict]:
         """Make the provider's inventory exactly ``{rc: {total, reserved, ...}}``
-        (missing fields take Placement's defaults); no write when it already is."""
+        (missing fields take Placement's defaults); no write when it already is.
+        ``generation``: of a provider just created (so with no inventory): no read first."""
         want = {rc: {**_INVENTORY_DEFAULTS, **fields} for rc, fields in inventories.items()}
         path = f"/resource_providers/{uuid}/inventories"
 
@@ -141,7 +152,23 @@ class PlacementClient:
             body = {"resource_provider_generation": generation, "inventories": want}
             return self.request("PUT", path, json=body).json()["inventories"]
 
-        return self._generation_loop(uuid, read, write)
+        return self._generation_loop(read, write, None if generation is None else (generation, {}))
+
+    def report_provider(self, uuid: str, name: str, inventories: dict[str, dict], *,
+                        new: bool = False) -> dict[str, dict]:
+        """A compute node's provider, called ``name``, with exactly this inventory. ``new``: the
+        caller has just made ``uuid``, so no provider can have it yet: one POST and one PUT (the
+        fewest Placement allows, it has no bulk inventory API); otherwise read, then write what
+        differs."""
+        if new:
+            try:
+                created = self.create_provider(uuid, name)
+            except errors.Conflict:  # the name is an old provider's: left to ensure_provider to say
+                pass
+            else:
+                return self.set_inventory(uuid, inventories, generation=created["generation"])
+        self.ensure_provider(uuid, name)
+        return self.set_inventory(uuid, inventories)
 
     def set_traits(self, uuid: str, traits: Iterable[str]) -> list[str]:
         want = sorted(set(traits))
@@ -160,7 +187,7 @@ class PlacementClient:
             return self.request("PUT", path, json={"resource_provider_generation": generation,
                                                    "traits": want}).json()["traits"]
 
-        return self._generation_loop(uuid, read, write)
+        return self._generation_loop(read, write)
 
     def set_aggregates(self, uuid: str, aggregates: Iterable[str]) -> list[str]:
         want = sorted(set(aggregates))
@@ -176,7 +203,7 @@ class PlacementClient:
             return self.request("PUT", path, json={"resource_provider_generation": generation,
                                                    "aggregates": want}).json()["aggregates"]
 
-        return self._generation_loop(uuid, read, write)
+        return self._generation_loop(read, write)
 
     def usages(self, uuid: str) -> dict[str, int]:
         return self._get(f"/resource_providers/{uuid}/usages")["usages"]
@@ -194,15 +221,16 @@ class PlacementClient:
                         limit=limit, required=",".join(traits) or None,
                         member_of=f"in:{','.join(aggs)}" if aggs else None, in_tree=in_tree)
         summaries = got["provider_summaries"]
+        trees: dict[str, dict] = {}  # root -> the summaries of its tree (grouped once: 1,000s of hosts)
+        for rp, summary in summaries.items():
+            trees.setdefault(summary.get("root_provider_uuid") or rp, {})[rp] = summary
         out = []
         for req in got["allocation_requests"]:
             allocs = {rp: dict(a["resources"]) for rp, a in req["allocations"].items()}
             first = next(iter(allocs))
             root = summaries.get(first, {}).get("root_provider_uuid") or first
-            out.append(Candidate(root, allocs, {rp: summaries[rp] for rp in summaries
-                                                if summaries[rp].get("root_provider_uuid", rp) == root
-                                                or rp in allocs},
-                                 req.get("mappings", {})))
+            tree = {**trees.get(root, {}), **{rp: summaries[rp] for rp in allocs if rp in summaries}}
+            out.append(Candidate(root, allocs, tree, req.get("mappings", {})))
         return out
 
     def allocations(self, consumer: str) -> dict:
@@ -210,13 +238,18 @@ class PlacementClient:
         return self._get(f"/allocations/{consumer}")
 
     def claim(self, consumer: str, allocations: dict[str, dict[str, int]], project_id: str, user_id: str,
-              consumer_type: str = "INSTANCE") -> bool:
+              consumer_type: str = "INSTANCE", consumer_generation: int | None | object = READ) -> bool:
         """Make ``allocations`` the consumer's (replacing any it has). False when a
-        provider has no room for them; a race on the consumer is re-read and retried."""
+        provider has no room for them (not retried); a race on the consumer or a provider
+        (409 concurrent_update) is re-read and retried. ``consumer_generation``: the one the
+        caller holds (None: a consumer new to Placement), used for the first try instead of a read."""
         body = {"allocations": {rp: {"resources": res} for rp, res in allocations.items()},
                 "project_id": project_id, "user_id": user_id, "consumer_type": consumer_type}
         for attempt in range(self.retries):
-            body["consumer_generation"] = self.allocations(consumer).get("consumer_generation")
+            if attempt or consumer_generation is READ:
+                body["consumer_generation"] = self.allocations(consumer).get("consumer_generation")
+            else:
+                body["consumer_generation"] = consumer_generation
             try:
                 self.request("PUT", f"/allocations/{consumer}", json=body)
                 return True
@@ -226,6 +259,22 @@ class PlacementClient:
                 if attempt == self.retries - 1:
                     raise
         return False
+
+    def claim_many(self, claims: dict[str, dict[str, dict[str, int]]], project_id: str, user_id: str,
+                   consumer_type: str = "INSTANCE") -> bool:
+        """``POST /allocations``: the allocations of many consumers new to Placement
+        (``{consumer: {provider: {class: amount}}}``) in one request, all or none. False when
+        Placement refuses them (no room left somewhere, or one of them is not new after all):
+        the caller then claims one by one."""
+        body = {consumer: {"allocations": {rp: {"resources": res} for rp, res in allocations.items()},
+                           "project_id": project_id, "user_id": user_id, "consumer_generation": None,
+                           "consumer_type": consumer_type}
+                for consumer, allocations in claims.items()}
+        try:
+            self.request("POST", "/allocations", json=body)
+            return True
+        except errors.Conflict:
+            return False
 
     def release(self, consumer: str) -> bool:
         """Drop every allocation of the consumer; False if it had none."""

@@ -283,6 +283,23 @@ def test_block_storage_refuses_unsupported_content_types(cloud, admin, headers):
     assert not [v for v in cloud.os_json("volume", "list") if v["Name"] == name]
 
 
+def test_block_storage_metadata_must_be_an_object(cloud, admin, headers):
+    """`"metadata": []` is refused (Cinder's schema), not taken for no metadata; null is none."""
+    base = admin.block_storage.get_endpoint()
+    name = _name("vol")
+    for path, body in (("/volumes", {"volume": {"size": 1, "name": name, "metadata": []}}),
+                       ("/volumes", {"volume": {"size": 1, "name": name, "metadata": "a=b"}})):
+        r = httpx.post(base + path, json=body, headers=headers)
+        assert r.status_code == 400 and "metadata" in r.json()["badRequest"]["message"], r.text
+    assert not [v for v in cloud.os_json("volume", "list") if v["Name"] == name]
+    r = httpx.post(base + "/volumes", json={"volume": {"size": 1, "name": name, "metadata": None}},
+                   headers=headers)
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    wait_for(lambda: cloud.os_json("volume", "show", vid)["status"] == "available", 60, "volume")
+    cloud.openstack("volume", "delete", vid)
+
+
 def test_malformed_bodies_are_400s_not_500s(cloud, headers):
     """Wrong JSON types and empty bodies on the routes above: each service's 400."""
     bodies = [b"", b"[]", b'"x"', b"null", b"{", b"\xff\xfe", b'{"network": []}', b'{"server": 5}']

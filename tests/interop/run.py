@@ -409,9 +409,9 @@ COMPUTE_FEATURES = {
 }
 
 
-def compute_options(cloud: Cloud, guest_image: dict | None = None) -> dict[str, str]:
-    """[compute] options; with validation on, every server boots `guest_image` (the tiny
-    image: Tempest SSHes into the rebuilt server too, so image_ref_alt is it as well)."""
+def compute_options(cloud: Cloud, guests: tuple[str, str] | None = None) -> dict[str, str]:
+    """[compute] options; with validation on, servers boot the tiny image and its copy
+    (`guests`): Tempest SSHes into servers of both, and some tests want two distinct ids."""
     base = versioned(cloud.url("compute"), "v2.1")
     flavors = cloud.get(base + "/flavors/detail")["flavors"]
     flavors.sort(key=lambda f: (f.get("ram", 0), f.get("vcpus", 0), f.get("disk", 0)))
@@ -427,9 +427,8 @@ def compute_options(cloud: Cloud, guest_image: dict | None = None) -> dict[str, 
             raise SetupError("image service lists no active image: upload one first")
         options["image_ref"] = images[0]["id"]
         options["image_ref_alt"] = images[min(1, len(images) - 1)]["id"]
-    if guest_image:
-        options["image_ref"] = options["image_ref_alt"] = guest_image["id"]
-        options["build_timeout"] = str(GUEST_BUILD_TIMEOUT)
+    if guests:
+        options["image_ref"], options["image_ref_alt"] = guests
     micro = version_range(cloud, base)
     if micro:
         options["min_microversion"], options["max_microversion"] = micro
@@ -517,10 +516,10 @@ def object_storage_options(cloud: Cloud) -> tuple[dict[str, str], dict[str, str]
 # API's loopback address there while it runs, so the catalog's URLs work unchanged.
 
 GUEST_IMAGE = "onestack-tiny-x86_64"  # `onestack image register tiny`: guest/README.md
+GUEST_IMAGE_ALT = GUEST_IMAGE + "-alt"  # a copy: image_ref_alt, a distinct id that boots too
 NETNS_API = ["netns", "exec", "public", "--api", "--"]
-# The tiny guest answers SSH ~4 s after QEMU starts (TCG): Tempest's default waits (300 s
-# to build, to SSH) leave room for a loaded 2-core machine and still end a hung test.
-GUEST_BUILD_TIMEOUT = 300
+# The tiny guest answers SSH ~4 s after QEMU starts (TCG), ~30 s on a busy 2-core machine:
+# Tempest's default waits (300 s to build, and to SSH) leave room and still end a hung test.
 VALIDATION_OPTIONS = {
     "run_validation": "true",
     "connect_method": "floating",  # Tempest makes a floating IP per server it checks
@@ -543,19 +542,27 @@ def netns_api_cmd() -> list[str]:
     return [str(ONESTACK), *NETNS_API]
 
 
-def guest_image(cloud: Cloud) -> tuple[dict | None, str]:
-    """The image Tempest can SSH into, or None and why validation cannot run here."""
+def public_image(cloud: Cloud, name: str) -> str | None:
+    query = f"/images?name={name}&status=active&visibility=public"
+    images = cloud.get(versioned(cloud.url("image"), "v2") + query).get("images", [])
+    return images[0]["id"] if images else None
+
+
+def guest_image(cloud: Cloud) -> tuple[str | None, str]:
+    """The id of the image Tempest can SSH into, or None and why validation cannot run here."""
     if not all(cloud.has(t) for t in ("compute", "network", "image")):
         return None, "it needs the compute, network and image services"
     if os.geteuid() != 0:
         return None, "entering the public namespace needs root"
     compute = versioned(cloud.url("compute"), "v2.1")
-    hypervisors = cloud.get(compute + "/os-hypervisors/detail").get("hypervisors", [])
+    try:
+        hypervisors = cloud.get(compute + "/os-hypervisors/detail").get("hypervisors", [])
+        image = public_image(cloud, GUEST_IMAGE)
+    except (SetupError, OSError) as err:
+        return None, str(err)
     if not any(h.get("hypervisor_type", "fake") != "fake" for h in hypervisors):
         return None, "compute has only simulated hosts (compute.driver = fake)"
-    query = f"/images?name={GUEST_IMAGE}&status=active&visibility=public"
-    images = cloud.get(versioned(cloud.url("image"), "v2") + query).get("images", [])
-    if not images:
+    if not image:
         return None, f"no public image {GUEST_IMAGE} (`onestack image register tiny`)"
     if not ONESTACK.exists():
         return None, f"{ONESTACK.relative_to(REPO)} not found"
@@ -565,11 +572,25 @@ def guest_image(cloud: Cloud) -> tuple[dict | None, str]:
     )
     if probe.returncode != 0:
         return None, f"`onestack {' '.join(NETNS_API)} true` failed: {probe.stderr.strip()[-300:]}"
-    return images[0], ""
+    return image, ""
 
 
-def decide_validation(mode: str, cloud: Cloud) -> dict | None:
-    """--validation auto|on|off -> the guest image to boot (validation on), or None."""
+def alt_guest_image(cloud: Cloud) -> str:
+    """The copy of the tiny image, registered (once: it is idempotent) when missing."""
+    image = public_image(cloud, GUEST_IMAGE_ALT)
+    if image:
+        return image
+    say(f"registering {GUEST_IMAGE_ALT}, a copy of {GUEST_IMAGE} for image_ref_alt")
+    cmd = [str(ONESTACK), "image", "register", "tiny", "--name", GUEST_IMAGE_ALT]
+    run_quiet(cmd, WORKSPACE / "register-alt.log", 600)  # env: the same cloud's ONESTACK_*
+    image = public_image(cloud, GUEST_IMAGE_ALT)
+    if not image:
+        raise SetupError(f"`{' '.join(cmd)}` left no public image {GUEST_IMAGE_ALT}")
+    return image
+
+
+def decide_validation(mode: str, cloud: Cloud) -> tuple[str, str] | None:
+    """--validation auto|on|off -> the (image, alt image) to boot (validation on), or None."""
     if mode == "off":
         say("validation off (--validation off): tests that SSH into guests are skipped")
         return None
@@ -578,10 +599,10 @@ def decide_validation(mode: str, cloud: Cloud) -> dict | None:
         raise SetupError(f"--validation on, but {why_not}")
     if image is None:
         say(f"validation off ({why_not}): tests that SSH into guests are skipped")
-    else:
-        say(f"validation on: Tempest SSHes into {GUEST_IMAGE} guests through floating IPs, "
-            "from the public namespace")
-    return image
+        return None
+    say(f"validation on: Tempest SSHes into {GUEST_IMAGE} guests through floating IPs, "
+        "from the public namespace")
+    return image, alt_guest_image(cloud)
 
 
 # Runs inside .venv-tempest: which of the given tests check guests over SSH when validation
@@ -629,9 +650,10 @@ def validation_users(bin_dir: Path, conf_path: Path, tests: list[str]) -> set[st
 
 
 def tempest_conf(
-    admin: Creds, cloud: Cloud, static_accounts: bool, guest: dict | None = None
+    admin: Creds, cloud: Cloud, static_accounts: bool, guests: tuple[str, str] | None = None
 ) -> dict[str, dict[str, str]]:
-    """The whole tempest.conf as {section: {option: value}}; `guest`: validation on, with it."""
+    """The whole tempest.conf as {section: {option: value}}; `guests`: validation on, the
+    images to boot."""
     available = {flag: cloud.has(*types) for flag, types in SERVICE_TYPES.items()}
     project = cloud.token_body.get("project", {})
     conf: dict[str, dict[str, str]] = {
@@ -663,7 +685,7 @@ def tempest_conf(
             "horizon": "false",
         },
         # SSH into guests only when they are real and Tempest runs in the public namespace
-        "validation": dict(VALIDATION_OPTIONS) if guest else {"run_validation": "false"},
+        "validation": dict(VALIDATION_OPTIONS) if guests else {"run_validation": "false"},
     }
     if project.get("domain", {}).get("id") and admin.project_domain == "Default":
         conf["identity"]["default_domain_id"] = project["domain"]["id"]
@@ -681,7 +703,7 @@ def tempest_conf(
         conf["image"].update(IMAGE_OPTIONS)
         conf["image-feature-enabled"] = dict(IMAGE_FEATURES)
     if available["nova"]:
-        conf["compute"].update(compute_options(cloud, guest))
+        conf["compute"].update(compute_options(cloud, guests))
         conf["compute-feature-enabled"] = dict(COMPUTE_FEATURES)
     if available["neutron"]:
         network, features = network_options(cloud)
@@ -1113,8 +1135,8 @@ def prepare(args: argparse.Namespace, wanted: set[str], deadline: float):
     say(f"cloud root lists: {', '.join(listed) if listed else '(nothing readable)'}")
     cloud = connect(admin)
     say(f"catalog: {', '.join(sorted(cloud.catalog)) or '(empty)'}")
-    guest = decide_validation(args.validation, cloud)
-    conf = tempest_conf(admin, cloud, args.static_credentials, guest)
+    guests = decide_validation(args.validation, cloud)
+    conf = tempest_conf(admin, cloud, args.static_credentials, guests)
     drop_unknown(conf, facts["options"], facts["version"])
     conf_path = write_workspace(conf, facts["package"], accounts)
     ensure_stestr_repo(bin_dir)
@@ -1130,7 +1152,7 @@ def prepare(args: argparse.Namespace, wanted: set[str], deadline: float):
     load_list.write_text("".join(f"{t}\n" for t in sorted(set(full.values()))))
     if time.monotonic() > deadline:
         raise SetupError("--timeout spent before the tests started")
-    return bin_dir, facts["version"], conf_path, load_list, full, moved, guest is not None
+    return bin_dir, facts["version"], conf_path, load_list, full, moved, guests is not None
 
 
 def only(caps: dict[str, list[str]], tests: set[str]) -> dict[str, list[str]]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from onestack.common import auth, db
-from onestack.placement import core
+from onestack.common import auth, db, errors
+from onestack.placement import core, models
 from onestack.placement.client import PlacementClient
 
 ROLES = {"admin": ["admin", "member", "reader"], "nova": ["service"], "someone": ["member", "reader"]}
@@ -237,3 +238,54 @@ def test_client_class(client, call):
     assert p.usages(rp) == {"MEMORY_MB": 0, "VCPU": 8}
     assert p.release(consumer) is True and p.release(consumer) is False
     assert p.delete_provider(rp) is True and p.provider(rp) is None
+
+
+def _bump(table, uuid_: str) -> None:
+    """Another writer (a second scheduler, an operator) moved the row's generation."""
+    with db.transaction() as s:
+        s.execute(sa.update(table).where(table.uuid == uuid_).values(generation=table.generation + 1))
+
+
+def test_client_retries_generation_races_but_not_refusals(client, call):
+    p = PlacementClient("http://cloud/placement", lambda: "nova", client=client)
+    sent, race = [], {}
+
+    def hook(request):
+        sent.append(request.method)
+        target = race.pop(request.method, None)
+        if target:
+            _bump(*target)
+
+    client.event_hooks["request"] = [hook]
+    rp = str(uuid.uuid4())
+    # a new host: one POST and one PUT, unless the generation moves between them: then the
+    # PUT's 409 concurrent_update is re-read and written again
+    race["PUT"] = (models.ResourceProvider, rp)
+    inv = p.report_provider(rp, "racy", {"VCPU": {"total": 8}, "MEMORY_MB": {"total": 1024}}, new=True)
+    assert sent == ["POST", "PUT", "GET", "PUT"] and inv["VCPU"]["total"] == 8
+    assert call("GET", f"/resource_providers/{rp}/inventories").json()["inventories"]["VCPU"]["total"] == 8
+    sent.clear()
+    assert p.report_provider(rp, "racy", {"VCPU": {"total": 8}, "MEMORY_MB": {"total": 1024}}) == inv
+    assert sent == ["GET", "GET"]  # known and unchanged: nothing written
+    # the consumer's generation moves between the read and the write: re-read, claimed
+    consumer = str(uuid.uuid4())
+    assert p.claim(consumer, {rp: {"VCPU": 2}}, "proj", "user", consumer_generation=None) is True
+    sent.clear()
+    race["PUT"] = (models.Consumer, consumer)
+    assert p.claim(consumer, {rp: {"VCPU": 4}}, "proj", "user") is True
+    assert sent == ["GET", "PUT", "GET", "PUT"] and p.usages(rp)["VCPU"] == 4
+    # a real refusal (no room; inventory in use) is the answer at once, not retried
+    sent.clear()
+    assert p.claim(str(uuid.uuid4()), {rp: {"VCPU": 200}}, "proj", "user", consumer_generation=None) is False
+    assert sent == ["PUT"]
+    sent.clear()
+    with pytest.raises(errors.Conflict) as e:
+        p.set_inventory(rp, {"MEMORY_MB": {"total": 1024}})  # VCPU is allocated
+    assert e.value.extra["code"] == "placement.inventory.inuse" and sent == ["GET", "PUT"]
+    # a race lost every time ends in the conflict, after the client's bounded tries
+    sent.clear()
+    p.retries = 2
+    client.event_hooks["request"] = [lambda r: r.method == "PUT" and _bump(models.ResourceProvider, rp)]
+    with pytest.raises(errors.Conflict) as e:
+        p.set_inventory(rp, {"VCPU": {"total": 16}, "MEMORY_MB": {"total": 1024}})
+    assert e.value.extra["code"] == "placement.concurrent_update"

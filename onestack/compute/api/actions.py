@@ -18,12 +18,12 @@ from onestack.compute import (
     keypairs,
     policies,
     quotas,
+    resources,
     states,
 )
 from onestack.compute.actions import ANY, begin
 from onestack.compute.api import api, mv, views
 from onestack.compute.api.servers import server_view
-from onestack.compute.resources import resources_of, volume_backed
 
 HANDLERS = {}
 
@@ -248,13 +248,10 @@ def resize(req: Req, uuid: str, body):
                  task_state=states.RESIZE_PREP)
     # claim the new size on the same host (a single-node cloud resizes in place)
     try:
-        alloc = clients.get().placement.get(f"/allocations/{uuid}")
-        rp = next(iter(alloc.get("allocations") or {}), None)
-        if rp:
-            clients.get().placement.put(f"/allocations/{uuid}", json={
-                "allocations": {rp: {"resources": resources_of(new, volume_backed(inst.block_device_mapping))}}, "project_id": inst.project_id,
-                "user_id": inst.user_id, "consumer_generation": alloc.get("consumer_generation")})
-    except errors.Conflict:
+        room = resources.claim_in_place(uuid, new, inst.block_device_mapping, inst.project_id, inst.user_id)
+    except errors.Conflict:  # lost the race on the claim every time
+        room = False
+    if not room:
         instances.set_task(uuid, None, expected=(states.RESIZE_PREP,))
         raise errors.BadRequest(f"No valid host was found. The host of {uuid} has no room for flavor "
                                 f"{new['name']}.") from None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import sqlalchemy as sa
 
 from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
-from onestack.common.pagination import next_link
 from onestack.common.timeutils import utcnow
 from onestack.compute import actions, build, instances, policies, quotas, settings, states
 from onestack.compute import models as m
@@ -18,15 +19,23 @@ def _admin(ctx) -> bool:
     return policies.allowed("extended_server_attributes", ctx)
 
 
-def _host_status(s, inst: m.Instance, cache: dict | None = None) -> str:
+def _host_status(s, inst: m.Instance, known: dict[str, str]) -> str:
     if not inst.host:
         return ""
-    if cache is not None and inst.host in cache:
-        return cache[inst.host]
-    svc = s.scalar(sa.select(m.Service).where(m.Service.host == inst.host, m.Service.binary == "nova-compute"))
-    out = _service_status(svc)
-    if cache is not None:
-        cache[inst.host] = out
+    if inst.host not in known:
+        known[inst.host] = _service_status(s.scalar(sa.select(m.Service).where(
+            m.Service.host == inst.host, m.Service.binary == "nova-compute")))
+    return known[inst.host]
+
+
+def _host_statuses(s, rows: list[m.Instance]) -> dict[str, str]:
+    """The host status of every host of a page, in one query (a page spans many hosts)."""
+    hosts = {r.host for r in rows if r.host}
+    out = dict.fromkeys(hosts, "UNKNOWN")
+    if hosts:
+        for svc in s.scalars(sa.select(m.Service).where(m.Service.host.in_(hosts),
+                                                        m.Service.binary == "nova-compute")):
+            out[svc.host] = _service_status(svc)
     return out
 
 
@@ -43,15 +52,18 @@ def _service_status(svc) -> str:
 
 def server_view(req: Req, s, inst: m.Instance, *, groups: bool = False, minimal: bool = False,
                 cache: dict | None = None) -> dict:
-    ctx, v = req.ctx, mv(req)
-    if cache is not None and "_may_see_host_status" not in cache:
-        cache["_may_see_host_status"] = policies.allowed("servers:show:host_status", ctx)
-    may = cache["_may_see_host_status"] if cache is not None else policies.allowed("servers:show:host_status", ctx)
-    hs = _host_status(s, inst, cache) if v >= Version(2, 16) and may else None
+    """``cache``: the request's answers (version, policy, host statuses), kept across a page."""
+    if cache is None or "v" not in cache:
+        cache = {} if cache is None else cache
+        cache.update(v=mv(req), base=views.base_url(req), admin=_admin(req.ctx),
+                     host_status=policies.allowed("servers:show:host_status", req.ctx))
+        cache.setdefault("hosts", {})
+    v = cache["v"]
+    hs = _host_status(s, inst, cache["hosts"]) if v >= Version(2, 16) and cache["host_status"] else None
     grp = None
     if groups and v >= Version(2, 71):
         grp = [inst.server_group] if inst.server_group else []
-    return views.server(inst, v, views.base_url(req), admin=_admin(ctx), host_status=hs, groups=grp,
+    return views.server(inst, v, cache["base"], admin=cache["admin"], host_status=hs, groups=grp,
                         minimal=minimal)
 
 
@@ -60,18 +72,20 @@ def _list(req: Req, detail: bool):
     policies.authorize("servers:detail" if detail else "servers:index", ctx)
     q = req.query
     with db.session() as s:
-        rows, more = instances.list_servers(s, ctx, q, mv(req))
+        rows, more, limit = instances.list_servers(s, ctx, q, mv(req), detail)
         base = views.base_url(req)
         if detail:
-            cache: dict = {}  # host statuses and policy answers, once per request
+            cache = {"hosts": _host_statuses(s, rows)}
             items = [server_view(req, s, r, cache=cache) for r in rows]
         else:
             items = [views.summary(r, base) for r in rows]
     out = {"servers": items}
     if more and rows:
         url = f"{base}/v2.1/servers" + ("/detail" if detail else "")
-        limit = int(q.get("limit"))
-        out["servers_links"] = [{"rel": "next", "href": next_link(url, dict(q), rows[-1].uuid, limit)}]
+        # every parameter kept, repeated ones (sort_key, sort_dir, status) too
+        params = [(k, v) for k, v in q.multi_items() if k not in ("marker", "limit")]
+        href = f"{url}?{urlencode([*params, ('limit', limit), ('marker', rows[-1].uuid)])}"
+        out["servers_links"] = [{"rel": "next", "href": href}]
     return json_response(out)
 
 

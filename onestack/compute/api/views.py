@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from onestack.common.microversion import Version
 from onestack.common.timeutils import iso
@@ -10,6 +11,18 @@ from onestack.compute import states
 from onestack.compute.models import Instance
 
 _PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
+
+# what each microversion adds to a server's body
+_SINCE = {"extended_attributes": Version(2, 3), "delete_on_termination": Version(2, 3), "locked": Version(2, 9),
+          "host_status": Version(2, 16), "description": Version(2, 19), "tags": Version(2, 26),
+          "flavor_body": Version(2, 47), "trusted_image_certificates": Version(2, 63),
+          "server_groups": Version(2, 71), "locked_reason": Version(2, 73)}
+
+
+@lru_cache(maxsize=64)
+def _shows(v: Version) -> frozenset[str]:
+    """The parts of ``_SINCE`` that ``v`` shows (asked once per version, not once per server)."""
+    return frozenset(part for part, since in _SINCE.items() if v >= since)
 
 
 def base_url(req) -> str:
@@ -26,7 +39,12 @@ def host_id(inst: Instance) -> str:
     """Nova's hostId: the host hashed with the project, so projects can't map the cloud."""
     if not inst.host:
         return ""
-    return hashlib.sha224((inst.project_id + inst.host).encode()).hexdigest()
+    return _host_id(inst.project_id, inst.host)
+
+
+@lru_cache(maxsize=4096)
+def _host_id(project_id: str, host: str) -> str:
+    return hashlib.sha224((project_id + host).encode()).hexdigest()
 
 
 def addresses(inst: Instance) -> dict:
@@ -54,7 +72,7 @@ def fault(inst: Instance, admin: bool) -> dict | None:
 
 def flavor(inst: Instance, v: Version, base: str) -> dict:
     f = inst.flavor or {}
-    if v >= Version(2, 47):
+    if "flavor_body" in _shows(v):
         out = {"vcpus": f.get("vcpus"), "ram": f.get("memory_mb"), "disk": f.get("root_gb"),
                "ephemeral": f.get("ephemeral_gb", 0), "swap": f.get("swap", 0),
                "original_name": f.get("name")}
@@ -74,7 +92,7 @@ def volumes_attached(inst: Instance, v: Version) -> list[dict]:
     for bdm in inst.block_device_mapping or []:
         if bdm.get("destination_type") == "volume" and bdm.get("volume_id"):
             item = {"id": bdm["volume_id"]}
-            if v >= Version(2, 3):
+            if "delete_on_termination" in _shows(v):
                 item["delete_on_termination"] = bool(bdm.get("delete_on_termination"))
             out.append(item)
     return out
@@ -127,30 +145,31 @@ def _server(inst: Instance, v: Version, base: str, *, admin: bool, host_status: 
     f = fault(inst, admin)
     if f:
         out["fault"] = f
+    shows = _shows(v)
     if admin:
         out["OS-EXT-SRV-ATTR:host"] = inst.host
         out["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.uuid[:8]}"
         out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
-        if v >= Version(2, 3):
+        if "extended_attributes" in shows:
             out.update({"OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
                         "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
                         "OS-EXT-SRV-ATTR:hostname": inst.hostname,
                         "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
                         "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
                         "OS-EXT-SRV-ATTR:user_data": inst.user_data})
-    if v >= Version(2, 9):
+    if "locked" in shows:
         out["locked"] = bool(inst.locked)
-    if v >= Version(2, 16) and host_status is not None:
+    if "host_status" in shows and host_status is not None:
         out["host_status"] = host_status
-    if v >= Version(2, 19):
+    if "description" in shows:
         out["description"] = inst.description
-    if v >= Version(2, 26):
+    if "tags" in shows:
         out["tags"] = list(inst.tags or [])
-    if v >= Version(2, 63):
+    if "trusted_image_certificates" in shows:
         out["trusted_image_certificates"] = None
-    if v >= Version(2, 71) and groups is not None:
+    if "server_groups" in shows and groups is not None:
         out["server_groups"] = groups
-    if v >= Version(2, 73):
+    if "locked_reason" in shows:
         out["locked_reason"] = inst.locked_reason if inst.locked else None
     return out
 

@@ -115,6 +115,3 @@ def page(req: Req, docs: list[dict]) -> tuple[list[dict], list[dict]]:
         return page, links
     page = docs[start:]
     return (list(reversed(page)) if reverse else page), links
-
-
-# --- versions and extensions -------------------------------------------------------

@@ -33,6 +33,9 @@ def _plural(coll: str) -> str:
     return PLURAL_KEY.get(coll, coll)
 
 
+# --- versions and extensions -------------------------------------------------------
+
+
 def _base(req: Req) -> str:
     return str(req.request.base_url).rstrip("/")
 

@@ -62,6 +62,9 @@ def serve(req: Req, t: object_io.Target, extra_headers: dict | None = None) -> R
                             lambda off, n: proxy.chunked(reader, off, n, names, close=False), reader.close)
 
 
+# --------------------------------------------------------------------------- PUT
+
+
 @api.route("/v1/{account}/{container}/{obj:path}", ["PUT"], stream=True)
 def put_object(req: Req) -> Response:
     account, container, obj = req.path["account"], req.path["container"], req.path["obj"]

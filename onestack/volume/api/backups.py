@@ -18,6 +18,7 @@ from onestack.volume.api.volumes import (
     check_metadata,
     check_text,
     check_uuid,
+    optional_metadata,
     paginate,
     parse_bool,
     sort_spec,
@@ -64,7 +65,7 @@ def backup_create(req: Req):
     container = check_text(body.get("container"), "container")
     force = parse_bool(body.get("force", False), "force")
     incremental = parse_bool(body.get("incremental", False), "incremental")
-    metadata = check_metadata(body.get("metadata") or {}) if mv(req) >= Version(3, 43) else {}
+    metadata = check_metadata(optional_metadata(body)) if mv(req) >= Version(3, 43) else {}
     snapshot_id = body.get("snapshot_id")
     with db.transaction() as s:
         core.check_backup_service(s)

@@ -25,6 +25,13 @@ def check_metadata(meta, field: str = "metadata") -> dict:
     return meta
 
 
+def optional_metadata(body: dict, field: str = "metadata"):
+    """A create body's metadata: absent or null is none; anything else must be an object
+    (``[]`` is refused, as Cinder's schema does, not taken for an empty one)."""
+    meta = body.get(field)
+    return {} if meta is None else meta
+
+
 def register(base: str, id_key: str, get: Callable, policy: dict[str, str],
              writable: Callable | None = None) -> None:
     """Routes for the metadata of the rows ``get(session, ctx, id)`` finds under ``base``

@@ -17,6 +17,7 @@ from onestack.volume.api.volumes import (
     check_metadata,
     check_text,
     check_uuid,
+    optional_metadata,
     paginate,
     parse_bool,
     parse_metadata_filter,
@@ -74,7 +75,7 @@ def snapshot_create(req: Req):
     check_uuid(volume_id, "volume_id")
     name = check_text(body.get("name", body.get("display_name")), "name")
     description = check_text(body.get("description", body.get("display_description")), "description")
-    metadata = check_metadata(body.get("metadata") or {})
+    metadata = check_metadata(optional_metadata(body))
     force = parse_bool(body.get("force", False), "force")
     policies.authorize("volume:create_snapshot", ctx)
     with db.transaction() as s:

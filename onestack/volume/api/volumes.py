@@ -16,7 +16,7 @@ from onestack.common.timeutils import utcnow
 from onestack.volume import clients, core, policies
 from onestack.volume import models as m
 from onestack.volume.api import body_of, metadata, mv, route, views
-from onestack.volume.api.metadata import check_metadata
+from onestack.volume.api.metadata import check_metadata, optional_metadata
 
 MAX_LIMIT = 1000
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
@@ -288,7 +288,7 @@ def volume_create(req: Req):
     policies.authorize("volume:create", ctx)
     name = check_text(body.get("name", body.get("display_name")), "name")
     description = check_text(body.get("description", body.get("display_description")), "description")
-    metadata = check_metadata(body.get("metadata") or {})
+    metadata = check_metadata(optional_metadata(body))
     snapshot_id = body.get("snapshot_id")
     source_volid = body.get("source_volid")
     image_ref = body.get("imageRef") or body.get("image_id")

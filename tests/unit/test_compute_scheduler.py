@@ -1,0 +1,86 @@
+"""The scheduler's choices against a stand-in Placement: spread and pack, group policies,
+a multi-create claimed in one request, and one claim at a time when Placement refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from onestack.compute import clients, settings
+from onestack.compute.scheduler import HostState, Scheduler
+from onestack.placement.client import Candidate
+
+FLAVOR = {"vcpus": 1, "memory_mb": 1000, "root_gb": 1}
+
+
+class FakePlacement:
+    def __init__(self, free_mb: dict[str, int], batch_ok: bool = True, full: set[str] = frozenset()):
+        self.free_mb, self.batch_ok, self.full = free_mb, batch_ok, set(full)
+        self.batches: list[dict] = []
+        self.claims: list[tuple[str, str]] = []
+
+    def candidates(self, resources):
+        return [Candidate(rp, {rp: dict(resources)}, {rp: {"resources": {
+            "MEMORY_MB": {"capacity": mb, "used": 0}, "VCPU": {"capacity": 64, "used": 0},
+            "DISK_GB": {"capacity": 100, "used": 0}}}}, {}) for rp, mb in self.free_mb.items()]
+
+    def claim_many(self, claims, project_id, user_id):
+        self.batches.append(claims)
+        return self.batch_ok
+
+    def claim(self, consumer, allocations, project_id, user_id, consumer_generation=None):
+        (rp,) = allocations
+        self.claims.append((consumer, rp))
+        return rp not in self.full
+
+
+@pytest.fixture
+def sched(monkeypatch):
+    def make(placement, group=(None, set(), 0)):
+        monkeypatch.setattr(clients, "current", type("C", (), {"placement": placement})())
+        s = Scheduler()
+        monkeypatch.setattr(s, "_host_states", lambda: {
+            rp: HostState(rp, rp, rp, "nova", True, True) for rp in placement.free_mb})
+        monkeypatch.setattr(s, "_group_hosts", lambda g, exclude: group)
+        return s
+    yield make
+    settings.current.weigher = "spread"
+
+
+def _hosts(out):
+    return [d and d["host"] for d in out]
+
+
+def test_spread_pack_and_one_batch_claim(sched):
+    p = FakePlacement({"a": 4000, "b": 3000, "c": 2000})
+    out = sched(p).select_destinations({"flavor": FLAVOR}, ["i1", "i2", "i3", "i4", "i5"], "p", "u")
+    # most free RAM (then VCPUs) first, the room taken counted as it goes
+    assert _hosts(out) == ["a", "b", "a", "c", "b"]
+    res = {"VCPU": 1, "MEMORY_MB": 1000, "DISK_GB": 1}
+    assert p.batches == [{f"i{n}": {h: res} for n, h in enumerate(_hosts(out), 1)}]
+    assert p.claims == []
+    settings.current.weigher = "pack"
+    p = FakePlacement({"a": 4000, "b": 3000, "c": 2000})
+    out = sched(p).select_destinations({"flavor": FLAVOR}, [f"i{n}" for n in range(10)], "p", "u")
+    assert _hosts(out) == ["c", "c", "b", "b", "b", "a", "a", "a", "a", None]  # 9 fit, the 10th not
+
+
+def test_refused_batch_claims_one_at_a_time(sched):
+    p = FakePlacement({"a": 4000, "b": 3000, "c": 2000}, batch_ok=False, full={"a"})
+    out = sched(p).select_destinations({"flavor": FLAVOR}, ["i1", "i2", "i3"], "p", "u")
+    assert len(p.batches) == 1
+    # Placement refuses host a (someone else filled it): it is dropped, the next host tried
+    assert _hosts(out) == ["b", "c", "b"]
+    assert p.claims == [("i1", "a"), ("i1", "b"), ("i2", "c"), ("i3", "b")]
+    p = FakePlacement({"a": 4000})
+    assert _hosts(sched(p).select_destinations({"flavor": FLAVOR}, ["one"], "p", "u")) == ["a"]
+    assert p.batches == [] and p.claims == [("one", "a")]  # a single instance: its own claim
+
+
+def test_group_policies(sched):
+    p = FakePlacement({"a": 8000, "b": 8000, "c": 8000})
+    out = sched(p, ("anti-affinity", {"a"}, 1)).select_destinations({"flavor": FLAVOR, "group": "g"},
+                                                                   ["i1", "i2", "i3"], "p", "u")
+    assert _hosts(out) == ["b", "c", None]
+    out = sched(p, ("affinity", {"c"}, 1)).select_destinations({"flavor": FLAVOR, "group": "g"},
+                                                              ["i1", "i2"], "p", "u")
+    assert _hosts(out) == ["c", "c"]
