@@ -231,6 +231,14 @@ def test_object_store_names_must_be_utf8(cloud, admin, headers):
         r = httpx.put(f"{account}/{good}/caf%C3%A9", headers=headers, content=b"data")
         assert r.status_code == 201
         assert [o["name"] for o in sw.get_container(good)[1]] == ["café"]
+        # copies name their source and destination percent-encoded, as swiftclient sends them
+        sw.copy_object(good, "café", destination=f"/{good}/thé")
+        sw.put_object(good, "crème", contents=b"", headers={"X-Copy-From": f"/{good}/caf%C3%A9"})
+        assert sw.get_object(good, "thé")[1] == sw.get_object(good, "crème")[1] == b"data"
+        r = httpx.put(f"{account}/{good}/x", headers={**headers, "X-Copy-From": f"/{good}/caf%FF"})
+        assert r.status_code == 412 and "Invalid UTF8" in r.text
+        r = httpx.request("COPY", f"{account}/{good}/thé", headers={**headers, "Destination": good})
+        assert r.status_code == 412 and "Destination header must be of the form" in r.text
     finally:
         for o in sw.get_container(good)[1]:
             sw.delete_object(good, o["name"])

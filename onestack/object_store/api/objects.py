@@ -4,6 +4,8 @@ bulk, form uploads and versioning. The shared reading and writing is in object_i
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from starlette.responses import Response
 
 from onestack.common import errors
@@ -76,8 +78,8 @@ def put_object(req: Req) -> Response:
     if req.query.get("extract-archive"):
         return bulk.extract(req, t)
     if "x-copy-from" in req.headers:
-        src_container, _, src_obj = req.headers["x-copy-from"].lstrip("/").partition("/")
-        source = object_io.target(req, req.headers.get("x-copy-from-account", account), src_container, src_obj)
+        src_container, src_obj = _path_header(req, "X-Copy-From")
+        source = object_io.target(req, _account_header(req, "X-Copy-From-Account", account), src_container, src_obj)
         return copy(req, source, t)
     if req.query.get("multipart-manifest") == "put":
         return large.put_slo(req, t)
@@ -85,6 +87,29 @@ def put_object(req: Req) -> Response:
 
 
 # --------------------------------------------------------------------------- COPY
+
+
+def _unquoted(req: Req, name: str) -> str:
+    """A header naming a path is percent-encoded by the clients (swiftclient quotes it),
+    as Swift's copy middleware reads it; bytes that are not UTF-8 are refused like a path's."""
+    try:
+        value = unquote(req.headers[name.lower()], errors="strict")
+    except UnicodeDecodeError:
+        raise errors.PreconditionFailed("Invalid UTF8 or contains NULL") from None
+    if "\0" in value:
+        raise errors.PreconditionFailed("Invalid UTF8 or contains NULL")
+    return value
+
+
+def _path_header(req: Req, name: str) -> tuple[str, str]:
+    container, _, obj = _unquoted(req, name).lstrip("/").partition("/")
+    if not container or not obj:
+        raise errors.PreconditionFailed(f"{name} header must be of the form <container name>/<object name>")
+    return container, obj
+
+
+def _account_header(req: Req, name: str, default: str) -> str:
+    return _unquoted(req, name) if name.lower() in req.headers else default
 
 
 def copy(req: Req, source: object_io.Target, dest: object_io.Target) -> Response:
@@ -121,13 +146,10 @@ def copy(req: Req, source: object_io.Target, dest: object_io.Target) -> Response
 def copy_object(req: Req) -> Response:
     account, container, obj = req.path["account"], req.path["container"], req.path["obj"]
     source = object_io.target(req, account, container, obj)
-    dest_header = req.headers.get("destination")
-    if not dest_header:
+    if not req.headers.get("destination"):
         raise errors.PreconditionFailed("Destination header required")
-    d_container, _, d_obj = dest_header.lstrip("/").partition("/")
-    if not d_obj:
-        raise errors.PreconditionFailed("Destination header must be of the form <container name>/<object name>")
-    dest = object_io.target(req, req.headers.get("destination-account", account), d_container, d_obj)
+    d_container, d_obj = _path_header(req, "Destination")
+    dest = object_io.target(req, _account_header(req, "Destination-Account", account), d_container, d_obj)
     object_io.authorize_write(req, dest)
     object_io.need_container(dest)
     return copy(req, source, dest)
