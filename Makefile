@@ -28,7 +28,7 @@ test: install-test lint  ## the whole suite (unit, API through real clients, Pos
 # simulated compute hosts, SQLite only; nothing that needs root, guests or namespaces.
 FAST_MARKS := not e2e and not root and not netns and not libvirt and not postgres and not rabbitmq
 test-fast: install-test  ## unit + API tests on fake hosts (SQLite), the quick loop
-	@$(VENV)/bin/python -m pytest tests/unit tests/api -m "$(FAST_MARKS)" $(PYTEST_ARGS)
+	@$(VENV)/bin/python -m pytest tests/unit tests/api -m "$(FAST_MARKS)" -n 2 --dist loadfile $(PYTEST_ARGS)
 
 interop: install    ## Tempest interop guideline against the running cloud (CAPS=identity-v3-* ..., VALIDATION=auto|on|off)
 	@$(ONESTACK) up --detach >/dev/null

@@ -16,9 +16,8 @@ def iso(dt: datetime | None, micro: bool = False) -> str | None:
         return None
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC).replace(tzinfo=None)
-    if micro:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # (isoformat: the same text as strftime, at half the cost; lists render thousands)
+    return dt.isoformat(timespec="microseconds" if micro else "seconds") + "Z"
 
 
 def iso_plain(dt: datetime | None) -> str | None:

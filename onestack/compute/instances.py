@@ -286,8 +286,10 @@ def _after(order, mark: m.Instance) -> sa.ColumnElement[bool]:
         value = getattr(mark, col.key)
         if d == "asc":
             beyond = col.is_not(None) if value is None else col > value
+        elif value is None:
+            beyond = sa.false()
         else:
-            beyond = sa.false() if value is None else sa.or_(col < value, col.is_(None))
+            beyond = sa.or_(col < value, col.is_(None)) if col.nullable else col < value
         ors.append(sa.and_(*equal, beyond))
         equal.append(col.is_(None) if value is None else col == value)
     return sa.or_(*ors)

@@ -520,6 +520,8 @@ GUEST_IMAGE_ALT = GUEST_IMAGE + "-alt"  # a copy: image_ref_alt, a distinct id t
 NETNS_API = ["netns", "exec", "public", "--api", "--"]
 # The tiny guest answers SSH ~4 s after QEMU starts (TCG), ~30 s on a busy 2-core machine:
 # Tempest's default waits (300 s to build, and to SSH) leave room and still end a hung test.
+# Each connection attempt gets 10 s (Tempest: 60): a SYN sent while the guest boots is
+# then sent again soon, not after the kernel's SYN backoff (retries at 1, 3, 7, 15, 31 s).
 VALIDATION_OPTIONS = {
     "run_validation": "true",
     "connect_method": "floating",  # Tempest makes a floating IP per server it checks
@@ -533,7 +535,7 @@ VALIDATION_OPTIONS = {
     "image_ssh_password": "gocubsgo",
     "image_alt_ssh_password": "gocubsgo",
     "ssh_timeout": "300",
-    "connect_timeout": "60",
+    "connect_timeout": "10",
     "ping_timeout": "120",
 }
 
