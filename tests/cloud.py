@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent  # tests run with .venv/bin/python
 REPO = Path(__file__).resolve().parent.parent
 
 
-def wait_for(fn, timeout: float, what: str, step: float = 0.5):
+def wait_for(fn, timeout: float = 30, what: str = "condition", step: float = 0.2):
     """Poll ``fn`` until it returns something true (returned), for at most ``timeout``
     seconds; then fail saying what was awaited. Tests wait on conditions, never sleep."""
     deadline = time.monotonic() + timeout

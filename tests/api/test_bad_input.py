@@ -8,40 +8,23 @@ httpx where none can."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import httpx
-import openstack
 import pytest
 from openstack import exceptions as sdkexc
 from swiftclient import client as swift
+
+from tests.cloud import wait_for
 
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _conn(env: dict) -> openstack.connection.Connection:
-    return openstack.connect(
-        auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"], password=env["OS_PASSWORD"],
-        project_name=env["OS_PROJECT_NAME"], user_domain_name="Default", project_domain_name="Default",
-        region_name="RegionOne", identity_api_version="3",
-    )
-
-
-def wait_for(fn, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
-    return value
-
-
 @pytest.fixture(scope="module")
 def admin(cloud):
-    conn = _conn(cloud.openrc("admin"))
+    conn = cloud.sdk("admin")
     yield conn
     conn.close()
 
@@ -116,7 +99,7 @@ def meta_project(cloud, tmp_path_factory):
         finally:
             for s in cloud.os_json("server", "list", env=env):
                 cloud.openstack("server", "delete", s["ID"], env=env, check=False)
-            wait_for(lambda: not cloud.os_json("server", "list", env=env), what="servers deleted")
+            wait_for(lambda: not cloud.os_json("server", "list", env=env), 60, "servers deleted")
             cloud.openstack("network", "delete", net, env=env, check=False)
             cloud.openstack("image", "delete", img["id"], env=env, check=False)
 
@@ -153,7 +136,7 @@ def test_server_metadata_over_the_quota_is_refused(cloud, meta_project):
     assert shown["properties"] == {"k0": "v0", "k1": "v1"}
 
     # the metadata routes: PUT (replace) and PUT of one item, through raw HTTP
-    conn = _conn(env)
+    conn = cloud.sdk(env=env)
     try:
         sid, base = shown["id"], conn.compute.get_endpoint()
         h = {"X-Auth-Token": conn.session.get_token()}

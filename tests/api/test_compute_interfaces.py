@@ -10,15 +10,6 @@ import uuid
 import openstack
 import pytest
 
-from tests.cloud import Cloud
-
-
-def connect(cloud: Cloud, user: str = "demo") -> openstack.connection.Connection:
-    rc = cloud.openrc(user)
-    return openstack.connect(auth_url=rc["OS_AUTH_URL"], username=rc["OS_USERNAME"],
-                             password=rc["OS_PASSWORD"], project_name=rc["OS_PROJECT_NAME"],
-                             user_domain_name="Default", project_domain_name="Default")
-
 
 @pytest.fixture(scope="module")
 def server(cloud, tmp_path_factory):
@@ -47,7 +38,7 @@ def server(cloud, tmp_path_factory):
 
 def test_list_and_show_interfaces(cloud, server):
     srv, net = server
-    conn = connect(cloud)
+    conn = cloud.sdk("demo")
     port = cloud.os_json("port", "list", "--server", srv["id"], user="demo")[0]
     listed = list(conn.compute.server_interfaces(srv["id"]))
     assert [(i.port_id, i.net_id) for i in listed] == [(port["ID"], net["id"])]
@@ -66,7 +57,7 @@ def test_list_and_show_interfaces(cloud, server):
 
 def test_refusals(cloud, server):
     srv, net = server
-    conn = connect(cloud)
+    conn = cloud.sdk("demo")
     with pytest.raises(openstack.exceptions.NotFoundException, match="could not be found"):
         conn.compute.get_server_interface(str(uuid.uuid4()), server=srv["id"])
     loose = cloud.os_json("port", "create", "--network", net["id"], f"loose-{srv['id'][:6]}", user="demo")
@@ -78,8 +69,6 @@ def test_refusals(cloud, server):
     with pytest.raises(openstack.exceptions.NotFoundException):
         list(conn.compute.server_interfaces(str(uuid.uuid4())))
     with cloud.new_member("ifx") as env:  # another project's server is not found
-        other = openstack.connect(auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"],
-                                  password=env["OS_PASSWORD"], project_name=env["OS_PROJECT_NAME"],
-                                  user_domain_name="Default", project_domain_name="Default")
+        other = cloud.sdk(env=env)
         with pytest.raises(openstack.exceptions.NotFoundException):
             list(other.compute.server_interfaces(srv["id"]))

@@ -15,18 +15,7 @@ import uuid
 import openstack
 import pytest
 
-from tests.cloud import Cloud
-
-
-def wait_for(fn, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+from tests.cloud import Cloud, wait_for
 
 
 def server_status(cloud: Cloud, name: str, **kw) -> dict:

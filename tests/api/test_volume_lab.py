@@ -8,24 +8,12 @@ tests/e2e/test_volume_guests.py).
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.cloud import Cloud
-
-
-def wait_for(fn, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+from tests.cloud import Cloud, wait_for
 
 
 def volume(cloud: Cloud, ref: str, **kw) -> dict:

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.cloud import BIN, Cloud
+from tests.cloud import BIN, Cloud, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.root, pytest.mark.libvirt, pytest.mark.netns]
 
@@ -42,17 +42,6 @@ c.connect(host, username="cirros", key_filename=key, timeout=8, banner_timeout=8
 _, out, _ = c.exec_command(cmd, timeout=20)
 sys.stdout.write(out.read().decode())
 """
-
-
-def wait_for(fn, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
 
 
 @pytest.fixture(scope="module")
