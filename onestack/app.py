@@ -82,17 +82,29 @@ def _root_app(conf: Config, mods: list):
     return root
 
 
-def create_app(conf: Config):
-    """Configure everything and return the ASGI app (raises on a set-up error)."""
+def create_app(conf: Config, roles: frozenset[str] = services.ALL_IN_ONE, api_only: bool = False):
+    """Configure everything and return the ASGI app (raises on a set-up error). The
+    controller's parts always run; the agents of ``roles`` beside them (all of them in
+    the all-in-one cloud; none on a controller of a multi-node cloud). ``api_only``: an
+    API worker's app (``server.workers``): the main process has bootstrapped the cloud and
+    runs the conductors and agents; the worker only readies what its handlers use."""
     db.configure(conf.database_url)
     bus.configure(conf.bus.backend, conf.bus.url)
     mods = services.load()
     for mod in mods:
         mod.setup(conf)
-    bootstrap.run(conf, mods)
-    for mod in mods:  # agents need the service users bootstrap made
-        if hasattr(mod, "start"):
-            mod.start(conf)
+    if api_only:
+        for mod in mods:
+            if hasattr(mod, "start_api"):
+                mod.start_api(conf)
+    else:
+        bootstrap.run(conf, mods)
+        for mod in mods:  # conductors and agents need the service users bootstrap made
+            if hasattr(mod, "start"):
+                mod.start(conf)
+        for mod in mods:
+            if hasattr(mod, "start_node"):
+                mod.start_node(conf, set(roles))
     mounts = {}
     for mod in mods:
         mounts[mod.PREFIX] = mod.app()

@@ -31,6 +31,7 @@ app.add_typer(identity_app, name="identity")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+CLUSTER_CONTROLLER = "cluster-controller.toml"  # (onestack.cluster.local writes it)
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default /etc/onestack/onestack.toml).")
 
 
@@ -39,7 +40,7 @@ def fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
-def _conf(path: Path | None, host: str | None = None, port: int | None = None) -> Config:
+def _conf(path: Path | None, host: str | None = None, port: int | None = None, role: str | None = None) -> Config:
     try:
         conf = load(path)
     except ConfigError as e:
@@ -48,7 +49,22 @@ def _conf(path: Path | None, host: str | None = None, port: int | None = None) -
         conf.server.host = host
     if port is not None:
         conf.server.port = port
+    cluster = conf.state_dir / CLUSTER_CONTROLLER
+    if cluster.exists() and (path is None or Path(path).resolve() != cluster.resolve()):
+        # a multi-node cloud runs from this state dir (`onestack cluster up`): its controller
+        conf = _conf(cluster, host, port, role)
+    if role is not None:
+        conf.node.roles = role
     return conf
+
+
+def _roles(conf: Config) -> frozenset[str]:
+    from onestack import services
+
+    try:
+        return services.parse_roles(conf.node.roles)
+    except ValueError as e:
+        fail(f"node.roles: {e}")
 
 
 # -- process helpers ----------------------------------------------------------
@@ -167,8 +183,9 @@ def _serve(conf: Config, quiet: bool = False) -> None:
     # owner's alone: guests' QEMU processes may traverse parts of the state dir.
     os.umask(0o077)
     _setup_logging(conf)
+    roles = _roles(conf)
     try:
-        asgi = create_app(conf)
+        asgi = create_app(conf, roles)
     except Exception as e:  # set-up errors are fatal and must say why in one line
         logging.getLogger("onestack").exception("start-up failed")
         fail(f"start-up failed: {e}")
@@ -179,10 +196,15 @@ def _serve(conf: Config, quiet: bool = False) -> None:
     if not quiet:
         _summary(conf, foreground=True)  # say where it listens
     try:
-        uvicorn.run(
-            asgi, host=conf.server.host, port=conf.server.port, log_level="warning",
-            access_log=False, lifespan="on", timeout_graceful_shutdown=5,
-        )
+        if conf.server.workers > 1:  # API worker processes serve; this one runs the rest
+            from onestack import workers
+
+            workers.serve(conf)
+        else:
+            uvicorn.run(
+                asgi, host=conf.server.host, port=conf.server.port, log_level="warning",
+                access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+            )
     finally:
         try:
             if conf.pid_file.read_text().strip() == str(os.getpid()):
@@ -227,6 +249,41 @@ def _summary(conf: Config, foreground: bool = False) -> None:
         console.print(f"  log: {conf.log_file}   stop: onestack down")
 
 
+def _start_managed(conf: Config) -> bool:
+    """Start the RabbitMQ and PostgreSQL the config asks onestack to run (or find them
+    running), and point the config at them. False if it asks for none."""
+    if not (conf.bus.managed or conf.database.managed):
+        return False
+    from onestack import infra
+
+    try:
+        with console.status("starting the managed servers"):
+            infra.start_managed(conf)
+    except (infra.InfraError, FileNotFoundError) as e:
+        fail(str(e))
+    for s in infra.status(conf):
+        console.print(f"{s.name} running at {s.address} (managed)")
+    return True
+
+
+def _stop_managed(conf: Config) -> None:
+    from onestack import infra
+
+    try:
+        for name in infra.stop_managed(conf):
+            console.print(f"{name} stopped.")
+    except infra.InfraError as e:
+        fail(str(e))
+
+
+def _managed_status(conf: Config) -> None:
+    from onestack import infra
+
+    for s in infra.status(conf):
+        state = "[green]running[/]" if s.running else "[red]stopped[/]"
+        console.print(f"{s.name} (managed): {state} at {s.address}")
+
+
 @app.command()
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background (pid and log file)."),
@@ -234,10 +291,24 @@ def up(
     port: int | None = typer.Option(None, help="Port of the single API endpoint."),
     config: Path | None = ConfigOpt,
     timeout: float = typer.Option(60, help="With --detach: seconds to wait for every API."),
+    role: str | None = typer.Option(None, "--role", help="all (default: the all-in-one cloud) or controller "
+                                    "(+ compute, network, storage: agents beside it); nodes use `onestack join`."),
+    workers: int | None = typer.Option(None, "--workers", help="API worker processes (server.workers; "
+                                       "above 1 needs the amqp bus and PostgreSQL)."),
     is_child: bool = typer.Option(False, "--child", hidden=True),  # the process --detach starts
 ):
-    """Start the all-in-one cloud (bootstraps it on first start)."""
-    conf = _conf(config, host, port)
+    """Start the all-in-one cloud, or a multi-node cloud's controller (bootstraps it on first start)."""
+    conf = _conf(config, host, port, role)
+    if workers is not None:
+        conf.server.workers = workers
+    if conf.server.workers != 1:
+        from onestack import workers as api_workers
+
+        if why := api_workers.refusal(conf):
+            fail(why)
+    if "controller" not in _roles(conf):
+        fail("`onestack up` runs a controller (or the all-in-one cloud): a node without the controller "
+             "role joins one with `onestack join CONTROLLER_URL --token ... --role ...`")
     pid = _running_pid(conf)
     if pid and pid != os.getpid():  # (a detached child finds its own pid, written by its parent)
         ok, _, _ = _services_answering(conf)
@@ -249,14 +320,26 @@ def up(
     _check_state_dir(conf)
     if _port_in_use(conf.server.host, conf.server.port):
         fail(f"port {conf.server.port} on {conf.server.host} is already in use; stop what uses it or set --port")
+    managed = _start_managed(conf)
     if not detach:
-        _serve(conf, quiet=is_child)
+        managed = managed and not is_child  # a foreground cloud takes its managed servers with it
+        if managed:  # (uvicorn raises SIGTERM again when it has stopped: let it end in Python)
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            _serve(conf, quiet=is_child)
+        finally:
+            if managed:
+                _stop_managed(conf)
         return
     conf.log_file.parent.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "onestack.cli", "up", "--child",
             "--host", conf.server.host, "--port", str(conf.server.port)]
     if config:
         args += ["--config", str(config)]
+    if role:
+        args += ["--role", role]
+    if workers is not None:
+        args += ["--workers", str(workers)]
     start = time.monotonic()
     with open(conf.log_file, "ab") as log:
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -267,12 +350,14 @@ def up(
         if child.poll() is not None:
             tail = conf.log_file.read_text(errors="replace").splitlines()[-15:]
             reason = next((ln for ln in reversed(tail) if "onestack:" in ln), tail[-1] if tail else "")
+            _stop_managed(conf)
             fail(f"onestack exited during start-up: {reason.strip()} (log: {conf.log_file})")
         ok, _, reason = _services_answering(conf)
         if ok:
             break
         if time.monotonic() - start > timeout:
             child.terminate()
+            _stop_managed(conf)
             fail(f"onestack did not answer within {timeout:.0f}s: {reason} (log: {conf.log_file})")
         time.sleep(0.05)
     console.print(f"started in {time.monotonic() - start:.2f}s (pid {child.pid})")
@@ -303,6 +388,7 @@ def down(
         console.print(f"onestack stopped (pid {pid}).")
     else:
         console.print("onestack is not running.")
+    _stop_managed(conf)  # after the cloud: it uses them to the end
     if purge and conf.state_dir.exists():
         # Only remove a directory that is recognisably ours.
         marks = ("onestack.db", "fernet-keys", "credentials.toml", "onestack.log")
@@ -391,6 +477,7 @@ def _agents_table(conf: Config) -> None:
 def status(config: Path | None = ConfigOpt):
     """Each service and agent: up/down, version, port."""
     conf = _conf(config)
+    _managed_status(conf)
     pid = _running_pid(conf)
     ok, services, reason = _services_answering(conf)
     if not services:
@@ -724,18 +811,31 @@ def object_ring_add(
     name: str = typer.Option(..., "--name", help="Device name, e.g. d4."),
     zone: int = typer.Option(..., "--zone", help="Failure zone (replicas go to distinct zones)."),
     weight: float = typer.Option(100.0, "--weight", help="Relative capacity."),
-    path: Path = typer.Option(..., "--path", help="The device's directory (its mount point)."),
+    path: str | None = typer.Option(None, "--path", help="The device's directory (its mount point); "
+                                    "with --node-url its name under the node's devices dir (default: --name)."),
+    node_url: str | None = typer.Option(None, "--node-url", help="The device is on a storage node: the "
+                                        "URL of its node server (`onestack object server`), e.g. "
+                                        "http://10.250.0.13:6200."),
     host: str = typer.Option("local", "--host", help="Host serving the device."),
     config: Path | None = ConfigOpt,
 ):
     """Add a device (it takes partitions at the next `ring rebalance`)."""
-    path = path.absolute()
+    if node_url:
+        host, where = node_url, f"{node_url} as {path or name}"
+        path = path or name
+    elif path is None:
+        fail("--path is needed (or --node-url for a device of a storage node)")
+    else:
+        path = str(Path(path).absolute())
+        where = path
 
     def change(ring):
-        dev = ring.add_device(name, zone, weight, str(path), host)
-        console.print(f"added device {dev.id} {dev.name} (zone {zone}, weight {weight:g}) at {path}; "
+        from onestack.object_store.ring import check_node_url
+
+        dev = ring.add_device(name, zone, weight, path, check_node_url(host) if node_url else host)
+        console.print(f"added device {dev.id} {dev.name} (zone {zone}, weight {weight:g}) at {where}; "
                       "run `onestack object ring rebalance`")
-        if host == "local" and not path.is_dir():
+        if host == "local" and not Path(path).is_dir():
             err.print(f"note: {path} does not exist: the device is unavailable until it does")
 
     _object_ring_change(config, change)
@@ -779,13 +879,20 @@ def object_ring_rebalance(config: Path | None = ConfigOpt):
     _object_ring_change(config, change)
 
 
-def _object_pass(kind: str, config: Path | None, as_json: bool, callback=None) -> None:
-    from onestack.object_store import agents
+def _object_pass(kind: str, config: Path | None, as_json: bool) -> None:
+    from onestack.object_store import agents, proxy
+    from onestack.object_store.remote import Nodes
 
     conf = _conf(config)
     ring, _ = _object_ring(conf)
+    nodes = Nodes.from_conf(conf)  # devices of storage nodes too
+    cluster = proxy.Cluster(ring, nodes.node)
+
+    def expire(account, container, obj, timestamp):  # every replica, and the listing
+        proxy.object_delete(cluster, account, container, obj, timestamp)
+
     try:
-        stats = agents.run_once(kind, ring, callback)
+        stats = agents.run_once(kind, ring, expire, stores=nodes.store)
     except OSError as e:
         fail(f"{kind} failed: {e}")
     if as_json:
@@ -812,14 +919,25 @@ def object_audit(as_json: bool = JsonOpt, config: Path | None = ConfigOpt):
 @object_app.command("expire")
 def object_expire(as_json: bool = JsonOpt, config: Path | None = ConfigOpt):
     """One expirer pass: delete objects past their X-Delete-At."""
-    conf = _conf(config)
-    try:
-        from onestack.object_store.proxy import expire_delete
-    except ImportError as e:
-        fail(f"the object store proxy cannot delete objects here ({e})")
+    _object_pass("expire", config, as_json)
 
-    _object_pass("expire", config, as_json,
-                 lambda a, c, o, ts: expire_delete(conf, a, c, o, ts))
+
+@object_app.command("server")
+def object_server(
+    host: str | None = typer.Option(None, "--host", help="Address to listen on (default object_store.node_host)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default object_store.node_port, 6200)."),
+    config: Path | None = ConfigOpt,
+):
+    """Serve this host's storage devices (object_store.devices_dir) to the proxy: the object
+    node server of a storage node. Add its devices to the proxy's ring with `ring add --node-url`."""
+    from onestack.object_store.server import serve_node
+
+    conf = _conf(config)
+    _setup_logging(conf)
+    try:
+        serve_node(conf, host, port)
+    except ConfigError as e:
+        fail(str(e))
 
 
 @object_device_app.command("replace")
@@ -838,6 +956,9 @@ def object_device_replace(
     except RingError as e:
         fail(str(e))
     path = Path(dev.path)
+    if dev.node_url:
+        fail(f"device {dev.name} is on the node {dev.node_url}: make the new disk's directory "
+             f"{dev.path} in that node's devices dir, then `onestack object replicate` here")
     if dev.host != "local":
         fail(f"device {dev.name} is on host {dev.host}: replace it there")
     if path.is_dir() and any(path.iterdir()):
@@ -904,6 +1025,17 @@ def netns_exec(
     from onestack.network import agent
 
     conf = _conf(config)
+    if os.geteuid() != 0:
+        fail("entering a network namespace needs root")
+    from onestack.cluster import local
+
+    found = local.find_namespace(conf, name)  # a multi-node cloud's: on the node that has it
+    if found is not None:
+        if api:
+            fail("--api is for the all-in-one cloud: the cluster's API is on its management network")
+        prefix, ns = found
+        argv = [*prefix, *(["ip", "netns", "exec", ns] if ns else []), *command]
+        os.execvp(argv[0], argv)
     ns = agent.resolve_namespace(conf.state_dir, name)
     if ns is None:
         known = ", ".join(x["name"] for x in agent.namespaces(conf.state_dir)) or "none"
@@ -944,6 +1076,236 @@ def _exec_with_api(conf: Config, ns: str, argv: list[str]) -> int:
 
 
 # == end of network namespaces =============================================================
+
+
+# == nodes: joining a controller =================================================================
+
+node_app = typer.Typer(no_args_is_help=True, help="The nodes of a multi-node cloud (run on the controller, "
+                       "except `node run`).")
+app.add_typer(node_app, name="node")
+
+
+def _controller_bus_url(conf: Config) -> str:
+    """The RabbitMQ URL nodes use: bus.url, or the broker onestack runs itself."""
+    from onestack import infra
+
+    return infra.bus_url(conf)
+
+
+@node_app.command("add")
+def node_add(
+    name: str = typer.Argument(..., help="The node's name (also its compute/volume host name)."),
+    role: str = typer.Option("compute,network", "--role", help="Roles the node will run (for its description)."),
+    config: Path | None = ConfigOpt,
+):
+    """Make a node's user and print its join token (a secret: pass it to `onestack join`)."""
+    from onestack import services
+    from onestack.cluster import nodes
+
+    conf = _conf(config)
+    try:
+        roles = sorted(services.parse_roles(role) - {"controller"})
+        token = nodes.add(conf, name, roles, _controller_bus_url(conf))
+    except (ValueError, nodes.JoinError) as e:
+        fail(str(e))
+    except Exception as e:  # noqa: BLE001 (the API's refusal, in one line)
+        fail(f"node {name} not added: {getattr(e, 'message', e)}")
+    console.print(token, soft_wrap=True, highlight=False)
+
+
+@node_app.command("list")
+def node_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."), config: Path | None = ConfigOpt):
+    """The nodes this controller made users for."""
+    from onestack.cluster import nodes
+
+    conf = _conf(config)
+    try:
+        found = nodes.listing(conf)
+    except nodes.JoinError as e:
+        fail(str(e))
+    if as_json:
+        console.print_json(data=found)
+        return
+    table = Table("name", "user id", "description")
+    for n in found:
+        table.add_row(n["name"], n["user_id"], n["description"])
+    console.print(table)
+
+
+@node_app.command("remove")
+def node_remove(name: str = typer.Argument(..., help="The node's name."), config: Path | None = ConfigOpt):
+    """Delete a node's user: its agents can no longer reach the APIs."""
+    from onestack.cluster import nodes
+
+    conf = _conf(config)
+    try:
+        gone = nodes.remove(conf, name)
+    except nodes.JoinError as e:
+        fail(str(e))
+    if not gone:
+        fail(f"no node {name}")
+    console.print(f"node {name} removed (its user is deleted)")
+
+
+def _run_node(conf: Config, detach: bool, config_path: Path, timeout: float = 60) -> None:
+    """Run a joined node's agents here, or as a background child (pid and log file)."""
+    from onestack import services
+    from onestack.cluster import node
+
+    roles = _roles(conf)
+    pid = _running_pid(conf)
+    if pid and pid != os.getpid():
+        fail(f"this node already runs (pid {pid}); stop it with onestack down --config {config_path}")
+    if not detach:
+        os.umask(0o077)
+        _setup_logging(conf)
+        conf.pid_file.write_text(str(os.getpid()))
+        try:
+            node.run(conf, roles)
+        except node.JoinError as e:
+            fail(str(e))
+        finally:
+            conf.pid_file.unlink(missing_ok=True)
+        return
+    conf.log_file.parent.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "onestack.cli", "node", "run", "--config", str(config_path)]
+    mark = conf.log_file.stat().st_size if conf.log_file.exists() else 0
+    with open(conf.log_file, "ab") as log:
+        child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, close_fds=True)
+    conf.pid_file.write_text(str(child.pid))
+    start = time.monotonic()
+    while True:
+        text = conf.log_file.read_bytes()[mark:].decode(errors="replace")
+        if child.poll() is not None:
+            tail = text.splitlines()[-10:]
+            fail(f"the node exited during start-up: {tail[-1] if tail else '?'} (log: {conf.log_file})")
+        if "agents of" in text and "running" in text:
+            break
+        if time.monotonic() - start > timeout:
+            child.terminate()
+            fail(f"the node did not start within {timeout:.0f}s (log: {conf.log_file})")
+        time.sleep(0.1)
+    console.print(f"node {conf.node.name or conf.compute.host} running (pid {child.pid}, roles "
+                  f"{', '.join(sorted(roles & set(services.ROLES)))}), controller {conf.node.controller_url}")
+    console.print(f"  log: {conf.log_file}   stop: onestack down --config {config_path}")
+
+
+@node_app.command("run")
+def node_run(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
+    config: Path = typer.Option(..., "--config", "-c", help="The node's configuration (<state>/node.toml)."),
+):
+    """Run a joined node's agents again (after a stop or a reboot), without a new token."""
+    conf = _conf(config)
+    if not conf.node.controller_url:
+        fail(f"{config} is not a joined node's configuration (onestack join writes one)")
+    _run_node(conf, detach, config)
+
+
+@app.command()
+def join(
+    controller_url: str = typer.Argument(..., help="The controller's URL, e.g. http://10.0.0.10:8800"),
+    token: str = typer.Option(..., "--token", envvar="ONESTACK_JOIN_TOKEN",
+                              help="The node's join token (`onestack node add NAME` on the controller)."),
+    role: str = typer.Option("compute,network", "--role", help="compute, network, storage (comma-separated)."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="The node's state directory."),
+    local_ip: str = typer.Option("", "--local-ip", help="This node's address on the management network "
+                                 "(VXLAN, NBD exports); default: the one towards the controller."),
+    host: str = typer.Option("", "--host", help="Compute/volume host name (default: the node's name)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background (pid and log file)."),
+    config: Path | None = ConfigOpt,
+):
+    """Join this machine to a controller as a node and run its agents."""
+    from onestack import services
+    from onestack.cluster import node, nodes
+
+    try:
+        roles = services.parse_roles(role)
+    except ValueError as e:
+        fail(str(e))
+    base = _conf(config)
+    where = state_dir or base.state_dir
+    try:
+        path = node.prepare(controller_url, token, roles, Path(where), base=config, local_ip=local_ip, host=host)
+    except nodes.JoinError as e:
+        fail(str(e))
+    console.print(f"joined {controller_url.rstrip('/')}: configuration {path}")
+    _run_node(_conf(path), detach, path)
+
+
+# == a multi-node cloud on this machine ============================================================
+
+cluster_app = typer.Typer(no_args_is_help=True, help="A multi-node cloud on this machine (nodes in namespaces).")
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command("up")
+def cluster_up(
+    compute_nodes: int = typer.Option(2, "--compute-nodes", help="Compute+network nodes."),
+    storage_nodes: int = typer.Option(1, "--storage-nodes", help="Storage nodes."),
+    mgmt_cidr: str = typer.Option("10.250.0.0/24", "--mgmt-cidr", help="The management network."),
+    config: Path | None = ConfigOpt,
+):
+    """Start a controller, compute+network nodes and a storage node, each in its own namespaces."""
+    from onestack.cluster import fabric, local
+
+    if os.geteuid() != 0:
+        fail("a cluster's nodes are namespaces: run as root")
+    conf = _conf(config)
+    if not 1 <= compute_nodes <= 8 or not 0 <= storage_nodes <= 4:
+        fail("--compute-nodes: 1 to 8; --storage-nodes: 0 to 4")
+    if _running_pid(conf):
+        fail(f"a cloud already runs from {conf.state_dir}: onestack down first")
+    start = time.monotonic()
+    try:
+        local.up(conf, config, compute_nodes=compute_nodes, storage_nodes=storage_nodes, mgmt_cidr=mgmt_cidr,
+                 say=lambda text: console.print(text, highlight=False))
+    except (local.ClusterError, fabric.FabricError, ValueError) as e:
+        fail(f"cluster not started: {e} (onestack cluster down removes what was made)")
+    console.print(f"cluster up in {time.monotonic() - start:.0f}s")
+    _summary(_conf(None if config is None else conf.state_dir / CLUSTER_CONTROLLER))
+
+
+@cluster_app.command("down")
+def cluster_down(
+    purge: bool = typer.Option(False, "--purge", help="Also delete the controller's and nodes' state."),
+    config: Path | None = ConfigOpt,
+):
+    """Stop the cluster's nodes and controller and remove their namespaces and bridges."""
+    from onestack.cluster import local
+
+    conf = load_plain(config)
+    try:
+        local.down(conf, purge=purge, say=lambda text: console.print(text, highlight=False))
+    except local.ClusterError as e:
+        fail(str(e))
+
+
+@cluster_app.command("status")
+def cluster_status(as_json: bool = typer.Option(False, "--json", help="Print JSON."), config: Path | None = ConfigOpt):
+    """The cluster's nodes: roles, addresses, processes."""
+    from onestack.cluster import local
+
+    found = local.status(load_plain(config))
+    if found is None:
+        fail("no cluster runs from this state directory")
+    if as_json:
+        console.print_json(data=found)
+        return
+    table = Table("node", "roles", "address", "processes")
+    for n in found["nodes"]:
+        table.add_row(n["name"], ", ".join(n["roles"]), n["address"],
+                      "-" if n["processes"] is None else str(n["processes"]))
+    console.print(table)
+
+
+def load_plain(config: Path | None) -> Config:
+    """The configuration as given (not the cluster's controller's)."""
+    try:
+        return load(config)
+    except ConfigError as e:
+        fail(str(e))
 
 
 def main():

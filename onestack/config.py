@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onestack.common.booleans import to_bool
+
 
 class ConfigError(Exception):
     """A problem with the configuration, phrased for a one-line CLI error."""
@@ -34,6 +36,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "public_url": Key(
             str, "", "Base URL written into the catalog; empty means http://<host>:<port>."
         ),
+        "workers": Key(
+            int, 1, "API worker processes (`onestack up --workers N`): above 1, N processes serve the "
+            "APIs on the port and the main one runs conductors, schedulers and agents; needs the "
+            "amqp bus and PostgreSQL."
+        ),
     },
     "state": {
         "dir": Key(
@@ -50,15 +57,29 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "SQLAlchemy URL; empty means SQLite (WAL) at <state>/onestack.db. "
             "PostgreSQL: postgresql+psycopg2://user:pass@host:port/db.",
         ),
+        "managed": Key(bool, False, "Run PostgreSQL for the cloud (Debian's server, data in <state>/postgres, "
+                       "listening on server.host:database.port, generated password) and use it; "
+                       "database.url stays empty."),
+        "port": Key(int, 5432, "TCP port of the PostgreSQL that database.managed runs."),
     },
     "log": {
         "level": Key(str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
         "file": Key(str, "", "Log file for `up --detach`; empty means <state>/onestack.log."),
     },
+    "node": {
+        "roles": Key(str, "all", "What this machine runs: all (the all-in-one cloud), or a list of controller, "
+                     "compute, network, storage (`onestack up --role`, `onestack join --role`)."),
+        "controller_url": Key(str, "", "A joined node's controller (written by `onestack join`)."),
+        "name": Key(str, "", "A joined node's name (its join token's; written by `onestack join`)."),
+    },
     "bus": {
         "backend": Key(str, "inprocess", "Message bus backend: inprocess (threads, the all-in-one "
                        "default) or amqp (RabbitMQ at bus.url)."),
         "url": Key(str, "", "Broker URL of the amqp backend: amqp://user:password@host:5672/vhost."),
+        "managed": Key(bool, False, "With backend amqp: run RabbitMQ for the cloud (Debian's server, data in "
+                       "<state>/rabbitmq, listening on server.host:bus.port, user onestack with a "
+                       "generated password) and use it; bus.url stays empty."),
+        "port": Key(int, 5672, "AMQP port of the RabbitMQ that bus.managed runs."),
     },
     "policy": {
         "dir": Key(
@@ -69,7 +90,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "auth": {
         "token_cache_seconds": Key(
-            int, 5, "How long the API middleware caches a validated token (revocation clears it)."
+            int, 5, "How long the API middleware caches a validated token (any identity change, "
+            "a revocation, drops it at once in every process)."
         ),
     },
     "identity": {
@@ -120,6 +142,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                      "this process; it needs root and ip/bridge/nft/dnsmasq, else it is skipped with a log line."),
         "local_ip": Key(str, "127.0.0.1", "This host's VXLAN tunnel address (the other hosts' agents send to it)."),
         "availability_zone": Key(str, "nova", "Availability zone of this host's DHCP and L3 agents."),
+        "physical_interface_mappings": Key(str, "", "physnet:interface,... (Neutron's): external networks of "
+                                           "these physical networks are bridged to this host's interface (a "
+                                           "multi-node cloud's provider network); unmapped ones live in an "
+                                           "onestack-<physnet> namespace (the all-in-one cloud)."),
         "demo_topology": Key(bool, True, "At first start, make DevStack's network 'private', subnet "
                              "'private-subnet' and router 'router1' (gateway on 'public') for project demo."),
         "private_cidr": Key(str, "10.0.0.0/26", "CIDR of 'private-subnet' of the demo topology."),
@@ -150,6 +176,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "heartbeat_interval": Key(int, 10, "Seconds between a compute agent's heartbeats and resource reports."),
         "service_down_time": Key(int, 60, "Seconds without a heartbeat after which a compute service is down."),
         "force_config_drive": Key(bool, False, "Give every server a config drive, asked for or not."),
+        "allow_resize_to_same_host": Key(bool, True, "A resize may stay on the server's host (DevStack's default; "
+                                         "a cold migration always leaves it)."),
+        "migration_address": Key(str, "127.0.0.1", "Address (IP or name) other compute hosts reach this host at when "
+                                 "servers move: its libvirtd for live migration (qemu+tcp://<address>/system) and the "
+                                 "disk exports of cold migrations; shown as the hypervisor's host_ip."),
         "device_detach_attempts": Key(int, 8, "Times the libvirt driver asks a running guest to release a volume or "
                                       "interface being detached (a guest still booting ignores the request) before "
                                       "the detach fails (Nova's [libvirt] device_detach_attempts; at least 1)."),
@@ -214,6 +245,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_meta_overall_size": Key(int, 4096, "Most bytes of metadata names and values on one resource."),
         "tempurl_methods": Key(str, "GET HEAD PUT POST DELETE", "Methods a temporary URL may be signed for."),
         "cors_allow_origin": Key(str, "", "Origins allowed on every container (space-separated; '*' for any)."),
+        "node_secret": Key(str, "", "Secret the proxy and the object node servers share: every request between "
+                           "them is signed with it (needed on both when the ring has devices on nodes)."),
+        "node_host": Key(str, "127.0.0.1", "Address the object node server (`onestack object server`) listens on."),
+        "node_port": Key(int, 6200, "Port of the object node server."),
+        "node_timeout": Key(float, 10.0, "Seconds the proxy waits for a node server's answer or data."),
+        "node_connect_timeout": Key(float, 1.0, "Seconds the proxy waits to connect to a node server "
+                                    "(one that does not answer is a failed replica)."),
     },
 }
 
@@ -221,10 +259,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
 def _coerce(section: str, key: str, value: Any, source: str) -> Any:
     want = SCHEMA[section][key].type
     if want is bool and isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
+        try:
+            return to_bool(value, strict=True)
+        except ValueError:
+            pass
     elif want is int and isinstance(value, str):
         try:
             return int(value)

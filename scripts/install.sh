@@ -25,6 +25,7 @@ if [ "$want_test" = test ]; then
   # network e2e tests (busybox-static, which the guest image uses too, provides it);
   # iperf3 measures TCP through the network data plane (bench/network.py);
   # rabbitmq-server for the AMQP bus tests (they start their own broker: tests/cloud.py).
+  # The two servers are also what `bus.managed` and `database.managed` run (onestack/infra).
   apt_pkgs+=(postgresql busybox-static iperf3 rabbitmq-server)
 fi
 

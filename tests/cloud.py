@@ -4,12 +4,10 @@ the real clients."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from onestack import infra
+from onestack.infra import postgres as infra_postgres
+from onestack.infra import rabbitmq as infra_rabbitmq
 from tests import osc
 
 BIN = Path(sys.executable).parent  # tests run with .venv/bin/python
@@ -86,6 +87,8 @@ class Cloud:
 
     def stop(self) -> None:
         self.onestack("down", "--purge", check=False)
+        for server in (infra.RabbitMQ(self.state / "rabbitmq"), infra.Postgres(self.state / "postgres")):
+            server.stop()  # managed servers `down` could not stop (it failed?) outlive no test
         shutil.rmtree(self.state, ignore_errors=True)
 
     def openrc(self, user: str = "admin") -> dict[str, str]:
@@ -150,108 +153,65 @@ class Cloud:
 
 
 class Postgres:
-    """A throw-away PostgreSQL server owned by the test run, on a non-default port."""
+    """A throw-away PostgreSQL server owned by the test run, on a free port: onestack's
+    managed server (onestack/infra/postgres.py) in a temporary directory, without fsync."""
 
     def __init__(self):
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not bins:
+        if not infra_postgres.installed():
             raise FileNotFoundError("PostgreSQL is not installed (make test installs it)")
-        self.bin = Path(bins[-1]).parent
         self.dir = Path(tempfile.mkdtemp(prefix="onestack-pg-"))
-        self.port = free_port()
-        self.as_root = os.geteuid() == 0
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/onestack"
+        self.server = infra.Postgres(self.dir, port=free_port(), durable=False)
+        self.port = self.server.port
 
-    def _run(self, *args: str) -> None:
-        cmd = [str(self.bin / args[0]), *args[1:]]
-        if self.as_root:  # PostgreSQL refuses to run as root
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def start(self) -> Postgres:
-        data = self.dir / "data"
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "onestack")
+        self.server.start()
         return self
 
     def stop(self) -> None:
+        """Stop the server and remove its data."""
         try:
-            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+            self.server.purge()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    close = stop
+
 
 class RabbitMQ:
-    """A throw-away RabbitMQ broker owned by the test run: its own node name, ports,
-    Erlang port mapper (epmd), cookie and data under a temporary directory; the
-    machine's /etc/rabbitmq is not read. ``stop()`` then ``start()`` restarts it on the
-    same port (the clients' reconnect test); ``close()`` removes everything."""
-
-    SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+    """A throw-away RabbitMQ broker owned by the test run: onestack's managed broker
+    (onestack/infra/rabbitmq.py: its own node name, epmd, cookie and data) in a temporary
+    directory, on a free port. ``stop()`` then ``start()`` restarts it on the same port
+    (the clients' reconnect test); ``close()`` removes everything."""
 
     def __init__(self):
-        if not self.SERVER.exists() or not shutil.which("epmd"):
+        if not infra_rabbitmq.installed():
             raise FileNotFoundError("RabbitMQ is not installed (make install-test installs it)")
         self.dir = Path(tempfile.mkdtemp(prefix="onestack-rabbitmq-"))
-        self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
-        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
-        self.proc: subprocess.Popen | None = None
-        self.epmd: subprocess.Popen | None = None
-        (self.dir / "env.conf").write_text("")
-        (self.dir / "enabled_plugins").write_text("[].\n")
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir),  # (the cookie)
-            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "env.conf"),
-            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq"),  # absent: defaults
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"), "RABBITMQ_LOG_BASE": str(self.dir / "log"),
-            "RABBITMQ_PID_FILE": str(self.dir / "pid"),
-            "RABBITMQ_NODENAME": f"onestack-test-{self.port}@localhost",
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port), "ERL_EPMD_PORT": str(self.epmd_port),
-        }
+        self.server = infra.RabbitMQ(self.dir, port=free_port())
+        self.port = self.server.port
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def start(self, timeout: float = 120) -> RabbitMQ:
-        if self.epmd is None:  # our own epmd, in the foreground: the node would start a daemon
-            self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-                                         env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 (the child holds it)
-        self.proc = subprocess.Popen([str(self.SERVER)], env=self.env, stdout=log, stderr=log,
-                                     start_new_session=True, cwd=self.dir)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # bounded poll: the AMQP listener opens last
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited: {(self.dir / 'server.log').read_text()[-3000:]}")
-            with socket.socket() as s:
-                s.settimeout(1)
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.2)
-        self.close()
-        raise RuntimeError(f"rabbitmq-server did not listen within {timeout} s")
+        try:
+            self.server.start(timeout)
+        except infra.InfraError:
+            self.close()
+            raise
+        return self
 
     def stop(self) -> None:
-        """Stop the broker (the node, not its epmd); its data stays for start()."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.proc = None
+        """Stop the broker; its data stays for start()."""
+        self.server.stop()
 
     def close(self) -> None:
         try:
-            self.stop()
+            self.server.purge()
         finally:
-            if self.epmd is not None:
-                self.epmd.terminate()
-                self.epmd.wait(10)
-                self.epmd = None
             shutil.rmtree(self.dir, ignore_errors=True)

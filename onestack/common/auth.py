@@ -2,9 +2,10 @@
 
 A request's ``X-Auth-Token`` is validated by the identity service's own code
 path: in-process in all-in-one mode, over HTTP otherwise (both are a
-``Validator``). Results are cached for ``auth.token_cache_seconds``; identity
-clears the cache whenever it records a revocation, so a revoked token stops
-working at once in this process.
+``Validator``). Results are cached for ``auth.token_cache_seconds``. Where the
+process can read identity's database (all-in-one, API workers) identity also gives
+its ``revision`` reader: a cached result is used only while identity's revision is
+unchanged, so a token revoked through any process stops working at once in all.
 """
 
 from __future__ import annotations
@@ -22,16 +23,21 @@ from onestack.common import errors
 Validator = Callable[[str], dict]  # token id -> Keystone token body ({"token": {...}})
 
 _validator: Validator | None = None
-_cache: dict[str, tuple[float, RequestContext]] = {}
+_revision: Callable[[], int] | None = None
+_cache: dict[str, tuple[float, int | None, RequestContext]] = {}
 _cache_lock = threading.Lock()
 _cache_seconds = 5.0
 _CACHE_MAX = 10000
 
 
-def set_validator(validator: Validator, cache_seconds: float = 5.0) -> None:
-    global _validator, _cache_seconds
+def set_validator(validator: Validator, cache_seconds: float = 5.0,
+                  revision: Callable[[], int] | None = None) -> None:
+    """``revision``: a cheap read of identity's revision (bumped by every identity change,
+    in any process); cached validations are kept only while it stays the same."""
+    global _validator, _cache_seconds, _revision
     _validator = validator
     _cache_seconds = cache_seconds
+    _revision = revision
     clear_cache()
 
 
@@ -118,10 +124,11 @@ class RequestContext:
 def validate(token_id: str) -> RequestContext:
     """Validate a token (cached); raise Unauthorized if it is not valid now."""
     now = time.monotonic()
+    revision = _revision() if _revision is not None else None
     with _cache_lock:
         hit = _cache.get(token_id)
-    if hit and hit[0] > now:
-        return hit[1]
+    if hit and hit[0] > now and hit[1] == revision:
+        return hit[2]
     if _validator is None:
         raise errors.ServiceUnavailable("The identity service is not available to validate tokens.")
     body = _validator(token_id)
@@ -129,7 +136,7 @@ def validate(token_id: str) -> RequestContext:
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
-        _cache[token_id] = (now + _cache_seconds, ctx)
+        _cache[token_id] = (now + _cache_seconds, revision, ctx)
     return ctx
 
 

@@ -39,7 +39,8 @@ class ServiceAuth:
         creds = load_credentials(conf).get(user)
         if not creds:
             raise RuntimeError(f"no credentials for service user {user!r}: has bootstrap run?")
-        return cls(conf.public_url, user, creds["password"], creds.get("project", "service"))
+        # (a node of a multi-node cloud acts for every service as its own node user)
+        return cls(conf.public_url, creds.get("user", user), creds["password"], creds.get("project", "service"))
 
     def token(self) -> str:
         with self._lock:

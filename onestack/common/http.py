@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.from_thread
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -34,6 +35,8 @@ log = logging.getLogger("onestack.api")
 REQUEST_ID_HEADER = "x-openstack-request-id"
 MAX_BODY = 1024 * 1024  # JSON APIs: 1 MiB is far beyond any legitimate body
 STREAM_BATCH = 1024 * 1024  # a streamed body reaches the handler in pieces of about this size
+# The database cannot be reached (or the pool has no connection to give): a 503, not a 500
+DB_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class RequestIdMiddleware:
@@ -210,17 +213,23 @@ class Api:
 
             def run() -> Response:
                 ctx = None
-                if auth:
-                    if self.authenticate is None:
-                        raise errors.Unauthorized("The request you have made requires authentication.")
-                    ctx = self.authenticate(request)
-                    request.scope.setdefault("state", {})["context"] = ctx
-                if self.check_body is not None and not stream:
-                    self.check_body(request, body)
                 try:
+                    if auth:
+                        if self.authenticate is None:
+                            raise errors.Unauthorized("The request you have made requires authentication.")
+                        ctx = self.authenticate(request)
+                        request.scope.setdefault("state", {})["context"] = ctx
+                    if self.check_body is not None and not stream:
+                        self.check_body(request, body)
                     return fn(Req(request, body, ctx, dict(request.path_params), streamed=stream))
                 except errors.ApiError:
                     raise
+                except DB_UNAVAILABLE as e:
+                    # e.g. PostgreSQL restarting: the pool reconnects (pre-ping) once it is back
+                    reason = str(getattr(e, "orig", None) or e).strip() or type(e).__name__
+                    log.warning("database unavailable in %s %s: %s", request.method, request.url.path,
+                                reason.splitlines()[0])
+                    raise errors.ServiceUnavailable("The database is not available; try again later.") from None
                 except IntegrityError as e:
                     # a concurrent request stored the same thing first
                     log.info("conflict in %s %s: %s", request.method, request.url.path,

@@ -20,7 +20,6 @@ from pathlib import Path
 from onestack.common import bus, errors
 from onestack.common.timeutils import iso, utcnow
 from onestack.compute import bfv, clients, network, settings, states
-from onestack.compute.resources import resources_of, volume_backed
 from onestack.compute.virt import configdrive
 from onestack.compute.virt import driver as virt
 from onestack.compute.virt.domain import Interface
@@ -75,6 +74,7 @@ class ComputeAgent:
         self.node_uuid: str | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._aborts: set[str] = set()  # live migrations asked to stop
 
     def serve(self) -> None:
         bus.get().serve(f"compute.{self.host}", self)
@@ -100,9 +100,11 @@ class ComputeAgent:
             return 0
 
     def _run(self, uuid: str, request_id: str | None, event: str, fn, *, error_state: str | None = None,
-             done: dict | None = None) -> bool:
+             done: dict | None = None, local: bool = True, on_error=None) -> bool:
         """Run one action under the instance's lock, recording its event; on failure the
-        task state is cleared (and the vm_state set to ``error_state`` if given) with a fault."""
+        task state is cleared (and the vm_state set to ``error_state`` if given) with a fault,
+        and ``on_error(inst)`` called. ``local``: the guest is this host's afterwards (its power
+        state is read here)."""
         with self._lock(uuid):
             inst = self.conductor.instance_get(instance_uuid=uuid)
             if inst is None or inst["deleted"]:
@@ -113,15 +115,22 @@ class ComputeAgent:
             except Exception as e:
                 log.exception("%s of %s failed", event, uuid)
                 message = e.message if isinstance(e, errors.ApiError) else str(e)
-                update = {"task_state": None, "fault": _fault(e), "power_state": self._power(uuid)}
+                update = {"task_state": None, "fault": _fault(e)}
+                if local:
+                    update["power_state"] = self._power(uuid)
                 if error_state:
                     update["vm_state"] = error_state
+                if on_error is not None:
+                    try:
+                        on_error(inst)
+                    except Exception:
+                        log.exception("cleaning up after the failed %s of %s failed", event, uuid)
                 self._update(uuid, **update)
                 self._event(uuid, request_id, event, "finish", result="Error", details=message,
                             traceback=traceback.format_exc()[-2000:])
                 return False
-            self._update(uuid, **{"task_state": None, "power_state": self._power(uuid), **(done or {}),
-                                  **changes})
+            power = {"power_state": self._power(uuid)} if local else {}
+            self._update(uuid, **{"task_state": None, **power, **(done or {}), **changes})
             self._event(uuid, request_id, event, "finish", result="Success")
             return True
 
@@ -240,6 +249,8 @@ class ComputeAgent:
             if inst["vm_state"] == states.BUILDING and inst["task_state"] != states.DELETING:
                 return
             self._event(uuid, request_id, "compute_terminate_instance", "start")
+            if inst["vm_state"] == states.RESIZED:
+                self._drop_resize_source(inst)
             try:
                 self.driver.destroy(uuid)
             except InstanceNotFound:
@@ -494,55 +505,387 @@ class ComputeAgent:
             return {"vm_state": states.ACTIVE, "launched_at": iso(utcnow())}
         self._run(instance_uuid, request_id, "compute_rebuild_instance", go, error_state=states.ERROR)
 
-    def resize_instance(self, instance_uuid: str, request_id: str | None = None,
-                        new_flavor: dict | None = None) -> None:
-        def go(inst):
-            old = dict(inst["flavor"])
-            self._update(inst["uuid"], task_state=states.RESIZE_MIGRATING)
-            # a volume-backed server has no local root disk to grow (0: leave the disk alone)
-            root_gb = 0 if bfv.root_bdm(inst.get("block_device_mapping")) else new_flavor["root_gb"]
-            self.driver.resize(inst["uuid"], new_flavor["memory_mb"], new_flavor["vcpus"], root_gb)
-            self._update(inst["uuid"], task_state=states.RESIZE_FINISH)
-            sysmeta = dict(inst.get("system_metadata") or {})
-            sysmeta["old_flavor"] = old
-            if inst["vm_state"] == states.STOPPED:
-                sysmeta["old_vm_state"] = states.STOPPED
-                self.driver.power_off(inst["uuid"], timeout=0)
-            return {"vm_state": states.RESIZED, "flavor": new_flavor, "system_metadata": sysmeta}
-        self._run(instance_uuid, request_id, "compute_resize_instance", go, error_state=states.ERROR)
+    # -- moves between hosts. Cold migration and resize: resize_instance on the source (in
+    # place when the scheduler chose the same host), then finish_resize on the destination;
+    # confirm_resize on the source, or revert_resize on the destination then
+    # finish_revert_resize on the source. Live migration: live_migration on the source, which
+    # calls the destination's pre_live_migration and post_live_migration_at_destination.
+    # Evacuation: evacuate_instance on the destination; the source cleans up once it is back
+    # (reconcile). The migration's status is reported at each step; Placement's claim is the
+    # scheduler's (the migration holds the source's room), dropped or given back here.
 
-    def confirm_resize(self, instance_uuid: str, request_id: str | None = None) -> None:
+    def _migration(self, migration_uuid: str) -> dict:
+        mig = self.conductor.migration_get(migration_uuid=migration_uuid)
+        if mig is None:
+            raise VirtError(f"migration {migration_uuid} does not exist")
+        return mig
+
+    def _migration_status(self, migration_uuid: str, status: str) -> None:
+        self.conductor.migration_update(migration_uuid=migration_uuid, status=status)
+
+    def _to_host(self, host: str, method: str, **kwargs) -> None:
+        bus.get().cast_sync(f"compute.{host}", method, **kwargs)
+
+    def _call_host(self, host: str, method: str, timeout: float = 300, **kwargs):
+        return bus.get().call_sync(f"compute.{host}", method, timeout=timeout, **kwargs)
+
+    def _revert_claim(self, instance_uuid: str, migration_uuid: str) -> None:
+        """The instance holds the source's room again (the migration held it)."""
+        try:
+            clients.get().placement.revert_move(instance_uuid, migration_uuid)
+        except errors.ApiError as e:
+            log.warning("allocations of %s not given back to it: %s", instance_uuid, e.message)
+
+    def _move_failed(self, migration_uuid: str, status: str = "error"):
+        """What a failed move undoes (``_run``'s on_error): the migration's status, the claim."""
+        def undo(inst: dict) -> None:
+            self._migration_status(migration_uuid, status)
+            self._revert_claim(inst["uuid"], migration_uuid)
+        return undo
+
+    @staticmethod
+    def _resize_sysmeta(inst: dict) -> dict:
+        """What a revert goes back to, kept in the system metadata until confirm or revert."""
+        return {**(inst.get("system_metadata") or {}), "old_flavor": dict(inst["flavor"]),
+                "old_vm_state": inst["vm_state"]}
+
+    def _image_ref_if_any(self, inst: dict) -> virt.ImageRef:
+        """The server's image, or an empty reference when the image service cannot say (a
+        moved disk does not need it; the driver copies the whole disk then)."""
+        try:
+            return self._image_ref(inst)
+        except Exception as e:
+            log.info("image of %s not available (%s)", inst["uuid"], e)
+            return virt.ImageRef(None, Path("/nonexistent"), "raw")
+
+    def _connected_volumes(self, inst: dict) -> list[tuple[dict, dict]]:
+        """The server's volumes connected for this host: [(bdm, connection data)]."""
+        return [(b, self._reconnect(b)) for b in inst.get("block_device_mapping") or []
+                if b.get("destination_type") == "volume" and b.get("attachment_id")]
+
+    def _moved_spec(self, inst: dict, vifs: list[dict], connected: list[tuple[dict, dict]],
+                    image: virt.ImageRef) -> virt.InstanceSpec:
+        root = next((c for c in connected if c[0].get("boot_index") == 0), None)
+        if root is not None:
+            return self._root_volume_spec(inst, vifs, *root)
+        return self._spec(inst, vifs, image)
+
+    def _attach_volumes(self, uuid: str, connected: list[tuple[dict, dict]]) -> None:
+        """The volumes other than the root one, plugged into the guest made here."""
+        try:
+            for bdm, data in connected:
+                if bdm.get("boot_index") != 0:
+                    self.driver.attach_volume(uuid, volume_source(data), device=bdm["device"].removeprefix("/dev/"),
+                                              serial=bdm["volume_id"], disk_format=data.get("format", "raw"))
+        except BaseException:
+            try:
+                self.driver.destroy(uuid)
+            except Exception:
+                log.exception("guest of %s not removed after its volumes failed to attach", uuid)
+            raise
+
+    def resize_instance(self, instance_uuid: str, migration_uuid: str = "", request_id: str | None = None,
+                        new_flavor: dict | None = None) -> None:
+        """On the source: a resize in place, or the guest stopped and its disk offered to the
+        destination, which is then told to finish."""
+        uuid, handoff = instance_uuid, {}
+
         def go(inst):
-            self.driver.confirm_resize(inst["uuid"])
+            mig = self._migration(migration_uuid)
+            self._update(uuid, task_state=states.RESIZE_MIGRATING)
+            self._migration_status(migration_uuid, "migrating")
+            if mig["dest_compute"] == self.host:
+                return self._resize_here(inst, new_flavor, migration_uuid)
+            disk = self.driver.migrate_disk_and_power_off(uuid, settings.current.migration_address, timeout=30)
+            self._migration_status(migration_uuid, "post-migrating")
+            handoff.update(dest=mig["dest_compute"], disk_info=disk)
+            return {"task_state": states.RESIZE_MIGRATED}
+
+        if not self._run(uuid, request_id, "compute_resize_instance", go, error_state=states.ERROR,
+                         on_error=self._move_failed(migration_uuid)) or not handoff:
+            return
+        try:
+            self._to_host(handoff["dest"], "finish_resize", instance_uuid=uuid, migration_uuid=migration_uuid,
+                          new_flavor=new_flavor, disk_info=handoff["disk_info"], request_id=request_id)
+        except errors.ApiError as e:  # nobody serves the destination: the move ends here
+            self.driver.migration_transfer_done(uuid)
+            self._move_failed(migration_uuid)({"uuid": uuid})
+            self._update(uuid, vm_state=states.ERROR, task_state=None, fault=_fault(e))
+
+    def _resize_here(self, inst: dict, new_flavor: dict, migration_uuid: str) -> dict:
+        uuid = inst["uuid"]
+        # a volume-backed server has no local root disk to grow (0: leave the disk alone)
+        root_gb = 0 if bfv.root_bdm(inst.get("block_device_mapping")) else new_flavor["root_gb"]
+        self.driver.resize(uuid, new_flavor["memory_mb"], new_flavor["vcpus"], root_gb)
+        self._update(uuid, task_state=states.RESIZE_FINISH)
+        if inst["vm_state"] == states.STOPPED:
+            self.driver.power_off(uuid, timeout=0)
+        self._migration_status(migration_uuid, "finished")
+        return {"vm_state": states.RESIZED, "flavor": new_flavor, "system_metadata": self._resize_sysmeta(inst)}
+
+    def finish_resize(self, instance_uuid: str, migration_uuid: str, new_flavor: dict, disk_info: dict,
+                      request_id: str | None = None) -> None:
+        """On the destination: the ports bound here, the disk copied from the source, the guest
+        made and started (if it ran), the volumes plugged in: VERIFY_RESIZE."""
+        uuid, moved = instance_uuid, {}
+
+        def go(inst):
+            mig = self._migration(migration_uuid)
+            moved["source"] = mig["source_compute"]
+            self._update(uuid, task_state=states.RESIZE_FINISH)
+            sysmeta, was = self._resize_sysmeta(inst), inst["vm_state"]
+            inst = {**inst, "flavor": new_flavor}
+            try:
+                vifs = network.rebind(inst.get("network_info") or [], self.host)
+                moved["ports"] = True
+                connected = self._connected_volumes(inst)
+                spec = self._moved_spec(inst, vifs, connected, self._image_ref_if_any(inst))
+                self.driver.finish_migration(spec, disk_info, power_on=was != states.STOPPED)
+                self._attach_volumes(uuid, connected)
+            finally:
+                self._to_host(mig["source_compute"], "migration_transfer_done", instance_uuid=uuid)
+            self._migration_status(migration_uuid, "finished")
+            return {"vm_state": states.RESIZED, "flavor": new_flavor, "system_metadata": sysmeta,
+                    "host": self.host, "node": self.host, "network_info": vifs}
+
+        def undo(inst):
+            if moved.get("ports"):  # back to the host the server still is on
+                network.rebind(inst.get("network_info") or [], moved["source"])
+            self._move_failed(migration_uuid)(inst)
+
+        self._run(uuid, request_id, "compute_finish_resize", go, error_state=states.ERROR, on_error=undo)
+
+    def migration_transfer_done(self, instance_uuid: str) -> None:
+        """On the source: the destination has the disk (or gave up): the export ends."""
+        self.driver.migration_transfer_done(instance_uuid)
+
+    def confirm_resize(self, instance_uuid: str, migration_uuid: str = "", request_id: str | None = None) -> None:
+        """On the source: its copy of the guest goes (or a resize in place forgets its backup),
+        and with it the room the migration held here."""
+        uuid = instance_uuid
+        mig = self.conductor.migration_get(migration_uuid=migration_uuid) or {}
+        here = mig.get("dest_compute", self.host) == self.host
+
+        def go(inst):
+            if here:
+                self.driver.confirm_resize(uuid)
+            else:
+                self.driver.confirm_migration(uuid)
+            clients.release_allocations(migration_uuid)
+            self._migration_status(migration_uuid, "confirmed")
             sysmeta = dict(inst.get("system_metadata") or {})
             sysmeta.pop("old_flavor", None)
-            old_state = sysmeta.pop("old_vm_state", states.ACTIVE)
-            return {"vm_state": old_state, "system_metadata": sysmeta}
-        self._run(instance_uuid, request_id, "compute_confirm_resize", go, error_state=states.ERROR)
+            return {"vm_state": sysmeta.pop("old_vm_state", states.ACTIVE), "system_metadata": sysmeta}
 
-    def revert_resize(self, instance_uuid: str, request_id: str | None = None) -> None:
+        self._run(uuid, request_id, "compute_confirm_resize", go, error_state=states.ERROR, local=here)
+
+    def revert_resize(self, instance_uuid: str, migration_uuid: str = "", request_id: str | None = None) -> None:
+        """On the destination: its guest goes and the source finishes the revert (or, in
+        place, the guest goes back to its old size here)."""
+        uuid = instance_uuid
+        mig = self.conductor.migration_get(migration_uuid=migration_uuid) or {}
+        source = mig.get("source_compute") or self.host
+        if source == self.host:
+            def back(inst):
+                sysmeta = dict(inst.get("system_metadata") or {})
+                old, was = sysmeta.pop("old_flavor", inst["flavor"]), sysmeta.pop("old_vm_state", states.ACTIVE)
+                self.driver.revert_resize(uuid)
+                if was == states.STOPPED:
+                    self.driver.power_off(uuid, timeout=0)
+                self._revert_claim(uuid, migration_uuid)
+                self._migration_status(migration_uuid, "reverted")
+                return {"vm_state": was, "flavor": old, "system_metadata": sysmeta}
+            self._run(uuid, request_id, "compute_revert_resize", back, error_state=states.ERROR)
+            return
+
+        def go(inst):
+            try:
+                self.driver.destroy(uuid)
+            except InstanceNotFound:
+                pass
+            return {"task_state": states.RESIZE_REVERTING}
+
+        if self._run(uuid, request_id, "compute_revert_resize", go, error_state=states.ERROR, local=False):
+            self._to_host(source, "finish_revert_resize", instance_uuid=uuid, migration_uuid=migration_uuid,
+                          request_id=request_id)
+
+    def finish_revert_resize(self, instance_uuid: str, migration_uuid: str,
+                             request_id: str | None = None) -> None:
+        """On the source: the ports bound here again, the stopped guest started again (if it
+        ran), the instance back to its old flavor and its old room."""
         def go(inst):
             sysmeta = dict(inst.get("system_metadata") or {})
-            old = sysmeta.pop("old_flavor", inst["flavor"])
-            old_state = sysmeta.pop("old_vm_state", states.ACTIVE)
-            self.driver.revert_resize(inst["uuid"])
-            if old_state == states.STOPPED:
-                self.driver.power_off(inst["uuid"], timeout=0)
-            self._claim_flavor(inst, old)
-            return {"vm_state": old_state, "flavor": old, "system_metadata": sysmeta}
-        self._run(instance_uuid, request_id, "compute_revert_resize", go, error_state=states.ERROR)
+            old, was = sysmeta.pop("old_flavor", inst["flavor"]), sysmeta.pop("old_vm_state", states.ACTIVE)
+            vifs = network.rebind(inst.get("network_info") or [], self.host)
+            self._connected_volumes(inst)  # the attachments name this host again
+            self.driver.finish_revert_migration(inst["uuid"], power_on=was != states.STOPPED)
+            self._revert_claim(inst["uuid"], migration_uuid)
+            self._migration_status(migration_uuid, "reverted")
+            return {"vm_state": was, "flavor": old, "system_metadata": sysmeta, "host": self.host,
+                    "node": self.host, "network_info": vifs}
+        self._run(instance_uuid, request_id, "compute_finish_revert_resize", go, error_state=states.ERROR)
 
-    def _claim_flavor(self, inst: dict, flavor: dict) -> None:
-        """Placement holds what the flavor uses (resize and revert change it)."""
-        if not self.node_uuid:
+    def drop_migration_source(self, instance_uuid: str) -> None:
+        """On the source: the server was deleted while its move waited for confirmation."""
+        with self._lock(instance_uuid):
+            try:
+                self.driver.confirm_migration(instance_uuid)
+            except InstanceNotFound:
+                pass
+
+    def _drop_resize_source(self, inst: dict) -> None:
+        """A server deleted in VERIFY_RESIZE: the source's copy and the room it held go too."""
+        mig = self.conductor.unconfirmed_migration(instance_uuid=inst["uuid"])
+        if mig is None:
             return
-        resources = resources_of(flavor, volume_backed(inst.get("block_device_mapping")))
+        if mig["source_compute"] != self.host:
+            try:
+                self._to_host(mig["source_compute"], "drop_migration_source", instance_uuid=inst["uuid"])
+            except errors.ApiError as e:
+                log.warning("the copy of %s on %s was not removed: %s", inst["uuid"], mig["source_compute"],
+                            e.message)
+        clients.release_allocations(mig["uuid"])
+        self._migration_status(mig["uuid"], "confirmed")
+
+    # live migration
+
+    def live_migration(self, instance_uuid: str, migration_uuid: str = "", request_id: str | None = None,
+                       block_migration: bool | None = None) -> None:
+        """On the source: the destination prepares, the running guest moves (libvirt), the
+        destination takes it over; the source's room is given back."""
+        uuid, progress = instance_uuid, {}
+
+        def go(inst):
+            mig = self._migration(migration_uuid)
+            dest = progress["dest"] = mig["dest_compute"]
+            self._migration_status(migration_uuid, "preparing")
+            info = self.driver.live_migration_info(uuid)
+            prepared = self._call_host(dest, "pre_live_migration", timeout=1800, instance_uuid=uuid, info=info)
+            if migration_uuid in self._aborts:
+                raise VirtError(f"the live migration of {uuid} was cancelled")
+            self._migration_status(migration_uuid, "running")
+            self.driver.live_migrate(uuid, prepared, progress=lambda figures: self.conductor.migration_update(
+                migration_uuid=migration_uuid, **figures))
+            progress["moved"] = True
+            self._migration_status(migration_uuid, "post-migrating")
+            after = self._call_host(dest, "post_live_migration_at_destination", instance_uuid=uuid,
+                                    running=inst["vm_state"] == states.ACTIVE)
+            clients.release_allocations(migration_uuid)
+            self._migration_status(migration_uuid, "completed")
+            return {"host": dest, "node": dest, **after}
+
+        def undo(inst):
+            if progress.get("moved"):  # the guest runs there, only the bookkeeping failed
+                self._update(uuid, host=progress["dest"], node=progress["dest"])
+                self._migration_status(migration_uuid, "error")
+                return
+            if progress.get("dest"):
+                try:
+                    self._to_host(progress["dest"], "rollback_live_migration_at_destination", instance_uuid=uuid)
+                except errors.ApiError:
+                    pass
+            self._move_failed(migration_uuid, "cancelled" if migration_uuid in self._aborts else "error")(inst)
+
         try:
-            if not clients.get().placement.claim(inst["uuid"], {self.node_uuid: resources}, inst["project_id"],
-                                                 inst["user_id"]):
-                log.warning("allocation of %s not updated: %s has no room for it", inst["uuid"], self.host)
-        except errors.ApiError as e:
-            log.warning("allocation of %s not updated: %s", inst["uuid"], e.message)
+            self._run(uuid, request_id, "compute_live_migration", go, local=False, on_error=undo)
+        finally:
+            self._aborts.discard(migration_uuid)
+
+    def pre_live_migration(self, instance_uuid: str, info: dict) -> dict:
+        """On the destination (called by the source): bridges plugged, disks ready."""
+        inst = self.conductor.instance_get(instance_uuid=instance_uuid)
+        if inst is None or inst["deleted"]:
+            raise VirtError(f"instance {instance_uuid} is gone")
+        vifs = inst.get("network_info") or []
+        root = bfv.root_bdm(inst.get("block_device_mapping"))
+        if root is not None:  # the guest keeps its volume's connection (served over the network)
+            att = clients.get().volume.get(f"/attachments/{root['attachment_id']}")["attachment"]
+            spec = self._root_volume_spec(inst, vifs, root, (att.get("connection_info") or {}).get("data") or {})
+        else:
+            spec = self._spec(inst, vifs, self._image_ref_if_any(inst))
+        prepared = self.driver.prepare_incoming(spec, info)
+        return {**prepared, "address": settings.current.migration_address, "local": bool(info.get("local"))}
+
+    def post_live_migration_at_destination(self, instance_uuid: str, running: bool = True) -> dict:
+        """On the destination (called by the source): the guest and its ports are this host's."""
+        inst = self.conductor.instance_get(instance_uuid=instance_uuid) or {}
+        vifs = network.rebind(inst.get("network_info") or [], self.host)
+        info = self.driver.finish_incoming(instance_uuid, running=running)
+        return {"network_info": vifs, "power_state": _POWER.get(info.state, 0)}
+
+    def rollback_live_migration_at_destination(self, instance_uuid: str) -> None:
+        self.driver.rollback_incoming(instance_uuid)
+
+    def live_migration_abort(self, instance_uuid: str, migration_uuid: str) -> None:
+        """Cancel a live migration: before it runs, it never starts; while it runs, libvirt's job
+        is aborted (the guest stays here)."""
+        self._aborts.add(migration_uuid)
+        mig = self.conductor.migration_get(migration_uuid=migration_uuid) or {}
+        if mig.get("status") == "running":
+            try:
+                self.driver.live_migration_abort(instance_uuid)
+            except VirtError as e:
+                log.warning("live migration of %s not aborted: %s", instance_uuid, e)
+
+    def live_migration_force_complete(self, instance_uuid: str, migration_uuid: str) -> None:
+        try:
+            self.driver.live_migration_force_complete(instance_uuid)
+        except VirtError as e:
+            log.warning("live migration of %s not forced to complete: %s", instance_uuid, e)
+
+    # evacuation
+
+    def evacuate_instance(self, instance_uuid: str, migration_uuid: str = "", request_id: str | None = None) -> None:
+        """On the destination: the server rebuilt here from its image (its disk was on the dead
+        host) or around its root volume, ports and volumes connected here."""
+        uuid = instance_uuid
+
+        def go(inst):
+            self._migration_status(migration_uuid, "pre-migrating")
+            self._update(uuid, task_state=states.REBUILD_SPAWNING)
+            vifs = network.rebind(inst.get("network_info") or [], self.host)
+            connected = self._connected_volumes(inst)
+            image = None if bfv.root_bdm(inst.get("block_device_mapping")) else self._image_ref(inst)
+            self.driver.spawn(self._moved_spec(inst, vifs, connected, image))
+            self._attach_volumes(uuid, connected)
+            done = {"vm_state": states.ACTIVE, "launched_at": iso(utcnow())}
+            if inst["vm_state"] == states.STOPPED:  # (before compute 2.95 a stopped server stays stopped)
+                self.driver.power_off(uuid, timeout=0)
+                done = {"vm_state": states.STOPPED}
+            self._migration_status(migration_uuid, "done")
+            return {**done, "host": self.host, "node": self.host, "network_info": vifs}
+
+        def undo(inst):
+            try:
+                self.driver.destroy(uuid)
+            except Exception:
+                log.exception("partial guest of %s not removed", uuid)
+            self._migration_status(migration_uuid, "failed")
+            if self.node_uuid:
+                clients.get().placement.drop_provider(uuid, self.node_uuid)
+
+        self._run(uuid, request_id, "compute_rebuild_instance", go, error_state=states.ERROR, on_error=undo)
+
+    def _cleanup_evacuated(self) -> None:
+        """Servers evacuated while this host was down: its stale copies go (their disks were not
+        shared: the servers were rebuilt elsewhere), and the room they still held here."""
+        for mig in self.conductor.evacuations_from(host=self.host):
+            uuid = mig["instance_uuid"]
+            try:
+                with self._lock(uuid):
+                    self.driver.destroy(uuid)
+            except InstanceNotFound:
+                pass
+            except Exception:
+                log.exception("the stale copy of evacuated server %s was not removed", uuid)
+                continue
+            if self.node_uuid:
+                try:
+                    clients.get().placement.drop_provider(uuid, self.node_uuid)
+                except errors.ApiError as e:
+                    log.warning("room of evacuated server %s on %s not given back: %s", uuid, self.host, e.message)
+            self._migration_status(mig["uuid"], "completed")
+            log.info("evacuated server %s removed from %s", uuid, self.host)
 
     # -- snapshots and shelving
 
@@ -681,10 +1024,15 @@ class ComputeAgent:
     # -- heartbeat, resources and reconciliation
 
     def resources(self) -> dict:
-        return self.driver.host_resources()
+        # the address other hosts reach this one at when servers move (the hypervisor's host_ip)
+        return {**self.driver.host_resources(), "host_ip": settings.current.migration_address}
 
     def reconcile(self) -> None:
         """Compare libvirt with what the database says lives here (never kill unknown guests)."""
+        try:
+            self._cleanup_evacuated()
+        except Exception:
+            log.exception("cleaning up evacuated servers on %s failed", self.host)
         known = {i["uuid"]: i for i in self.conductor.instances_on_host(host=self.host)}
         present = set(self.driver.list_instances())
         for uuid in present - set(known):

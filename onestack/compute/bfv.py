@@ -18,7 +18,7 @@ import json
 import logging
 import time
 
-from onestack.common import errors
+from onestack.common import booleans, errors
 from onestack.compute import clients
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,6 @@ def root_bdm(bdms) -> dict | None:
 def volume_backed(bdms: list[dict] | None) -> bool:
     """Whether the server's root disk is a volume (boot index 0 mapped to a volume)."""
     return any(str(b.get("boot_index")) == "0" and b.get("destination_type") == "volume" for b in bdms or [])
-
-
-def _true(value) -> bool:
-    return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
 # ---------------------------------------------------------------- createImage
@@ -162,7 +158,7 @@ def image_mappings(img: dict) -> list[dict] | None:
     if not isinstance(items, list) or not all(isinstance(b, dict) for b in items):
         raise errors.BadRequest(f"Block Device Mapping is Invalid: the block_device_mapping property of image "
                                 f"{img.get('id')} is not a list of mappings.")
-    if not _true(img.get("bdm_v2")):
+    if not booleans.to_bool(img.get("bdm_v2")):
         raise errors.BadRequest(f"Block Device Mapping is Invalid: image {img.get('id')} has legacy (not bdm_v2) "
                                 f"block device mappings, which this cloud does not read.")
     out = []

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 
 from onestack.common import bus, db, errors
 from onestack.common.timeutils import iso, parse_iso, utcnow
-from onestack.compute import consoles, instances, states
+from onestack.compute import clients, consoles, instances, states
 from onestack.compute import models as m
 from onestack.compute.clients import release_allocations
+from onestack.compute.resources import volume_backed
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Conductor:
                 gone = row is None or row.deleted
                 if not gone:
                     row.host, row.node, row.updated_at = dest["host"], dest["node"], utcnow()
+                    row.availability_zone = dest.get("zone") or row.availability_zone  # its host's zone
             if gone:  # deleted while scheduling: give the room back
                 release_allocations(inst.uuid)
                 continue
@@ -170,7 +172,12 @@ class Conductor:
             inst = s.get(m.Instance, instance_uuid)
             if inst is not None and not inst.deleted:
                 instances.mark_deleted(s, inst)
+            # a move never confirmed: its migration still holds the source's room
+            moving = list(s.scalars(sa.select(m.Migration.uuid).where(
+                m.Migration.instance_uuid == instance_uuid, m.Migration.status.not_in(_MIGRATION_DONE))))
         release_allocations(instance_uuid)
+        for migration in moving:
+            release_allocations(migration)
 
     def action_event(self, instance_uuid: str, request_id: str, event: str, phase: str,
                      result: str | None = None, host: str | None = None, details: str | None = None,
@@ -267,6 +274,8 @@ class Conductor:
                         setattr(node, k, res[k])
                 node.updated_at = now
                 out[host] = {"node_uuid": node.uuid, "new": new}
+        if any(x["new"] for x in out.values()):
+            self.scheduler.invalidate()  # a new host is a candidate at once
         return out
 
     def heartbeat_many(self, hosts: list[str], binary: str = "nova-compute") -> None:
@@ -276,3 +285,136 @@ class Conductor:
             s.execute(sa.update(m.Service).where(m.Service.host.in_(hosts), m.Service.binary == binary)
                       .values(last_seen_up=now, updated_at=now))
 
+
+    # -- moves between hosts (onestack.compute.moves starts them; the agents of the two hosts
+    # do them and report the migration's status here)
+
+    def migration_get(self, migration_uuid: str) -> dict | None:
+        with db.session() as s:
+            mig = s.scalar(sa.select(m.Migration).where(m.Migration.uuid == migration_uuid))
+            return migration_dict(mig) if mig is not None else None
+
+    def migration_update(self, migration_uuid: str, **changes) -> dict | None:
+        bad = set(changes) - _MIGRATION_WRITABLE
+        if bad:
+            raise errors.BadRequest(f"agents may not change {sorted(bad)} of a migration")
+        with db.transaction() as s:
+            mig = s.scalar(sa.select(m.Migration).where(m.Migration.uuid == migration_uuid))
+            if mig is None:
+                return None
+            for k, v in changes.items():
+                setattr(mig, k, v)
+            mig.updated_at = utcnow()
+            return migration_dict(mig)
+
+    def unconfirmed_migration(self, instance_uuid: str) -> dict | None:
+        """The server's cold migration or resize waiting to be confirmed (VERIFY_RESIZE)."""
+        with db.session() as s:
+            mig = s.scalar(sa.select(m.Migration).where(
+                m.Migration.instance_uuid == instance_uuid, m.Migration.status == "finished",
+                m.Migration.migration_type.in_(("migration", "resize"))).order_by(m.Migration.id.desc()))
+            return migration_dict(mig) if mig is not None else None
+
+    def evacuations_from(self, host: str) -> list[dict]:
+        """Evacuations done away from ``host``: its copies of those servers are stale."""
+        with db.session() as s:
+            rows = s.scalars(sa.select(m.Migration).where(
+                m.Migration.migration_type == "evacuation", m.Migration.source_compute == host,
+                m.Migration.status == "done"))
+            return [migration_dict(r) for r in rows]
+
+    def migrate_server(self, instance_uuid: str, migration_uuid: str, flavor: dict, host: str | None = None,
+                       same_host: bool = False, request_id: str = "") -> None:
+        """Cold migration or resize: a destination claimed, then the source's agent moves it."""
+        self._move(instance_uuid, migration_uuid, request_id, "conductor_migrate_server", "resize_instance",
+                   flavor=flavor, host=host, same_host=same_host, migration_consumer=True,
+                   cast_to="source", new_flavor=flavor)
+
+    def live_migrate_instance(self, instance_uuid: str, migration_uuid: str, host: str | None = None,
+                              block_migration: bool | None = None, request_id: str = "") -> None:
+        self._move(instance_uuid, migration_uuid, request_id, "conductor_live_migrate_instance",
+                   "live_migration", host=host, migration_consumer=True, cast_to="source",
+                   block_migration=block_migration)
+
+    def evacuate_instance(self, instance_uuid: str, migration_uuid: str, host: str | None = None,
+                          request_id: str = "") -> None:
+        """The server rebuilt on another host (its own is down): it keeps its room on the dead
+        host beside the new one until that host comes back and cleans up, as in Nova."""
+        self._move(instance_uuid, migration_uuid, request_id, "conductor_rebuild_server", "evacuate_instance",
+                   host=host, migration_consumer=False, cast_to="dest", error_state=states.ERROR)
+
+    def _move(self, instance_uuid: str, migration_uuid: str, request_id: str, event: str, method: str, *,
+              flavor: dict | None = None, host: str | None = None, same_host: bool = False,
+              migration_consumer: bool, cast_to: str, error_state: str | None = None, **kwargs) -> None:
+        with db.session() as s:
+            inst = s.get(m.Instance, instance_uuid)
+            if inst is None or inst.deleted:
+                return
+            spec = {"flavor": flavor or dict(inst.flavor), "group": inst.server_group,
+                    "availability_zone": None if host else inst.availability_zone, "force_host": host,
+                    "ignore_hosts": [] if same_host else [inst.host],
+                    "volume_backed": volume_backed(inst.block_device_mapping),
+                    "move": {"migration": migration_uuid if migration_consumer else None}}
+            source, project_id, user_id = inst.host, inst.project_id, inst.user_id
+        self.action_event(instance_uuid, request_id, event, "start")
+        try:
+            dest = self.scheduler.select_destinations(spec, [instance_uuid], project_id, user_id)[0]
+            reason = getattr(self.scheduler, "last_reason", "") or "no host passed the filters"
+        except Exception as e:  # placement down, ...
+            log.exception("scheduling the move of %s failed", instance_uuid)
+            dest, reason = None, str(e)
+        if dest is None:
+            self._move_failed(instance_uuid, migration_uuid, request_id, event,
+                              f"No valid host was found. {reason}", error_state)
+            return
+        with db.transaction() as s:
+            node = s.scalar(sa.select(m.ComputeNode).where(m.ComputeNode.hypervisor_hostname == dest["node"]))
+            mig = s.scalar(sa.select(m.Migration).where(m.Migration.uuid == migration_uuid))
+            mig.dest_compute, mig.dest_node = dest["host"], dest["node"]
+            mig.dest_host = node.host_ip if node is not None else None
+            mig.updated_at = utcnow()
+        self.action_event(instance_uuid, request_id, event, "finish", result="Success")
+        target = source if cast_to == "source" else dest["host"]
+        try:
+            bus.get().cast_sync(f"compute.{target}", method, instance_uuid=instance_uuid,
+                                migration_uuid=migration_uuid, request_id=request_id, **kwargs)
+        except errors.ApiError as e:
+            self._undo_claim(instance_uuid, migration_uuid, migration_consumer, dest["uuid"])
+            self._move_failed(instance_uuid, migration_uuid, request_id, event,
+                              f"Compute host {target} is unreachable: {e.message}", error_state)
+
+    def _undo_claim(self, instance_uuid: str, migration_uuid: str, migration_consumer: bool, dest_rp: str) -> None:
+        p = clients.get().placement
+        try:
+            if migration_consumer:
+                p.revert_move(instance_uuid, migration_uuid)
+            else:
+                p.drop_provider(instance_uuid, dest_rp)
+        except errors.ApiError as e:
+            log.warning("the claim of the move of %s was not undone: %s", instance_uuid, e.message)
+
+    def _move_failed(self, instance_uuid: str, migration_uuid: str, request_id: str, event: str, message: str,
+                     error_state: str | None) -> None:
+        """A move that never left its source: the server as it was (or ``error_state``), with
+        a fault; the migration in error."""
+        with db.transaction() as s:
+            mig = s.scalar(sa.select(m.Migration).where(m.Migration.uuid == migration_uuid))
+            if mig is not None:
+                mig.status, mig.updated_at = "error", utcnow()
+            inst = s.get(m.Instance, instance_uuid)
+            if inst is not None and not inst.deleted:
+                inst.task_state, inst.updated_at = None, utcnow()
+                inst.vm_state = error_state or inst.vm_state
+                inst.fault = instances.fault(500 if error_state else 400, message)
+        self.action_event(instance_uuid, request_id, event, "finish", result="Error", details=message)
+
+
+_MIGRATION_DONE = ("confirmed", "reverted", "completed", "done", "error", "failed", "cancelled")
+_MIGRATION_WRITABLE = {"status", "memory_total", "memory_processed", "memory_remaining", "disk_total",
+                       "disk_processed", "disk_remaining"}
+_MIGRATION_FIELDS = ("id", "uuid", "instance_uuid", "migration_type", "status", "source_compute", "source_node",
+                     "dest_compute", "dest_node", "dest_host")
+
+
+def migration_dict(mig: m.Migration) -> dict:
+    return {k: getattr(mig, k) for k in _MIGRATION_FIELDS}

@@ -5,7 +5,8 @@ A console request (``os-getVNCConsole``, ``os-getSerialConsole`` or 2.6's
 the guest's console is (the VNC server's (host, port), or the serial pty), and
 issues a random token bound to that instance, host and target, valid for
 ``TOKEN_TTL`` seconds (several connections may use it until then, as noVNC
-reconnects). Tokens live in this process's memory.
+reconnects). Tokens live in the database (only their SHA-256, as Nova keeps them), so
+the proxy of any API process (``server.workers``) accepts a token another issued.
 
 The proxies are ASGI apps mounted beside the compute API (``extra_mounts``):
 
@@ -22,25 +23,29 @@ is ever sent without one.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import logging
 import os
 import re
 import secrets
 import termios
-import threading
-import time
 import tty
 import urllib.parse
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from onestack.common import errors
+from onestack.common import db, errors
+from onestack.common.timeutils import utcnow
 from onestack.compute import instances, settings
+from onestack.compute import models as m
 
 log = logging.getLogger(__name__)
 
@@ -60,63 +65,56 @@ class ConsoleToken:
     host: str  # the compute host the guest runs on
     console_type: str  # novnc | serial
     target: tuple  # ("tcp", address, port) | ("pty", path)
-    expires: float  # time.monotonic() deadline
+    expires_at: datetime  # naive UTC
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class TokenStore:
-    """Tokens in memory: issued, checked (expired ones are dropped), revoked per instance."""
+    """Tokens in the database: issued (expired ones are purged then), checked, revoked
+    per instance. The token itself is only ever in the URL handed to the client."""
 
     def __init__(self, ttl: float = TOKEN_TTL):
         self.ttl = ttl
-        self._tokens: dict[str, ConsoleToken] = {}
-        self._lock = threading.Lock()
 
     def issue(
         self, instance_uuid: str, host: str, console_type: str, target: tuple
     ) -> ConsoleToken:
-        tok = ConsoleToken(
-            secrets.token_urlsafe(32),
-            instance_uuid,
-            host,
-            console_type,
-            tuple(target),
-            time.monotonic() + self.ttl,
-        )
-        with self._lock:
-            self._purge()
-            self._tokens[tok.token] = tok
+        now = utcnow()
+        tok = ConsoleToken(secrets.token_urlsafe(32), instance_uuid, host, console_type,
+                           tuple(target), now + timedelta(seconds=self.ttl))
+        T = m.ConsoleAuthToken
+        with db.transaction() as s:
+            s.execute(sa.delete(T).where(T.expires_at <= now))
+            s.add(T(token_hash=_digest(tok.token), instance_uuid=instance_uuid, host=host,
+                    console_type=console_type, target=list(tok.target), expires_at=tok.expires_at))
         return tok
 
     def check(self, token: str | None, console_type: str) -> ConsoleToken | None:
         """The live token of that type, or None."""
         if not token:
             return None
-        with self._lock:
-            tok = self._tokens.get(token)
-            if tok is None:
-                return None
-            if tok.expires <= time.monotonic():
-                del self._tokens[token]
-                return None
-        return tok if tok.console_type == console_type else None
+        T = m.ConsoleAuthToken
+        with db.session() as s:
+            row = s.scalar(sa.select(T).where(T.token_hash == _digest(token)))
+        if row is None or row.expires_at <= utcnow() or row.console_type != console_type:
+            return None
+        return ConsoleToken(token, row.instance_uuid, row.host, row.console_type, tuple(row.target),
+                            row.expires_at)
 
     def revoke_instance(self, instance_uuid: str) -> int:
         """Forget every token of an instance (deleted, moved); how many there were."""
-        with self._lock:
-            gone = [t for t, tok in self._tokens.items() if tok.instance_uuid == instance_uuid]
-            for t in gone:
-                del self._tokens[t]
-        return len(gone)
-
-    def _purge(self) -> None:
-        now = time.monotonic()
-        for t in [t for t, tok in self._tokens.items() if tok.expires <= now]:
-            del self._tokens[t]
+        T = m.ConsoleAuthToken
+        with db.transaction() as s:
+            return s.execute(sa.delete(T).where(T.instance_uuid == instance_uuid)).rowcount
 
     def __len__(self) -> int:
-        with self._lock:
-            self._purge()
-            return len(self._tokens)
+        """How many live tokens there are."""
+        T = m.ConsoleAuthToken
+        with db.session() as s:
+            return s.scalar(sa.select(sa.func.count()).select_from(T).where(T.expires_at > utcnow()))
 
 
 tokens = TokenStore()
@@ -203,7 +201,7 @@ def get_remote_console(ctx, instance, protocol: str, console_type: str) -> dict:
 
 
 async def _accept(websocket, console_type: str) -> ConsoleToken | None:
-    tok = tokens.check(websocket.query_params.get("token"), console_type)
+    tok = await asyncio.to_thread(tokens.check, websocket.query_params.get("token"), console_type)
     if tok is None:
         log.info("console websocket refused: unknown or expired %s token", console_type)
         await websocket.close(code=1008)  # before accept: the handshake answers 403
@@ -278,7 +276,17 @@ async def vnc_websocket(websocket) -> None:
             pass
 
 
-_pty_in_use: set[str] = set()
+def _claim(fd: int, path: str) -> bool:
+    """Hold the pty for this session: two readers of one pty would each get part of the
+    output. An flock, so a session of another API process holds it too (the fake
+    driver's /dev/null is nobody's console: not locked)."""
+    if path == "/dev/null":
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 async def serial_websocket(websocket) -> None:
@@ -289,16 +297,16 @@ async def serial_websocket(websocket) -> None:
     if not (_PTY.match(path) or path == "/dev/null"):
         await websocket.close(code=1011)
         return
-    if path in _pty_in_use:  # two readers of one pty would each get part of the output
-        await websocket.close(code=1013)
-        return
     try:
         fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as e:
         log.warning("serial pty %s of %s: %s", path, tok.instance_uuid, e)
         await websocket.close(code=1011)
         return
-    _pty_in_use.add(path)
+    if not _claim(fd, path):
+        os.close(fd)
+        await websocket.close(code=1013)
+        return
     loop = asyncio.get_running_loop()
     incoming: asyncio.Queue[bytes] = asyncio.Queue()
     try:
@@ -331,8 +339,7 @@ async def serial_websocket(websocket) -> None:
         await _relay(websocket, incoming.get, write, "serial")
     finally:
         loop.remove_reader(fd)
-        os.close(fd)
-        _pty_in_use.discard(path)
+        os.close(fd)  # (and with it the flock)
 
 
 def vnc_app():

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from onestack.common import bus, db, errors
+from onestack.common import booleans, bus, db, errors
 from onestack.common.microversion import Version
 from onestack.common.pagination import parse_limit
 from onestack.common.timeutils import iso, parse_iso, utcnow
@@ -95,15 +95,6 @@ class ListQuery:
     sort: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _bool(text: str, name: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "t", "yes", "y", "on"):
-        return True
-    if t in ("0", "false", "f", "no", "n", "off"):
-        return False
-    raise errors.BadRequest(f"Invalid value {text!r} for {name}: a boolean is required.")
-
-
 def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Row], bool, int]:
     """The servers a list request selects, in order, one page (rows with the attributes of
     ``Instance`` the list views show: all but system metadata, requested networks and key
@@ -111,7 +102,7 @@ def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Ro
     Filters, order, marker and limit are SQL; only regular expressions are matched here."""
     admin = ctx.is_admin
     stmt = sa.select(m.Instance)
-    all_tenants = "all_tenants" in q and (q["all_tenants"] == "" or _bool(q["all_tenants"], "all_tenants"))
+    all_tenants = "all_tenants" in q and (q["all_tenants"] == "" or booleans.parse_bool(q["all_tenants"], "all_tenants"))
     if all_tenants:
         policies.authorize("servers:detail:get_all_tenants", ctx)
     if not (all_tenants and admin):
@@ -122,7 +113,7 @@ def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Ro
     deleted = q.get("deleted")
     changes = q.get("changes-since")
     if deleted and admin:
-        stmt = stmt.where(m.Instance.deleted == _bool(deleted, "deleted"))
+        stmt = stmt.where(m.Instance.deleted == booleans.parse_bool(deleted, "deleted"))
     elif not changes:  # changes-since shows servers deleted since then too, as Nova
         stmt = stmt.where(m.Instance.deleted.is_(False))
     since = None
@@ -173,7 +164,7 @@ def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Ro
     if "locked" in q:
         if v < Version(2, 73):
             raise errors.BadRequest("Invalid filter field: locked.")
-        stmt = stmt.where(m.Instance.locked == _bool(q["locked"], "locked"))
+        stmt = stmt.where(m.Instance.locked == booleans.parse_bool(q["locked"], "locked"))
     if q.get("flavor"):  # the flavor snapshot is a JSON document: its id, in SQL
         stmt = stmt.where(m.Instance.flavor["id"].as_string() == q["flavor"].rsplit("/", 1)[-1])
     dialect = s.get_bind().dialect.name

@@ -186,3 +186,74 @@ class ServerGroup(Base):
     rules: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     members: Mapped[list] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class Aggregate(Base):
+    """A host aggregate; its "availability_zone" metadata key makes it an AZ (as in Nova)."""
+
+    __tablename__ = "compute_aggregate"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
+class AggregateHost(Base):
+    __tablename__ = "compute_aggregate_host"
+    aggregate_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("compute_aggregate.id", ondelete="CASCADE"), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255), primary_key=True, index=True)
+
+
+class AggregateMetadata(Base):
+    __tablename__ = "compute_aggregate_metadata"
+    aggregate_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("compute_aggregate.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True, index=True)
+    value: Mapped[str] = mapped_column(sa.String(255))
+
+
+class Migration(Base):
+    """A move of a server between hosts (Nova's migrations row): a cold migration, a resize,
+    a live migration or an evacuation, with its status as the move goes on. Its uuid is
+    also a Placement consumer: it holds the source host's room while a move is unconfirmed."""
+
+    __tablename__ = "compute_migration"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(sa.String(36), index=True)
+    migration_type: Mapped[str] = mapped_column(sa.String(32))  # migration | resize | live-migration | evacuation
+    status: Mapped[str] = mapped_column(sa.String(32), index=True)
+    source_compute: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    source_node: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    dest_node: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    dest_host: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)  # the destination's address
+    old_instance_type_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    new_instance_type_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    hidden: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    memory_total: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    memory_processed: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    memory_remaining: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    disk_total: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    disk_processed: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    disk_remaining: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    project_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
+class ConsoleAuthToken(Base):
+    """A remote console's token (Nova's console_auth_tokens). Only its SHA-256 is kept;
+    the proxy of whichever API process the browser reaches checks it there."""
+
+    __tablename__ = "compute_console_auth_token"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(sa.String(36), index=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    console_type: Mapped[str] = mapped_column(sa.String(32))
+    target: Mapped[list] = mapped_column(sa.JSON)  # ["tcp", address, port] | ["pty", path]
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)

@@ -117,6 +117,17 @@ def refresh(instance_uuid: str, vifs: list[dict]) -> list[dict]:
                      tag=known.get(p["id"], {}).get("tag")) for p in ports]
 
 
+def rebind(vifs: list[dict], host: str) -> list[dict]:
+    """The server's ports bound to ``host`` (its guest moved there; the network agent of
+    that host wires them up); the VIFs as the network service now describes them."""
+    net = clients.get().network
+    out = []
+    for vif in vifs:
+        port = net.put(f"/v2.0/ports/{vif['port_id']}", json={"port": {"binding:host_id": host}})["port"]
+        out.append(describe(port, preserve=bool(vif.get("preserve")), tag=vif.get("tag")))
+    return out
+
+
 def deallocate(instance_uuid: str, vifs: list[dict]) -> None:
     """Delete the ports made for the server; unbind the ones the user gave."""
     net = clients.get().network

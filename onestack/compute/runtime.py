@@ -21,6 +21,7 @@ from onestack.common import bus, db, errors
 from onestack.compute import clients, settings
 from onestack.compute import models as m
 from onestack.compute.agent import ComputeAgent
+from onestack.compute.agent import Conductor as AgentConductor
 from onestack.compute.conductor import Conductor
 from onestack.compute.scheduler import Scheduler
 from onestack.compute.virt.driver import FakeDriver, LibvirtDriver
@@ -34,7 +35,8 @@ class Runtime:
         self.conductor: Conductor | None = None
         self.agents: list[ComputeAgent] = []
         self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
+        self.thread: threading.Thread | None = None  # the agents' reporter
+        self.control_thread: threading.Thread | None = None
         self._inventory: dict[str, dict] = {}  # what Placement holds of each host, as last reported
         self._unreported: set[str] = set()  # hosts whose new node has no provider yet
         self.controller = socket.gethostname()
@@ -79,13 +81,27 @@ def _driver(conf, host: str):
 
 
 def start(conf) -> Runtime:
+    """The controller's part: scheduler and conductor on the bus, their heartbeats."""
     rt = current
+    rt.controller = conf.node.name or socket.gethostname()  # (a cluster names its controller)
     clients.configure(conf)
     rt.scheduler = Scheduler()
     rt.conductor = Conductor(rt.scheduler)
     b = bus.get()
     b.serve("compute.scheduler", rt.scheduler)
     b.serve("compute.conductor", rt.conductor)
+    b.subscribe("network.floatingip.*", _floating_ip_changed)
+    rt.control_thread = threading.Thread(target=_control_loop, args=(rt,), name="compute-control", daemon=True)
+    rt.control_thread.start()
+    return rt
+
+
+def start_agents(conf) -> Runtime:
+    """A compute node's part: this host's agent (and simulated hosts), which reach the
+    conductor over the bus only, as on a node of a multi-node cloud."""
+    rt = current
+    if clients.current is None:
+        clients.configure(conf)
     host = conf.compute.host or socket.gethostname()
     driver, real = _driver(conf, host)
     rt.agents = [ComputeAgent(host, driver, zone=conf.compute.availability_zone, plug=real)]
@@ -98,37 +114,47 @@ def start(conf) -> Runtime:
             rt.agents.append(ComputeAgent(name, d, zone=conf.compute.availability_zone, plug=False))
     for a in rt.agents:
         a.serve()
-    b.subscribe("network.floatingip.*", _floating_ip_changed)
     rt.thread = threading.Thread(target=_report_loop, args=(rt,), name="compute-reporter", daemon=True)
     rt.thread.start()
     return rt
 
 
+_conductor = AgentConductor()  # the agents' reports go over the bus, never to the object
+
+
+def _control_loop(rt: Runtime) -> None:
+    """nova-scheduler and nova-conductor heartbeats of the controller."""
+    first = True
+    while not rt.stopping.wait(0 if first else settings.current.heartbeat_interval):
+        first = False
+        try:
+            for name in ("nova-scheduler", "nova-conductor"):
+                rt.conductor.service_report(host=rt.controller, binary=name, zone="internal")
+        except Exception:
+            log.exception("compute: controller heartbeat failed")
+
+
 def _report_loop(rt: Runtime) -> None:
-    """Register every host, then heartbeat; retries until the API answers (it starts after us)."""
+    """Register every host, then heartbeat; retries until the conductor and the APIs answer
+    (on a node they may start after us)."""
     interval = settings.current.heartbeat_interval
     pending = list(rt.agents)
     delay = 0.2
     started = time.monotonic()
     while not rt.stopping.is_set() and pending:
         try:
-            for name in ("nova-scheduler", "nova-conductor"):
-                rt.conductor.service_report(host=rt.controller, binary=name, zone="internal")
             pending = _register(rt, pending)
-        except Exception:
-            log.exception("compute: registering hosts failed")
+        except Exception as e:  # noqa: BLE001 (the conductor may not be up yet)
+            log.info("compute: registering hosts: %s; retrying", e)
         if pending:
             rt.stopping.wait(delay)
             delay = min(delay * 2, 2)
     if not pending:
         log.info("compute: %d host(s) registered in %.1f s", len(rt.agents), time.monotonic() - started)
-    rt.scheduler.invalidate()
     first = True
     while not rt.stopping.wait(0 if first else interval):
         try:
-            for name in ("nova-scheduler", "nova-conductor"):
-                rt.conductor.service_report(host=rt.controller, binary=name, zone="internal")
-            rt.conductor.heartbeat_many(hosts=[a.host for a in rt.agents])
+            _conductor.heartbeat_many(hosts=[a.host for a in rt.agents])
             for a in rt.agents:
                 if a.plug_vifs or first:
                     if not first:
@@ -165,7 +191,7 @@ def _register(rt: Runtime, agents: list[ComputeAgent]) -> list[ComputeAgent]:
     one's provider and inventory in Placement (a bounded pool of them at once). The hosts
     still to do (Placement or the API not answering yet)."""
     reports = [{"host": a.host, "zone": a.zone, "resources": a.resources()} for a in agents]
-    nodes = rt.conductor.compute_nodes_report(reports=reports)
+    nodes = _conductor.compute_nodes_report(reports=reports)
     todo = []
     for a, r in zip(agents, reports, strict=True):
         a.node_uuid = nodes[a.host]["node_uuid"]

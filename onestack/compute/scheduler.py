@@ -2,7 +2,8 @@
 
 Placement answers which compute nodes have room (allocation candidates, with
 the allocation ratios in their inventories); the filters here drop hosts that
-are disabled or down, in the wrong availability zone, or break a server
+are disabled or down, in the wrong availability zone (an aggregate's), without
+the aggregate metadata the flavor's extra specs ask for, or break a server
 group's policy; the weigher ranks the rest (spread by default: most free RAM,
 then most free VCPUs); the winner's resources are claimed in Placement before
 the build goes to it, so two schedulers never give away the same room. A
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 
 from onestack.common import db, errors
 from onestack.common.timeutils import utcnow
-from onestack.compute import clients, settings
+from onestack.compute import aggregates, clients, settings
 from onestack.compute import models as m
 from onestack.compute.resources import resources_of
 
@@ -90,6 +91,10 @@ class Scheduler:
                 m.Instance.uuid.in_(members), m.Instance.host.is_not(None), m.Instance.deleted.is_(False))))
             return g.policy, hosts, int((g.rules or {}).get("max_server_per_host", 1))
 
+    def _aggregates(self, metadata: bool) -> tuple[dict[str, str], dict[str, dict[str, set[str]]]]:
+        with db.session() as s:
+            return aggregates.host_zones(s), aggregates.host_metadata(s) if metadata else {}
+
     def _hint_hosts(self, uuids) -> set[str]:
         if not uuids:
             return set()
@@ -111,9 +116,15 @@ class Scheduler:
         summaries = {c.provider_uuid: c.summaries[c.provider_uuid] for c in got if c.provider_uuid in c.summaries}
         hosts = self._host_states()
         az, forced = spec.get("availability_zone"), spec.get("force_host")
+        ignore = set(spec.get("ignore_hosts") or ())
         hints = spec.get("hints") or {}
         same, different = self._hint_hosts(hints.get("same_host")), self._hint_hosts(hints.get("different_host"))
         policy, group_hosts, per_host = self._group_hosts(spec.get("group"), set(instance_uuids))
+        # aggregates (read afresh: a host added to a zone counts at once): an aggregate's zone
+        # wins over the reported one; flavor extra specs scoped aggregate_instance_extra_specs
+        # must match the metadata of the host's aggregates
+        wanted = aggregates.scoped_specs(spec["flavor"].get("extra_specs"))
+        zones, host_meta = self._aggregates(bool(wanted))
         reasons: list[str] = []
         passing = []
         for rp in candidates:
@@ -122,9 +133,13 @@ class Scheduler:
                 continue
             if not (h.enabled and h.up):
                 continue
-            if az and h.zone != az:
+            if az and not forced and zones.get(h.host, h.zone) != az:  # (a forced host skips it, as in Nova)
+                continue
+            if wanted and not aggregates.specs_match(host_meta.get(h.host, {}), wanted):
                 continue
             if forced and forced not in (h.host, h.node):
+                continue
+            if h.host in ignore:  # a move's source (Nova's ignore_hosts)
                 continue
             if same and h.host not in same:
                 continue
@@ -150,7 +165,8 @@ class Scheduler:
                 chosen = None
         if chosen is None:  # one instance, or the batch was refused: one claim at a time
             plan = placing()
-            chosen = [plan.choose(lambda h, u=u: self._claim(u, h.uuid, resources, project_id, user_id))
+            chosen = [plan.choose(lambda h, u=u: self._claim(u, h.uuid, resources, project_id, user_id,
+                                                             spec.get("move")))
                       for u in instance_uuids]
         out: list[dict | None] = []
         for uuid, h in zip(instance_uuids, chosen, strict=True):
@@ -161,7 +177,7 @@ class Scheduler:
                 self.last_reason = why
                 out.append(None)
             else:
-                out.append({"host": h.host, "node": h.node, "uuid": h.uuid})
+                out.append({"host": h.host, "node": h.node, "uuid": h.uuid, "zone": zones.get(h.host, h.zone)})
         return out
 
     last_reason = ""
@@ -173,10 +189,15 @@ class Scheduler:
             log.warning("claiming %d instances at once failed, one at a time then: %s", len(claims), e.message)
             return False
 
-    def _claim(self, consumer: str, rp: str, resources: dict, project_id: str, user_id: str) -> bool:
+    def _claim(self, consumer: str, rp: str, resources: dict, project_id: str, user_id: str,
+               move: dict | None = None) -> bool:
         """Claim on ``rp`` for a consumer new to Placement (no read first); a generation race is
-        retried by the client, a host with no room left is False."""
+        retried by the client, a host with no room left is False. A move (``{"migration": uuid
+        or None}``) claims for a server that holds room already: see ``PlacementClient.move``."""
         try:
+            if move is not None:
+                return clients.get().placement.move(consumer, {rp: resources}, move.get("migration"),
+                                                    project_id, user_id)
             return clients.get().placement.claim(consumer, {rp: resources}, project_id, user_id,
                                                  consumer_generation=None)
         except errors.Conflict:

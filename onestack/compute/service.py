@@ -30,11 +30,28 @@ def setup(conf: Config) -> None:
 
 
 def start(conf: Config) -> None:
-    """After bootstrap (service users exist): the scheduler, conductor and compute agents."""
+    """After bootstrap (service users exist): the scheduler and conductor (the controller's part)."""
     from onestack.compute import metadata, runtime
 
     metadata.configure(conf)
     runtime.start(conf)
+
+
+def start_api(conf: Config) -> None:
+    """An API worker's part (``server.workers``): what its handlers use, no conductor."""
+    from onestack.compute import clients, metadata
+
+    metadata.configure(conf)
+    clients.configure(conf)
+
+
+def start_node(conf: Config, roles: set[str]) -> None:
+    """A node's part: the compute agent of this host, on nodes with the compute role."""
+    from onestack.compute import runtime, settings
+
+    if "compute" in roles:
+        settings.configure(conf)  # (a node without the controller role ran no setup)
+        runtime.start_agents(conf)
 
 
 def extra_mounts() -> dict:
@@ -42,6 +59,12 @@ def extra_mounts() -> dict:
     from onestack.compute import consoles, metadata
 
     return {"/metadata": metadata.metadata_app(), **consoles.extra_mounts()}
+
+
+def stop_node() -> None:
+    from onestack.compute import runtime
+
+    runtime.current.stop()
 
 
 def app():

@@ -17,6 +17,7 @@ SUSPENDING, RESUMING, RESCUING, UNRESCUING = "suspending", "resuming", "rescuing
 REBUILDING, RESIZE_PREP, RESIZE_MIGRATING, RESIZE_FINISH = (
     "rebuilding", "resize_prep", "resize_migrating", "resize_finish")
 RESIZE_REVERTING, RESIZE_CONFIRMING = "resize_reverting", "resize_confirming"
+RESIZE_MIGRATED, MIGRATING, REBUILD_SPAWNING = "resize_migrated", "migrating", "rebuild_spawning"
 IMAGE_SNAPSHOT, IMAGE_UPLOADING, IMAGE_PENDING_UPLOAD = (
     "image_snapshot", "image_uploading", "image_pending_upload")
 SHELVING, SHELVING_IMAGE_UPLOADING, SHELVING_OFFLOADING, UNSHELVING = (
@@ -26,8 +27,8 @@ _TASK_STATUS = {
     REBOOTING: "REBOOT", "reboot_pending": "REBOOT", "reboot_started": "REBOOT",
     REBOOTING_HARD: "HARD_REBOOT", "reboot_pending_hard": "HARD_REBOOT", "reboot_started_hard": "HARD_REBOOT",
     REBUILDING: "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD",
-    "migrating": "MIGRATING", RESIZE_PREP: "RESIZE", RESIZE_MIGRATING: "RESIZE",
-    "resize_migrated": "RESIZE", RESIZE_FINISH: "RESIZE", "updating_password": "PASSWORD",
+    MIGRATING: "MIGRATING", RESIZE_PREP: "RESIZE", RESIZE_MIGRATING: "RESIZE",
+    RESIZE_MIGRATED: "RESIZE", RESIZE_FINISH: "RESIZE", "updating_password": "PASSWORD",
 }
 
 _VM_STATUS = {

@@ -11,7 +11,6 @@ again, a role removed and granted again.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -34,48 +33,40 @@ class TokenNotValid(Exception):
 
 
 class _Revocations:
-    """Recent revocation events in memory, reloaded when the table changes."""
+    """The revocation events in memory, as of one identity revision (reloaded when
+    any process has advanced it: every new event does, in its own transaction)."""
 
     lock = threading.Lock()
     events: list[m.RevocationEvent] = []
-    max_id: int | None = -1
-    checked_at = 0.0
-    generation = -1
+    revision = -1
 
 
 def revoke(s: Session, **match) -> None:
-    """Record an event: tokens matching ``match`` issued up to now are revoked."""
+    """Record an event: tokens matching ``match`` issued up to now are revoked (in every
+    process as soon as ``s`` commits, since the event advances the revision with it)."""
     now = utcnow()
     s.add(m.RevocationEvent(issued_before=now, revoked_at=now, **match))
     # Forget events older than any token that could still be valid.
     horizon = now - timedelta(seconds=core.settings().token_expiration + 60)
     s.execute(sa.delete(m.RevocationEvent).where(m.RevocationEvent.revoked_at < horizon))
+    core.bump(s)
 
 
-def _events(s: Session) -> list[m.RevocationEvent]:
+def _events(s: Session, revision: int) -> list[m.RevocationEvent]:
     r = _Revocations
-    now = time.monotonic()
     with r.lock:
-        fresh = r.generation == core.State.generation and now - r.checked_at < 1.0
-        if fresh:
+        if r.revision == revision:
             return r.events
-    # Another process may have written events: compare the newest id.
-    max_id = s.scalar(sa.select(sa.func.max(m.RevocationEvent.id)))
-    with r.lock:
-        if max_id != r.max_id or r.generation != core.State.generation:
-            r.events = list(s.scalars(sa.select(m.RevocationEvent)))
-            for e in r.events:
-                s.expunge(e)
-            if max_id != r.max_id and r.max_id != -1:
-                core.changed()  # drop validations cached before these events
-            r.max_id = max_id
-        r.generation = core.State.generation
-        r.checked_at = now
-        return r.events
+    events = list(s.scalars(sa.select(m.RevocationEvent)))
+    for e in events:
+        s.expunge(e)
+    with r.lock:  # (events newer than ``revision`` make the list stricter, never laxer)
+        r.events, r.revision = events, revision
+    return events
 
 
-def _is_revoked(s: Session, p: tokens.TokenPayload) -> bool:
-    for e in _events(s):
+def _is_revoked(s: Session, p: tokens.TokenPayload, revision: int) -> bool:
+    for e in _events(s, revision):
         if p.issued_at > e.issued_before:
             continue
         if e.user_id and e.user_id != p.user_id:
@@ -87,6 +78,8 @@ def _is_revoked(s: Session, p: tokens.TokenPayload) -> bool:
         if e.audit_id and e.audit_id != p.audit_ids[0]:
             continue
         if e.audit_chain_id and e.audit_chain_id != p.audit_ids[-1]:
+            continue
+        if e.app_cred_id and e.app_cred_id != p.app_cred_id:
             continue
         return True
     return False
@@ -320,39 +313,41 @@ _cache: dict[tuple[str, bool], tuple[int, datetime, dict]] = {}
 _cache_lock = threading.Lock()
 
 
-def _check(s: Session, token_id: str, allow_expired: bool = False) -> tokens.TokenPayload:
+def _check(s: Session, token_id: str, allow_expired: bool = False,
+           revision: int | None = None) -> tokens.TokenPayload:
     try:
         p = tokens.decode(core.State.keys, token_id)
     except ValueError:
         raise TokenNotValid("malformed") from None
     if not allow_expired and p.expires_at <= utcnow():
         raise TokenNotValid("expired")
-    if _is_revoked(s, p):
+    if _is_revoked(s, p, core.revision() if revision is None else revision):
         raise TokenNotValid("revoked")
     return p
 
 
 def validate(token_id: str, with_catalog: bool = True, allow_expired: bool = False) -> dict:
-    """The token's body, rebuilt and checked; TokenNotValid if it is not valid now."""
+    """The token's body, rebuilt and checked; TokenNotValid if it is not valid now.
+    A body is cached for the identity revision it was built at: any change, by any
+    process, is a new revision, so nothing stale is ever served."""
     key = (token_id, with_catalog)
-    with _cache_lock:
-        hit = _cache.get(key)
+    revision = core.revision()
+    if not allow_expired:
+        with _cache_lock:
+            hit = _cache.get(key)
+        if hit and hit[0] == revision and hit[1] > utcnow():
+            return hit[2]
     with db.session() as s:
-        if hit and hit[0] == core.State.generation and hit[1] > utcnow() and not allow_expired:
-            _events(s)  # notices events from other processes, which bump the generation
-            if hit[0] == core.State.generation:
-                return hit[2]
-        p = _check(s, token_id, allow_expired)
+        p = _check(s, token_id, allow_expired, revision)
         try:
             body = render(s, p, with_catalog)
         except (errors.Unauthorized, errors.NotFound) as e:
             raise TokenNotValid(str(e)) from None
-        generation = core.State.generation
     if not allow_expired:
         with _cache_lock:
             if len(_cache) > 10000:
                 _cache.clear()
-            _cache[key] = (generation, p.expires_at, body)
+            _cache[key] = (revision, p.expires_at, body)
     return body
 
 

@@ -1,9 +1,13 @@
 """What every part of the identity service shares: settings, keys, policy,
-lookups that 404 cleanly, and the change hook that keeps caches honest."""
+lookups that 404 cleanly, and the change hook that keeps caches honest.
+
+Caches of validated tokens (here and in ``common.auth``) are keyed on the identity
+revision, a counter in the database that every change bumps: each validation reads
+it (one row by key), so a change made by any process (an API worker, ``onestack``
+commands) is seen by every process at once, with no time window."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from onestack.common import auth, bus, errors
+from onestack.common import auth, bus, db, errors
 from onestack.common.policy import Enforcer
 from onestack.identity import models as m
 from onestack.identity.policies import DEFAULTS
@@ -36,8 +40,6 @@ class State:
     keys: KeyRepository | None = None
     credential_keys: KeyRepository | None = None
     enforcer: Enforcer | None = None
-    generation = 0  # bumped on every identity change; keys the caches below
-    _lock = threading.Lock()
 
 
 def configure(
@@ -63,10 +65,24 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def revision() -> int:
+    """The identity revision now in the database (what cached validations are keyed on)."""
+    with db.engine().connect() as c:
+        return c.scalar(sa.select(m.Revision.value).where(m.Revision.id == 1)) or 0
+
+
+def bump(s: Session) -> None:
+    """Advance the revision inside the transaction ``s`` (with the change it stands for)."""
+    done = s.execute(sa.update(m.Revision).where(m.Revision.id == 1).values(value=m.Revision.value + 1))
+    if done.rowcount == 0:
+        s.add(m.Revision(id=1, value=1))
+
+
 def changed(event: str | None = None, payload: dict | None = None) -> None:
-    """Call after any identity write: drops cached validations and notifies."""
-    with State._lock:
-        State.generation += 1
+    """Call after any identity write has committed (never inside its transaction): advances
+    the revision, so every process drops its cached validations, and notifies."""
+    with db.transaction() as s:
+        bump(s)
     auth.clear_cache()
     if event:
         bus.get().notify(f"identity.{event}", payload or {}, publisher="identity")

@@ -193,5 +193,16 @@ class RevocationEvent(Base):
     domain_id: Mapped[str | None] = mapped_column(ID)
     audit_id: Mapped[str | None] = mapped_column(ID)
     audit_chain_id: Mapped[str | None] = mapped_column(ID)
+    app_cred_id: Mapped[str | None] = mapped_column(ID)  # the credential was deleted
     issued_before: Mapped[datetime] = mapped_column(sa.DateTime)
     revoked_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
+
+
+class Revision(Base):
+    """One row: a counter bumped by every identity change. Each process keys its caches
+    of validated tokens on it, so a change made by any process (an API worker, a
+    revocation) drops them in all processes at once."""
+
+    __tablename__ = "identity_revision"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -44,7 +44,7 @@ def setup(conf: Config) -> None:
         conf.policy_dir,
         i.max_active_keys,
     )
-    auth.set_validator(_validator, conf.auth.token_cache_seconds)
+    auth.set_validator(_validator, conf.auth.token_cache_seconds, core.revision)
 
 
 def app():

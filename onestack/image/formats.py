@@ -14,12 +14,11 @@ Two layers, as Glance's format inspector has them:
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import struct
-import subprocess
 from pathlib import Path
+
+from onestack.common import qemu_img
 
 DISK_FORMATS = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
 CONTAINER_FORMATS = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
@@ -114,29 +113,22 @@ def qemu_info(path: Path, declared: str) -> dict | None:
     raises FormatError when qemu-img refuses the data or it points outside.
     """
     fmt = QEMU_NAMES.get(declared)
-    if fmt is None or shutil.which("qemu-img") is None:
+    if fmt is None or not qemu_img.available():
         return None
-    cmd = ["qemu-img", "info", "--output=json", "-f", fmt, str(path)]
-    if shutil.which("prlimit"):
-        # a crafted header must not make qemu-img eat the machine (as Nova limits it)
-        cmd = ["prlimit", "--as=1073741824", "--cpu=30", "--", *cmd]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        raise FormatError(f"Inspecting the {declared} image took too long.") from None
-    if out.returncode != 0:
-        reason = (out.stderr.strip().splitlines() or ["unreadable"])[-1]
-        reason = reason.replace(str(path), "<image>")
-        raise FormatError(f"Image data is not a valid {declared} image: {reason}")
-    info = json.loads(out.stdout)
-    if info.get("backing-filename") or info.get("full-backing-filename"):
+        info = qemu_img.info(path, fmt)  # (limited: a crafted header must not eat the machine)
+    except qemu_img.QemuImgError as e:
+        if e.timed_out:
+            raise FormatError(f"Inspecting the {declared} image took too long.") from None
+        reason = e.reason.replace(str(path), "<image>")
+        raise FormatError(f"Image data is not a valid {declared} image: {reason}") from None
+    outside = qemu_img.outside_reference(info, path)
+    if outside == "a backing file":
         raise FormatError("Images with a backing file are refused: it could name a file on the host.")
-    data = (info.get("format-specific") or {}).get("data") or {}
-    if data.get("data-file"):
+    if outside == "an external data file":
         raise FormatError("Images with an external data file are refused.")
-    for extent in data.get("extents") or []:
-        if extent.get("filename") not in (None, str(path)):
-            raise FormatError("VMDK extents must all be in the image itself.")
+    if outside:
+        raise FormatError("VMDK extents must all be in the image itself.")
     return info
 
 

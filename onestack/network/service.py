@@ -37,15 +37,21 @@ def setup(conf: Config) -> None:
 
 
 def start(conf: Config) -> None:
-    """After bootstrap: the demo topology (it needs the demo project), then the agent."""
-    from onestack.network import agent
-
+    """After bootstrap: the demo topology (it needs the demo project)."""
     if conf.network.demo_topology:
         try:
             _demo_topology(conf)
         except Exception as e:  # noqa: BLE001 (a cloud without the demo network still works)
             log.warning("demo topology not made: %s", e)
-    agent.start(conf)
+
+
+def start_node(conf: Config, roles: set[str]) -> None:
+    """The network agent, on network nodes and on compute nodes (it is also their L2 agent:
+    the bridges and VXLAN tunnels the guests' taps join, and their security groups)."""
+    from onestack.network import agent
+
+    if roles & {"network", "compute"}:
+        agent.start(conf)
 
 
 def _demo_topology(conf: Config) -> None:
@@ -107,6 +113,12 @@ def _project_id(conf: Config, name: str) -> str | None:
     if "error" in out:
         raise out["error"]
     return out.get("id")
+
+
+def stop_node() -> None:
+    from onestack.network import agent
+
+    agent.stop()
 
 
 def app():

@@ -459,41 +459,51 @@ def open_db(path: Path) -> Db:
     return ContainerDb(path) if kind == "container" else AccountDb(path)
 
 
-def replicate(src: Db, dst_path: Path, dst_tmp: Path) -> int:
-    """Push ``src`` into the replica at ``dst_path`` (created if missing): its
-    timestamps, metadata and every row newer than the last push to that
-    replica. Returns the rows the replica took (plus 1 if it was created)."""
-    ident = src.identity()
-    dst = type(src)(dst_path)
+def state(db: Db) -> dict:
+    """What a replica pushes of itself before its rows: identity, timestamps, metadata."""
+    ident = db.identity()
+    with db.connect() as conn:
+        meta = [list(r) for r in conn.execute("SELECT key, value, timestamp FROM metadata")]
+    return {**ident, "metadata": meta}
+
+
+def merge_state(dst: Db, tmp_dir: Path, st: dict) -> tuple[str, int]:
+    """Take a peer's ``state`` into ``dst`` (created from it if missing): the newest
+    put and delete timestamps, the oldest creation, metadata newest-wins per key.
+    Returns (dst's id, 1 if it was created else 0)."""
     created = 0
     if not dst.exists():
-        created = int(dst.create(dst_tmp, ident["account"], ident["container"],
-                                 ident["put_timestamp"], ident["created_at"]))
-    dst_id = dst.identity()["id"]
-    changed = created
-    with src.connect() as sconn, dst.connect() as dconn:
-        point = sconn.execute("SELECT point FROM sync WHERE remote_id = ?", (dst_id,)).fetchone()
-        point = point[0] if point else -1
-        dconn.execute("BEGIN IMMEDIATE")
-        dconn.execute("UPDATE info SET put_timestamp = max(put_timestamp, ?), "
-                      "delete_timestamp = max(delete_timestamp, ?), "
-                      "created_at = min(created_at, ?)",
-                      (ident["put_timestamp"], ident["delete_timestamp"], ident["created_at"]))
-        _merge_metadata(dconn, sconn.execute("SELECT key, value, timestamp FROM metadata"))
-        dconn.execute("COMMIT")
-        cols = ", ".join(src.columns)
-        while True:
-            batch = sconn.execute(f"SELECT rowid, {cols} FROM {src.table} WHERE rowid > ? "
-                                  f"ORDER BY rowid LIMIT ?", (point, BATCH)).fetchall()
-            if not batch:
-                break
-            dconn.execute("BEGIN IMMEDIATE")
-            changed += dst._merge_rows(dconn, (r[1:] for r in batch))
-            dconn.execute("COMMIT")
-            point = batch[-1][0]
-            sconn.execute("INSERT OR REPLACE INTO sync (remote_id, point) VALUES (?, ?)",
-                          (dst_id, point))
-    return changed
+        created = int(dst.create(tmp_dir, st["account"], st["container"], st["put_timestamp"],
+                                 st["created_at"]))
+    with dst.connect() as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE info SET put_timestamp = max(put_timestamp, ?), "
+                     "delete_timestamp = max(delete_timestamp, ?), "
+                     "created_at = min(created_at, ?)",
+                     (norm(st["put_timestamp"]), norm(st["delete_timestamp"]),
+                      norm(st["created_at"])))
+        _merge_metadata(conn, (tuple(m) for m in st["metadata"]))
+        conn.execute("COMMIT")
+        dst_id = conn.execute("SELECT id FROM info").fetchone()[0]
+    return dst_id, created
+
+
+def rows_after(db: Db, remote_id: str, after: int | None, limit: int = BATCH) -> tuple[list[list], int]:
+    """Rows (rowid first) changed after ``after``, or, with None, after the last
+    point pushed to the replica ``remote_id`` (the ``sync`` table); and the point
+    the rows reach."""
+    with db.connect() as conn:
+        if after is None:
+            row = conn.execute("SELECT point FROM sync WHERE remote_id = ?", (remote_id,)).fetchone()
+            after = row[0] if row else -1
+        rows = conn.execute(f"SELECT rowid, {', '.join(db.columns)} FROM {db.table} "
+                            f"WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+    return [list(r) for r in rows], (rows[-1][0] if rows else after)
+
+
+def set_sync_point(db: Db, remote_id: str, point: int) -> None:
+    with db.connect() as conn:
+        conn.execute("INSERT OR REPLACE INTO sync (remote_id, point) VALUES (?, ?)", (remote_id, point))
 
 
 def now() -> str:

@@ -2,9 +2,11 @@
 
 The proxy (``api/``) never touches files: it asks the ring which devices hold
 a partition and talks to each device through a ``Node``. ``LocalNode`` (in
-``storage.py``) serves a device directory of this host; a node on another
-host will be the same interface over HTTP (``onestack agent object``), so the
-ring and the proxy work unchanged across machines.
+``storage.py``) serves a device directory of this host; ``RemoteNode``
+(``remote.py``) is the same interface over HTTP to the node server of another
+host (``server.py``), so the ring and the proxy work unchanged across machines.
+``DeviceStore`` is what the replicator and the expirer see of a device, local
+(``localstore.py``) or remote, in the same way.
 
 Conventions
 -----------
@@ -28,7 +30,7 @@ Conventions
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -196,3 +198,92 @@ class Node(ABC):
     def account_list(self, part: int, account: str, *, limit: int, marker: str = "",
                      end_marker: str = "", prefix: str = "", delimiter: str = "",
                      reverse: bool = False) -> list[AccountRow | str]: ...
+
+
+class DeviceStore(ABC):
+    """A device as the replicator and the expirer see it: partitions, the files of
+    object suffixes (``<part>/<suffix>/<hash>/<file>``, see storage.py), databases
+    by hash and the expiry index. ``LocalStore`` works on a directory of this host,
+    ``RemoteStore`` over HTTP; the replicator moves data between any two of them.
+    Methods raise ``NodeUnavailable`` when the device cannot serve, and
+    ``FileNotFoundError`` for a file or database that is not (or no longer) there."""
+
+    name: str
+
+    @abstractmethod
+    def available(self) -> bool: ...
+
+    @abstractmethod
+    def clean_tmp(self) -> None:
+        """Drop files of writes that never finished (older than a day)."""
+
+    @abstractmethod
+    def partitions(self, kind: str) -> list[int]:
+        """Partitions with data of a kind (``objects``, ``containers``, ``accounts``)."""
+
+    # -- objects -------------------------------------------------------------------------
+    @abstractmethod
+    def suffix_hashes(self, part: int, reclaim_before: float | None = None) -> dict[str, str]:
+        """suffix -> md5 of the names of the files that count in it. With
+        ``reclaim_before`` (the device's own pass) obsolete files, tombstones older
+        than that and empty directories are removed first."""
+
+    @abstractmethod
+    def hash_listings(self, part: int, suffix: str) -> dict[str, tuple[str | None, str | None]]:
+        """hash -> (newest .data or .ts, newer .meta) of the suffix's objects."""
+
+    @abstractmethod
+    def read_file(self, part: int, suffix: str, hsh: str, name: str) -> Iterator[bytes]: ...
+
+    @abstractmethod
+    def install_file(self, part: int, suffix: str, hsh: str, name: str,
+                     data: Iterable[bytes]) -> None:
+        """Write a file of an object (atomically), then drop what it makes obsolete."""
+
+    @abstractmethod
+    def remove_suffixes(self, part: int, digests: dict[str, str]) -> int:
+        """Remove the suffixes whose hash is still the given one (data handed off to
+        its primaries); the number removed."""
+
+    # -- databases -----------------------------------------------------------------------
+    @abstractmethod
+    def databases(self, kind: str, part: int) -> list[str]:
+        """Hashes of the partition's databases."""
+
+    @abstractmethod
+    def db_state(self, kind: str, part: int, hsh: str) -> dict | None:
+        """Identity, timestamps and metadata of a database (``dbs.state``)."""
+
+    @abstractmethod
+    def db_rows(self, kind: str, part: int, hsh: str, remote_id: str, after: int | None,
+                limit: int) -> tuple[list[list], int]:
+        """Rows changed since ``after`` (None: since the last push to ``remote_id``),
+        rowid first; and the point reached."""
+
+    @abstractmethod
+    def db_synced(self, kind: str, part: int, hsh: str, remote_id: str, point: int) -> None:
+        """Remember that ``remote_id`` has every row up to ``point``."""
+
+    @abstractmethod
+    def db_merge(self, kind: str, part: int, hsh: str, state: dict | None,
+                 rows: list[list]) -> tuple[str, int]:
+        """Merge a peer's state (creating the database from it if missing) and rows
+        (without rowid); (this database's id, rows it took plus 1 if created)."""
+
+    @abstractmethod
+    def db_reclaim(self, kind: str, part: int, hsh: str, before: float) -> bool:
+        """Drop tombstones older than ``before``; True if the whole database went."""
+
+    @abstractmethod
+    def db_remove(self, kind: str, part: int, hsh: str) -> None: ...
+
+    # -- expiry ----------------------------------------------------------------------------
+    @abstractmethod
+    def expiring_due(self, now: float) -> dict:
+        """``{"due": [[entry, name, delete_at], ...], "checked": n, "removed": n}``:
+        index entries due by ``now`` whose object still expires then (stale ones are
+        removed)."""
+
+    @abstractmethod
+    def expiring_done(self, entries: list[str]) -> int:
+        """Remove those of the given index entries whose object is no longer due."""

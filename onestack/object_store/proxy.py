@@ -81,7 +81,7 @@ class Cluster:
         return self._ring
 
     def node(self, device) -> Node:
-        key = (device.id, str(device.path))
+        key = (device.id, str(device.path), device.host)
         n = self._nodes.get(key)
         if n is None:
             n = self._nodes[key] = self._factory(device)
@@ -450,12 +450,6 @@ def cluster() -> Cluster:
     if _cluster is None:
         raise RuntimeError("object storage is not configured")
     return _cluster
-
-
-def expire_delete(conf, account: str, container: str, obj: str, timestamp: str) -> None:
-    """The expirer's delete (CLI and agents): all replicas and the listings."""
-    c = _cluster or configure(conf)
-    object_delete(c, account, container, obj, timestamp)
 
 
 def state_path(conf) -> Path:

@@ -23,12 +23,14 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 FORMAT = 1
 EMPTY = -1  # a table slot without a device (before the first rebalance)
@@ -44,8 +46,29 @@ class RingDevice:
     name: str  # e.g. "d1"
     zone: int
     weight: float
-    path: str  # the device's directory on its host
-    host: str = "local"
+    path: str  # the device's directory on its host (on a node: its name under the node's devices dir)
+    host: str = "local"  # "local": a directory of the proxy's host; or the URL of a node server
+
+    @property
+    def node_url(self) -> str | None:
+        """The node server holding the device (None: a directory of this host)."""
+        return self.host if self.host.startswith(("http://", "https://")) else None
+
+
+_DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_node_url(url: str) -> str:
+    """``http(s)://host:port`` of a node server, normalized; RingError otherwise."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or port is None
+            or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username):
+        raise RingError(f"a node URL is http://HOST:PORT (the node server's), not {url!r}")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class Ring:
@@ -122,6 +145,13 @@ class Ring:
 
     def add_device(self, name: str, zone: int, weight: float, path: str,
                    host: str = "local") -> RingDevice:
+        """Add a device; on a node server (``host`` a URL) ``path`` is the device's name
+        there (the node serves ``<its devices dir>/<name>``)."""
+        if host.startswith(("http://", "https://")):
+            host = check_node_url(host)
+            if not _DEVICE_NAME.match(path):
+                raise RingError(f"a device of a node is named by a plain name (letters, digits, "
+                                f"'.', '_', '-'), not {path!r}")
         if any(d.name == name for d in self.devices):
             raise RingError(f"a device named {name!r} is already in the ring")
         if any(d.path == path and d.host == host for d in self.devices):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from onestack.config import Config
 
 NAME = "object_store"
@@ -21,7 +23,7 @@ def setup(conf: Config) -> None:
     from onestack.object_store import agents, proxy
     from onestack.object_store import ring as ring_mod
     from onestack.object_store.api.common import Limits
-    from onestack.object_store.storage import LocalNode
+    from onestack.object_store.remote import Nodes
 
     o = conf.object_store
     Limits.max_file_size = o.max_file_size
@@ -31,11 +33,26 @@ def setup(conf: Config) -> None:
     Limits.tempurl_methods = o.tempurl_methods.split()
     Limits.cors_allow_origin = o.cors_allow_origin.split()
     ring = ring_mod.ensure_default(conf)
-    cluster = proxy.configure(proxy.Cluster(ring, LocalNode, ring_mod.RingFile(ring_mod.ring_path(conf))))
-    agents.start(conf, cluster, lambda a, c, obj, ts: proxy.object_delete(cluster, a, c, obj, ts))
+    if not o.node_secret and any(d.node_url for d in ring.devices):
+        logging.getLogger(__name__).warning(
+            "the object ring has devices on storage nodes but object_store.node_secret is not "
+            "set: those devices count as failed replicas")
+    # devices of this host as directories, devices of storage nodes over HTTP
+    nodes = Nodes.from_conf(conf)
+    cluster = proxy.configure(proxy.Cluster(ring, nodes.node, ring_mod.RingFile(ring_mod.ring_path(conf))))
+    agents.start(conf, cluster, lambda a, c, obj, ts: proxy.object_delete(cluster, a, c, obj, ts),
+                 stores=nodes.store)
 
 
 def app():
     from onestack.object_store.api import build
 
     return build()
+
+
+def node_app(conf: Config):
+    """The object node server of a storage host (its devices over HTTP, for the proxy
+    and the replicator); ``server.serve_node(conf, host, port)`` runs it."""
+    from onestack.object_store import server
+
+    return server.node_app(conf)

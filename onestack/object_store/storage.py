@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import time
 import uuid
@@ -123,7 +122,7 @@ def tmp_file(root: Path, content: bytes | None = None) -> Path:
     if content is not None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _write_all(fd, content)
+            write_all(fd, content)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -143,10 +142,15 @@ def install(root: Path, hdir: Path, files: list[tuple[str, Path]]) -> None:
     fsync_dir(hdir)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def is_object_file(name: str) -> bool:
+    """A name a hash directory may hold (``<ts>.data``, ``.data.json``, ``.meta``, ``.ts``)."""
+    return bool(_FILE.match(name))
 
 
 def file_md5(path: Path, throttle=None) -> tuple[str, int, int]:
@@ -353,7 +357,7 @@ class LocalObjectWriter(ObjectWriter):
         if self._fd is None:
             raise ValueError("the writer is closed")
         try:
-            _write_all(self._fd, data)
+            write_all(self._fd, data)
         except OSError as e:
             self.abort()
             raise NodeUnavailable(f"device {self.node.name}: {e}") from None
@@ -484,21 +488,23 @@ class LocalNode(Node):
     """A device directory of this host (see the module docstring for its layout).
 
     ``LocalNode(device)`` takes the hash secret from the ring the device came
-    from; pass ``ring`` when the device was made by hand."""
+    from; pass ``ring`` when the device was made by hand. The node server has no
+    ring: it passes ``hash_path`` (the proxy sent the name's hash) and ``peers``,
+    its own devices (whose copies may vouch for a copy, see ``agrees_elsewhere``)."""
 
     # check full reads against the stored md5 (as Swift's object server does);
     # costs one md5 per byte read (~700 MB/s a core)
     verify_reads = True
 
-    def __init__(self, device, ring=None):
+    def __init__(self, device, ring=None, *, hash_path=None, peers=None):
         ring = ring if ring is not None else getattr(device, "_ring", None)
-        if ring is None:
+        if ring is None and (hash_path is None or peers is None):
             raise ValueError("LocalNode needs the ring (for its hash prefix and suffix)")
         self.device = device
         self.id, self.name, self.zone = device.id, device.name, device.zone
         self.root = Path(device.path)
-        self.ring = ring
-        self._hash = ring.hash_path
+        self._hash = hash_path or ring.hash_path
+        self.peers = peers if peers is not None else ring.devices
 
     def __repr__(self) -> str:
         return f"LocalNode({self.name}, {self.root})"
@@ -529,7 +535,7 @@ class LocalNode(Node):
         """Quarantine a copy that failed a check, unless a newer write replaced
         it meanwhile or another device's copy agrees with it (bad metadata)."""
         log.warning("device %s: %s", self.name, why)
-        if why.digest and agrees_elsewhere(self.root, path, why.digest, self.ring.devices):
+        if why.digest and agrees_elsewhere(self.root, path, why.digest, self.peers):
             return
         if ino is not None:
             try:
@@ -689,15 +695,3 @@ class LocalNode(Node):
             return []
         return db.listing(limit=limit, marker=marker, end_marker=end_marker, prefix=prefix,
                           delimiter=delimiter, reverse=reverse)
-
-
-def copy_file(src: Path, root: Path) -> Path:
-    """Copy a file into ``root``'s tmp/ (fsynced), ready for ``install``."""
-    dst = tmp_file(root)
-    shutil.copyfile(src, dst)
-    fd = os.open(dst, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return dst

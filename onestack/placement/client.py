@@ -276,6 +276,83 @@ class PlacementClient:
         except errors.Conflict:
             return False
 
+    # -- moves (Nova's since Queens: a migration is a consumer of its own)
+
+    def _write_consumers(self, build: Callable[[], dict | None]) -> bool:
+        """``POST /allocations`` of the body ``build()`` makes from what it reads now (None:
+        nothing to write). False when a provider has no room (not retried); a consumer or
+        provider generation race is re-read and retried."""
+        for attempt in range(self.retries):
+            body = build()
+            if body is None:
+                return False
+            try:
+                self.request("POST", "/allocations", json=body)
+                return True
+            except errors.Conflict as e:
+                if not self._raced(e):
+                    return False
+                if attempt == self.retries - 1:
+                    raise
+        return False
+
+    def move(self, instance: str, dest: dict[str, dict[str, int]], migration: str | None,
+             project_id: str, user_id: str) -> bool:
+        """A move's claim in one request: the instance's allocations become ``dest``, and
+        what it held until now goes to the ``migration`` consumer (the source's room, kept
+        until the move is confirmed or reverted); with no migration (an evacuation) what it
+        held stays the instance's, beside ``dest``. False when ``dest`` has no room."""
+        who = {"project_id": project_id, "user_id": user_id}
+
+        def build():
+            held = self.allocations(instance)
+            source = {rp: dict(a["resources"]) for rp, a in (held.get("allocations") or {}).items()}
+            mine = dict(dest) if migration else {**source, **dest}
+            body = {instance: {"allocations": {rp: {"resources": r} for rp, r in mine.items()}, **who,
+                               "consumer_generation": held.get("consumer_generation"),
+                               "consumer_type": "INSTANCE"}}
+            if migration and source:
+                body[migration] = {"allocations": {rp: {"resources": r} for rp, r in source.items()}, **who,
+                                   "consumer_generation": None, "consumer_type": "MIGRATION"}
+            return body
+
+        return self._write_consumers(build)
+
+    def revert_move(self, instance: str, migration: str) -> bool:
+        """Undo a move's claim: the instance holds again what the migration holds (the
+        source's room) and the migration nothing. False when the migration holds nothing."""
+
+        def build():
+            held = self.allocations(migration)
+            back = held.get("allocations") or {}
+            if not back:
+                return None
+            now = self.allocations(instance)
+            who = {"project_id": held.get("project_id"), "user_id": held.get("user_id")}
+            return {instance: {"allocations": {rp: {"resources": a["resources"]} for rp, a in back.items()},
+                               **who, "consumer_generation": now.get("consumer_generation"),
+                               "consumer_type": "INSTANCE"},
+                    migration: {"allocations": {}, **who, "consumer_generation": held.get("consumer_generation"),
+                                "consumer_type": "MIGRATION"}}
+
+        return self._write_consumers(build)
+
+    def drop_provider(self, consumer: str, provider: str) -> bool:
+        """Remove what ``consumer`` holds on ``provider``, keeping the rest (the room an
+        evacuated server held on the host it left); False if it held nothing there."""
+
+        def build():
+            held = self.allocations(consumer)
+            allocs = held.get("allocations") or {}
+            if provider not in allocs:
+                return None
+            rest = {rp: {"resources": a["resources"]} for rp, a in allocs.items() if rp != provider}
+            return {consumer: {"allocations": rest, "project_id": held.get("project_id"),
+                               "user_id": held.get("user_id"),
+                               "consumer_generation": held.get("consumer_generation")}}
+
+        return self._write_consumers(build)
+
     def release(self, consumer: str) -> bool:
         """Drop every allocation of the consumer; False if it had none."""
         try:

@@ -35,7 +35,8 @@ from urllib.parse import quote
 
 import httpx
 
-from onestack.volume.backends.file import BackendError, qemu_img
+from onestack.common import qemu_img
+from onestack.volume.backends.file import BackendError, qemu_errors
 
 MiB = 1024**2
 MANIFEST_VERSION = 1
@@ -212,10 +213,12 @@ class ChunkedStore:
             return
         with tempfile.TemporaryDirectory(prefix="restore-", dir=self.work_dir) as tmp:
             raw = Path(tmp) / "raw"
-            virtual = json.loads(qemu_img("info", "-f", fmt, "--output=json", str(dest)))["virtual-size"]
+            with qemu_errors():
+                virtual = qemu_img.info(dest, fmt, trusted=True)["virtual-size"]
             raw.touch()
             self._write_raw(manifest, raw, virtual)
-            qemu_img("convert", "-n", "-f", "raw", "-O", fmt, str(raw), str(dest))
+            with qemu_errors():
+                qemu_img.convert(raw, dest, "raw", fmt, trusted=True, existing=True)
 
     def _write_raw(self, manifest: dict, dest: Path, size: int) -> None:
         if manifest["size"] > size:
@@ -270,7 +273,8 @@ def _raw_view(src: Path, fmt: str, work_dir: Path | None):
         return
     with tempfile.TemporaryDirectory(prefix="backup-", dir=work_dir) as tmp:
         raw = Path(tmp) / "raw"
-        qemu_img("convert", "-U", "-f", fmt, "-O", "raw", str(src), str(raw))
+        with qemu_errors():
+            qemu_img.convert(src, raw, fmt, "raw", trusted=True, force_share=True)
         yield raw
 
 

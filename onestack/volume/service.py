@@ -31,10 +31,32 @@ def setup(conf: Config) -> None:
 
 
 def start(conf: Config) -> None:
-    """After bootstrap (the cinder user exists): scheduler, conductor, this host's volume agent."""
+    """After bootstrap (the cinder user exists): scheduler and conductor (the controller's part)."""
     from onestack.volume import runtime
 
     runtime.start(conf)
+
+
+def start_api(conf: Config) -> None:
+    """An API worker's part (``server.workers``): the clients its handlers use, no conductor."""
+    from onestack.volume import clients
+
+    clients.configure(conf)
+
+
+def start_node(conf: Config, roles: set[str]) -> None:
+    """A node's part: the volume agent of this host's backend, on nodes with the storage role."""
+    from onestack.volume import runtime, settings
+
+    if "storage" in roles:
+        settings.configure(conf)
+        runtime.start_agent(conf)
+
+
+def stop_node() -> None:
+    from onestack.volume import runtime
+
+    runtime.current.stopping.set()
 
 
 def app():

@@ -353,7 +353,7 @@ def _serve_proxies():
     return server, thread, f"127.0.0.1:{port}"
 
 
-def test_consoles_through_the_proxies(driver, server):
+def test_consoles_through_the_proxies(driver, server, tmp_path):
     """vnc_address and serial_pty of the running guest, through onestack's websocket
     proxies: the RFB banner of QEMU's VNC server, and the guest's login prompt."""
     import asyncio
@@ -363,8 +363,11 @@ def test_consoles_through_the_proxies(driver, server):
     pytest.importorskip("uvicorn")
     from websockets.asyncio.client import connect
 
+    from onestack.common import db
     from onestack.compute import consoles
 
+    db.configure(f"sqlite:///{tmp_path / 'compute.db'}")  # console tokens live in compute's tables
+    db.upgrade("compute")
     u = server
     wait_console(driver, u, READY)
     host, port = driver.vnc_address(u)

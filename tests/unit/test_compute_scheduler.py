@@ -35,12 +35,14 @@ class FakePlacement:
 
 @pytest.fixture
 def sched(monkeypatch):
-    def make(placement, group=(None, set(), 0)):
+    def make(placement, group=(None, set(), 0), aggregates=({}, {})):
         monkeypatch.setattr(clients, "current", type("C", (), {"placement": placement})())
         s = Scheduler()
         monkeypatch.setattr(s, "_host_states", lambda: {
             rp: HostState(rp, rp, rp, "nova", True, True) for rp in placement.free_mb})
         monkeypatch.setattr(s, "_group_hosts", lambda g, exclude: group)
+        # (host zones, host metadata) of the aggregates
+        monkeypatch.setattr(s, "_aggregates", lambda metadata: aggregates)
         return s
     yield make
     settings.current.weigher = "spread"
@@ -84,3 +86,27 @@ def test_group_policies(sched):
     out = sched(p, ("affinity", {"c"}, 1)).select_destinations({"flavor": FLAVOR, "group": "g"},
                                                               ["i1", "i2"], "p", "u")
     assert _hosts(out) == ["c", "c"]
+
+
+def test_aggregate_zones_and_metadata(sched):
+    p = FakePlacement({"a": 4000, "b": 3000, "c": 2000})
+    aggs = ({"b": "east", "c": "east"}, {"c": {"disk": {"ssd"}, "tier": {"3", "1"}}})
+    out = sched(p, aggregates=aggs).select_destinations(
+        {"flavor": FLAVOR, "availability_zone": "east"}, ["i1", "i2"], "p", "u")
+    assert _hosts(out) == ["b", "c"] and [d["zone"] for d in out] == ["east", "east"]
+    # no zone asked: any host, each reported with its zone
+    out = sched(p, aggregates=aggs).select_destinations({"flavor": FLAVOR}, ["i1"], "p", "u")
+    assert out[0]["host"] == "a" and out[0]["zone"] == "nova"
+    # a forced host skips the zone
+    out = sched(p, aggregates=aggs).select_destinations(
+        {"flavor": FLAVOR, "availability_zone": "east", "force_host": "a"}, ["i1"], "p", "u")
+    assert _hosts(out) == ["a"]
+    specs = {"aggregate_instance_extra_specs:disk": "ssd", "aggregate_instance_extra_specs:tier": ">= 2",
+             "hw:cpu_policy": "shared"}  # (other scopes are not this filter's)
+    out = sched(p, aggregates=aggs).select_destinations(
+        {"flavor": {**FLAVOR, "extra_specs": specs}}, ["i1", "i2"], "p", "u")
+    assert _hosts(out) == ["c", "c"]
+    specs["aggregate_instance_extra_specs:tier"] = ">= 4"
+    out = sched(p, aggregates=aggs).select_destinations(
+        {"flavor": {**FLAVOR, "extra_specs": specs}}, ["i1"], "p", "u")
+    assert _hosts(out) == [None]

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import socket
 import threading
 import time
 import urllib.parse
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 
-from onestack.common import errors
+from onestack.common import db, errors
+from onestack.common.timeutils import utcnow
 from onestack.compute import consoles
 from tests.requirements import missing
 
@@ -25,6 +29,15 @@ uvicorn = pytest.importorskip("uvicorn")
 from websockets.asyncio.client import connect  # noqa: E402
 
 RFB = b"RFB 003.008\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def database(tmp_path_factory):
+    """Console tokens live in compute's tables."""
+    db.configure(f"sqlite:///{tmp_path_factory.mktemp('consoles') / 'compute.db'}")
+    db.upgrade("compute")
+    yield
+    db.engine().dispose()
 
 
 # -- tokens and URLs
@@ -42,10 +55,16 @@ def test_tokens_issue_check_expire_and_revoke(monkeypatch):
     assert store.check("nope", "novnc") is None and store.check(None, "novnc") is None
     assert store.revoke_instance("i-1") == 2
     assert store.check(b.token, "serial") is None and store.check(c.token, "novnc") == c
-    now = time.monotonic()
-    monkeypatch.setattr(consoles.time, "monotonic", lambda: now + 61)
+    # another API process (its own store, the same database) takes a token this one issued
+    assert consoles.TokenStore().check(c.token, "novnc") == c
+    later = utcnow() + timedelta(seconds=61)
+    monkeypatch.setattr(consoles, "utcnow", lambda: later)
     assert store.check(c.token, "novnc") is None
     assert len(store) == 0
+    store.issue("i-3", "host-1", "novnc", ("tcp", "127.0.0.1", 5902))  # purges expired rows
+    with db.session() as s:
+        hashes = s.scalars(sa.select(consoles.m.ConsoleAuthToken.token_hash)).all()
+    assert len(hashes) == 1 and c.token not in hashes  # only a digest is stored
 
 
 def test_urls():
@@ -274,6 +293,37 @@ def test_serial_proxy_relays_a_pty(proxy):
         assert typed == b"root\r"  # raw: no echo, no CR -> LF
         assert out == b"login: \xff"
     finally:
+        os.close(master)
+
+
+def test_serial_proxy_turns_away_a_pty_another_process_holds(proxy):
+    """Another API process's session holds the pty (an flock on its own open of it):
+    this process's proxy turns a second session away, as it does its own."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    held = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        tok = consoles.tokens.issue("i-held", "h1", "serial", ("pty", path))
+
+        async def talk():
+            async with connect(f"ws://{proxy}/serial?token={tok.token}", open_timeout=10) as ws:
+                with pytest.raises(websockets.exceptions.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 10)
+                return ws.close_code
+
+        assert asyncio.run(talk()) == 1013
+        fcntl.flock(held, fcntl.LOCK_UN)  # the other session ended: now it opens
+
+        async def opens():
+            async with connect(f"ws://{proxy}/serial?token={tok.token}", open_timeout=10) as ws:
+                os.write(master, b"ok")
+                return await asyncio.wait_for(ws.recv(), 10)
+
+        assert asyncio.run(opens()) == b"ok"
+    finally:
+        os.close(held)
         os.close(master)
 
 

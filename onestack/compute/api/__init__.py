@@ -68,7 +68,7 @@ def build():
     )
 
     for name in ("flavors", "keypairs", "servers", "actions", "images", "misc", "consoles", "metadata_api",
-                 "hosts", "quotas", "server_groups", "usage", "volumes", "events", "interfaces"):
+                 "hosts", "aggregates", "migrations", "quotas", "server_groups", "usage", "volumes", "events", "interfaces"):
         try:
             __import__(f"onestack.compute.api.{name}")
         except ModuleNotFoundError as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from onestack.common import db, errors
+from onestack.common import db, errors, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.compute import actions as act
@@ -16,14 +16,15 @@ from onestack.compute import (
     flavors,
     instances,
     keypairs,
+    moves,
     policies,
     quotas,
-    resources,
     states,
 )
 from onestack.compute.actions import ANY, begin
 from onestack.compute.api import api, mv, views
 from onestack.compute.api.servers import server_view
+from onestack.compute.schemas import moves as move_schemas
 
 HANDLERS = {}
 
@@ -104,17 +105,13 @@ _simple("unrescue", "unrescue", (states.RESCUED,), states.UNRESCUING, "unrescue_
 
 @action("confirmResize")
 def confirm_resize(req: Req, uuid: str, body):
-    inst = begin(req.ctx, uuid, "confirmResize", req.request_id, vm_states=(states.RESIZED,),
-                 task_state=states.RESIZE_CONFIRMING)
-    instances.cast_to_host(inst, "confirm_resize", request_id=req.request_id)
+    moves.confirm_resize(req.ctx, uuid, req.request_id)
     return empty(204)
 
 
 @action("revertResize")
 def revert_resize(req: Req, uuid: str, body):
-    inst = begin(req.ctx, uuid, "revertResize", req.request_id, vm_states=(states.RESIZED,),
-                 task_state=states.RESIZE_REVERTING)
-    instances.cast_to_host(inst, "revert_resize", request_id=req.request_id)
+    moves.revert_resize(req.ctx, uuid, req.request_id)
     return empty(202)
 
 
@@ -244,19 +241,59 @@ def resize(req: Req, uuid: str, body):
         if delta > 0 and limits.get(res, -1) >= 0 and used.get(res, 0) + delta > limits[res]:
             raise errors.Forbidden(f"Quota exceeded for {res}: Requested {delta}, but already used "
                                    f"{used.get(res, 0)} of {limits[res]} {res}")
-    inst = begin(ctx, uuid, "resize", req.request_id, vm_states=(states.ACTIVE, states.STOPPED),
-                 task_state=states.RESIZE_PREP)
-    # claim the new size on the same host (a single-node cloud resizes in place)
-    try:
-        room = resources.claim_in_place(uuid, new, inst.block_device_mapping, inst.project_id, inst.user_id)
-    except errors.Conflict:  # lost the race on the claim every time
-        room = False
-    if not room:
-        instances.set_task(uuid, None, expected=(states.RESIZE_PREP,))
-        raise errors.BadRequest(f"No valid host was found. The host of {uuid} has no room for flavor "
-                                f"{new['name']}.") from None
-    instances.cast_to_host(inst, "resize_instance", request_id=req.request_id, new_flavor=new)
+    # the scheduler chooses the host (this one too, with compute.allow_resize_to_same_host)
+    moves.resize_or_migrate(ctx, uuid, req.request_id, flavor=new)
     return empty(202)
+
+
+# ---------------------------------------------------------------- moves between hosts (admin)
+
+def _checked(req: Req, variants, name: str, body) -> dict:
+    schema = validation.variant(variants, mv(req))
+    if schema is not None:
+        validation.validate(schema, {name: body}, style=validation.NOVA)
+    return body if isinstance(body, dict) else {}
+
+
+@action("migrate")
+def migrate(req: Req, uuid: str, body):
+    body = _checked(req, move_schemas.MIGRATE, "migrate", body)
+    host = body.get("host") if mv(req) >= move_schemas.MIGRATE[1][0] else None
+    moves.resize_or_migrate(req.ctx, uuid, req.request_id, host=host)
+    return empty(202)
+
+
+def _no_forcing_nowhere(req: Req, body: dict, versions) -> None:
+    if versions[0] <= mv(req) < versions[1] and validation.to_bool(body.get("force", False)) and not body.get("host"):
+        raise errors.BadRequest("Can't force to a non-provided destination")
+
+
+@action("os-migrateLive")
+def migrate_live(req: Req, uuid: str, body):
+    body = _checked(req, move_schemas.LIVE_MIGRATE, "os-migrateLive", body)
+    _no_forcing_nowhere(req, body, move_schemas.LIVE_FORCE)
+    block = body.get("block_migration")
+    block = None if block == "auto" else validation.to_bool(block)  # None: as the disks need
+    moves.live_migrate(req.ctx, uuid, req.request_id, body.get("host"), block)
+    return empty(202)
+
+
+@action("evacuate")
+def evacuate(req: Req, uuid: str, body):
+    v = mv(req)
+    body = _checked(req, move_schemas.EVACUATE, "evacuate", body)
+    _no_forcing_nowhere(req, body, move_schemas.EVACUATE_FORCE)
+    password = body.get("adminPass")
+    if v < move_schemas.EVACUATE_NO_PASSWORD:
+        shared = validation.to_bool(body["onSharedStorage"])
+        if shared and password is not None:
+            raise errors.BadRequest("admin password can't be changed on existing disk")
+        if password is None and not shared:
+            password = secrets.token_urlsafe(9)
+    moves.evacuate(req.ctx, uuid, req.request_id, body.get("host"))
+    if v < move_schemas.EVACUATE_NO_PASSWORD:
+        return json_response({"adminPass": password})
+    return empty(200)
 
 
 # ---------------------------------------------------------------- images

@@ -11,7 +11,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from onestack.common import db, errors, validation
+from onestack.common import booleans, db, errors, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
@@ -33,9 +33,7 @@ LIST_QUERY = {"sort_key", "sort_dir", "limit", "marker", "minRam", "minDisk", "i
 
 _INT_POS = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1, "maximum": 0x7FFFFFFF}
 _INT_NONNEG = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0, "maximum": 0x7FFFFFFF}
-_BOOL = {"type": ["boolean", "string"],
-         "enum": [True, False, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
-                  "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"]}
+_BOOL = validation.BOOLEAN_LIKE
 _DESCRIPTION = {"type": ["string", "null"], "maxLength": 65535, "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"}
 
 
@@ -229,18 +227,12 @@ def _int(value, name: str, minimum: int) -> int:
     return n
 
 
-def _to_bool(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"true", "1", "on", "yes"}
-
-
 @api.route("/v2.1/flavors", ["POST"])
 def create_flavor(req: Req):
     h.authorize("os-flavor-manage:create", req.ctx, {})
     v = mv(req)
     body = body_of(req, "flavor")
-    validation.validate(_CREATE_SCHEMAS[v >= V_DESCRIPTION], body)
+    validation.validate(_CREATE_SCHEMAS[v >= V_DESCRIPTION], body, style=validation.NOVA)
     name = h.check_name(body["name"])
     flavorid = body.get("id")
     if flavorid is None or str(flavorid).strip() in ("", "auto"):
@@ -260,7 +252,7 @@ def create_flavor(req: Req):
         raise errors.BadRequest("Invalid input for field/attribute rxtx_factor.") from None
     if not rxtx > 0:
         raise errors.BadRequest("Invalid input for field/attribute rxtx_factor: it must be greater than 0.")
-    is_public = _to_bool(body.get("os-flavor-access:is_public", True))
+    is_public = booleans.to_bool(body.get("os-flavor-access:is_public", True))
     with db.transaction(conflict=f"Flavor with ID {flavorid} already exists.") as s:
         if s.scalar(sa.select(m.Flavor.id).where(m.Flavor.name == name)) is not None:
             raise errors.Conflict(f"Flavor with name {name} already exists.")
@@ -282,7 +274,7 @@ def update_flavor(req: Req):
         raise errors.NotFound("The resource could not be found.")
     h.authorize("os-flavor-manage:update", req.ctx, {})
     body = body_of(req, "flavor")
-    validation.validate(_UPDATE_SCHEMA, body)
+    validation.validate(_UPDATE_SCHEMA, body, style=validation.NOVA)
     with db.transaction() as s:
         f = get_flavor(s, req.ctx, req.path["flavor_id"])
         f.description = body["description"]
@@ -327,7 +319,7 @@ def flavor_action(req: Req):
                                        else "remove_tenant_access"), req.ctx, {}, fallback="os_compute_api:os-flavor-access")
     if not isinstance(args, dict):
         raise errors.BadRequest(f"Invalid input for field/attribute {action}: it must be an object.")
-    validation.validate(_TENANT_SCHEMA, args)
+    validation.validate(_TENANT_SCHEMA, args, style=validation.NOVA)
     tenant = args["tenant"]
     if action == "addTenantAccess":
         h.verify_project(req.ctx, tenant)
@@ -380,7 +372,7 @@ def create_specs(req: Req):
     h.authorize("os-flavor-extra-specs:create", req.ctx, {},
                 fallback="os_compute_api:os-flavor-extra-specs:manage")
     specs = body_of(req, "extra_specs")
-    validation.validate(_SPECS_SCHEMA, specs)
+    validation.validate(_SPECS_SCHEMA, specs, style=validation.NOVA)
     specs = _spec_values(specs)
     with db.transaction() as s:
         f = get_flavor(s, req.ctx, req.path["flavor_id"])
@@ -408,7 +400,7 @@ def update_spec(req: Req):
     body = req.json()
     if not isinstance(body, dict):
         raise errors.BadRequest("Malformed request body: an object is expected.")
-    validation.validate(_SPECS_SCHEMA, body)
+    validation.validate(_SPECS_SCHEMA, body, style=validation.NOVA)
     if len(body) > 1:
         raise errors.BadRequest("Request body contains too many items")
     if key not in body:

@@ -6,11 +6,10 @@ project-id checks against the identity service."""
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
 import httpx
 
-from onestack.common import errors
+from onestack.common import booleans, errors, pagination
 from onestack.common.http import Req
 from onestack.common.microversion import Version
 from onestack.compute import policies, settings
@@ -20,9 +19,6 @@ from onestack.compute.api.views import base_url
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000  # Nova's [api] max_limit
-
-_TRUE = {"1", "t", "true", "on", "y", "yes"}
-_FALSE = {"0", "f", "false", "off", "n", "no"}
 
 
 def authorize(rule: str, ctx, target: dict | None = None, fallback: str | None = None) -> None:
@@ -56,57 +52,28 @@ def check_name(value: str, field: str = "name") -> str:
 
 
 def parse_bool(value: str, name: str) -> bool:
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise errors.BadRequest(f"Invalid {name} value {value!r}: expected a boolean.")
+    return booleans.parse_bool(value, name)
 
 
 def limit_marker(req: Req) -> tuple[int, str | None]:
     """``limit`` (at most MAX_LIMIT, the default) and ``marker`` of a list request."""
-    raw = req.query.get("limit")
-    limit = MAX_LIMIT
-    if raw is not None:
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise errors.BadRequest("limit param must be an integer") from None
-        if limit < 0:
-            raise errors.BadRequest("limit param must be positive")
-        limit = min(limit, MAX_LIMIT)
-    return limit, req.query.get("marker")
+    limit = pagination.parse_limit(req.query.get("limit"), MAX_LIMIT)
+    return (MAX_LIMIT if limit is None else limit), req.query.get("marker")
 
 
 def offset_limit(req: Req) -> tuple[int, int]:
     """``offset`` and ``limit`` as Nova's ``common.limited`` reads them."""
-    out = []
-    for key, default in (("offset", 0), ("limit", MAX_LIMIT)):
-        raw = req.query.get(key)
-        if raw is None:
-            out.append(default)
-            continue
-        try:
-            n = int(raw)
-        except ValueError:
-            raise errors.BadRequest(f"{key} param must be an integer") from None
-        if n < 0:
-            raise errors.BadRequest(f"{key} param must be positive")
-        out.append(n)
-    return out[0], min(out[1], MAX_LIMIT)
+    limit = pagination.parse_limit(req.query.get("limit"), MAX_LIMIT)
+    return pagination.parse_offset(req.query.get("offset")), MAX_LIMIT if limit is None else limit
+
+
+def marker_not_found(marker: str) -> errors.BadRequest:
+    return errors.BadRequest(f"marker [{marker}] not found")
 
 
 def page_after(items: list, marker: str | None, key, limit: int) -> list:
     """The items after ``marker`` (400 if it names none), at most ``limit``."""
-    if marker is not None:
-        for i, item in enumerate(items):
-            if key(item) == marker:
-                items = items[i + 1:]
-                break
-        else:
-            raise errors.BadRequest(f"marker [{marker}] not found")
-    return items[:limit]
+    return pagination.page(items, limit, marker, key, missing=marker_not_found)[0]
 
 
 def next_links(req: Req, collection: str, items: list, last_id: str | None, limit: int) -> list[dict]:
@@ -114,10 +81,8 @@ def next_links(req: Req, collection: str, items: list, last_id: str | None, limi
     (``limit`` items, the limit being at most MAX_LIMIT)."""
     if not items or last_id is None or len(items) != limit:
         return []
-    params = {k: v for k, v in sorted(req.query.multi_items()) if k != "marker"}
-    params["marker"] = last_id
-    href = f"{base_url(req)}/v2.1/{collection}?{urlencode(params)}"
-    return [{"rel": "next", "href": href}]
+    return [{"rel": "next", "href": pagination.next_link(f"{base_url(req)}/v2.1/{collection}", req.query,
+                                                         last_id)}]
 
 
 def strict_query(req: Req, allowed_keys: set[str], since: Version = Version(2, 75)) -> None:

@@ -1,6 +1,9 @@
 """What the cloud is made of: ``os-services``, ``os-hypervisors``,
 ``os-availability-zone`` and the legacy ``os-hosts`` (until 2.43).
 
+A compute host's zone is its aggregates' availability zone, else the one its
+service reported (see ``onestack.compute.aggregates``).
+
 The compute agents and the controller keep Service rows alive with heartbeats
 (``last_seen_up``); a service is *up* while its last heartbeat is younger than
 ``compute.service_down_time`` and it was not forced down. Hypervisor usage
@@ -23,8 +26,8 @@ from onestack.common import db, errors, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import iso_plain, utcnow
+from onestack.compute import aggregates, settings, states
 from onestack.compute import models as m
-from onestack.compute import settings, states
 from onestack.compute.api import api, mv
 from onestack.compute.api import helpers as h
 
@@ -35,7 +38,7 @@ V_NO_OS_HOSTS = Version(2, 43)
 V_UUIDS = Version(2, 53)
 V_ALWAYS_SERVERS = Version(2, 75)
 
-INTERNAL_ZONE = "internal"
+INTERNAL_ZONE = aggregates.INTERNAL_ZONE
 
 # ---------------------------------------------------------------- state
 
@@ -89,9 +92,9 @@ def _usage(s, nodes: list[str] | None = None) -> dict[str, NodeUsage]:
 # ---------------------------------------------------------------- views
 
 
-def service_view(svc: m.Service, v: Version, now: datetime) -> dict:
+def service_view(svc: m.Service, v: Version, now: datetime, zones: dict[str, str]) -> dict:
     out = {"id": svc.uuid if v >= V_UUIDS else svc.id, "binary": svc.binary, "host": svc.host,
-           "zone": svc.zone, "status": "disabled" if svc.disabled else "enabled",
+           "zone": aggregates.service_zone(svc, zones), "status": "disabled" if svc.disabled else "enabled",
            "state": "up" if is_up(svc, now) else "down", "updated_at": iso_plain(_updated(svc)),
            "disabled_reason": svc.disabled_reason}
     if v >= V_FORCED_DOWN:
@@ -146,7 +149,8 @@ def list_services(req: Req):
     v, now = mv(req), utcnow()
     with db.session() as s:
         rows = _services(s, req.query.get("host"), req.query.get("binary"))
-        return json_response({"services": [service_view(r, v, now) for r in rows]})
+        zones = aggregates.host_zones(s)
+        return json_response({"services": [service_view(r, v, now, zones) for r in rows]})
 
 
 _LEGACY_SCHEMAS = {
@@ -232,7 +236,7 @@ def update_service(req: Req):
             svc.forced_down = bool(body["forced_down"])
         svc.updated_at = utcnow()
         s.flush()
-        out = service_view(svc, v, utcnow())
+        out = service_view(svc, v, utcnow(), aggregates.host_zones(s, [svc.host]))
     return json_response({"service": out})
 
 
@@ -269,6 +273,7 @@ def delete_service(req: Req):
                                       "or delete the instances first.")
             for n in nodes:
                 s.delete(n)
+            aggregates.forget_host(s, svc.host)
         s.delete(svc)
     return empty(204)
 
@@ -435,14 +440,14 @@ def hypervisor_servers(req: Req):
 # ---------------------------------------------------------------- os-availability-zone
 
 
-def _zones(services: list[m.Service], now: datetime) -> tuple[list[str], list[str]]:
+def _zones(services: list[m.Service], zones: dict[str, str], now: datetime) -> tuple[list[str], list[str]]:
     """(available, unavailable) zones of the compute services: a zone is listed when
     it has a compute service; available when one of its enabled services is up."""
     seen: dict[str, bool] = {}
     for svc in services:
         if svc.binary != "nova-compute":
             continue
-        zone = svc.zone or settings.current.availability_zone
+        zone = aggregates.service_zone(svc, zones)
         seen[zone] = seen.get(zone, False) or (not svc.disabled and is_up(svc, now))
     return sorted(z for z, ok in seen.items() if ok), sorted(z for z, ok in seen.items() if not ok)
 
@@ -451,7 +456,7 @@ def _zones(services: list[m.Service], now: datetime) -> tuple[list[str], list[st
 def list_zones(req: Req):
     now = utcnow()
     with db.session() as s:
-        up, down = _zones(_services(s), now)
+        up, down = _zones(_services(s), aggregates.host_zones(s), now)
     info = [{"zoneName": z, "zoneState": {"available": True}, "hosts": None} for z in up]
     info += [{"zoneName": z, "zoneState": {"available": False}, "hosts": None} for z in down]
     return json_response({"availabilityZoneInfo": info})
@@ -463,10 +468,11 @@ def list_zones_detail(req: Req):
     now = utcnow()
     with db.session() as s:
         services = _services(s)
-    up, down = _zones(services, now)
+        zones = aggregates.host_zones(s)
+    up, down = _zones(services, zones, now)
     hosts: dict[str, dict[str, dict]] = {}
     for svc in services:
-        zone = svc.zone or (INTERNAL_ZONE if svc.binary != "nova-compute" else settings.current.availability_zone)
+        zone = aggregates.service_zone(svc, zones)
         if svc.disabled and zone != INTERNAL_ZONE:
             continue
         hosts.setdefault(zone, {}).setdefault(svc.host, {})[svc.binary] = {
@@ -496,8 +502,10 @@ def list_hosts(req: Req):
     zone = req.query.get("zone")
     with db.session() as s:
         rows = _services(s)
-    out = [{"host_name": svc.host, "service": svc.topic, "zone": svc.zone} for svc in rows
-           if not zone or svc.zone == zone]
+        zones = aggregates.host_zones(s)
+    out = [{"host_name": svc.host, "service": svc.topic, "zone": aggregates.service_zone(svc, zones)}
+           for svc in rows]
+    out = [row for row in out if not zone or row["zone"] == zone]
     return json_response({"hosts": out})
 
 
@@ -564,22 +572,6 @@ def host_power_action(req: Req):
     with db.session() as s:
         _compute_service(s, req.path["host"])
     raise errors.NotImplementedYet("Virt driver does not implement host power management.")
-
-
-# ---------------------------------------------------------------- os-aggregates (none yet)
-
-
-@api.route("/v2.1/os-aggregates", ["GET"])
-def list_aggregates(req: Req):
-    """No host aggregates exist yet; the list is what clients (``hypervisor show``) read."""
-    h.authorize("os-aggregates:index", req.ctx, {}, fallback="admin_api")
-    return json_response({"aggregates": []})
-
-
-@api.route("/v2.1/os-aggregates/{aggregate_id}", ["GET"])
-def show_aggregate(req: Req):
-    h.authorize("os-aggregates:show", req.ctx, {}, fallback="admin_api")
-    raise errors.NotFound(f"Aggregate {req.path['aggregate_id']} could not be found.")
 
 
 # The usage module is not in build()'s list of modules: it is loaded with this one.

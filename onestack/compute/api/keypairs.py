@@ -109,7 +109,7 @@ def create_keypair(req: Req):
     ctx = req.ctx
     body = body_of(req, "keypair")
     schema = _SCHEMAS[V_USER if v >= V_USER else V_TYPE if v >= V_TYPE else Version(2, 1)]
-    validation.validate(schema, body)
+    validation.validate(schema, body, style=validation.NOVA)
     name = h.check_name(body["name"])
     user_id = ctx.user_id
     if body.get("user_id") and body["user_id"] != ctx.user_id:

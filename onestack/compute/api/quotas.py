@@ -8,7 +8,7 @@ sets show server groups from 2.50.
 
 from __future__ import annotations
 
-from onestack.common import db, errors, validation
+from onestack.common import booleans, db, errors, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.compute import quotas
@@ -83,9 +83,7 @@ def _limits_view(lim: dict, used: dict, v: Version) -> dict:
 # ---------------------------------------------------------------- request bodies
 
 _LIMIT = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$", "minimum": -1, "maximum": quotas.MAX}
-_FORCE = {"type": ["boolean", "string"],
-          "enum": [True, False, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
-                   "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"]}
+_FORCE = validation.BOOLEAN_LIKE
 
 
 def _update_schema(resources: list[str], force: bool) -> dict:
@@ -161,8 +159,8 @@ def update_quota(req: Req):
     v = mv(req)
     body = body_of(req, "quota_set")
     resources = quota_resources(v)
-    validation.validate(_update_schema(resources, force=True), body)
-    force = str(body.get("force", False)).strip().lower() in ("true", "1", "on", "yes")
+    validation.validate(_update_schema(resources, force=True), body, style=validation.NOVA)
+    force = booleans.to_bool(body.get("force", False))
     values = _limits_of(body)
     h.verify_project(req.ctx, project_id)
     with db.transaction() as s:
@@ -216,7 +214,7 @@ def update_quota_class(req: Req):
     v = mv(req)
     body = body_of(req, "quota_class_set")
     resources = class_resources(v)
-    validation.validate(_update_schema(resources, force=False), body)
+    validation.validate(_update_schema(resources, force=False), body, style=validation.NOVA)
     values = _limits_of(body)
     with db.transaction() as s:
         quotas.set_class_limits(s, name, values)

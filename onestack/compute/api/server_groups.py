@@ -111,7 +111,8 @@ def create_group(req: Req):
                 fallback="os_compute_api:servers:create")
     v = mv(req)
     body = body_of(req, "server_group")
-    validation.validate(_SCHEMAS[V_POLICY if v >= V_POLICY else V_SOFT if v >= V_SOFT else Version(2, 1)], body)
+    validation.validate(_SCHEMAS[V_POLICY if v >= V_POLICY else V_SOFT if v >= V_SOFT else Version(2, 1)], body,
+                        style=validation.NOVA)
     h.check_name(body["name"])
     if v >= V_POLICY:
         policy = body["policy"]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import sqlalchemy as sa
 
-from onestack.common import db, errors
+from onestack.common import booleans, db, errors, pagination, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.compute import actions, build, instances, policies, quotas, settings, states
 from onestack.compute import models as m
-from onestack.compute.api import api, body_of, mv, views
+from onestack.compute.api import api, mv, views
+from onestack.compute.schemas import servers as schemas
 
 
 def _admin(ctx) -> bool:
@@ -83,9 +82,7 @@ def _list(req: Req, detail: bool):
     if more and rows:
         url = f"{base}/v2.1/servers" + ("/detail" if detail else "")
         # every parameter kept, repeated ones (sort_key, sort_dir, status) too
-        params = [(k, v) for k, v in q.multi_items() if k not in ("marker", "limit")]
-        href = f"{url}?{urlencode([*params, ('limit', limit), ('marker', rows[-1].uuid)])}"
-        out["servers_links"] = [{"rel": "next", "href": href}]
+        out["servers_links"] = [{"rel": "next", "href": pagination.next_link(url, q, rows[-1].uuid, limit)}]
     return json_response(out)
 
 
@@ -111,8 +108,9 @@ def show_server(req: Req):
 def create_server(req: Req):
     ctx, v = req.ctx, mv(req)
     policies.authorize("servers:create", ctx)
-    body = body_of(req, "server")
-    hints = req.json().get("os:scheduler_hints") or req.json().get("OS-SCH-HNT:scheduler_hints") or {}
+    data = validation.validate(schemas.create_schema(v), req.json(), style=validation.NOVA)
+    body = data["server"]
+    hints = data.get("os:scheduler_hints") or data.get("OS-SCH-HNT:scheduler_hints") or {}
     spec = build.validate(ctx, body, hints, v)
     with db.transaction() as s:
         created = instances.create_records(s, ctx, spec, req.request_id)
@@ -129,7 +127,7 @@ def create_server(req: Req):
     if any(b.get("destination_type") == "volume" for b in spec.block_device_mapping):
         _volumes_for(req, uuids[0], spec)
     instances.schedule(uuids, spec, req.request_id)
-    if body.get("return_reservation_id") in (True, "True", "true", "1"):
+    if booleans.to_bool(body.get("return_reservation_id", False)):
         return json_response({"reservation_id": reservation}, 202)
     return json_response({"server": out}, 202,
                          headers={"Location": f"{base}/v2.1/servers/{first.uuid}"})
@@ -155,31 +153,18 @@ def _volumes_for(req: Req, uuid: str, spec) -> None:
 @api.route("/v2.1/servers/{server_id}", ["PUT"])
 def update_server(req: Req):
     ctx, v = req.ctx, mv(req)
-    body = body_of(req, "server")
-    allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"}
-    if v >= Version(2, 19):
-        allowed.add("description")
-    if v >= Version(2, 90):
-        allowed.add("hostname")
-    extra = set(body) - allowed
-    if extra:
-        raise errors.BadRequest(f"Invalid input for field/attribute server. Additional properties are not "
-                                f"allowed ({', '.join(sorted(extra))} was unexpected)")
+    body = validation.validate(schemas.update_schema(v), req.json(), style=validation.NOVA)["server"]
     with db.transaction() as s:
         inst = instances.get(s, ctx, req.path["server_id"])
         policies.authorize("servers:update", ctx, {"project_id": inst.project_id})
         if "name" in body:
-            inst.name = instances.check_name(body["name"])
+            inst.name = body["name"]
         if "description" in body:
-            d = body["description"]
-            if d is not None and (not isinstance(d, str) or len(d) > 255):
-                raise errors.BadRequest("Invalid input for field/attribute description: a string of at most "
-                                        "255 characters or null.")
-            inst.description = d
+            inst.description = body["description"]
         if "accessIPv4" in body:
-            inst.access_ip_v4 = instances.check_ip(body["accessIPv4"], 4, "accessIPv4") if body["accessIPv4"] else None
+            inst.access_ip_v4 = instances.check_ip(body["accessIPv4"], 4, "accessIPv4")
         if "accessIPv6" in body:
-            inst.access_ip_v6 = instances.check_ip(body["accessIPv6"], 6, "accessIPv6") if body["accessIPv6"] else None
+            inst.access_ip_v6 = instances.check_ip(body["accessIPv6"], 6, "accessIPv6")
         inst.updated_at = utcnow()
         s.flush()
         return json_response({"server": server_view(req, s, inst, groups=True, minimal=True)})

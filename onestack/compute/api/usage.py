@@ -9,7 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from onestack.common import db, errors
+from onestack.common import booleans, db, errors
 from onestack.common.http import Req, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import iso_plain, parse_iso, utcnow
@@ -41,7 +41,7 @@ def _period(req: Req) -> tuple[datetime, datetime, bool]:
         raise errors.BadRequest("Invalid input received: Invalid start time. The start time cannot occur "
                                 "after the end time.")
     # Nova takes only "1"; the SDK sends "True", which Nova silently reads as not detailed
-    return start, end, req.query.get("detailed", "0").strip().lower() in ("1", "true")
+    return start, end, booleans.to_bool(req.query.get("detailed", "0"), true=("1", "true"))
 
 
 def _hours(inst: m.Instance, start: datetime, stop: datetime) -> float:

@@ -20,7 +20,7 @@ from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.compute import clients, instances, states
 from onestack.compute.api import api, body_of, mv
-from onestack.compute.api.helpers import authorize
+from onestack.compute.api.helpers import authorize, offset_limit
 
 _DEVICE = re.compile(r"^(/dev/)?[a-z]+[a-z]$")
 _ATTACHABLE = (states.ACTIVE, states.PAUSED, states.STOPPED, states.SUSPENDED, states.RESIZED)
@@ -48,11 +48,8 @@ def attachments_index(req: Req):
         authorize("os-volumes-attachments:index", req.ctx, {"project_id": inst.project_id},
                   fallback="os_compute_api:servers:show")
         items = [view(inst.uuid, b, mv(req)) for b in volumes_of(inst)]
-    offset = int(req.query.get("offset", 0) or 0)
-    limit = req.query.get("limit")
-    items = items[offset:]
-    if limit is not None:
-        items = items[:int(limit)]
+    offset, limit = offset_limit(req)
+    items = items[offset:offset + limit]
     return json_response({"volumeAttachments": items})
 
 

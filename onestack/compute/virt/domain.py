@@ -395,3 +395,40 @@ def serial_pty_of(xml: str) -> str | None:
             if path:
                 return path
     return None
+
+
+def backing_file(xml: str, target: str = "vda") -> str | None:
+    """The backing file of disk `target` as the domain XML names it (a qcow2 overlay's base)."""
+    for disk in ET.fromstring(xml).iter("disk"):
+        t = disk.find("target")
+        if t is not None and t.get("dev") == target:
+            source = disk.find("backingStore/source")
+            return source.get("file") if source is not None else None
+    return None
+
+
+def migration_xml(xml: str, src_dir: str, dest_dir: str, dest_base: str | None, target: str = "vda") -> str:
+    """The domain XML for the destination of a live migration: every path under the
+    instance directory `src_dir` moved under `dest_dir` (disks, config drive, console log),
+    and the root disk `target` on the destination's copy of its base (`dest_base`), or
+    standalone (None: the whole disk is copied)."""
+    dom = ET.fromstring(xml)
+    prefix = src_dir.rstrip("/") + "/"
+    for el in dom.iter():
+        for key, value in el.attrib.items():
+            if key in ("file", "path") and value.startswith(prefix):
+                el.set(key, dest_dir.rstrip("/") + "/" + value[len(prefix):])
+    for disk in dom.iter("disk"):
+        t = disk.find("target")
+        store = disk.find("backingStore")
+        if t is None or t.get("dev") != target or store is None:
+            continue
+        if dest_base is None:
+            for child in list(store):
+                store.remove(child)
+            store.attrib.clear()  # <backingStore/>: no backing file
+        else:
+            source = store.find("source")
+            if source is not None:
+                source.set("file", dest_base)
+    return ET.tostring(dom, encoding="unicode")

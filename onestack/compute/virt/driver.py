@@ -37,12 +37,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from onestack.compute.virt import accel, configdrive
+from onestack.common import qemu_img
+from onestack.compute.virt import accel, configdrive, transfer
 from onestack.compute.virt.domain import (
+    CONFIG_DRIVE_TARGETS,
     Disk,
     DomainSpec,
     Interface,
     NbdSource,
+    backing_file,
     config_drive_disk,
     disk_targets,
     disk_xml,
@@ -50,6 +53,7 @@ from onestack.compute.virt.domain import (
     domain_xml,
     interface_xml,
     interfaces_of,
+    migration_xml,
     next_virtio_target,
     rescue_xml,
     serial_pty_of,
@@ -255,6 +259,69 @@ class VirtDriver(ABC):
         """Back to the memory, vCPUs and root disk (contents too) from before the resize,
         running if it was running then."""
 
+    # -- moves between hosts. Cold: migrate_disk_and_power_off (source) -> finish_migration
+    # (destination) -> confirm_migration | finish_revert_migration (source). Live:
+    # live_migration_info (source) -> prepare_incoming (destination) -> live_migrate (source)
+    # -> finish_incoming (destination) | rollback_incoming (destination).
+
+    def migrate_disk_and_power_off(self, uuid: str, address: str, timeout: float = 0) -> dict:
+        """Cold migration, on the source: stop the guest and offer its root disk to the
+        destination at `address`; what finish_migration there needs (plain data). The
+        stopped guest stays here until confirm_migration or finish_revert_migration."""
+        raise VirtError(f"{type(self).__name__} cannot migrate guests")
+
+    @abstractmethod
+    def migration_transfer_done(self, uuid: str) -> None:
+        """On the source: the destination has the disk (or gave up): stop offering it."""
+
+    def finish_migration(self, spec: InstanceSpec, disk_info: dict, power_on: bool = True) -> InstanceInfo:
+        """Cold migration, on the destination: the guest of `spec` made here around the disk
+        the source offers (grown to `spec.root_gb`), running if `power_on`. Any failure
+        removes what it made."""
+        raise VirtError(f"{type(self).__name__} cannot migrate guests")
+
+    def confirm_migration(self, uuid: str) -> None:
+        """On the source, once the move is confirmed: the stopped guest and its files go."""
+        self.migration_transfer_done(uuid)
+        self.destroy(uuid)
+
+    def finish_revert_migration(self, uuid: str, power_on: bool = True) -> InstanceInfo:
+        """On the source, the move reverted: the stopped guest is back, running if `power_on`."""
+        raise VirtError(f"{type(self).__name__} cannot migrate guests")
+
+    def live_migration_info(self, uuid: str) -> dict:
+        """Live migration, on the source: what the destination must prepare (plain data)."""
+        raise VirtError(f"{type(self).__name__} cannot live-migrate guests")
+
+    def prepare_incoming(self, spec: InstanceSpec, info: dict) -> dict:
+        """On the destination: disks and definition ready to receive the running guest of
+        `spec`; what live_migrate on the source needs (plain data)."""
+        raise VirtError(f"{type(self).__name__} cannot live-migrate guests")
+
+    def live_migrate(self, uuid: str, dest: dict, progress: Callable[[dict], None] | None = None) -> None:
+        """On the source: move the running guest to the destination `dest` prepared; returns
+        once it runs there and is gone here (files too). `progress` is told the job's
+        memory/disk figures now and then."""
+        raise VirtError(f"{type(self).__name__} cannot live-migrate guests")
+
+    def finish_incoming(self, uuid: str, running: bool = True) -> InstanceInfo:
+        """On the destination, after live_migrate: the guest is this host's now; running
+        (resumed if the move paused it) unless `running` is False (it was paused)."""
+        raise VirtError(f"{type(self).__name__} cannot live-migrate guests")
+
+    @abstractmethod
+    def rollback_incoming(self, uuid: str) -> None:
+        """On the destination, the live migration failed: what prepare_incoming made goes."""
+
+    def live_migration_abort(self, uuid: str) -> None:
+        """Cancel the live migration of `uuid` in progress (the guest stays here)."""
+        raise VirtError(f"{type(self).__name__} cannot abort live migrations")
+
+    def live_migration_force_complete(self, uuid: str) -> None:
+        """Make the live migration in progress finish (the guest is paused so that its memory
+        stops changing; the destination resumes it)."""
+        raise VirtError(f"{type(self).__name__} cannot force live migrations")
+
     @abstractmethod
     def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
         """A new root disk (and config drive) from `spec.image`, keeping the instance's
@@ -435,6 +502,7 @@ class LibvirtDriver(VirtDriver):
         self._conn = None
         self._reboots: dict[str, int] = {}  # uuid -> guest-initiated resets seen
         self._reboot_cond = threading.Condition()
+        self.exports = transfer.DiskExports(self.root / "exports")  # disks offered to a migration's destination
 
     # -- connection and lookups
 
@@ -539,18 +607,21 @@ class LibvirtDriver(VirtDriver):
         else:
             base = self.images.ensure(spec.image.id, spec.image.source, spec.image.disk_format)
             create_overlay(base, inst_dir / f"{DISK}{suffix}", spec.root_gb)
-        drive = None
-        if spec.config_drive is not None:
-            cd = spec.config_drive
-            configdrive.build(
-                inst_dir / f"{CONFIG_DISK}{suffix}",
-                configdrive.files(
-                    cd.meta_data, cd.user_data, cd.network_data, cd.vendor_data, cd.ec2_meta_data
-                ),
-                cd.format,
-            )
-            drive = config_drive_disk(inst_dir / CONFIG_DISK, cd.format)
-        return base, drive
+        return base, self._config_drive(spec, inst_dir, suffix)
+
+    def _config_drive(self, spec: InstanceSpec, inst_dir: Path, suffix: str = ""):
+        """The config drive `disk.config<suffix>`; its Disk named by its final path, or None."""
+        if spec.config_drive is None:
+            return None
+        cd = spec.config_drive
+        configdrive.build(
+            inst_dir / f"{CONFIG_DISK}{suffix}",
+            configdrive.files(
+                cd.meta_data, cd.user_data, cd.network_data, cd.vendor_data, cd.ec2_meta_data
+            ),
+            cd.format,
+        )
+        return config_drive_disk(inst_dir / CONFIG_DISK, cd.format)
 
     def _spec_xml(self, spec: InstanceSpec, base: Path, drive, interfaces: list) -> str:
         inst_dir = self.instance_dir(spec.uuid)
@@ -613,7 +684,9 @@ class LibvirtDriver(VirtDriver):
             self._reboots.pop(uuid, None)
 
     def destroy(self, uuid: str) -> None:
-        self._remove(str(uuidlib.UUID(uuid)))
+        uuid = str(uuidlib.UUID(uuid))
+        self.exports.stop(uuid)
+        self._remove(uuid)
 
     def reboot(self, uuid: str, hard: bool = False, timeout: float = 60) -> str:
         libvirt = _libvirt()
@@ -973,6 +1046,174 @@ class LibvirtDriver(VirtDriver):
         if state.get("running"):
             self._start(uuid)
         return self.get_info(uuid)
+
+    # -- moves between hosts (see VirtDriver; transfer.py tells how a cold migration's disk
+    # travels; a live migration is libvirt's, peer to peer, the disks copied by QEMU over NBD)
+
+    def migrate_disk_and_power_off(self, uuid: str, address: str, timeout: float = 0) -> dict:
+        dom = self._domain(uuid)
+        inst_dir = self.instance_dir(uuid)
+        for name, why in ((RESIZE_STATE, "a resize of it waits to be confirmed or reverted"),
+                          (RESCUE_XML, "it is rescued")):
+            if (inst_dir / name).exists():
+                raise VirtError(f"instance {uuid} cannot move: {why}")
+        if self._call(uuid, "info", dom.hasManagedSaveImage, 0):
+            raise VirtError(f"instance {uuid} is suspended; resume it first")
+        self.power_off(uuid, timeout)
+        disk = inst_dir / DISK
+        if not disk.exists():  # booted from a volume: the root disk is the volume, nothing to copy
+            return {"local": False}
+        return {"local": True, "size": virtual_size(disk),
+                "nbd": self.exports.start(uuid, disk, "qcow2", address)}
+
+    def migration_transfer_done(self, uuid: str) -> None:
+        self.exports.stop(uuid)
+
+    def finish_migration(self, spec: InstanceSpec, disk_info: dict, power_on: bool = True) -> InstanceInfo:
+        libvirt = _libvirt()
+        if self._lookup(spec.uuid) is not None:
+            raise VirtError(f"instance {spec.uuid} already has a domain on this host")
+        inst_dir = self.instance_dir(spec.uuid)
+        if inst_dir.exists():  # left by a move that died with its process: ours to remove
+            shutil.rmtree(inst_dir)
+        inst_dir.mkdir()
+        inst_dir.chmod(0o711)
+        dom = None
+        try:
+            if disk_info.get("local"):
+                disk = inst_dir / DISK
+                transfer.pull(disk_info["nbd"], disk)  # standalone: no base image needed here
+                if spec.root_gb * GiB > virtual_size(disk):
+                    grow(disk, spec.root_gb * GiB)
+            elif spec.root_volume is not None and not isinstance(spec.root_volume, NbdSource):
+                make_reachable(Path(spec.root_volume).resolve().parent, self.qemu_user)
+            drive = self._config_drive(spec, inst_dir)
+            dom = self.conn().defineXML(self._spec_xml(spec, None, drive, list(spec.interfaces)))
+            if power_on:
+                dom.create()
+        except BaseException as e:
+            self._remove(spec.uuid, dom, lookup=False)
+            if isinstance(e, libvirt.libvirtError):
+                raise VirtError(f"libvirt could not start the guest: {_msg(e)}") from e
+            raise
+        return self.get_info(spec.uuid)
+
+    def finish_revert_migration(self, uuid: str, power_on: bool = True) -> InstanceInfo:
+        self.exports.stop(uuid)
+        if power_on:
+            self._start(uuid)
+        return self.get_info(uuid)
+
+    def live_migration_info(self, uuid: str) -> dict:
+        dom = self._domain(uuid)
+        xml = self._call(uuid, "reading the definition", dom.XMLDesc, 0)
+        inst_dir = self.instance_dir(uuid)
+        local = False
+        for dev, src in disk_targets(xml).items():
+            if dev in CONFIG_DRIVE_TARGETS.values() or src.startswith("nbd://"):
+                continue  # regenerated on the destination; served over the network to both
+            if dev == "vda" and src == str(inst_dir / DISK):
+                local = True
+                continue
+            raise VirtError(f"disk {dev} of {uuid} is a file of this host ({src}): it cannot follow the guest "
+                            f"to another host (volume.attach_protocol = nbd serves volumes over the network)")
+        size = int(self._call(uuid, "reading the disk size", dom.blockInfo, "vda")[0]) if local else 0
+        return {"local": local, "size": size, "base": backing_file(xml) if local else None}
+
+    def prepare_incoming(self, spec: InstanceSpec, info: dict) -> dict:
+        if self._lookup(spec.uuid) is not None:
+            raise VirtError(f"instance {spec.uuid} already has a domain on this host")
+        inst_dir = self.instance_dir(spec.uuid)
+        if inst_dir.exists():
+            shutil.rmtree(inst_dir)
+        inst_dir.mkdir()
+        inst_dir.chmod(0o711)
+        try:
+            base = None
+            if info.get("local") and info.get("base") and spec.image.id:
+                try:  # the same base here: only the overlay's own clusters travel
+                    base = self.images.ensure(spec.image.id, spec.image.source, spec.image.disk_format)
+                except Exception as e:  # (the image is gone from the image service, ...)
+                    log.warning("base image of %s not available here (%s): the whole disk is copied", spec.uuid, e)
+            if info.get("local"):  # QEMU's block copy needs the target there, of the same size
+                qemu_img.create(inst_dir / DISK, "qcow2", int(info["size"]), backing=base,
+                                backing_fmt="qcow2" if base else None)
+            self._config_drive(spec, inst_dir)
+        except BaseException:
+            shutil.rmtree(inst_dir, ignore_errors=True)
+            raise
+        return {"instance_dir": str(inst_dir), "base": str(base) if base else None,
+                "full_copy": bool(info.get("local")) and base is None}
+
+    def live_migrate(self, uuid: str, dest: dict, progress: Callable[[dict], None] | None = None) -> None:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        src_dir = str(self.instance_dir(uuid))
+        xml = migration_xml(self._call(uuid, "reading the definition", dom.XMLDesc,
+                                       libvirt.VIR_DOMAIN_XML_MIGRATABLE),
+                            src_dir, dest["instance_dir"], dest.get("base"))
+        address = dest["address"]
+        host = f"[{address}]" if ":" in address and not address.startswith("[") else address
+        flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER | libvirt.VIR_MIGRATE_PERSIST_DEST
+                 | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+        # QEMU's own stream to the destination's address (not whatever its host name resolves to)
+        params = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml, libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: xml,
+                  libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{host}"}
+        if dest.get("local"):  # no shared storage: the root disk is copied (the overlay only, on a shared base)
+            flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK if dest.get("full_copy") else libvirt.VIR_MIGRATE_NON_SHARED_INC
+            params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = ["vda"]
+        done = threading.Event()
+
+        def monitor():
+            while not done.wait(2):
+                try:
+                    stats = dom.jobStats(0)
+                except libvirt.libvirtError:
+                    continue
+                figures = {k: int(stats[k]) for k in ("memory_total", "memory_processed", "memory_remaining",
+                                                       "disk_total", "disk_processed", "disk_remaining")
+                           if k in stats}
+                if figures and progress is not None:
+                    try:
+                        progress(figures)
+                    except Exception:
+                        log.debug("progress of the migration of %s not reported", uuid, exc_info=True)
+
+        watcher = threading.Thread(target=monitor, name=f"migrate-{uuid[:8]}", daemon=True)
+        watcher.start()
+        try:
+            dom.migrateToURI3(f"qemu+tcp://{host}/system", params, flags)
+        except libvirt.libvirtError as e:
+            raise VirtError(f"live migration of {uuid} to {address} failed: {_msg(e)}") from e
+        finally:
+            done.set()
+            watcher.join(5)
+        # the guest runs there and is undefined here: its files here go
+        shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+        with self._reboot_cond:
+            self._reboots.pop(uuid, None)
+
+    def finish_incoming(self, uuid: str, running: bool = True) -> InstanceInfo:
+        libvirt = _libvirt()
+        dom = self._domain(uuid)
+        state = dom.info()[0]
+        if running and state == libvirt.VIR_DOMAIN_PAUSED:  # paused to make it converge
+            self._call(uuid, "resume", dom.resume)
+        elif not running and state == libvirt.VIR_DOMAIN_RUNNING:
+            self._call(uuid, "pause", dom.suspend)
+        return self.get_info(uuid)
+
+    def rollback_incoming(self, uuid: str) -> None:
+        if self._lookup(uuid) is None:  # never a guest that made it here
+            shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+
+    def live_migration_abort(self, uuid: str) -> None:
+        dom = self._domain(uuid)
+        self._call(uuid, "aborting the migration", dom.abortJob)
+
+    def live_migration_force_complete(self, uuid: str) -> None:
+        dom = self._domain(uuid)
+        self._call(uuid, "pause", dom.suspend)  # its memory stops changing: the copy converges
 
     def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
         libvirt = _libvirt()
@@ -1586,6 +1827,83 @@ class FakeDriver(VirtDriver):
             if running:
                 self._boot(inst)
         return self.get_info(uuid)
+
+    # moves: the fake hosts of one process are separate drivers, so a guest "moves" by being
+    # made on the destination from its spec and forgotten on the source
+
+    def migrate_disk_and_power_off(self, uuid: str, address: str, timeout: float = 0) -> dict:
+        with self._lock:
+            inst = self._get(uuid)
+            if inst.resized_from is not None or inst.rescued or inst.managed_save:
+                raise VirtError(f"instance {uuid} is resized, rescued or suspended: it cannot move")
+            inst.state = PowerState.SHUTDOWN
+            return {"disk_gb": inst.disk_gb, "from": self.host}
+
+    def migration_transfer_done(self, uuid: str) -> None:
+        pass  # nothing was offered: the destination made its guest from the spec
+
+    def finish_migration(self, spec: InstanceSpec, disk_info: dict, power_on: bool = True) -> InstanceInfo:
+        with self._lock:
+            if spec.uuid in self._instances:
+                raise VirtError(f"instance {spec.uuid} already has a domain on {self.host}")
+            size = max(spec.root_gb, int(disk_info.get("disk_gb") or 0)) or FAKE_IMAGE_GB
+            self._instances[spec.uuid] = _Fake(
+                spec, spec.memory_mib, spec.vcpus, size, interfaces=list(spec.interfaces),
+                root_volume=str(spec.root_volume) if spec.root_volume is not None else None,
+                state=PowerState.RUNNING if power_on else PowerState.SHUTDOWN)
+            self._log(spec.uuid)
+        return self.get_info(spec.uuid)
+
+    def finish_revert_migration(self, uuid: str, power_on: bool = True) -> InstanceInfo:
+        if power_on:
+            self.power_on(uuid)
+        return self.get_info(uuid)
+
+    def live_migration_info(self, uuid: str) -> dict:
+        with self._lock:
+            inst = self._get(uuid)
+            return {"disk_gb": inst.disk_gb, "volumes": dict(inst.volumes)}
+
+    def prepare_incoming(self, spec: InstanceSpec, info: dict) -> dict:
+        with self._lock:
+            if spec.uuid in self._instances:
+                raise VirtError(f"instance {spec.uuid} already has a domain on {self.host}")
+            self._instances[spec.uuid] = _Fake(
+                spec, spec.memory_mib, spec.vcpus, int(info.get("disk_gb") or spec.root_gb or FAKE_IMAGE_GB),
+                state=PowerState.SHUTDOWN, interfaces=list(spec.interfaces),
+                volumes=dict(info.get("volumes") or {}),
+                root_volume=str(spec.root_volume) if spec.root_volume is not None else None)
+        return {"host": self.host}
+
+    def live_migrate(self, uuid: str, dest: dict, progress: Callable[[dict], None] | None = None) -> None:
+        with self._lock:
+            inst = self._get(uuid)
+            self._need(inst, PowerState.RUNNING, PowerState.PAUSED, what="live-migrate")
+            if progress is not None:
+                total = inst.memory_mib << 20
+                progress({"memory_total": total, "memory_processed": total, "memory_remaining": 0})
+            del self._instances[uuid]
+
+    def finish_incoming(self, uuid: str, running: bool = True) -> InstanceInfo:
+        with self._lock:
+            self._get(uuid).state = PowerState.RUNNING if running else PowerState.PAUSED
+        return self.get_info(uuid)
+
+    def rollback_incoming(self, uuid: str) -> None:
+        with self._lock:
+            inst = self._instances.get(uuid)
+            if inst is not None and inst.state == PowerState.SHUTDOWN:  # never a guest that runs here
+                del self._instances[uuid]
+
+    def live_migration_abort(self, uuid: str) -> None:
+        with self._lock:
+            self._get(uuid)
+        raise VirtError(f"no live migration of {uuid} is in progress on {self.host}")
+
+    def live_migration_force_complete(self, uuid: str) -> None:
+        with self._lock:
+            self._get(uuid)
+        raise VirtError(f"no live migration of {uuid} is in progress on {self.host}")
 
     def rebuild(self, spec: InstanceSpec, start: bool = True) -> InstanceInfo:
         if spec.uuid not in self._instances:

@@ -10,7 +10,8 @@ conversion never leaves a half base behind, and concurrent spawns of one image
 wait on a lock instead of converting twice. The declared format is always given
 to qemu-img (no probing), and a source with a backing file or an external data
 file is refused before it is read (the image service checks this too; the host is
-where it matters). qemu-img runs under prlimit where available.
+where it matters). qemu-img runs through onestack.common.qemu_img, limited where it
+reads an image's data.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from __future__ import annotations
 import fcntl
 import grp
 import hashlib
-import json
 import os
 import re
 import shutil
 import struct
-import subprocess
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
+from onestack.common import qemu_img
 from onestack.compute.virt.errors import ImageError
 
 GiB = 1 << 30
@@ -46,31 +47,19 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 Source = Path | Callable[[Path], None]  # a file, or a function writing the data to a path
 
 
-def qemu_img(*args: str, limit: bool = True, timeout: float = 600) -> str:
-    """Run qemu-img; its stdout, or ImageError with its last error line."""
-    cmd = ["qemu-img", *args]
-    if limit and shutil.which("prlimit"):
-        # 1 GiB of address space bounds what a hostile image can make `info` do; `convert`
-        # runs worker threads, each of which would reserve its own malloc arena: fewer
-        # arenas and a little more room keep it from failing to start threads under load
-        space = 2 << 30 if args and args[0] == "convert" else 1 << 30
-        cmd = ["prlimit", f"--as={space}", "--cpu=120", "--", *cmd]
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+@contextmanager
+def _qemu_errors():
+    """qemu-img's failures (onestack.common.qemu_img) as this driver's ImageError."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except FileNotFoundError as e:
-        raise ImageError("qemu-img not found (Debian package qemu-utils)") from e
-    except subprocess.TimeoutExpired as e:
-        raise ImageError(f"qemu-img {args[0]} took longer than {timeout:.0f} s") from e
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-        raise ImageError(f"qemu-img {args[0]} failed: {lines[-1] if lines else done.returncode}")
-    return done.stdout
+        yield
+    except qemu_img.QemuImgError as e:
+        raise ImageError(str(e)) from None
 
 
-def image_info(path: Path, fmt: str) -> dict:
-    """`qemu-img info` of `path` read as `fmt` (never probed)."""
-    return json.loads(qemu_img("info", "-f", fmt, "--output=json", str(path)))
+def image_info(path: Path, fmt: str, *, trusted: bool = False, force_share: bool = False) -> dict:
+    """`qemu-img info` of `path` read as `fmt` (never probed; limited unless `trusted`)."""
+    with _qemu_errors():
+        return qemu_img.info(path, fmt, trusted=trusted, force_share=force_share, timeout=600)
 
 
 def check_source(info: dict, fmt: str) -> None:
@@ -134,7 +123,8 @@ class ImageCache:
                     source(src)
                 check_source(image_info(src, fmt), fmt)
                 out = tmp / "base.qcow2"
-                qemu_img("convert", "-q", "-f", fmt, "-O", "qcow2", str(src), str(out))
+                with _qemu_errors():
+                    qemu_img.convert(src, out, fmt, "qcow2", timeout=600)
                 self._protect(out)
                 os.replace(out, final)
             finally:
@@ -157,7 +147,7 @@ class ImageCache:
 
 def create_overlay(base: Path, overlay: Path, root_gb: int = 0) -> int:
     """A qcow2 overlay on `base`, `root_gb` GiB (0: the image's size). Its virtual size."""
-    virtual = int(image_info(base, "qcow2")["virtual-size"])
+    virtual = int(image_info(base, "qcow2", trusted=True)["virtual-size"])
     size = virtual
     if root_gb:
         size = root_gb * GiB
@@ -166,26 +156,14 @@ def create_overlay(base: Path, overlay: Path, root_gb: int = 0) -> int:
                 f"image virtual size {virtual} bytes is larger than the flavor's root disk "
                 f"({root_gb} GiB)"
             )
-    qemu_img(
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-F",
-        "qcow2",
-        "-b",
-        str(base),
-        str(overlay),
-        str(size),
-        limit=False,
-    )
+    with _qemu_errors():
+        qemu_img.create(overlay, "qcow2", size, backing=base, backing_fmt="qcow2")
     return size
 
 
 def virtual_size(path: Path) -> int:
     """The virtual size of a qcow2 disk, also while a guest has it open (-U)."""
-    out = qemu_img("info", "-U", "-f", "qcow2", "--output=json", str(path), limit=False)
-    return int(json.loads(out)["virtual-size"])
+    return int(image_info(path, "qcow2", trusted=True, force_share=True)["virtual-size"])
 
 
 def grow(path: Path, size: int) -> None:
@@ -194,7 +172,8 @@ def grow(path: Path, size: int) -> None:
     if size < current:
         raise ImageError(f"the disk is {current} bytes; it cannot shrink to {size}")
     if size > current:
-        qemu_img("resize", "-q", "-f", "qcow2", str(path), str(size), limit=False)
+        with _qemu_errors():
+            qemu_img.resize(path, "qcow2", size)
 
 
 def flatten(source: Path, dest: Path, *, timeout: float = 1800) -> int:
@@ -204,14 +183,12 @@ def flatten(source: Path, dest: Path, *, timeout: float = 1800) -> int:
     dest = Path(dest)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
-        qemu_img(
-            "convert", "-q", "-U", "-f", "qcow2", "-O", "qcow2", str(source), str(tmp),
-            limit=False, timeout=timeout,
-        )  # fmt: skip
+        with _qemu_errors():
+            qemu_img.convert(source, tmp, "qcow2", "qcow2", trusted=True, force_share=True, timeout=timeout)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return int(image_info(dest, "qcow2")["virtual-size"])
+    return int(image_info(dest, "qcow2", trusted=True)["virtual-size"])
 
 
 def write_empty_qcow2(path: Path, size: int) -> int:

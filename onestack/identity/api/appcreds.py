@@ -254,7 +254,9 @@ def delete_app_cred(req: Req):
         cred = _get_app_cred(s, user_id, req.path["cred_id"])
         s.execute(sa.delete(m.AppCredentialRole).where(m.AppCredentialRole.app_cred_id == cred.id))
         s.delete(cred)
-    # Tokens issued from it are rebuilt on validation and now fail: drop cached ones.
+        # Its tokens would fail validation anyway (the credential is gone); the event
+        # says so in the revocation list, and drops them from every process's caches.
+        authn.revoke(s, app_cred_id=cred.id)
     core.changed("application_credential.deleted", {"resource_info": req.path["cred_id"]})
     return empty()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from onestack.common import errors
+from onestack.common import booleans, errors
 from onestack.common.http import Req, json_response
 from onestack.identity import core
 
@@ -49,11 +49,12 @@ def limit_list(items: list) -> tuple[list, bool]:
 
 
 def query_bool(req: Req, name: str) -> bool | None:
-    """A boolean query filter; None when absent. Keystone treats '0'/'false' as false."""
+    """A boolean query filter; None when absent. As Keystone reads it: the spellings of
+    false ('0', 'false', 'no', ...) are false, anything else true."""
     raw = req.query.get(name)
     if raw is None:
         return None
-    return raw.lower() not in ("0", "false", "no", "off")
+    return booleans.to_bool(raw, default=True)
 
 
 def authorize(req: Req, rule: str, target: dict | None = None) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from onestack.common import db, errors, pagination, validation
+from onestack.common import booleans, db, errors, pagination, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.timeutils import parse_iso, utcnow
 from onestack.image import core
@@ -126,11 +126,8 @@ _KNOWN_PARAMS = {"limit", "marker", "sort_key", "sort_dir", "sort", "name", "vis
 
 
 def _bool(name: str, raw: str) -> bool:
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise errors.BadRequest(f"Invalid value for {name}: {raw!r}; use true or false.")
+    return booleans.parse_bool(
+        raw, name, message="Invalid value '{value}' for '{field}' filter. Valid values are 'true' or 'false'.")
 
 
 def _int(name: str, raw: str) -> int:

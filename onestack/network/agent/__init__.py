@@ -108,7 +108,7 @@ def start(conf) -> NetworkAgent | None:
         host=host_name(conf), state_dir=str(conf.state_dir), local_ip=n.local_ip,
         availability_zone=n.availability_zone, metadata_url=metadata_url(conf),
         metadata_secret=metadata_secret.get(conf), report_interval=n.agent_report_interval,
-        resync_interval=n.resync_interval)
+        resync_interval=n.resync_interval, physical_interfaces=plan.parse_mappings(n.physical_interface_mappings))
     _running = NetworkAgent(settings).start()
     atexit.register(stop)
     log.info("network agent started on host %s (state %s)", settings.host, settings.state_dir)

@@ -133,6 +133,8 @@ class Dataplane:
                     iplib.sync_vxlan_fdb(b.vxlan_device, peers)
                 if b.netns is not None:
                     iplib.sync_addresses(b.name, b.addresses, b.netns)
+                if b.uplink:  # (the interface is the host's: never in the ledger, never removed)
+                    iplib.set_link(b.uplink, master=b.name, mtu=b.mtu, up=True)
                 bridges_ok.add(b.name)
             except Exception as e:  # noqa: BLE001
                 res.fail(f"bridge {b.name}", e)

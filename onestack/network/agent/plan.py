@@ -40,6 +40,7 @@ class Bridge:
     mtu: int | None = None
     vxlan: tuple[int, str, list[str]] | None = None  # (vni, local address, peers)
     addresses: list[str] = field(default_factory=list)  # external networks: the gateway address
+    uplink: str | None = None  # an external network on a mapped physical interface: that interface
 
     @property
     def vxlan_device(self) -> str | None:
@@ -109,8 +110,26 @@ def _identities(ports: list[dict]) -> dict[str, metadata.Identity]:
     return out
 
 
-def build(state: dict, *, local_ip: str) -> Plan:
-    """The whole plan of one host from ``Conductor.host_state``."""
+def parse_mappings(text: str) -> dict[str, str]:
+    """``public:ext0,physnet2:eth2`` -> {physnet: interface} (Neutron's
+    ``physical_interface_mappings``). ValueError names a malformed entry."""
+    out = {}
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        physnet, sep, dev = item.partition(":")
+        if not sep or not physnet.strip() or not dev.strip():
+            raise ValueError(f"physical_interface_mappings: {item!r} is not physnet:interface")
+        out[physnet.strip()] = dev.strip()
+    return out
+
+
+def build(state: dict, *, local_ip: str, physical_interfaces: dict[str, str] | None = None) -> Plan:
+    """The whole plan of one host from ``Conductor.host_state``. An external network
+    whose physical network maps to an interface of this host (a multi-node cloud's
+    provider network) is bridged to that interface; otherwise its bridge lives in a
+    namespace of its own that plays the outside world (the all-in-one cloud)."""
+    physical_interfaces = physical_interfaces or {}
     plan = Plan()
     nets = {n["id"]: n for n in state["networks"]}
     subnets = {s["id"]: s for n in state["networks"] for s in n["subnets"]}
@@ -119,7 +138,11 @@ def build(state: dict, *, local_ip: str) -> Plan:
     for n in state["networks"]:
         name = bridge_name(n["id"])
         mtu = n.get("mtu")
-        if n.get("router:external"):
+        uplink = physical_interfaces.get(n.get("provider:physical_network") or "public")
+        if n.get("router:external") and uplink:
+            plan.bridges.append(Bridge(name, n["id"], None, mtu, None, [], uplink))
+            ns = None
+        elif n.get("router:external"):
             ns = external_namespace(n.get("provider:physical_network"))
             if ns not in plan.external_namespaces:
                 plan.external_namespaces.append(ns)

@@ -47,6 +47,7 @@ class AgentSettings:
     metadata_secret: str = ""
     report_interval: float = 10.0
     resync_interval: float = 30.0
+    physical_interfaces: dict[str, str] | None = None  # physnet -> this host's interface
 
 
 class _RunningProxy:
@@ -190,7 +191,7 @@ class NetworkAgent:
     async def sync_once(self) -> bool:
         """One pass: fetch, plan, apply, report port states. True if nothing failed."""
         state = await self.bus.call(conductor.TOPIC, "host_state", host=self.s.host)
-        p = planlib.build(state, local_ip=self.s.local_ip)
+        p = planlib.build(state, local_ip=self.s.local_ip, physical_interfaces=self.s.physical_interfaces)
         res = await asyncio.to_thread(self.dataplane.apply, p)
         self._taps = p.taps
         await asyncio.to_thread(self._sync_proxies, p, res)

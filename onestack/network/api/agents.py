@@ -13,7 +13,7 @@ from __future__ import annotations
 from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.network import agent_records, core, ipam
-from onestack.network.api import api, listing, views
+from onestack.network.api import api, listing, schemas, views
 
 UPDATABLE = ("admin_state_up", "description")
 
@@ -55,8 +55,7 @@ def update_agent(req: Req):
     bad = sorted(set(agent) - set(UPDATABLE))
     if bad:
         raise ipam.bad(f"Cannot update read-only attribute {bad[0]}")
-    if "admin_state_up" in agent and not isinstance(agent["admin_state_up"], bool):
-        raise ipam.bad(f"'{agent['admin_state_up']}' is not a valid boolean value for admin_state_up.")
+    schemas.convert_booleans("agent", agent)
     if "description" in agent and agent["description"] is not None and (
             not isinstance(agent["description"], str) or len(agent["description"]) > 255):
         raise ipam.bad("description must be a string of at most 255 characters.")

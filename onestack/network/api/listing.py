@@ -4,11 +4,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
-from onestack.common import errors
+from onestack.common import booleans, errors, pagination
 from onestack.common.http import Req
-from onestack.common.pagination import parse_limit
 from onestack.network import core
 
 CONTROL = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "tags", "tags-any", "not-tags",
@@ -89,29 +86,25 @@ def sort_docs(req: Req, docs: list[dict]) -> list[dict]:
     return docs
 
 
+def _marker_not_found(marker: str) -> errors.NotFound:
+    return errors.NotFound(f"Marker {marker} could not be found.")
+
+
 def page(req: Req, docs: list[dict]) -> tuple[list[dict], list[dict]]:
-    limit = parse_limit(req.query.get("limit"), core.State.settings.list_max)
+    limit = pagination.parse_limit(req.query.get("limit"), core.State.settings.list_max) or None
     marker = req.query.get("marker")
-    reverse = req.query.get("page_reverse", "").lower() == "true"
+    # Neutron's page_reverse: only "true" (any case) turns the walk around
+    reverse = booleans.to_bool(req.query.get("page_reverse", ""), true=("true",))
     if reverse:
         docs = list(reversed(docs))
-    start = 0
-    if marker:
-        idx = next((i for i, d in enumerate(docs) if d["id"] == marker), None)
-        if idx is None:
-            raise errors.NotFound(f"Marker {marker} could not be found.")
-        start = idx + 1
+    page, more = pagination.page(docs, limit, marker, key=lambda d: d["id"], missing=_marker_not_found)
     links = []
-    if limit:
-        page = docs[start:start + limit]
+    if limit and page:
         base = str(req.url).split("?")[0]
-        query = [(k, v) for k, v in req.query.multi_items() if k not in ("marker", "limit", "page_reverse")]
-        if len(docs) > start + limit and page:
-            links.append({"rel": "next", "href": f"{base}?{urlencode(query + [('limit', limit), ('marker', page[-1]['id'])])}"})
-        if marker and page:
-            links.append({"rel": "previous", "href": f"{base}?{urlencode(query + [('limit', limit), ('marker', page[0]['id']), ('page_reverse', 'True')])}"})
-        if reverse:
-            page = list(reversed(page))
-        return page, links
-    page = docs[start:]
+        query = [(k, v) for k, v in req.query.multi_items() if k != "page_reverse"]
+        if more:
+            links.append({"rel": "next", "href": pagination.next_link(base, query, page[-1]["id"], limit)})
+        if marker:
+            href = pagination.next_link(base, query, page[0]["id"], limit) + "&page_reverse=True"
+            links.append({"rel": "previous", "href": href})
     return (list(reversed(page)) if reverse else page), links

@@ -8,7 +8,7 @@ import ipaddress
 from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.network import core, ipam
-from onestack.network.api import api, listing, views
+from onestack.network.api import api, listing, schemas, views
 
 SINGULAR = {"networks": "network", "subnets": "subnet", "subnetpools": "subnetpool", "ports": "port",
             "routers": "router", "floatingips": "floatingip", "security-groups": "security_group",
@@ -257,20 +257,6 @@ def _body(req: Req, kind: str) -> dict | list:
     raise errors.BadRequest(f"Resource body required: '{kind}'.", type="HTTPBadRequest")
 
 
-def _check_types(kind: str, body: dict) -> None:
-    for k in ("name", "description"):
-        if k in body and not isinstance(body[k], str):
-            raise ipam.bad(f"'{body[k]}' is not a valid string for {k}.")
-        if k in body and len(body[k]) > 255:
-            raise ipam.bad(f"'{body[k][:40]}...' exceeds maximum length of 255 for {k}.")
-    for k in ("admin_state_up", "shared", "router:external", "enable_dhcp", "port_security_enabled"):
-        if k in body and not isinstance(body[k], bool):
-            if isinstance(body[k], str) and body[k].lower() in ("true", "false"):
-                body[k] = body[k].lower() == "true"
-            else:
-                raise ipam.bad(f"'{body[k]}' is not a valid boolean value for {k}.")
-
-
 @api.route("/v2.0/{collection}", ["GET"])
 def list_resources(req: Req):
     coll, kind = _kind(req)
@@ -303,7 +289,7 @@ def create_resource(req: Req):
         for item in items:
             if not isinstance(item, dict):
                 raise ipam.bad(f"'{kind}' must be an object.")
-            _check_types(kind, item)
+            schemas.check(kind, item, create=True)
             doc = core.CREATE[kind](s, req.ctx, dict(item))
             out.append(views.resource(req.ctx, kind, core.expand(s, kind, doc, req.ctx)))
     if bulk:
@@ -328,7 +314,7 @@ def update_resource(req: Req):
     body = _body(req, kind)
     if isinstance(body, list):
         raise ipam.bad(f"'{kind}' must be an object.")
-    _check_types(kind, body)
+    schemas.check(kind, body, create=False)
     for k in READ_ONLY & set(body):
         if k in ("id", "tenant_id", "project_id"):
             raise ipam.bad(f"Cannot update read-only attribute {k}")

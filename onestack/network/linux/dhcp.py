@@ -301,6 +301,15 @@ def running_pid(files: DhcpFiles) -> int | None:
     return pid
 
 
+def in_namespace(pid: int, netns: str) -> bool:
+    """Whether ``pid`` serves the namespace named ``netns`` now: a dnsmasq left in a
+    namespace that was since deleted and made again (its node restarted) serves nobody."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(os.path.join(iplib.NETNS_DIR, netns)).st_ino
+    except OSError:
+        return False
+
+
 def _cmdline(pid: int) -> list[str]:
     raw = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
     return [a.decode() for a in raw.split(b"\0")]
@@ -411,6 +420,9 @@ def start(net: DhcpNetwork, state_dir: str | os.PathLike) -> int:
     what agents call: it also writes the files and plumbs the port.)"""
     files = files_for(state_dir, net.id)
     pid = running_pid(files)
+    if pid is not None and not in_namespace(pid, net.namespace):
+        stop(files)
+        pid = None
     return pid if pid is not None else _start(net, files)
 
 
@@ -457,7 +469,8 @@ def sync(net: DhcpNetwork, state_dir: str | os.PathLike) -> str:
         _start(net, files)
         return "started"
     stale = stale_leases(net, read_leases(files))
-    if _cmdline(pid) != command(net, files) or (stale and not release(net, files, stale)):
+    if (_cmdline(pid) != command(net, files) or not in_namespace(pid, net.namespace)
+            or (stale and not release(net, files, stale))):
         stop(files)
         _start(net, files)
         return "restarted"

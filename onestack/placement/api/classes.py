@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from onestack.common import db, errors
+from onestack.common import booleans, db, errors
 from onestack.common.http import Req, empty, json_response
 from onestack.placement import core
 from onestack.placement.api import body, location, params, prefix, route, views
@@ -78,9 +78,8 @@ def list_traits(req: Req, v):
                 f"?name=[in|startswith]:[name1,name2|prefix]. Got: \"{name}\"")
     flag = params.single(req, "associated")
     if flag is not None:
-        if flag.lower() not in ("true", "false"):
-            raise errors.BadRequest('The query parameter "associated" only accepts "true" or "false"')
-        associated = flag.lower() == "true"
+        associated = booleans.parse_bool(flag, "associated", true=("true",), false=("false",),
+                                           message='The query parameter "associated" only accepts "true" or "false"')
     with db.session() as s:
         names = core.list_traits(s, startswith, within, associated)
     return json_response(views.traits(names))

@@ -7,17 +7,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from onestack.common import db, errors
+from onestack.common.booleans import parse_bool
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.volume import clients, core, policies
 from onestack.volume import models as m
 from onestack.volume.api import mv, route, views
+from onestack.volume.api.metadata import check_metadata
 from onestack.volume.api.volumes import (
-    check_metadata,
     check_text,
     delete_volume,
-    parse_bool,
     parse_size,
 )
 

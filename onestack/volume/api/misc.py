@@ -6,13 +6,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from onestack.common import db, errors
+from onestack.common.booleans import parse_bool
 from onestack.common.http import Req, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.volume import core, policies
 from onestack.volume import models as m
 from onestack.volume.api import body_of, mv, route, views
-from onestack.volume.api.volumes import parse_bool
 
 # -------------------------------------------------------------------- zones and extensions
 

@@ -6,20 +6,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from onestack.common import db, errors
+from onestack.common.booleans import parse_bool
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.volume import core, policies
 from onestack.volume import models as m
 from onestack.volume.api import body_of, metadata, mv, route, views
+from onestack.volume.api.metadata import check_metadata, optional_metadata
 from onestack.volume.api.volumes import (
     apply_sort,
-    check_metadata,
     check_text,
     check_uuid,
-    optional_metadata,
     paginate,
-    parse_bool,
     parse_metadata_filter,
     sort_spec,
     visible_query,

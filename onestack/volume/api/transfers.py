@@ -15,13 +15,14 @@ import secrets
 import sqlalchemy as sa
 
 from onestack.common import db, errors
+from onestack.common.booleans import parse_bool
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.volume import core, policies
 from onestack.volume import models as m
 from onestack.volume.api import body_of, mv, route, views
-from onestack.volume.api.volumes import check_text, check_uuid, paginate, parse_bool
+from onestack.volume.api.volumes import check_text, check_uuid, paginate
 
 
 def _hash(salt: str, key: str) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from onestack.common import db, errors
+from onestack.common.booleans import parse_bool
 from onestack.common.http import Req, empty, json_response
 from onestack.common.timeutils import utcnow
 from onestack.volume import core, policies
 from onestack.volume import models as m
 from onestack.volume.api import body_of, route, views
-from onestack.volume.api.volumes import check_text, parse_bool
+from onestack.volume.api.volumes import check_text
 
 
 def _manage(req: Req) -> None:

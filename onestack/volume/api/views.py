@@ -7,10 +7,9 @@ least the one named.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from sqlalchemy.orm import object_session
 
+from onestack.common import pagination
 from onestack.common.microversion import Version
 from onestack.common.timeutils import iso_plain
 from onestack.volume import core
@@ -52,9 +51,7 @@ def collection_links(req, collection: str, items: list[dict], limit: int | None,
     """``<collection>_links`` with a ``next`` link when a page came back full (Cinder's rule)."""
     if not items or limit is None or len(items) < limit:
         return {}
-    params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
-    params.append(("marker", items[-1]["id"]))
-    href = str(req.url.replace(query="", fragment="")) + "?" + urlencode(params)
+    href = pagination.next_link(str(req.url.replace(query="", fragment="")), req.query, items[-1]["id"])
     return {f"{collection}_links": [{"rel": "next", "href": href}]}
 
 

@@ -9,29 +9,16 @@ import uuid
 
 import sqlalchemy as sa
 
-from onestack.common import db, errors
+from onestack.common import booleans, db, errors, pagination, validation
+from onestack.common.booleans import parse_bool
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import utcnow
 from onestack.volume import clients, core, policies
 from onestack.volume import models as m
-from onestack.volume.api import body_of, metadata, mv, route, views
-from onestack.volume.api.metadata import check_metadata, optional_metadata
+from onestack.volume.api import metadata, mv, route, schemas, views
 
 MAX_LIMIT = 1000
-_TRUE = {"1", "t", "true", "on", "y", "yes"}
-_FALSE = {"0", "f", "false", "off", "n", "no"}
-
-
-def parse_bool(value, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    v = str(value).strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise errors.BadRequest(f"Invalid value '{value}' for {name}: it must be a boolean.")
 
 
 def check_text(value, field: str, nullable: bool = True) -> str | None:
@@ -114,36 +101,18 @@ def apply_sort(items: list, spec: list[tuple[str, bool]], getter) -> list:
     return items
 
 
+def marker_not_found(marker: str) -> errors.NotFound:
+    return errors.NotFound(f"Marker {marker} could not be found.")
+
+
 def paginate(req: Req, items: list, key=lambda x: x.id) -> tuple[list, int | None]:
-    raw = req.query.get("limit")
-    limit = None
-    if raw is not None:
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise errors.BadRequest("limit param must be an integer") from None
-        if limit < 0:
-            raise errors.BadRequest("limit param must be positive")
-    raw_off = req.query.get("offset")
-    if raw_off is not None:
-        try:
-            offset = int(raw_off)
-        except ValueError:
-            raise errors.BadRequest("offset param must be an integer") from None
-        if offset < 0:
-            raise errors.BadRequest("offset param must be positive")
-        items = items[offset:]
-    marker = req.query.get("marker")
-    if marker:
-        for i, item in enumerate(items):
-            if key(item) == marker:
-                items = items[i + 1:]
-                break
-        else:
-            raise errors.NotFound(f"Marker {marker} could not be found.")
+    """A page of ``items`` (``offset``, ``marker``, ``limit``; at most MAX_LIMIT) and the limit
+    its ``next`` link is for (None: the page is all there is)."""
+    limit = pagination.parse_limit(req.query.get("limit"))
+    items = items[pagination.parse_offset(req.query.get("offset")):]
     cap = min(limit, MAX_LIMIT) if limit is not None else MAX_LIMIT
-    page_limit = cap if (limit is not None or len(items) > MAX_LIMIT) else None
-    return items[:cap], page_limit
+    page, more = pagination.page(items, cap, req.query.get("marker"), key, missing=marker_not_found)
+    return page, cap if (limit is not None or more) else None
 
 
 def parse_metadata_filter(raw: str) -> dict:
@@ -284,11 +253,12 @@ def _image(ctx, image_ref: str) -> dict:
 @route("/volumes", ["POST"])
 def volume_create(req: Req):
     ctx = req.ctx
-    body = body_of(req, "volume")
+    body = validation.validate(validation.variant(schemas.CREATE, mv(req)), req.json(),
+                               style=validation.NOVA)["volume"]
     policies.authorize("volume:create", ctx)
-    name = check_text(body.get("name", body.get("display_name")), "name")
-    description = check_text(body.get("description", body.get("display_description")), "description")
-    metadata = check_metadata(optional_metadata(body))
+    name = body.get("name", body.get("display_name"))
+    description = body.get("description", body.get("display_description"))
+    metadata = body.get("metadata") or {}
     snapshot_id = body.get("snapshot_id")
     source_volid = body.get("source_volid")
     image_ref = body.get("imageRef") or body.get("image_id")
@@ -297,12 +267,10 @@ def volume_create(req: Req):
     if len(sources) > 1:
         raise errors.BadRequest("Invalid input received: only one of snapshot_id, source_volid, imageRef and "
                                 "backup_id may be given.")
-    size = parse_size(body.get("size"), required=not (snapshot_id or source_volid or backup_id))
-    if snapshot_id:
-        check_uuid(snapshot_id, "snapshot_id")
-    if source_volid:
-        check_uuid(source_volid, "source_volid")
-    multiattach = parse_bool(body.get("multiattach", False), "multiattach")
+    if body.get("size") is None and not (snapshot_id or source_volid or backup_id):
+        raise errors.BadRequest("Invalid input for field/attribute size: 'size' is a required property.")
+    size = int(body["size"]) if body.get("size") is not None else None
+    multiattach = booleans.to_bool(body.get("multiattach") or False)
     zone = body.get("availability_zone")
     if zone is not None and zone not in core.zones():
         raise errors.BadRequest(f"Invalid input received: Availability zone '{zone}' is invalid.")
@@ -405,20 +373,17 @@ def volume_show(req: Req):
 
 @route("/volumes/{volume_id}", ["PUT"])
 def volume_update(req: Req):
-    body = body_of(req, "volume")
-    allowed = {"name", "description", "display_name", "display_description", "metadata"}
-    if not set(body) & allowed:
-        raise errors.BadRequest("Invalid input received: the volume update must name one of name, description "
-                                "and metadata.")
+    body = validation.validate(validation.variant(schemas.UPDATE, mv(req)), req.json(),
+                               style=validation.NOVA)["volume"]
     with db.transaction() as s:
         v = core.get_volume(s, req.ctx, req.path["volume_id"])
         policies.authorize("volume:update", req.ctx, {"project_id": v.project_id})
         if "name" in body or "display_name" in body:
-            v.name = check_text(body.get("name", body.get("display_name")), "name")
+            v.name = body.get("name", body.get("display_name"))
         if "description" in body or "display_description" in body:
-            v.description = check_text(body.get("description", body.get("display_description")), "description")
+            v.description = body.get("description", body.get("display_description"))
         if "metadata" in body:
-            v.metadata_ = check_metadata(body["metadata"])
+            v.metadata_ = body["metadata"]
         core.touch(v)
         s.flush()
         return json_response({"volume": show_view(req, s, v, detail=False)})

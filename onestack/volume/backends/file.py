@@ -9,11 +9,11 @@ external data file. Every call blocks; the agent runs them on its threads.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
+from contextlib import contextmanager
 from pathlib import Path
+
+from onestack.common import qemu_img
 
 GiB = 1024**3
 
@@ -22,33 +22,13 @@ class BackendError(Exception):
     pass
 
 
-def qemu_img(*args: str, timeout: float = 1800, limit: bool = True) -> str:
-    cmd = ["qemu-img", *args]
-    if limit and shutil.which("prlimit"):
-        cmd = ["prlimit", "--as=2147483648", "--", *cmd]
+@contextmanager
+def qemu_errors():
+    """qemu-img's failures as this backend's (the agent reports BackendError)."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise BackendError("qemu-img not found (Debian package qemu-utils)") from None
-    except subprocess.TimeoutExpired:
-        raise BackendError(f"qemu-img {args[0]} took longer than {timeout:.0f} s") from None
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-        raise BackendError(f"qemu-img {args[0]} failed: {lines[-1] if lines else done.returncode}")
-    return done.stdout
-
-
-def info(path: Path, fmt: str) -> dict:
-    return json.loads(qemu_img("info", "-f", fmt, "--output=json", str(path)))
-
-
-def check_safe(data: dict, fmt: str) -> None:
-    """Refuse data that would make QEMU read other files than the one given."""
-    if data.get("backing-filename") or data.get("full-backing-filename"):
-        raise BackendError(f"the {fmt} data names a backing file; refused")
-    spec = (data.get("format-specific") or {}).get("data", {})
-    if spec.get("data-file"):
-        raise BackendError(f"the {fmt} data names an external data file; refused")
+        yield
+    except qemu_img.QemuImgError as e:
+        raise BackendError(str(e)) from None
 
 
 # Glance disk formats -> qemu-img's driver names
@@ -85,7 +65,8 @@ class FileBackend:
     def create(self, volume_id: str, size_gb: int) -> dict:
         path = self.volume_path(volume_id)
         tmp = path.with_suffix(".partial")
-        qemu_img("create", "-f", self.format, str(tmp), f"{size_gb}G")
+        with qemu_errors():
+            qemu_img.create(tmp, self.format, f"{size_gb}G")
         tmp.rename(path)
         return {"path": str(path), "format": self.format}
 
@@ -97,7 +78,8 @@ class FileBackend:
         p.with_suffix(".partial").unlink(missing_ok=True)
 
     def extend(self, path: str, fmt: str, new_size_gb: int) -> None:
-        qemu_img("resize", "-f", fmt, str(self._check_name(Path(path))), f"{new_size_gb}G")
+        with qemu_errors():
+            qemu_img.resize(self._check_name(Path(path)), fmt, f"{new_size_gb}G")
 
     def copy(self, src: str, src_fmt: str, volume_id: str, size_gb: int) -> dict:
         """A new volume from another volume's or a snapshot's file (clone, from snapshot)."""
@@ -106,7 +88,8 @@ class FileBackend:
     def snapshot(self, src: str, src_fmt: str, snapshot_id: str) -> dict:
         dest = self.snapshot_path(snapshot_id)
         tmp = dest.with_suffix(".partial")
-        qemu_img("convert", "-U", "-f", src_fmt, "-O", self.format, str(src), str(tmp))
+        with qemu_errors():
+            qemu_img.convert(src, tmp, src_fmt, self.format, trusted=True, force_share=True)
         tmp.rename(dest)
         return {"path": str(dest), "format": self.format}
 
@@ -114,8 +97,11 @@ class FileBackend:
         fmt = _QEMU_FORMATS.get(disk_format)
         if fmt is None:
             raise BackendError(f"images of disk format {disk_format!r} cannot be copied to a volume")
-        meta = info(data, fmt)
-        check_safe(meta, fmt)
+        with qemu_errors():
+            meta = qemu_img.info(data, fmt)
+        outside = qemu_img.outside_reference(meta)
+        if outside:
+            raise BackendError(f"the {fmt} data names {outside}; refused")
         if meta.get("virtual-size", 0) > size_gb * GiB:
             raise BackendError(f"the image's virtual size ({meta['virtual-size']} bytes) is larger than "
                                f"the volume ({size_gb} GiB)")
@@ -125,13 +111,16 @@ class FileBackend:
         fmt = _QEMU_FORMATS.get(disk_format)
         if fmt is None or disk_format in ("iso", "ami"):
             raise BackendError(f"volumes cannot be uploaded as {disk_format!r} images")
-        qemu_img("convert", "-U", "-f", src_fmt, "-O", fmt, str(src), str(dest))
+        with qemu_errors():
+            qemu_img.convert(src, dest, src_fmt, fmt, trusted=True, force_share=True)
 
     def _convert(self, src: Path, src_fmt: str, dest: Path, size_gb: int) -> dict:
         tmp = dest.with_suffix(".partial")
         try:
-            qemu_img("convert", "-U", "-f", src_fmt, "-O", self.format, str(src), str(tmp))
-            qemu_img("resize", "-f", self.format, str(tmp), f"{size_gb}G")
+            with qemu_errors():
+                # volumes and snapshots are ours; image data (from_image) was checked first
+                qemu_img.convert(src, tmp, src_fmt, self.format, force_share=True)
+                qemu_img.resize(tmp, self.format, f"{size_gb}G")
             tmp.rename(dest)
         except BaseException:
             tmp.unlink(missing_ok=True)
