@@ -36,9 +36,9 @@ def pytest_make_collect_report(collector):
 def _tier(report) -> str:
     """unit, api, postgres, e2e, interop, ...: the folder under tests/, or postgres for
     tests marked so (they start their own PostgreSQL server)."""
-    if "postgres" in report.keywords:
-        return "postgres"
     path = Path(report.fspath).resolve()
+    if "postgres" in report.keywords and "cluster" not in path.parts:
+        return "postgres"
     try:
         return path.relative_to(TESTS).parts[0]
     except ValueError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 import tomllib
@@ -31,6 +32,12 @@ CONTROLLER_CONFIG = "cluster-controller.toml"  # in the controller's state dir: 
 LAYOUT = [("ctl", ["controller"]), ("c1", ["compute", "network"]), ("c2", ["compute", "network"]),
           ("s1", ["storage"])]
 ONESTACK = [sys.executable, "-m", "onestack.cli"]
+
+
+def _node_env() -> dict[str, str]:
+    """A node's environment: this shell's, less its ONESTACK_* overrides (a node is another
+    machine: its configuration is its own file)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ONESTACK_")}
 
 
 class ClusterError(RuntimeError):
@@ -111,7 +118,8 @@ def _controller(conf, fabric: Fabric, ctl: Node, base: dict, say) -> object:
     path = controller_config(conf)
     write_toml(path, values)
     say(f"controller {ctl.name} ({ctl.address}): APIs, RabbitMQ, PostgreSQL")
-    r = fabric.run(ctl, [*ONESTACK, "up", "--detach", "--config", str(path)], check=False, timeout=600)
+    r = fabric.run(ctl, [*ONESTACK, "up", "--detach", "--config", str(path)], check=False, timeout=600,
+                   env=_node_env())
     if r.returncode != 0:
         raise ClusterError(f"the controller did not start: {(r.stdout + r.stderr).strip()[-2000:]}")
     return load(path)
@@ -130,7 +138,7 @@ def _join(fabric: Fabric, node: Node, url: str, ctl_conf, bus_url: str, base: di
     say(f"node {node.name} ({node.address}): {', '.join(node.roles)}")
     r = fabric.run(node, [*ONESTACK, "join", url, "--token", token, "--role", ",".join(node.roles),
                           "--state-dir", str(d / "state"), "--local-ip", node.address, "--config",
-                          str(base_path), "--detach"], check=False, timeout=300)
+                          str(base_path), "--detach"], check=False, timeout=300, env=_node_env())
     if r.returncode != 0:
         raise ClusterError(f"node {node.name} did not join: {(r.stdout + r.stderr).strip()[-2000:]}")
 
@@ -146,13 +154,13 @@ def down(conf, purge: bool = False, say: Callable[[str], None] = print) -> None:
         cfg = fabric.node_dir(node.name) / "state" / NODE_CONFIG
         if cfg.exists() and fabric.mount_ns(node.name).exists():
             args = [*ONESTACK, "down", "--config", str(cfg), *(["--purge"] if purge else [])]
-            r = fabric.run(node, args, check=False, timeout=300)
+            r = fabric.run(node, args, check=False, timeout=300, env=_node_env())
             say(f"node {node.name}: {(r.stdout.strip().splitlines() or ['stopped'])[-1]}")
     ctl_cfg = controller_config(conf)
     if ctl_cfg.exists():  # (its `down` stops the RabbitMQ and PostgreSQL it runs; --purge deletes its state)
         try:
             args = [*ONESTACK, "down", "--config", str(ctl_cfg), *(["--purge"] if purge else [])]
-            r = fabric.run(nodes[0], args, check=False, timeout=300)
+            r = fabric.run(nodes[0], args, check=False, timeout=300, env=_node_env())
             say(f"controller: {(r.stdout.strip().splitlines() or ['stopped'])[-1]}")
         except FabricError as e:
             say(f"controller: {e}")

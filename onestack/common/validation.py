@@ -7,6 +7,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import unicodedata
 import uuid
 from typing import Any
 
@@ -76,7 +77,9 @@ def _mac(value) -> bool:
 
 
 def _printable(c: str) -> bool:
-    return c.isprintable() or c == " "
+    """Nova's printable: no control or format characters, no separators but spaces."""
+    category = unicodedata.category(c)
+    return not category.startswith("C") and (not category.startswith("Z") or category == "Zs")
 
 
 @_FORMATS.checks("name", raises=FormatReason)
@@ -92,7 +95,7 @@ def _name(value) -> bool:
 
 @_FORMATS.checks("printable")
 def _printable_text(value) -> bool:
-    return not isinstance(value, str) or all(_printable(c) or c in "\t\r\n" for c in value)
+    return not isinstance(value, str) or all(_printable(c) for c in value)
 
 
 # ---------------------------------------------------------------------------- validating

@@ -1036,6 +1036,9 @@ class ComputeAgent:
         known = {i["uuid"]: i for i in self.conductor.instances_on_host(host=self.host)}
         present = set(self.driver.list_instances())
         for uuid in present - set(known):
+            mig = self.conductor.unconfirmed_migration(instance_uuid=uuid)
+            if mig is not None and mig["source_compute"] == self.host:
+                continue  # the stopped source copy of a move waiting to be confirmed or reverted
             log.warning("guest %s runs on %s but no server of this cloud owns it: left alone", uuid, self.host)
         for uuid, inst in known.items():
             if inst["vm_state"] in (states.BUILDING, states.SHELVED_OFFLOADED) or inst["task_state"]:

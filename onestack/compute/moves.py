@@ -254,8 +254,9 @@ def live_migration_abort(ctx, uuid: str, migration_id, request_id: str, queued_t
         policies.authorize("servers:migrations:delete", ctx, {"project_id": inst.project_id})
         if inst.locked and not ctx.is_admin:
             raise errors.Conflict(f"Instance {inst.uuid} is locked")
-        if inst.task_state != states.MIGRATING:
-            raise _state_error(inst, "abort live migration")
+        if inst.task_state != states.MIGRATING:  # (Nova names the state it checked: the task's)
+            raise errors.Conflict(f"Cannot 'abort live migration' instance {inst.uuid} while it is in task_state "
+                                  f"{inst.task_state}")
         mig = _live(s, inst, migration_id)
         allowed = ("running", "queued", "preparing") if queued_too else ("running",)
         if mig.status not in allowed:

@@ -4,15 +4,13 @@ ports, and letting a server's own user through the private state directory."""
 from __future__ import annotations
 
 import os
-import pwd
 import secrets
-import shutil
 import signal
 import socket
-import stat
-import subprocess
 import time
 from pathlib import Path
+
+from onestack.common import fsacl
 
 
 class InfraError(Exception):
@@ -147,15 +145,8 @@ def log_tail(path: Path, lines: int = 5) -> str:
 
 def let_pass(path: Path, user: str) -> None:
     """Let ``user`` (a server that runs as its own user, e.g. postgres) traverse every
-    directory down to ``path``: a search-only ACL entry on each one it cannot pass
-    (the state directory is 0700), so it can list none of them."""
-    pw = pwd.getpwnam(user)
-    for d in [*reversed(Path(path).parents), Path(path)]:
-        st = d.stat()
-        if st.st_mode & stat.S_IXOTH or (st.st_uid == pw.pw_uid and st.st_mode & stat.S_IXUSR):
-            continue
-        if shutil.which("setfacl") is None:
-            raise InfraError(f"{user} cannot pass {d} and setfacl is missing (Debian package acl)")
-        done = subprocess.run(["setfacl", "-m", f"u:{user}:x", str(d)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise InfraError(f"cannot let {user} pass {d}: {done.stderr.strip()}")
+    directory down to ``path`` (search-only ACL entries: it can list none of them)."""
+    try:
+        fsacl.let_pass(path, user)
+    except fsacl.PassError as e:
+        raise InfraError(str(e)) from None

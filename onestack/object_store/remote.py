@@ -13,6 +13,7 @@ connect timeout of a dead host (Swift's error limiting).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 ERROR_SUPPRESSION = 5.0  # seconds a node that did not answer is not asked
 QUEUE_PIECES = 8  # frame headers and pieces of a PUT waiting for the node (about 4 MiB)
+CLIENT_TIMEOUT = 60.0  # a PUT whose data stops coming for this long is cut (Swift's client_timeout)
 _ABORT = object()
 
 
@@ -50,10 +52,10 @@ class NodeClient:
     Thread-safe; shared by every device of the node."""
 
     def __init__(self, url: str, secret: str, *, timeout: float = 10.0,
-                 connect_timeout: float = 1.0):
+                 connect_timeout: float = 1.0, transport: httpx.BaseTransport | None = None):
         self.url, self.secret, self.timeout = url.rstrip("/"), secret, timeout
         self.connect_timeout = connect_timeout
-        self.http = httpx.Client(base_url=self.url, trust_env=False,
+        self.http = httpx.Client(base_url=self.url, trust_env=False, transport=transport,
                                  timeout=httpx.Timeout(timeout, connect=connect_timeout),
                                  limits=httpx.Limits(max_connections=100, max_keepalive_connections=32))
         self.down_until = 0.0
@@ -77,11 +79,12 @@ class NodeClient:
             resp = self.http.send(req, stream=stream)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             self.down_until = time.monotonic() + ERROR_SUPPRESSION
+            log.warning("object node %s does not answer (%s): its devices count as failed "
+                        "replicas for %g s", self.url, e, ERROR_SUPPRESSION)
             raise NodeUnavailable(f"node {self.url} does not answer: {e}") from None
         except httpx.TransportError as e:  # timeouts, dropped connections, broken responses
             raise NodeUnavailable(f"node {self.url}: {e!r}") from None
         if resp.status_code in (401, 403):
-            resp.close()
             log.error("node %s refused the request (HTTP %d): object_store.node_secret must be "
                       "the same here and there, and the clocks within %d s", self.url,
                       resp.status_code, wire.MAX_SKEW)
@@ -102,12 +105,25 @@ class NodeClient:
 def unavailable(url: str, method: str, path: str, resp: httpx.Response) -> NodeUnavailable:
     try:
         detail = resp.read()[:200].decode("utf-8", "replace")
-    except httpx.HTTPError:
+    except (httpx.HTTPError, httpx.StreamError):
         detail = ""
     return NodeUnavailable(f"node {url}: {method} {path}: HTTP {resp.status_code} {detail}".rstrip())
 
 
 # -- the proxy's Node ------------------------------------------------------------------------
+
+
+def _answers(fn):
+    """An answer that does not parse is a failed replica too (never an error of the proxy)."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kw):
+        try:
+            return fn(self, *args, **kw)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise NodeUnavailable(f"device {self.name}: the node's answer makes no sense: {e!r}") from None
+
+    return wrapper
 
 
 class RemoteNode(Node):
@@ -141,26 +157,31 @@ class RemoteNode(Node):
 
     # -- objects -----------------------------------------------------------------------
 
+    @_answers
     def object_writer(self, part, account, container, obj, timestamp) -> ObjectWriter:
         return RemoteObjectWriter(self, wire.path("object", self.dev, part, account, container, obj),
                                   self._headers(account, container, obj, timestamp=timestamp))
 
+    @_answers
     def object_info(self, part, account, container, obj) -> ObjectInfo | None:
         r = self._json("GET", wire.path("object", self.dev, part, account, container, obj),
                        self._headers(account, container, obj), params={"info": "1"})
         return None if r is None else wire.to_object_info(r[1])
 
+    @_answers
     def object_reader(self, part, account, container, obj) -> ObjectReader | None:
         path = wire.path("object", self.dev, part, account, container, obj)
         headers = self._headers(account, container, obj)
         opened = open_object(self.client, path, headers)
         return None if opened is None else RemoteObjectReader(self, path, headers, *opened)
 
+    @_answers
     def object_post(self, part, account, container, obj, timestamp, metadata) -> bool:
         return self._json("POST", wire.path("object", self.dev, part, account, container, obj),
                           self._headers(account, container, obj, timestamp=timestamp),
                           {"metadata": metadata}, ok=(202,)) is not None
 
+    @_answers
     def object_delete(self, part, account, container, obj, timestamp) -> bool:
         return self._json("DELETE", wire.path("object", self.dev, part, account, container, obj),
                           self._headers(account, container, obj, timestamp=timestamp),
@@ -168,22 +189,26 @@ class RemoteNode(Node):
 
     # -- containers ------------------------------------------------------------------------
 
+    @_answers
     def container_put(self, part, account, container, timestamp, metadata) -> bool:
         r = self._json("PUT", wire.path("container", self.dev, part, account, container),
                        self._headers(account, container, timestamp=timestamp),
                        {"metadata": wire.db_meta(metadata)}, ok=(201, 202), missing=())
         return r[0] == 201
 
+    @_answers
     def container_info(self, part, account, container) -> DbInfo | None:
         r = self._json("GET", wire.path("container", self.dev, part, account, container),
                        self._headers(account, container))
         return None if r is None else wire.to_db_info(r[1])
 
+    @_answers
     def container_post(self, part, account, container, metadata) -> bool:
         return self._json("POST", wire.path("container", self.dev, part, account, container),
                           self._headers(account, container), {"metadata": wire.db_meta(metadata)},
                           ok=(204,)) is not None
 
+    @_answers
     def container_delete(self, part, account, container, timestamp) -> bool:
         r = self._json("DELETE", wire.path("container", self.dev, part, account, container),
                        self._headers(account, container, timestamp=timestamp), ok=(204, 409))
@@ -191,10 +216,12 @@ class RemoteNode(Node):
             raise NotEmpty((r[1] or {}).get("error", f"container {container} is not empty"))
         return r is not None
 
+    @_answers
     def container_update(self, part, account, container, row: ContainerRow) -> None:
         self._json("PUT", wire.path("container", self.dev, part, account, container, row.name),
                    self._headers(account, container), wire.row(row), ok=(204,), missing=())
 
+    @_answers
     def container_list(self, part, account, container, *, limit, marker="", end_marker="",
                        prefix="", delimiter="", reverse=False, path=None):
         params = _list_params(limit, marker, end_marker, prefix, delimiter, reverse)
@@ -206,24 +233,29 @@ class RemoteNode(Node):
 
     # -- accounts ------------------------------------------------------------------------------
 
+    @_answers
     def account_put(self, part, account, timestamp) -> bool:
         r = self._json("PUT", wire.path("account", self.dev, part, account),
                        self._headers(account, timestamp=timestamp), ok=(201, 202), missing=())
         return r[0] == 201
 
+    @_answers
     def account_info(self, part, account) -> DbInfo | None:
         r = self._json("GET", wire.path("account", self.dev, part, account), self._headers(account))
         return None if r is None else wire.to_db_info(r[1])
 
+    @_answers
     def account_post(self, part, account, metadata) -> bool:
         return self._json("POST", wire.path("account", self.dev, part, account),
                           self._headers(account), {"metadata": wire.db_meta(metadata)},
                           ok=(204,)) is not None
 
+    @_answers
     def account_update(self, part, account, row: AccountRow) -> None:
         self._json("PUT", wire.path("account", self.dev, part, account, row.name),
                    self._headers(account), wire.row(row), ok=(204,), missing=())
 
+    @_answers
     def account_list(self, part, account, *, limit, marker="", end_marker="", prefix="",
                      delimiter="", reverse=False):
         r = self._json("GET", wire.path("account", self.dev, part, account), self._headers(account),
@@ -254,14 +286,14 @@ def open_object(client: NodeClient, path: str, headers: dict,
         exc = unavailable(client.url, "GET", path, resp)
         resp.close()
         raise exc
-    pieces = resp.iter_raw()
+    pieces = resp.iter_bytes()  # (the node sets no Content-Encoding: the bytes as sent)
     head = b""
     try:
         while b"\n" not in head:
             head += next(pieces)  # the info line comes first
         line, _, head = head.partition(b"\n")
         info = wire.to_object_info(json.loads(line))
-    except (StopIteration, httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+    except (StopIteration, httpx.HTTPError, httpx.StreamError, ValueError, KeyError, TypeError) as e:
         resp.close()
         raise NodeUnavailable(f"node {client.url}: GET {path}: no object info ({e!r})") from None
     return resp, pieces, info, head
@@ -309,7 +341,7 @@ def _stream(name: str, resp: httpx.Response, pieces: Iterator[bytes], head: byte
         for data in pieces:
             got += len(data)
             yield data
-    except httpx.HTTPError as e:  # a node that died, or a copy that failed its md5 check there
+    except (httpx.HTTPError, httpx.StreamError) as e:  # a node that died, or a copy that failed its md5 check
         raise NodeUnavailable(f"device {name}: the data stopped: {e!r}") from None
     finally:
         resp.close()
@@ -349,7 +381,10 @@ class RemoteObjectWriter(ObjectWriter):
     def _body(self) -> Iterator[bytes]:
         self._ready.set()  # connected: the request's headers are sent
         while True:
-            item = self._q.get()
+            try:  # (a writer the proxy forgot does not hold a thread and a connection forever)
+                item = self._q.get(timeout=CLIENT_TIMEOUT)
+            except queue.Empty:
+                raise _Aborted() from None
             if item is None:
                 return
             if item is _ABORT:
@@ -442,7 +477,10 @@ class RemoteStore(DeviceStore):
         resp = self.client.call("POST", path, body=wire.dumps(args))
         if resp is None:
             raise FileNotFoundError(f"{self.name}: {op}: not found")
-        return resp.json()
+        try:
+            return resp.json()
+        except ValueError:
+            raise NodeUnavailable(f"device {self.name}: {op}: the answer is not JSON") from None
 
     def available(self) -> bool:
         try:
@@ -475,7 +513,7 @@ class RemoteStore(DeviceStore):
             exc = unavailable(self.client.url, "GET", path, resp)
             resp.close()
             raise exc
-        return _stream(self.name, resp, resp.iter_raw(), b"", int(resp.headers["content-length"]))
+        return _stream(self.name, resp, resp.iter_bytes(), b"", int(resp.headers["content-length"]))
 
     def install_file(self, part, suffix, hsh, name, data) -> None:
         # an error of ``data`` (the source replica) goes through as it is: a

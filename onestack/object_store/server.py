@@ -154,6 +154,8 @@ def guarded(fn):
             return _error(409, str(e))
         except FileNotFoundError:
             return _error(404, "not found")
+        except OSError as e:  # a disk that fails (full, I/O error) is an unavailable device
+            return _error(507, f"device error: {e}")
         except (BadRequest, ValueError, KeyError, TypeError) as e:
             return _error(400, f"bad request: {e}")
         except ClientDisconnect:

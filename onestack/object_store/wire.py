@@ -66,7 +66,8 @@ def verify(secret: str, method: str, target: bytes, value: str | None,
         skew = abs((time.time() if now is None else now) - int(stamp))
     except ValueError:
         return False
-    return skew <= MAX_SKEW and hmac.compare_digest(mac, _mac(secret, method, target, stamp))
+    return skew <= MAX_SKEW and hmac.compare_digest(mac.encode("utf-8", "replace"),
+                                                    _mac(secret, method, target, stamp).encode())
 
 
 def _mac(secret: str, method: str, target: bytes, stamp: str) -> str:

@@ -349,7 +349,8 @@ class PlacementClient:
             rest = {rp: {"resources": a["resources"]} for rp, a in allocs.items() if rp != provider}
             return {consumer: {"allocations": rest, "project_id": held.get("project_id"),
                                "user_id": held.get("user_id"),
-                               "consumer_generation": held.get("consumer_generation")}}
+                               "consumer_generation": held.get("consumer_generation"),
+                               "consumer_type": held.get("consumer_type") or "INSTANCE"}}
 
         return self._write_consumers(build)
 

@@ -164,6 +164,10 @@ def test_requests_must_be_signed(cluster):
     other = wire.sign(SECRET, "POST", b"/replicate/r2/available")
     assert httpx.post(srv.url + target, content=b"{}",
                       headers={wire.AUTH_HEADER: other}).status_code == 403
+    now = int(time.time())
+    for junk in ("", "x", "12 zz", "nan abc", f"{now} é", f"{now}", "99999999999999999999999 00"):
+        r = httpx.post(srv.url + target, content=b"{}", headers={wire.AUTH_HEADER: junk.encode()})
+        assert r.status_code == 403, junk
     good = wire.sign(SECRET, "POST", target.encode())
     r = httpx.post(srv.url + target, content=b"{}", headers={wire.AUTH_HEADER: good})
     assert (r.status_code, r.json()) == (200, True)
@@ -174,6 +178,10 @@ def test_wrong_secret_is_a_failed_replica(cluster):
     n = Nodes("wrong", timeout=5).node(ring.device("r1"))
     with pytest.raises(NodeUnavailable, match="HTTP 403"):
         n.object_info(0, A, C, "o")
+    with pytest.raises(NodeUnavailable, match="HTTP 403"):
+        n.object_reader(0, A, C, "o")
+    with pytest.raises(NodeUnavailable):
+        n.object_writer(0, A, C, "o", ts()).commit({})
     with pytest.raises(NodeUnavailable):
         Nodes("").node(ring.device("r1")).object_info(0, A, C, "o")
 
@@ -366,3 +374,96 @@ def test_node_refuses_bad_input(cluster):
                     body=wire.frame_header(wire.DATA, 3) + b"abc")
     assert r.status_code == 400
     assert not list((srv.root / "r1").rglob("*.data"))
+
+
+# --------------------------------------------------------------------------- error handling
+
+
+def mock_node(handler) -> RemoteNode:
+    """A RemoteNode whose node is ``handler(request) -> httpx.Response``."""
+    ring = Ring(2, 1)
+    dev = ring.add_device("m1", 1, 100, "m1", "http://127.0.0.1:9")
+    client = NodeClient("http://127.0.0.1:9", SECRET, timeout=0.5,
+                        transport=httpx.MockTransport(handler))
+    return RemoteNode(dev, client)
+
+
+def test_every_failure_is_a_failed_replica():
+    answers = {
+        "500": lambda req: httpx.Response(500, text="boom"),
+        "507": lambda req: httpx.Response(507, json={"error": "device gone"}),
+        "garbage": lambda req: httpx.Response(200, content=b"<html>not json"),
+        "wrong shape": lambda req: httpx.Response(200, json={"unexpected": True}),
+        "teapot": lambda req: httpx.Response(418),
+    }
+    calls = [lambda n: n.object_info(0, A, C, "o"), lambda n: n.container_info(0, A, C),
+             lambda n: n.container_list(0, A, C, limit=1), lambda n: n.account_put(0, A, ts()),
+             lambda n: n.object_reader(0, A, C, "o"), lambda n: n.object_delete(0, A, C, "o", ts())]
+    for what, handler in answers.items():
+        n = mock_node(handler)
+        for call in calls:
+            with pytest.raises(NodeUnavailable):
+                call(n)
+                raise AssertionError(f"{what}: no NodeUnavailable")
+
+
+def test_timeouts_fail_the_replica_without_suppressing_the_node():
+    calls = []
+
+    def slow(req):
+        calls.append(req)
+        raise httpx.ReadTimeout("too slow", request=req)
+
+    n = mock_node(slow)
+    for _ in range(2):
+        with pytest.raises(NodeUnavailable):
+            n.container_info(0, A, C)
+    assert len(calls) == 2  # a slow answer is asked again next time
+
+    def refused(req):
+        calls.append(req)
+        raise httpx.ConnectError("refused", request=req)
+
+    calls.clear()
+    n = mock_node(refused)
+    for _ in range(3):
+        with pytest.raises(NodeUnavailable):
+            n.container_info(0, A, C)
+    assert len(calls) == 1  # a node that does not answer is left alone for a while
+
+
+def test_short_or_headless_data_fails_the_replica():
+    info = wire.dumps({"timestamp": "1.00000", "size": 10, "metadata": {}}) + b"\n"
+    n = mock_node(lambda req: httpx.Response(200, content=info + b"12345"))  # 5 of 10 bytes
+    r = n.object_reader(0, A, C, "o")
+    with pytest.raises(NodeUnavailable, match="5 bytes"):
+        b"".join(r.read())
+    n = mock_node(lambda req: httpx.Response(200, content=b"no info line"))
+    with pytest.raises(NodeUnavailable):
+        n.object_reader(0, A, C, "o")
+    # a range read of another version than the one opened
+    other = wire.dumps({"timestamp": "2.00000", "size": 10, "metadata": {}}) + b"\n"
+    n = mock_node(lambda req: httpx.Response(206 if "range" in req.headers else 200,
+                                             content=(other if "range" in req.headers else info) + b"0123456789"))
+    r = n.object_reader(0, A, C, "o")
+    with pytest.raises(NodeUnavailable, match="changed"):
+        b"".join(r.read(2, 3))
+
+
+def test_container_delete_conflict_is_not_empty():
+    n = mock_node(lambda req: httpx.Response(409, json={"error": "container holds 2 objects"}))
+    with pytest.raises(NotEmpty, match="2 objects"):
+        n.container_delete(0, A, C, ts())
+
+
+def test_requests_carry_a_valid_signature():
+    seen = []
+
+    def check(req):
+        seen.append(wire.verify(SECRET, req.method, req.url.raw_path, req.headers.get(wire.AUTH_HEADER)))
+        return httpx.Response(200, json=[]) if "list" in req.url.params else httpx.Response(404)
+
+    n = mock_node(check)
+    assert n.object_info(0, A, C, "a b/ü?x") is None
+    assert n.container_list(0, A, C, limit=5, prefix="p q&r=s") == []
+    assert len(seen) == 2 and all(seen)

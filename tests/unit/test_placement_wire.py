@@ -289,3 +289,34 @@ def test_client_retries_generation_races_but_not_refusals(client, call):
     with pytest.raises(errors.Conflict) as e:
         p.set_inventory(rp, {"VCPU": {"total": 16}, "MEMORY_MB": {"total": 1024}})
     assert e.value.extra["code"] == "placement.concurrent_update"
+
+
+def test_client_moves_a_claim_to_a_migration_and_back(client, call):
+    """A move's claim as Nova's since Queens: the migration consumer takes over the source's
+    allocation and the instance claims the destination, in one request (a destination with no
+    room changes nothing); a revert gives the source back; an evacuation keeps both."""
+    p = PlacementClient("http://cloud/placement", lambda: "nova", client=client)
+    src, dst = str(uuid.uuid4()), str(uuid.uuid4())
+    for rp, name in ((src, "src"), (dst, "dst")):
+        p.report_provider(rp, name, {"VCPU": {"total": 4}, "MEMORY_MB": {"total": 1024}}, new=True)
+    inst, mig = str(uuid.uuid4()), str(uuid.uuid4())
+    assert p.claim(inst, {src: {"VCPU": 2, "MEMORY_MB": 512}}, "proj", "user", consumer_generation=None)
+
+    def held(consumer):
+        return {rp: a["resources"] for rp, a in p.allocations(consumer).get("allocations", {}).items()}
+
+    assert p.move(inst, {dst: {"VCPU": 8, "MEMORY_MB": 512}}, mig, "proj", "user") is False  # 8 > 4
+    assert held(inst) == {src: {"VCPU": 2, "MEMORY_MB": 512}} and held(mig) == {}
+    assert p.move(inst, {dst: {"VCPU": 4, "MEMORY_MB": 1024}}, mig, "proj", "user") is True
+    assert held(inst) == {dst: {"VCPU": 4, "MEMORY_MB": 1024}}
+    assert held(mig) == {src: {"VCPU": 2, "MEMORY_MB": 512}}
+    assert call("GET", f"/allocations/{mig}").json()["consumer_type"] == "MIGRATION"
+    assert p.revert_move(inst, mig) is True
+    assert held(inst) == {src: {"VCPU": 2, "MEMORY_MB": 512}} and held(mig) == {}
+    assert p.revert_move(inst, mig) is False  # nothing left to give back
+    assert p.usages(dst) == {"VCPU": 0, "MEMORY_MB": 0}
+    # an evacuation: the dead host's room is kept beside the new one until it is dropped
+    assert p.move(inst, {dst: {"VCPU": 2, "MEMORY_MB": 512}}, None, "proj", "user") is True
+    assert set(held(inst)) == {src, dst}
+    assert p.drop_provider(inst, src) is True and set(held(inst)) == {dst}
+    assert p.drop_provider(inst, src) is False

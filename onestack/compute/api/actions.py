@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from onestack.common import db, errors, validation
+from onestack.common import booleans, db, errors, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.compute import actions as act
@@ -264,7 +264,7 @@ def migrate(req: Req, uuid: str, body):
 
 
 def _no_forcing_nowhere(req: Req, body: dict, versions) -> None:
-    if versions[0] <= mv(req) < versions[1] and validation.to_bool(body.get("force", False)) and not body.get("host"):
+    if versions[0] <= mv(req) < versions[1] and booleans.to_bool(body.get("force", False)) and not body.get("host"):
         raise errors.BadRequest("Can't force to a non-provided destination")
 
 
@@ -273,7 +273,7 @@ def migrate_live(req: Req, uuid: str, body):
     body = _checked(req, move_schemas.LIVE_MIGRATE, "os-migrateLive", body)
     _no_forcing_nowhere(req, body, move_schemas.LIVE_FORCE)
     block = body.get("block_migration")
-    block = None if block == "auto" else validation.to_bool(block)  # None: as the disks need
+    block = None if block == "auto" else booleans.to_bool(block)  # None: as the disks need
     moves.live_migrate(req.ctx, uuid, req.request_id, body.get("host"), block)
     return empty(202)
 
@@ -285,7 +285,7 @@ def evacuate(req: Req, uuid: str, body):
     _no_forcing_nowhere(req, body, move_schemas.EVACUATE_FORCE)
     password = body.get("adminPass")
     if v < move_schemas.EVACUATE_NO_PASSWORD:
-        shared = validation.to_bool(body["onSharedStorage"])
+        shared = booleans.to_bool(body["onSharedStorage"])
         if shared and password is not None:
             raise errors.BadRequest("admin password can't be changed on existing disk")
         if password is None and not shared:

@@ -3,7 +3,7 @@ progress (``/servers/{id}/migrations``: list, show, force_complete, abort). View
 
 from __future__ import annotations
 
-from onestack.common import db, errors, validation
+from onestack.common import booleans, db, errors, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.common.microversion import Version
 from onestack.common.timeutils import iso_plain, parse_iso
@@ -78,7 +78,7 @@ def list_migrations(req: Req):
         h.strict_query(req, allowed | ({"changes-before"} if v >= V_CHANGES_BEFORE else set()), since=V_PAGES)
     filters = {k: req.query.getlist(k) if k == "status" else req.query.get(k) for k in _FILTERS if k in req.query}
     if "hidden" in filters:
-        if validation.to_bool(filters.pop("hidden")):
+        if booleans.to_bool(filters.pop("hidden")):
             return json_response({"migrations": []})  # hidden migrations are never shown
     since = _time(req, "changes-since") if paged else None
     before = _time(req, "changes-before") if v >= V_CHANGES_BEFORE else None

@@ -18,14 +18,11 @@ instance directory); destroy removes them too and leaves no domain defined.
 
 from __future__ import annotations
 
-import grp
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
-import stat
 import subprocess
 import threading
 import time
@@ -37,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from onestack.common import qemu_img
+from onestack.common import fsacl, qemu_img
 from onestack.compute.virt import accel, configdrive, transfer
 from onestack.compute.virt.domain import (
     CONFIG_DRIVE_TARGETS,
@@ -425,35 +422,12 @@ def _start_event_loop() -> None:
 
 
 def make_reachable(path: Path, user: str) -> list[Path]:
-    """Let `user` (the QEMU user) traverse every directory down to `path`.
-
-    Directories it cannot pass (e.g. the 0700 state directory) get a POSIX ACL entry
-    `u:<user>:x` (search only: it cannot list them, and reaches only the files whose
-    own modes allow it). Returns the directories changed."""
+    """Let `user` (the QEMU user) traverse every directory down to `path` (search-only ACL
+    entries where it could not); the directories changed."""
     try:
-        pw = pwd.getpwnam(user)
-    except KeyError:
-        return []  # no such user: QEMU runs as someone else (root?); nothing to grant
-    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
-    target = Path(path).resolve()
-    changed = []
-    for d in [*reversed(target.parents), target]:
-        st = d.stat()
-        if st.st_mode & stat.S_IXOTH:
-            continue
-        if st.st_uid == pw.pw_uid and st.st_mode & stat.S_IXUSR:
-            continue
-        if st.st_gid in groups and st.st_mode & stat.S_IXGRP:
-            continue
-        if shutil.which("setfacl") is None:
-            raise VirtError(f"{d} cannot be passed by {user} and setfacl is missing (package acl)")
-        done = subprocess.run(["setfacl", "-m", f"u:{user}:x", str(d)], capture_output=True)
-        if done.returncode != 0:
-            raise VirtError(
-                f"cannot let {user} pass {d}: {done.stderr.decode(errors='replace').strip()}"
-            )
-        changed.append(d)
-    return changed
+        return fsacl.let_pass(path, user)
+    except fsacl.PassError as e:
+        raise VirtError(str(e)) from None
 
 
 def _direct_io_works(directory: Path) -> bool:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pwd
-import shutil
 import stat
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from onestack.common import fsacl
 from onestack.network.agent import plan as planlib
 from onestack.network.linux import dhcp, nft, router, secgroups
 from onestack.network.linux import ip as iplib
@@ -159,31 +157,14 @@ class Dataplane:
 
     def _let_dnsmasq_in(self) -> None:
         """dnsmasq re-reads its hosts and options files as ``nobody``: it must be able to
-        pass the (0700) state directory. It gets a search-only ACL entry there (it can
-        list nothing, and reads only the DHCP files, which are 0644), and ``dhcp/`` is 0711."""
+        pass the (0700) state directory and those above it (a node's is nested). Each gets a
+        search-only ACL entry (it can list nothing, and reads only the DHCP files, which
+        are 0644), and ``dhcp/`` is 0711."""
         d = Path(self.state_dir) / "dhcp"
         d.mkdir(parents=True, exist_ok=True)
         if stat.S_IMODE(d.stat().st_mode) != 0o711:
             os.chmod(d, 0o711)
-        top = Path(self.state_dir)
-        if top.stat().st_mode & stat.S_IXOTH:
-            return
-        try:
-            uid = pwd.getpwnam(DNSMASQ_USER).pw_uid
-        except KeyError:
-            return
-        if top.stat().st_uid == uid:
-            return
-        if shutil.which("getfacl") and f"user:{DNSMASQ_USER}:--x" in subprocess.run(
-                ["getfacl", "-cp", str(top)], capture_output=True, text=True).stdout:
-            return
-        if shutil.which("setfacl") is None:
-            raise RuntimeError(f"dnsmasq ({DNSMASQ_USER}) cannot pass {top} and setfacl is missing "
-                               "(package acl)")
-        done = subprocess.run(["setfacl", "-m", f"u:{DNSMASQ_USER}:x", str(top)], capture_output=True,
-                              text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"cannot let dnsmasq pass {top}: {done.stderr.strip()}")
+        fsacl.let_pass(self.state_dir, DNSMASQ_USER)  # (and the directories above it)
 
     def _sync_dhcp(self, p: planlib.Plan, bridges_ok: set[str], res: Result) -> None:
         if p.dhcp:
