@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 CAPS ?=
 VALIDATION ?=
 
-.PHONY: install install-test up down test test-fast interop bench lint
+.PHONY: install install-test up down cluster cluster-down test test-fast interop bench lint
 
 install:            ## idempotent set-up: Debian packages and .venv
 	@scripts/install.sh
@@ -20,6 +20,13 @@ up: install         ## install if needed, bootstrap and start the all-in-one clo
 
 down:
 	@$(ONESTACK) down
+
+cluster: install    ## a multi-node cloud on this machine: controller, 2 compute+network nodes, storage node
+	@$(ONESTACK) cluster up
+	@$(ONESTACK) image register tiny
+
+cluster-down:       ## stop the multi-node cloud and remove its namespaces (its state stays; --purge in the CLI)
+	@$(ONESTACK) cluster down
 
 test: install-test lint  ## the whole suite (unit, API through real clients, PostgreSQL, interop)
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -1089,7 +1089,7 @@ def _controller_bus_url(conf: Config) -> str:
     """The RabbitMQ URL nodes use: bus.url, or the broker onestack runs itself."""
     from onestack import infra
 
-    return infra.bus_url(conf)
+    return conf.bus.url or infra.bus_url(conf)
 
 
 @node_app.command("add")

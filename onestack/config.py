@@ -162,6 +162,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "fake simulates servers (no real guests): only when set explicitly."),
         "host": Key(str, "", "Name of this compute host; empty means the machine's hostname."),
         "instances_dir": Key(str, "", "Where instance disks and console logs live; empty means <state dir>/instances."),
+        "vnc_listen": Key(str, "127.0.0.1", "Address the guests' VNC servers listen on (Nova's [vnc] server_listen): "
+                          "the console proxy on the controller connects there. A joined node listens on every "
+                          "address (0.0.0.0), reached at compute.migration_address, so guests can live-migrate."),
         "libvirt_uri": Key(str, "qemu:///system", "libvirt connection URI of the libvirt driver (Nova's [libvirt] connection_uri)."),
         "fake_hosts": Key(int, 0, "Extra simulated compute hosts (fake driver) started in this process, for scale tests."),
         "fake_host_vcpus": Key(int, 8, "VCPUs each simulated host reports."),
@@ -173,6 +176,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "disk_allocation_ratio": Key(float, 1.0, "Disk the scheduler may place per GiB of host disk."),
         "reserved_host_memory_mb": Key(int, 512, "Memory kept for the host itself, never given to guests."),
         "weigher": Key(str, "spread", "How the scheduler ranks hosts that pass the filters: spread (most free RAM and CPU) or pack."),
+        "max_placement_results": Key(int, 1000, "The most allocation candidates the scheduler asks Placement for (Nova's [scheduler] max_placement_results): at most this many hosts are weighed for a request."),
         "heartbeat_interval": Key(int, 10, "Seconds between a compute agent's heartbeats and resource reports."),
         "service_down_time": Key(int, 60, "Seconds without a heartbeat after which a compute service is down."),
         "force_config_drive": Key(bool, False, "Give every server a config drive, asked for or not."),

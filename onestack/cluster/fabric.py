@@ -197,8 +197,9 @@ class Fabric:
         if self.run(node, ["virsh", "-c", "qemu:///system", "version"], check=False, timeout=30).returncode == 0:
             return
         run_dir = self.node_dir(node.name) / "sys" / "run-libvirt"  # (pid files default to the shared /run)
+        self._libvirtd_listens(node)
         self.run(node, ["virtlogd", "-d", "--pid-file", str(run_dir / "virtlogd.pid")])
-        self.run(node, ["libvirtd", "-d", "--pid-file", str(run_dir / "libvirtd.pid")])
+        self.run(node, ["libvirtd", "-d", "--listen", "--pid-file", str(run_dir / "libvirtd.pid")])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if sock.exists() and self.run(node, ["virsh", "-c", "qemu:///system", "version"], check=False,
@@ -206,6 +207,17 @@ class Fabric:
                 return
             time.sleep(0.2)
         raise FabricError(f"libvirtd on node {node.name} did not answer within 60 s")
+
+    def _libvirtd_listens(self, node: Node) -> None:
+        """Live migration is libvirtd to libvirtd (peer to peer): each compute node's listens
+        on its management address. Unauthenticated TCP, as on DevStack's multi-node labs: the
+        management network is the cluster's own (a real deployment uses TLS: deployment.md)."""
+        conf = self.node_dir(node.name) / "sys" / "etc-libvirt" / "libvirtd.conf"
+        keep = [line for line in (conf.read_text().splitlines() if conf.exists() else [])
+                if not line.startswith(("listen_tls", "listen_tcp", "listen_addr", "auth_tcp", "# onestack"))]
+        keep += ["# onestack cluster: libvirtd of node " + node.name, "listen_tls = 0", "listen_tcp = 1",
+                 f'listen_addr = "{node.address}"', 'auth_tcp = "none"']
+        conf.write_text("\n".join(keep) + "\n")
 
     # -- tearing down -------------------------------------------------------------
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
+import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from onestack import infra
 from onestack.cluster import nodes as nodes_mod
+from onestack.cluster import tls
 from onestack.cluster.fabric import PUBLIC_NS, Fabric, FabricError, Node
 from onestack.cluster.node import NODE_CONFIG, write_toml
 from onestack.config import load
@@ -32,6 +35,7 @@ CONTROLLER_CONFIG = "cluster-controller.toml"  # in the controller's state dir: 
 LAYOUT = [("ctl", ["controller"]), ("c1", ["compute", "network"]), ("c2", ["compute", "network"]),
           ("s1", ["storage"])]
 ONESTACK = [sys.executable, "-m", "onestack.cli"]
+OBJECT_DEVICES = ("d1", "d2")  # a storage node's object devices (directories of its state dir)
 
 
 def _node_env() -> dict[str, str]:
@@ -92,13 +96,37 @@ def up(conf, base_config: Path | None, *, compute_nodes: int = 2, storage_nodes:
         f"external {public} in namespace {PUBLIC_NS}")
     fabric.create(nodes)
     base = tomllib.loads(base_config.read_text()) if base_config else {}
+    # the object proxy and the storage nodes' object servers share a secret
+    base.setdefault("object_store", {}).setdefault("node_secret", secrets.token_hex(32))
     ctl = nodes[0]
     ctl_conf = _controller(conf, fabric, ctl, base, say)
     url = ctl_conf.public_url
     bus_url = infra.bus_url(ctl_conf)
     for node in nodes[1:]:
         _join(fabric, node, url, ctl_conf, bus_url, base, say)
+    _object_devices(fabric, [n for n in nodes if "storage" in n.roles], ctl_conf, say)
     return record
+
+
+def _object_devices(fabric: Fabric, storage: list[Node], ctl_conf, say) -> None:
+    """The object ring spans the storage nodes: two devices on each, in zones of their own."""
+    if not storage:
+        return
+    cfg = str(ctl_conf.path)
+    zone = 10
+    for node in storage:
+        for dev in OBJECT_DEVICES:
+            zone += 1
+            r = subprocess.run([*ONESTACK, "object", "ring", "add", "--name", f"{node.name}-{dev}", "--zone",
+                                str(zone), "--node-url", f"http://{node.address}:{ctl_conf.object_store.node_port}",
+                                "--path", dev, "--config", cfg], capture_output=True, text=True, env=_node_env())
+            if r.returncode != 0 and "already" not in r.stdout + r.stderr:
+                raise ClusterError(f"object device {node.name}-{dev}: {(r.stdout + r.stderr).strip()}")
+    r = subprocess.run([*ONESTACK, "object", "ring", "rebalance", "--config", cfg], capture_output=True, text=True,
+                       env=_node_env())
+    if r.returncode != 0:
+        raise ClusterError(f"object ring rebalance: {(r.stdout + r.stderr).strip()}")
+    say(f"object ring: devices on {', '.join(n.name for n in storage)} added and rebalanced")
 
 
 def _controller(conf, fabric: Fabric, ctl: Node, base: dict, say) -> object:
@@ -129,7 +157,19 @@ def _join(fabric: Fabric, node: Node, url: str, ctl_conf, bus_url: str, base: di
     values = {s: dict(k) for s, k in base.items() if s not in ("server", "state", "bus", "database")}
     if "network" in node.roles:
         values.setdefault("network", {})["physical_interface_mappings"] = "public:ext0"
+    # NBD between nodes is always TLS, with certificates of the cluster's CA
+    certs = tls.node_credentials(fabric.root / "pki", node.name, node.address,
+                                 server="storage" in node.roles, client="compute" in node.roles)
+    if "storage" in node.roles:
+        values.setdefault("volume", {})["export_tls_dir"] = str(certs)
+    if "compute" in node.roles:  # (before its libvirtd starts: it reads qemu.conf once)
+        tls.nbd_client_config(fabric.node_dir(node.name) / "sys" / "etc-libvirt" / "qemu.conf", certs)
     d = fabric.node_dir(node.name)
+    if "storage" in node.roles:
+        values.setdefault("object_store", {})["node_host"] = node.address
+        (d / "state").mkdir(mode=0o700, exist_ok=True)
+        for dev in OBJECT_DEVICES:
+            (d / "state" / "object" / "devices" / dev).mkdir(parents=True, exist_ok=True)
     base_path = d / "base.toml"
     write_toml(base_path, values)
     token = nodes_mod.add(ctl_conf, node.name, node.roles, bus_url)

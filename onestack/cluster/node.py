@@ -93,7 +93,7 @@ def prepare(url: str, token: str, roles: frozenset[str], state_dir: Path, *, bas
     put("server", public_url=url)
     put("bus", backend="amqp", url=data["bus_url"])
     put("node", roles=",".join(sorted(roles)), controller_url=url, name=data["node"])
-    put("compute", host=host, migration_address=local_ip)
+    put("compute", host=host, migration_address=local_ip, vnc_listen="0.0.0.0")
     put("volume", host=host, export_address=local_ip)
     put("network", local_ip=local_ip, metadata_url=f"{url}/metadata",
         metadata_secret=data.get("metadata_secret", ""))

@@ -37,11 +37,21 @@ def let_pass(path: str | Path, user: str) -> list[Path]:
             continue
         if shutil.which("setfacl") is None:
             raise PassError(f"{user} cannot pass {d} and setfacl is missing (Debian package acl)")
-        if f"user:{user}:--x" in subprocess.run(["getfacl", "-cp", str(d)], capture_output=True,
-                                                 text=True).stdout:
+        if _passes_by_acl(d, user):
             continue
         done = subprocess.run(["setfacl", "-m", f"u:{user}:x", str(d)], capture_output=True, text=True)
         if done.returncode != 0:
             raise PassError(f"cannot let {user} pass {d}: {done.stderr.strip()}")
         changed.append(d)
     return changed
+
+
+def _passes_by_acl(d: Path, user: str) -> bool:
+    """Whether an ACL entry of ``d`` lets ``user`` search it, as the mask leaves it (a chmod
+    after the entry was set can mask it out: ``user:U:--x<tab>#effective:---``)."""
+    acl = subprocess.run(["getfacl", "-cp", str(d)], capture_output=True, text=True).stdout
+    for line in acl.splitlines():
+        if line.startswith(f"user:{user}:"):
+            perms = line.split("#effective:")[-1] if "#effective:" in line else line.split(":")[2]
+            return "x" in perms
+    return False

@@ -1004,9 +1004,12 @@ class ComputeAgent:
 
     def vnc_address(self, instance_uuid: str):
         try:
-            return self.driver.vnc_address(instance_uuid)
+            host, port = self.driver.vnc_address(instance_uuid)
         except VirtError as e:  # ConsoleUnavailable: the API shows the caller a 409
             raise errors.Conflict(f"Instance {instance_uuid} is not ready: {e}") from None
+        if host in ("0.0.0.0", "::"):  # (a node's guests listen on every address: the proxy uses its own)
+            host = settings.current.migration_address
+        return host, port
 
     def serial_pty(self, instance_uuid: str):
         try:

@@ -11,11 +11,13 @@ import base64
 import binascii
 import ipaddress
 import itertools
+import json
 import re
 import secrets
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -95,8 +97,8 @@ class ListQuery:
     sort: list[tuple[str, str]] = field(default_factory=list)
 
 
-def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Row], bool, int]:
-    """The servers a list request selects, in order, one page (rows with the attributes of
+def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[SimpleNamespace], bool, int]:
+    """The servers a list request selects, in order, one page (objects with the attributes of
     ``Instance`` the list views show: all but system metadata, requested networks and key
     data; ``detail`` False: uuid and name); whether more follow; the page size.
     Filters, order, marker and limit are SQL; only regular expressions are matched here."""
@@ -189,13 +191,14 @@ def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Ro
     matches, needs = _regex_filters(q)
     # rows, not ORM objects: a page is only read, and only what its view shows
     cols = _DETAIL_COLUMNS if detail else [m.Instance.uuid, m.Instance.name, *needs]
-    stmt = stmt.with_only_columns(*cols)
+    stmt = stmt.with_only_columns(*(sa.cast(c, sa.Text).label(c.key) if c.key in _JSON_KEYS else c
+                                    for c in cols))
     if matches is None:
-        rows = list(s.execute(stmt.limit(limit + 1)))
+        rows = list(_decoded(s.execute(stmt.limit(limit + 1))))
     else:
         # regular expressions (Python's, as the API documents them) are the only filters not
         # in SQL: the rows stream in the SQL order, the page fills with those that match
-        rows = list(itertools.islice(filter(matches, s.execute(stmt.execution_options(yield_per=500))),
+        rows = list(itertools.islice(filter(matches, _decoded(s.execute(stmt.execution_options(yield_per=500)))),
                                      limit + 1))
     return rows[:limit], len(rows) > limit, limit
 
@@ -203,6 +206,37 @@ def list_servers(s: Session, ctx, q, v, detail: bool = True) -> tuple[list[sa.Ro
 # what no list view shows (and are the larger documents)
 _DETAIL_COLUMNS = [getattr(m.Instance, a.key) for a in m.Instance.__mapper__.column_attrs
                    if a.key not in ("system_metadata", "requested_networks", "key_data")]
+_JSON_KEYS = frozenset(a.key for a in m.Instance.__mapper__.column_attrs if isinstance(a.columns[0].type, sa.JSON))
+_UNSEEN = object()
+
+
+def _decoded(rows: Iterable[sa.Row]) -> Iterator[SimpleNamespace]:
+    """The rows as objects with ``Instance``'s attribute names, their JSON documents (read
+    as text) decoded once per distinct text: a page's servers share flavors, security
+    groups, empty metadata and tags, so most are decoded once a page rather than once a
+    server. Equal documents are one object then: the views copy what they show, never
+    change it."""
+    memo: dict[str, object] = {}
+    fields: tuple[str, ...] | None = None
+    documents: list[int] = []
+    for row in rows:
+        if fields is None:
+            fields = row._fields
+            documents = [i for i, k in enumerate(fields) if k in _JSON_KEYS]
+        values = list(row)
+        for i in documents:
+            text = values[i]
+            if text is None:
+                continue
+            value = memo.get(text, _UNSEEN)
+            if value is _UNSEEN:
+                if len(memo) > 4096:  # a long scan (regular expression filters) keeps little
+                    memo.clear()
+                value = memo[text] = json.loads(text)
+            values[i] = value
+        item = SimpleNamespace()
+        item.__dict__.update(zip(fields, values, strict=True))
+        yield item
 
 
 def _has_tag(dialect: str, tag: str) -> sa.ColumnElement[bool]:

@@ -71,7 +71,7 @@ def _driver(conf, host: str):
     try:
         d = LibvirtDriver(conf.state_dir if not instances_dir else instances_dir, uri=conf.compute.libvirt_uri,
                           detach_attempts=conf.compute.device_detach_attempts,
-                          detach_timeout=conf.compute.device_detach_timeout)
+                          detach_timeout=conf.compute.device_detach_timeout, vnc_listen=conf.compute.vnc_listen)
         d.conn()
         return d, True
     except Exception as e:

@@ -108,7 +108,9 @@ class Scheduler:
         resources = resources_of(spec["flavor"], bool(spec.get("volume_backed")))
         query = ",".join(f"{k}:{v}" for k, v in resources.items())
         try:
-            got = clients.get().placement.candidates(resources)
+            # as Nova: at most max_placement_results candidates (Placement answers the first ones)
+            got = clients.get().placement.candidates(resources,
+                                                     limit=max(1, settings.current.max_placement_results))
         except errors.ApiError as e:
             raise NoValidHost(f"Placement could not be asked for candidates: {e.message}") from None
         # the compute nodes that can hold it all themselves (no nested providers here)

@@ -13,6 +13,7 @@ class Settings:
     disk_allocation_ratio: float = 1.0
     reserved_host_memory_mb: int = 512
     weigher: str = "spread"
+    max_placement_results: int = 1000
     heartbeat_interval: int = 10
     service_down_time: int = 60
     availability_zone: str = "nova"
@@ -29,7 +30,7 @@ def configure(conf) -> Settings:
     c = conf.compute
     current.public_url = conf.public_url
     for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio",
-                "reserved_host_memory_mb", "weigher", "heartbeat_interval", "service_down_time",
+                "reserved_host_memory_mb", "weigher", "max_placement_results", "heartbeat_interval", "service_down_time",
                 "availability_zone", "force_config_drive", "allow_resize_to_same_host", "migration_address"):
         setattr(current, key, getattr(c, key))
     current.quotas = {"instances": c.quota_instances, "cores": c.quota_cores, "ram": c.quota_ram,

@@ -50,6 +50,23 @@ def app():
     return build()
 
 
+_node_thread = None
+
+
+def start_node(conf: Config, roles: set[str]) -> None:
+    """A storage node's object node server (its devices over HTTP), when the node has the
+    proxy's secret (a join token of a cluster with object devices on storage nodes)."""
+    global _node_thread
+    import threading
+
+    from onestack.object_store import server
+
+    if "storage" not in roles or not conf.object_store.node_secret or _node_thread is not None:
+        return
+    _node_thread = threading.Thread(target=server.serve_node, args=(conf,), name="object-node", daemon=True)
+    _node_thread.start()
+
+
 def node_app(conf: Config):
     """The object node server of a storage host (its devices over HTTP, for the proxy
     and the replicator); ``server.serve_node(conf, host, port)`` runs it."""

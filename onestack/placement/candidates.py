@@ -109,25 +109,26 @@ class _World:
         self.root: dict[int, int] = {}
         self.by_rc: dict[int, list[int]] = defaultdict(list)
         self.uuid: dict[int, str] = {}
-        u = core.usage_subquery(rcs)
-        rows = s.execute(
-            sa.select(INV.c.resource_provider_id, INV.c.resource_class_id, RP.c.uuid, INV.c.total,
-                      INV.c.reserved, INV.c.min_unit, INV.c.max_unit, INV.c.step_size, INV.c.allocation_ratio,
-                      sa.func.coalesce(u.c.used, 0), RP.c.parent_provider_id, RP.c.root_provider_id)
-            .select_from(INV.join(RP, RP.c.id == INV.c.resource_provider_id)
-                         .outerjoin(u, sa.and_(u.c.rp == INV.c.resource_provider_id,
-                                               u.c.rc == INV.c.resource_class_id)))
-            .where(INV.c.resource_class_id.in_(rcs))).all()
-        for rp, rc, uuid, total, reserved, mn, mx, step, ratio, used, parent, root in rows:
-            self.inv[(rp, rc)] = (Inventory(total, reserved, mn, mx, step, ratio), int(used))
-            self.parent[rp] = parent
-            self.root[rp] = root or rp
-            self.uuid[rp] = uuid
-            self.by_rc[rc].append(rp)
-        for rps in self.by_rc.values():
-            rps.sort()
-        # the few traits the request names, and the sharing trait
         shares = core.trait_ids(s, [standard.SHARES_TRAIT]).get(standard.SHARES_TRAIT)
+        if not self._load_plain(s, q, shares):
+            u = core.usage_subquery(rcs)
+            rows = s.execute(
+                sa.select(INV.c.resource_provider_id, INV.c.resource_class_id, RP.c.uuid, INV.c.total,
+                          INV.c.reserved, INV.c.min_unit, INV.c.max_unit, INV.c.step_size, INV.c.allocation_ratio,
+                          sa.func.coalesce(u.c.used, 0), RP.c.parent_provider_id, RP.c.root_provider_id)
+                .select_from(INV.join(RP, RP.c.id == INV.c.resource_provider_id)
+                             .outerjoin(u, sa.and_(u.c.rp == INV.c.resource_provider_id,
+                                                   u.c.rc == INV.c.resource_class_id)))
+                .where(INV.c.resource_class_id.in_(rcs))).all()
+            for rp, rc, uuid, total, reserved, mn, mx, step, ratio, used, parent, root in rows:
+                self.inv[(rp, rc)] = (Inventory(total, reserved, mn, mx, step, ratio), int(used))
+                self.parent[rp] = parent
+                self.root[rp] = root or rp
+                self.uuid[rp] = uuid
+                self.by_rc[rc].append(rp)
+            for rps in self.by_rc.values():
+                rps.sort()
+        # the few traits the request names, and the sharing trait
         wanted = {t for g in q.groups for ts in g.required for t in ts} | \
             {t for g in q.groups for t in g.forbidden} | {t for ts in q.root_required for t in ts} | \
             set(q.root_forbidden) | ({shares} if shares is not None else set())
@@ -164,6 +165,45 @@ class _World:
             for rp in self.sharing:
                 self.anchors[rp] = {self.root[rp]} | {r for a in share_aggs[rp] for r in roots_of_agg[a]}
         self.tree_loaded: set[int] = set()
+
+    def _load_plain(self, s: Session, q: Query, shares: int | None) -> bool:
+        """The usual scheduling request: one group, of resources only, in a cloud of
+        single-provider trees without sharing providers. A candidate is then one provider
+        with room for it all, so SQL picks those that fit, in id order (the order of the
+        answer) and only the first ``limit``, in one query of a row a provider. False (and
+        nothing read) for any other request."""
+        g = q.groups[0] if len(q.groups) == 1 else None
+        if (g is None or g.suffix or not g.resources or g.required or g.forbidden or g.member_of
+                or g.forbidden_aggs or g.in_tree or q.root_required or q.root_forbidden or q.same_subtree):
+            return False
+        if s.scalar(sa.select(RP.c.id).where(RP.c.parent_provider_id.is_not(None)).limit(1)) is not None:
+            return False
+        if shares is not None and s.scalar(sa.select(RP_TRAIT.c.resource_provider_id)
+                                           .where(RP_TRAIT.c.trait_id == shares).limit(1)) is not None:
+            return False
+        rcs = sorted(g.resources)
+        cols: list = [RP.c.id, RP.c.uuid]
+        joined, fits = RP, []
+        for rc in rcs:
+            amount = g.resources[rc]
+            inv, u = INV.alias(f"inv_{rc}"), core.usage_subquery([rc]).alias(f"used_{rc}")
+            used = sa.func.coalesce(u.c.used, 0)
+            joined = joined.join(inv, sa.and_(inv.c.resource_provider_id == RP.c.id,
+                                              inv.c.resource_class_id == rc)).outerjoin(u, u.c.rp == RP.c.id)
+            # capacity.fits, in SQL
+            fits += [inv.c.min_unit <= amount, inv.c.max_unit >= amount, sa.literal(amount) % inv.c.step_size == 0,
+                     used + amount <= (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio]
+            cols += [inv.c.total, inv.c.reserved, inv.c.min_unit, inv.c.max_unit, inv.c.step_size,
+                     inv.c.allocation_ratio, used]
+        stmt = sa.select(*cols).select_from(joined).where(*fits).order_by(RP.c.id)
+        for row in s.execute(stmt.limit(q.limit) if q.limit else stmt):
+            rp = row[0]
+            self.parent[rp], self.root[rp], self.uuid[rp] = None, rp, row[1]
+            for n, rc in enumerate(rcs):
+                total, reserved, mn, mx, step, ratio, used = row[2 + 7 * n:9 + 7 * n]
+                self.inv[(rp, rc)] = (Inventory(total, reserved, mn, mx, step, ratio), int(used))
+                self.by_rc[rc].append(rp)
+        return True
 
     def anchors_of(self, rp: int) -> Iterable[int]:
         return self.anchors.get(rp) or (self.root[rp],)

@@ -456,8 +456,10 @@ class LibvirtDriver(VirtDriver):
         qemu_group: str = QEMU_GROUP,
         detach_attempts: int = 8,
         detach_timeout: float = 20,
+        vnc_listen: str = "127.0.0.1",
     ):
         self.uri = uri
+        self.vnc_listen = vnc_listen
         # a device unplug is asked of the guest this often, this many seconds apart
         self.detach_attempts = max(1, detach_attempts)
         self.detach_timeout = max(0.0, detach_timeout)
@@ -613,6 +615,7 @@ class LibvirtDriver(VirtDriver):
                 flavor=spec.flavor,
                 project_id=spec.project_id,
                 user_id=spec.user_id,
+                vnc_listen=self.vnc_listen,
             )
         )
 

@@ -92,25 +92,27 @@ def usages(data: dict) -> dict:
 
 def candidates(result: cands.Result, v: Version) -> dict:
     uuid, rc = result.uuids, result.rc_names
+    as_dict, mappings = v >= mv.ALLOCATIONS_DICT, v >= mv.MAPPINGS  # (asked once: 1,000s of candidates)
+    with_traits, nested = v >= mv.CANDIDATES_REQUIRED, v >= mv.NESTED_CANDIDATES
     requests = []
     for c in result.candidates:
-        if v >= mv.ALLOCATIONS_DICT:
+        if as_dict:
             req: dict = {"allocations": {uuid[rp]: {"resources": {rc[k]: n for k, n in res.items()}}
                                          for rp, res in c.allocations.items()}}
         else:
             req = {"allocations": [{"resource_provider": {"uuid": uuid[rp]},
                                     "resources": {rc[k]: n for k, n in res.items()}}
                                    for rp, res in c.allocations.items()]}
-        if v >= mv.MAPPINGS:
+        if mappings:
             req["mappings"] = {sfx: [uuid[rp] for rp in rps] for sfx, rps in c.mappings.items()}
         requests.append(req)
     summaries = {}
     for s in result.summaries.values():
         entry: dict = {"resources": {name: {"capacity": cap, "used": used}
                                      for name, (cap, used) in s.resources.items()}}
-        if v >= mv.CANDIDATES_REQUIRED:
+        if with_traits:
             entry["traits"] = s.traits
-        if v >= mv.NESTED_CANDIDATES:
+        if nested:
             entry["parent_provider_uuid"] = s.parent_uuid
             entry["root_provider_uuid"] = s.root_uuid
         summaries[s.uuid] = entry

@@ -1,0 +1,93 @@
+"""Servers moving between the compute nodes of the multi-node cloud: live migration
+(libvirtd to libvirtd over the management network) while the guest answers ping
+through its floating IP, cold migration with confirm, and evacuation after a node
+dies (its stale guest removed when it comes back). Bounded waits only."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.cloud import BIN, wait_for
+from tests.cluster.conftest import MARKS
+from tests.cluster.test_cluster import DEMO, _boot, _host_of, _in_public, _ready
+
+pytestmark = MARKS
+
+ADMIN_27 = ("--os-compute-api-version", "2.56")
+
+
+def _status(cluster, server: str, wanted: str, timeout: float = 300) -> dict:
+    def check():
+        shown = cluster.os_json("server", "show", server)
+        assert shown["status"] != "ERROR", shown.get("fault")
+        return shown if shown["status"] == wanted else None
+    return wait_for(check, timeout, f"{server} {wanted}", step=1)
+
+
+def _domains(cluster, node: str) -> str:
+    return cluster.on(node, "virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout
+
+
+def _ready_count(cluster, server: str) -> int:
+    out = cluster.openstack("console", "log", "show", server, check=False, **DEMO).stdout
+    return len(re.findall(r"onestack-tiny: ready\. hostname=\S+ addresses: eth0=", out))
+
+
+def test_live_migration_keeps_the_guest_answering(cluster):
+    cluster.openstack("security", "group", "rule", "create", "--proto", "icmp", "default", **DEMO, check=False)
+    server = _boot(cluster, "live", "c1")
+    _ready(cluster, server)
+    fip = cluster.os_json("floating", "ip", "create", "public", **DEMO)["floating_ip_address"]
+    cluster.openstack("server", "add", "floating", "ip", server, fip, **DEMO)
+    wait_for(lambda: _in_public(cluster, "ping", "-c", "1", "-W", "1", fip).returncode == 0, 30, "ping")
+    pinger = subprocess.Popen([str(BIN / "onestack"), "netns", "exec", "public", "--", "ping", "-i", "0.2",
+                               "-W", "1", "-w", "90", fip], env=cluster.env, stdout=subprocess.PIPE, text=True)
+    try:
+        cluster.openstack("server", "migrate", "--live-migration", "--host", "c2", "--os-compute-api-version",
+                          "2.30", server)
+        _status(cluster, server, "ACTIVE")
+        wait_for(lambda: _host_of(cluster, server) == "c2" and
+                 cluster.os_json("server", "show", server)["OS-EXT-STS:task_state"] is None, 300, "on c2")
+        wait_for(lambda: _in_public(cluster, "ping", "-c", "1", "-W", "1", fip).returncode == 0, 30,
+                 "ping after the move")
+    finally:
+        pinger.terminate()
+        out = pinger.communicate(timeout=10)[0]
+    sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
+    assert got >= sent * 0.8, out[-400:]  # a blip while the port moves, not an outage
+    assert server not in _domains(cluster, "c1")  # (domains are onestack-<server id>)
+    migrations = cluster.os_json("server", "migration", "list", "--server", server, "--os-compute-api-version",
+                                 "2.59")
+    assert migrations and migrations[0]["Status"] == "completed", migrations
+    cluster.openstack("server", "delete", "--wait", server, **DEMO)
+
+
+def test_cold_migration_and_confirm(cluster):
+    server = _boot(cluster, "cold", "c2")
+    _ready(cluster, server)
+    cluster.openstack("server", "migrate", "--host", "c1", *ADMIN_27, server)
+    _status(cluster, server, "VERIFY_RESIZE")
+    assert _host_of(cluster, server) == "c1"
+    cluster.openstack("server", "migration", "confirm", server)  # (osc: `server resize confirm` too)
+    _status(cluster, server, "ACTIVE")
+    wait_for(lambda: _ready_count(cluster, server) >= 1, 240, "the guest booted on c1", step=1)
+    cluster.openstack("server", "delete", "--wait", server, **DEMO)
+
+
+def test_evacuate_after_a_node_dies(cluster):
+    server = _boot(cluster, "evac", "c2")
+    _ready(cluster, server)
+    cluster.kill_node("c2")
+    try:
+        wait_for(lambda: {r["Host"]: r["State"] for r in cluster.os_json(
+            "compute", "service", "list", "--service", "nova-compute")}.get("c2") == "down", 60, "c2 down")
+        cluster.openstack("server", "evacuate", server)
+        _status(cluster, server, "ACTIVE")
+        assert _host_of(cluster, server) == "c1"
+        wait_for(lambda: _ready_count(cluster, server) >= 1, 240, "the guest rebuilt on c1", step=1)
+    finally:
+        cluster.restart_node("c2")
+    # back, c2 removes its stale copy of the evacuated guest
+    wait_for(lambda: server not in _domains(cluster, "c2"), 120, "the stale guest gone from c2", step=1)
+    cluster.openstack("server", "delete", "--wait", server, **DEMO)
