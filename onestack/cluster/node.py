@@ -12,7 +12,6 @@ clients authenticate as the node).
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import threading
@@ -26,6 +25,7 @@ from onestack.cluster.nodes import JoinError, decode_token
 from onestack.common import bus
 from onestack.common.clients import ServiceAuth
 from onestack.common.credentials import save_credentials
+from onestack.common.credentials import write_secret_toml as write_toml
 from onestack.config import Config
 
 log = logging.getLogger(__name__)
@@ -43,26 +43,6 @@ def local_address_towards(url: str) -> str:
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.connect((host, 9))
         return s.getsockname()[0]
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def write_toml(path: Path, data: dict[str, dict]) -> None:
-    lines = []
-    for section, keys in data.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in keys.items()]
-        lines.append("")
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines))
-    path.with_suffix(".tmp").rename(path)
 
 
 def prepare(url: str, token: str, roles: frozenset[str], state_dir: Path, *, base: Path | None = None,

@@ -26,14 +26,28 @@ def load_credentials(conf) -> dict[str, dict[str, str]]:
     return tomllib.loads(path.read_text())
 
 
-def save_credentials(conf, creds: dict[str, dict[str, str]]) -> None:
-    path = credentials_path(conf)
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_secret_toml(path: Path, data: dict[str, dict]) -> None:
+    """A TOML file of ``[section]`` tables of plain values, written whole (mode 0600):
+    credentials, and a joined node's configuration (which holds its credentials too)."""
     lines = []
-    for user, data in creds.items():
-        lines.append(f"[{user}]")
-        lines += [f'{k} = "{v}"' for k, v in data.items()]
+    for section, keys in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in keys.items()]
         lines.append("")
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines))
-    path.with_suffix(".tmp").rename(path)
+    tmp.rename(path)
+
+
+def save_credentials(conf, creds: dict[str, dict[str, str]]) -> None:
+    write_secret_toml(credentials_path(conf), creds)

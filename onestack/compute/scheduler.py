@@ -18,8 +18,9 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -50,34 +51,50 @@ class Scheduler:
     """Served on bus topic ``compute.scheduler``; the conductor calls ``select_destinations``."""
 
     CACHE_SECONDS = 1.0
+    NODES_SECONDS = 60.0  # who the compute nodes are (host, node, zone): read again after this
 
     def __init__(self):
         self._hosts: dict[str, HostState] = {}
         self._loaded = 0.0
+        self._nodes_loaded = 0.0
         self._lock = threading.Lock()
 
-    def _host_states(self) -> dict[str, HostState]:
-        """Compute nodes by provider uuid, with their service's state (cached a moment)."""
+    def _host_states(self, wanted: Iterable[str] = ()) -> dict[str, HostState]:
+        """Compute nodes by provider uuid, with their service's state (cached a moment). The
+        nodes themselves are read once a while, or when one of ``wanted`` is not among them
+        (a new one); at a refresh only the few services that are disabled, forced down or
+        silent are read, not a thousand rows."""
         with self._lock:
-            if time.monotonic() - self._loaded < self.CACHE_SECONDS:
+            now = time.monotonic()
+            if now - self._nodes_loaded >= self.CACHE_SECONDS and any(u not in self._hosts for u in wanted):
+                self._loaded = self._nodes_loaded = 0.0
+            if now - self._loaded < self.CACHE_SECONDS:
                 return self._hosts
-            now = utcnow()
             down_after = settings.current.service_down_time
-            out = {}
-            with db.session() as s:  # (the columns only: a thousand hosts are read at each refresh)
-                rows = s.execute(sa.select(
-                    m.ComputeNode.uuid, m.ComputeNode.host, m.ComputeNode.hypervisor_hostname, m.Service.zone,
-                    m.Service.disabled, m.Service.forced_down, m.Service.last_seen_up).join(
-                    m.Service, m.Service.id == m.ComputeNode.service_id))
+            cutoff = utcnow() - timedelta(seconds=down_after)
+            nodes = sa.select(m.ComputeNode.uuid, m.ComputeNode.host, m.ComputeNode.hypervisor_hostname,
+                              m.Service.zone, m.Service.disabled, m.Service.forced_down,
+                              m.Service.last_seen_up).join(m.Service, m.Service.id == m.ComputeNode.service_id)
+            with db.session() as s:
+                if now - self._nodes_loaded >= self.NODES_SECONDS:
+                    hosts = {uuid: HostState(host, node, uuid, zone, True, True)
+                             for uuid, host, node, zone, *_ in s.execute(nodes)}
+                    self._nodes_loaded = now
+                else:
+                    hosts = {uuid: replace(h, enabled=True, up=True) if not (h.enabled and h.up) else h
+                             for uuid, h in self._hosts.items()}
+                rows = s.execute(nodes.where(sa.or_(
+                    m.Service.disabled.is_(True), m.Service.forced_down.is_(True),
+                    m.Service.last_seen_up.is_(None), m.Service.last_seen_up < cutoff)))
                 for uuid, host, node, zone, disabled, forced_down, seen in rows:
-                    up = not forced_down and seen is not None and (now - seen).total_seconds() <= down_after
-                    out[uuid] = HostState(host, node, uuid, zone, not disabled, up)
-            self._hosts, self._loaded = out, time.monotonic()
-            return out
+                    hosts[uuid] = HostState(host, node, uuid, zone, not disabled,
+                                            not forced_down and seen is not None and seen >= cutoff)
+            self._hosts, self._loaded = hosts, time.monotonic()
+            return hosts
 
     def invalidate(self) -> None:
         with self._lock:
-            self._loaded = 0.0
+            self._loaded = self._nodes_loaded = 0.0
 
     def _group_hosts(self, group: str | None, exclude: set[str]) -> tuple[str | None, set[str], int]:
         if not group:
@@ -116,7 +133,7 @@ class Scheduler:
         # the compute nodes that can hold it all themselves (no nested providers here)
         candidates = [c.provider_uuid for c in got if list(c.allocations) == [c.provider_uuid]]
         summaries = {c.provider_uuid: c.summaries[c.provider_uuid] for c in got if c.provider_uuid in c.summaries}
-        hosts = self._host_states()
+        hosts = self._host_states(candidates)
         az, forced = spec.get("availability_zone"), spec.get("force_host")
         ignore = set(spec.get("ignore_hosts") or ())
         hints = spec.get("hints") or {}

@@ -15,7 +15,9 @@ per group the providers that fit, indexed by the tree (root) they can serve;
 the roots every group can serve; per root the product of the options, checked
 for merged capacity, group policy, traits and subtrees. With ``limit`` the
 search stops as soon as it has enough. Provider summaries are read afterwards
-for the chosen providers only.
+for the chosen providers only. The usual scheduling request (one group of
+resources only, in a cloud of single-provider trees with no sharing providers)
+skips all that: one query picks the providers that fit, the first ``limit``.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ class _World:
         self.by_rc: dict[int, list[int]] = defaultdict(list)
         self.uuid: dict[int, str] = {}
         shares = core.trait_ids(s, [standard.SHARES_TRAIT]).get(standard.SHARES_TRAIT)
-        if not self._load_plain(s, q, shares):
+        self.plain = self._load_plain(s, q, shares)
+        if not self.plain:
             u = core.usage_subquery(rcs)
             rows = s.execute(
                 sa.select(INV.c.resource_provider_id, INV.c.resource_class_id, RP.c.uuid, INV.c.total,
@@ -186,17 +189,18 @@ class _World:
         joined, fits = RP, []
         for rc in rcs:
             amount = g.resources[rc]
-            inv, u = INV.alias(f"inv_{rc}"), core.usage_subquery([rc]).alias(f"used_{rc}")
-            used = sa.func.coalesce(u.c.used, 0)
-            joined = joined.join(inv, sa.and_(inv.c.resource_provider_id == RP.c.id,
-                                              inv.c.resource_class_id == rc)).outerjoin(u, u.c.rp == RP.c.id)
+            inv = INV.alias(f"inv_{rc}")
+            # the provider's usage, summed for the rows looked at only (an index lookup each)
+            used = sa.select(sa.func.coalesce(sa.func.sum(ALLOC.c.used), 0)).where(
+                ALLOC.c.resource_provider_id == RP.c.id, ALLOC.c.resource_class_id == rc).scalar_subquery()
+            joined = joined.join(inv, sa.and_(inv.c.resource_provider_id == RP.c.id, inv.c.resource_class_id == rc))
             # capacity.fits, in SQL
             fits += [inv.c.min_unit <= amount, inv.c.max_unit >= amount, sa.literal(amount) % inv.c.step_size == 0,
                      used + amount <= (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio]
             cols += [inv.c.total, inv.c.reserved, inv.c.min_unit, inv.c.max_unit, inv.c.step_size,
                      inv.c.allocation_ratio, used]
         stmt = sa.select(*cols).select_from(joined).where(*fits).order_by(RP.c.id)
-        for row in s.execute(stmt.limit(q.limit) if q.limit else stmt):
+        for row in s.execute(stmt.limit(q.limit) if q.limit else stmt).all():
             rp = row[0]
             self.parent[rp], self.root[rp], self.uuid[rp] = None, rp, row[1]
             for n, rc in enumerate(rcs):
@@ -316,6 +320,9 @@ def _root_ok(w: _World, q: Query, root: int) -> bool:
 
 def search(s: Session, q: Query) -> Result:
     w = _World(s, q)
+    if w.plain:  # each provider read (in id order) is a candidate: SQL has checked that it fits
+        res = q.groups[0].resources
+        return _result(s, w, q, [Candidate({rp: dict(res)}, {"": [rp]}) for rp in w.uuid])
     slots = _slots(w, q)
     found: list[Candidate] = []
     if slots:
@@ -401,7 +408,7 @@ def _result(s: Session, w: _World, q: Query, found: list[Candidate]) -> Result:
     info: dict[int, tuple[str, int | None, int]] = {
         rp: (w.uuid[rp], w.parent[rp], w.root[rp]) for rp in used if rp in w.uuid}
     missing = used - set(info)
-    if q.whole_trees:
+    if q.whole_trees and not w.plain:  # (a plain request's trees are single providers)
         roots = {w.root[rp] for rp in used}
         missing |= {r for r in roots if r not in info}
         # the rest of those trees: the providers below a root (none in a flat cloud)

@@ -226,7 +226,7 @@ class PlacementClient:
             trees.setdefault(summary.get("root_provider_uuid") or rp, {})[rp] = summary
         out = []
         for req in got["allocation_requests"]:
-            allocs = {rp: dict(a["resources"]) for rp, a in req["allocations"].items()}
+            allocs = {rp: a["resources"] for rp, a in req["allocations"].items()}
             first = next(iter(allocs))
             root = summaries.get(first, {}).get("root_provider_uuid") or first
             tree = {**trees.get(root, {}), **{rp: summaries[rp] for rp in allocs if rp in summaries}}

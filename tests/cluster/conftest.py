@@ -89,7 +89,7 @@ def _state(pid: int) -> str:
         return "Z"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # (torn down when tests/cluster is done, not at the session's end)
 def cluster():
     if os.geteuid() != 0:
         missing("a cluster's nodes are namespaces: needs root")

@@ -131,3 +131,26 @@ def test_markers(rows):
     # no limit: Nova's largest page; limit=0: nothing
     assert _list(ctx)[0] == order and _list(ctx, limit="0") == ([], False)
     assert _list(ctx, limit="5000")[0] == order  # (capped at 1000, more than there are)
+
+
+def test_pages_carry_the_servers_documents(rows):
+    """The JSON documents of a page (read as text, each distinct one decoded once) are
+    what the servers hold, on each database; equal ones may be one object."""
+    ctx = RequestContext(project_id=PROJECT, user_id="u", roles=["member"])
+    mine = [r for r in rows if r.project_id == PROJECT and not r.deleted]
+    with db.transaction() as s:
+        a, b = s.get(m.Instance, mine[0].uuid), s.get(m.Instance, mine[1].uuid)
+        a.metadata_, a.security_groups = {"k": "v", "n": "ü"}, ["default", "web"]
+        a.network_info = [{"network_id": "n1", "mac": "fa:16:3e:00:00:01",
+                           "fixed_ips": [{"ip_address": "10.0.0.5", "version": 4}]}]
+        a.fault = {"code": 500, "message": "boom"}
+        b.block_device_mapping, b.fault = [{"volume_id": "v1", "destination_type": "volume"}], None
+    keys = sorted(instances._JSON_KEYS - {"system_metadata", "requested_networks"})
+    with db.session() as s:
+        page, _, _ = instances.list_servers(s, ctx, QueryParams({"limit": "1000"}), V)
+        want = {i.uuid: i for i in s.scalars(sa.select(m.Instance).where(m.Instance.uuid.in_([r.uuid for r in page])))}
+        assert len(page) == len(mine) and keys
+        for r in page:
+            for k in keys:
+                assert getattr(r, k) == getattr(want[r.uuid], k), (r.uuid, k)
+    assert len({id(r.flavor) for r in page if r.flavor == {"id": "42"}}) == 1  # decoded once

@@ -218,3 +218,43 @@ def test_list_providers_filters(s):
     assert names(member_of=[(frozenset([agg]), False)]) == ["other"]
     assert "other" not in names(member_of=[(frozenset([agg]), True)])
     assert names(name="host-pf1") == ["host-pf1"] and names(uuid=other.uuid) == ["other"]
+
+
+def test_usual_request_in_sql_answers_as_the_general_search(s, monkeypatch):
+    """One group of resources in a flat cloud is picked in SQL (first ``limit`` providers
+    that fit): the same candidates and summaries as the general search, edge cases too."""
+    rp(s, "ratio", {"VCPU": Inventory(total=3, allocation_ratio=1.5), "MEMORY_MB": 2048})  # 4.5 VCPUs
+    rp(s, "reserved", {"VCPU": Inventory(total=8, reserved=6), "MEMORY_MB": 2048})
+    rp(s, "maxunit", {"VCPU": Inventory(total=64, max_unit=2), "MEMORY_MB": 2048})
+    rp(s, "minunit", {"VCPU": Inventory(total=64, min_unit=4), "MEMORY_MB": 2048})
+    rp(s, "step", {"VCPU": Inventory(total=64, step_size=2), "MEMORY_MB": 2048})
+    used = rp(s, "used", {"VCPU": 4, "MEMORY_MB": 2048})
+    rp(s, "nomem", {"VCPU": 64})
+    rp(s, "other", {"VCPU": 64, "MEMORY_MB": 2048, "DISK_GB": 100})  # its DISK_GB shows in summaries
+    write(s, [ConsumerWrite("11111111-1111-1111-1111-111111111111", {used.uuid: {"VCPU": 2, "MEMORY_MB": 1024}},
+                            "p", "u")])
+    plain = []
+    real = candidates._World._load_plain
+    monkeypatch.setattr(candidates._World, "_load_plain", lambda w, *a: plain.append(real(w, *a)) or plain[-1])
+
+    def both(*groups, **kw):
+        plain.clear()
+        fast = search(s, *groups, **kw)
+        assert plain == [True]
+        monkeypatch.setattr(candidates._World, "_load_plain", lambda w, *a: False)
+        slow = search(s, *groups, **kw)
+        monkeypatch.setattr(candidates._World, "_load_plain", lambda w, *a: plain.append(real(w, *a)) or plain[-1])
+        assert fast[0] == slow[0]
+        assert fast[1].summaries == slow[1].summaries
+        return [next(iter(c)) for c in fast[0]]
+
+    assert both(group(s, VCPU=1, MEMORY_MB=1024)) == ["ratio", "reserved", "maxunit", "used", "other"]
+    assert both(group(s, VCPU=2, MEMORY_MB=1024)) == ["ratio", "reserved", "maxunit", "step", "used", "other"]
+    assert both(group(s, VCPU=3, MEMORY_MB=1025)) == ["ratio", "other"]
+    assert both(group(s, VCPU=4, MEMORY_MB=1024)) == ["ratio", "minunit", "step", "other"]
+    assert both(group(s, VCPU=5, MEMORY_MB=1024)) == ["minunit", "other"]  # 5 > 4.5
+    assert both(group(s, VCPU=1, MEMORY_MB=1024), limit=2) == ["ratio", "reserved"]
+    # anything else takes the general search
+    plain.clear()
+    search(s, group(s, VCPU=1, required=["COMPUTE_NODE"]))
+    assert plain == [False]

@@ -108,7 +108,7 @@ def _driver(root: Path) -> LibvirtDriver:
     """A libvirt driver on `root` with a fake connection (no libvirtd, no KVM probe)."""
     d = LibvirtDriver.__new__(LibvirtDriver)
     d.uri, d.qemu_user, d.virt_type, d.disk_cache = "qemu:///system", "nobody-here", "qemu", "writethrough"
-    d.detach_attempts, d.detach_timeout = 1, 0
+    d.detach_attempts, d.detach_timeout, d.vnc_listen = 1, 0, "127.0.0.1"
     d.root = root / "compute"
     d.instances_dir = d.root / "instances"
     d.images = ImageCache(d.root / "base")

@@ -31,9 +31,10 @@ def _host_statuses(s, rows: list[m.Instance]) -> dict[str, str]:
     """The host status of every host of a page, in one query (a page spans many hosts)."""
     hosts = {r.host for r in rows if r.host}
     out = dict.fromkeys(hosts, "UNKNOWN")
-    if hosts:
-        for svc in s.scalars(sa.select(m.Service).where(m.Service.host.in_(hosts),
-                                                        m.Service.binary == "nova-compute")):
+    if hosts:  # (the columns only: a page may span a thousand hosts)
+        for svc in s.execute(sa.select(m.Service.host, m.Service.forced_down, m.Service.disabled,
+                                       m.Service.last_seen_up).where(m.Service.host.in_(hosts),
+                                                                     m.Service.binary == "nova-compute")):
             out[svc.host] = _service_status(svc)
     return out
 
