@@ -162,6 +162,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "fake simulates servers (no real guests): only when set explicitly."),
         "host": Key(str, "", "Name of this compute host; empty means the machine's hostname."),
         "instances_dir": Key(str, "", "Where instance disks and console logs live; empty means <state dir>/instances."),
+        "build_timeout": Key(int, 600, "Seconds a server may build without progress before it goes to ERROR with a "
+                             "fault (Nova's instance_build_timeout): a build request or answer lost while the message "
+                             "bus was away. 0: never."),
         "vnc_listen": Key(str, "127.0.0.1", "Address the guests' VNC servers listen on (Nova's [vnc] server_listen): "
                           "the console proxy on the controller connects there. A joined node listens on every "
                           "address (0.0.0.0), reached at compute.migration_address, so guests can live-migrate."),

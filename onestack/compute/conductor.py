@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid as uuidlib
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -84,6 +85,24 @@ class Conductor:
                 release_allocations(inst.uuid)
                 self._fail_schedule(inst.uuid, request_id, f"Compute host {dest['host']} is unreachable: "
                                                             f"{e.message}")
+
+    def expire_builds(self, timeout: int) -> list[str]:
+        """Servers building with no progress for ``timeout`` seconds (Nova's
+        instance_build_timeout): their build request or a host's answer was lost (the
+        message bus went away meanwhile), so they go to ERROR with a fault rather than
+        stay in BUILD for good. Their uuids."""
+        cutoff = utcnow() - timedelta(seconds=timeout)
+        with db.session() as s:
+            stale = list(s.scalars(sa.select(m.Instance.uuid).where(
+                m.Instance.vm_state == states.BUILDING, m.Instance.deleted.is_(False),
+                m.Instance.updated_at < cutoff)))
+        if stale:
+            log.warning("builds of %s timed out after %d s", ", ".join(stale), timeout)
+            instances.fail_builds(stale, f"Build timed out after {timeout} s (compute.build_timeout): "
+                                         "its request or its host's answer was lost")
+            for uuid in stale:
+                release_allocations(uuid)
+        return stale
 
     def _fail_schedule(self, uuid: str, request_id: str, message: str) -> None:
         with db.transaction() as s:

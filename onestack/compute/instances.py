@@ -12,6 +12,7 @@ import binascii
 import ipaddress
 import itertools
 import json
+import logging
 import re
 import secrets
 import uuid as uuidlib
@@ -30,6 +31,8 @@ from onestack.common.timeutils import iso, parse_iso, utcnow
 from onestack.compute import flavors, policies, quotas, states
 from onestack.compute import models as m
 from onestack.compute.bfv import volume_backed
+
+log = logging.getLogger(__name__)
 
 GiB = 1 << 30
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -477,8 +480,23 @@ def schedule(uuids: list[str], req: BuildRequest, request_id: str) -> None:
     spec = {"flavor": req.flavor, "image": req.image or {}, "availability_zone": req.availability_zone,
             "force_host": req.force_host, "group": req.group, "hints": req.hints,
             "volume_backed": volume_backed(req.block_device_mapping)}
-    bus.get().cast_sync("compute.conductor", "build_instances", instance_uuids=uuids, spec=spec,
-                        request_id=request_id)
+    try:
+        bus.get().cast_sync("compute.conductor", "build_instances", instance_uuids=uuids, spec=spec,
+                            request_id=request_id)
+    except errors.ApiError as e:  # the bus is down: the servers exist, and say why they will not build
+        log.warning("build request of %s not delivered: %s", ", ".join(uuids), e.message)
+        fail_builds(uuids, f"The build request could not reach the compute conductor: {e.message}")
+
+
+def fail_builds(uuids: list[str], message: str) -> None:
+    """Servers still building go to ERROR with ``message`` as their fault."""
+    with db.transaction() as s:
+        for inst in s.scalars(sa.select(m.Instance).where(m.Instance.uuid.in_(uuids))):
+            if inst.deleted or inst.vm_state != states.BUILDING:
+                continue
+            inst.vm_state, inst.task_state = states.ERROR, None
+            inst.fault = fault(500, message)
+            inst.updated_at = utcnow()
 
 
 def cast_to_host(inst: m.Instance, method: str, **kwargs) -> None:

@@ -130,6 +130,8 @@ def _control_loop(rt: Runtime) -> None:
         try:
             for name in ("nova-scheduler", "nova-conductor"):
                 rt.conductor.service_report(host=rt.controller, binary=name, zone="internal")
+            if settings.current.build_timeout > 0:
+                rt.conductor.expire_builds(timeout=settings.current.build_timeout)
         except Exception:
             log.exception("compute: controller heartbeat failed")
 

@@ -20,6 +20,7 @@ class Settings:
     force_config_drive: bool = False
     allow_resize_to_same_host: bool = True
     migration_address: str = "127.0.0.1"
+    build_timeout: int = 600
     quotas: dict[str, int] = field(default_factory=dict)
 
 
@@ -31,7 +32,7 @@ def configure(conf) -> Settings:
     current.public_url = conf.public_url
     for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio",
                 "reserved_host_memory_mb", "weigher", "max_placement_results", "heartbeat_interval", "service_down_time",
-                "availability_zone", "force_config_drive", "allow_resize_to_same_host", "migration_address"):
+                "availability_zone", "force_config_drive", "allow_resize_to_same_host", "migration_address", "build_timeout"):
         setattr(current, key, getattr(c, key))
     current.quotas = {"instances": c.quota_instances, "cores": c.quota_cores, "ram": c.quota_ram,
                       "key_pairs": c.quota_key_pairs, "metadata_items": c.quota_metadata_items,

@@ -41,6 +41,7 @@ bcrypt_rounds = 4
 [compute]
 heartbeat_interval = 3
 service_down_time = 15
+build_timeout = 120
 [network]
 agent_report_interval = 5
 """)

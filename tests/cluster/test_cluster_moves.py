@@ -6,6 +6,7 @@ dies (its stale guest removed when it comes back). Bounded waits only."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 
 from tests.cloud import BIN, wait_for
@@ -52,7 +53,7 @@ def test_live_migration_keeps_the_guest_answering(cluster):
         wait_for(lambda: _in_public(cluster, "ping", "-c", "1", "-W", "1", fip).returncode == 0, 30,
                  "ping after the move")
     finally:
-        pinger.terminate()
+        pinger.send_signal(signal.SIGINT)  # (ping prints its summary on SIGINT)
         out = pinger.communicate(timeout=10)[0]
     sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
     assert got >= sent * 0.8, out[-400:]  # a blip while the port moves, not an outage
