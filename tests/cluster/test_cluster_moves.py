@@ -16,6 +16,7 @@ from tests.cluster.test_cluster import DEMO, _boot, _host_of, _in_public, _ready
 pytestmark = MARKS
 
 ADMIN_27 = ("--os-compute-api-version", "2.56")
+PING_INTERVAL = 0.2
 
 
 def _status(cluster, server: str, wanted: str, timeout: float = 300) -> dict:
@@ -42,7 +43,7 @@ def test_live_migration_keeps_the_guest_answering(cluster):
     fip = cluster.os_json("floating", "ip", "create", "public", **DEMO)["floating_ip_address"]
     cluster.openstack("server", "add", "floating", "ip", server, fip, **DEMO)
     wait_for(lambda: _in_public(cluster, "ping", "-c", "1", "-W", "1", fip).returncode == 0, 30, "ping")
-    pinger = subprocess.Popen([str(BIN / "onestack"), "netns", "exec", "public", "--", "ping", "-i", "0.2",
+    pinger = subprocess.Popen([str(BIN / "onestack"), "netns", "exec", "public", "--", "ping", "-i", str(PING_INTERVAL),
                                "-W", "1", "-w", "90", fip], env=cluster.env, stdout=subprocess.PIPE, text=True)
     try:
         cluster.openstack("server", "migrate", "--live-migration", "--host", "c2", "--os-compute-api-version",
@@ -55,8 +56,12 @@ def test_live_migration_keeps_the_guest_answering(cluster):
     finally:
         pinger.send_signal(signal.SIGINT)  # (ping prints its summary on SIGINT)
         out = pinger.communicate(timeout=10)[0]
-    sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
-    assert got >= sent * 0.8, out[-400:]  # a blip while the port moves, not an outage
+    # a blip while the guest and its port move to c2, not an outage: the longest run of
+    # lost replies (pings every 0.2 s) stays under 5 s of packets
+    seqs = sorted(int(x) for x in re.findall(r"icmp_seq=(\d+)", out))
+    assert seqs, out[-400:]
+    longest = max([b - a - 1 for a, b in zip(seqs, seqs[1:], strict=False)] or [0])
+    assert longest * PING_INTERVAL <= 5, out[-600:]
     assert server not in _domains(cluster, "c1")  # (domains are onestack-<server id>)
     migrations = cluster.os_json("server", "migration", "list", "--server", server, "--os-compute-api-version",
                                  "2.59")
