@@ -332,16 +332,29 @@ def test_router_snat_to_the_outside_host(topo):
     print(f"router + SNAT: {time.monotonic() - t0:.2f} s")
 
 
-def test_floating_ip_dnat_and_snat(topo):
+def test_floating_ip_dnat_and_snat(topo, monkeypatch):
     t0 = time.monotonic()
+    gw_dev = rt.gateway_device(topo.router.gateway.id)
+    # the floating address must not be on the router before its DNAT rule: in between,
+    # the router itself answers for it (a ping to a guest that security groups block)
+    seen = []
+    real_replace = nft.replace_table
+
+    def recording(family, name, body, netns=None):
+        if name == rt.NAT_TABLE:
+            seen.append((f"{FIP}/32" in iplib.list_addresses(gw_dev, netns), f"dnat to {VM1_IP}" in body))
+        return real_replace(family, name, body, netns)
+
+    monkeypatch.setattr(nft, "replace_table", recording)
     nft.replace_table("arp", "ost-garp", '\tchain input {\n\t\ttype filter hook input '
                       'priority 0; policy accept;\n\t\tarp saddr ip ' + FIP
                       + ' counter comment "garp"\n\t}\n', topo.out)
     topo.router.floating_ips = [rt.FloatingIp(FIP, VM1_IP)]
     rt.sync(topo.router)
+    assert seen == [(False, True)]
+    monkeypatch.setattr(nft, "replace_table", real_replace)
     # the new address was announced on the external network (gratuitous ARP)
     assert nft.counter("arp", "ost-garp", "garp", topo.out) == 1
-    gw_dev = rt.gateway_device(topo.router.gateway.id)
     assert f"{FIP}/32" in iplib.list_addresses(gw_dev, topo.router.namespace)
     assert ping_eventually(topo.out, FIP)  # DNAT to vm1 (ARP answered by the gateway)
     before = _counts(topo.out)

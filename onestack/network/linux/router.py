@@ -153,12 +153,16 @@ def sync(spec: RouterSpec) -> None:
         wanted.add(dev)
         _sync_port(ns, dev, port, port.cidrs)
     announce: list[str] = []
+    fips = [f"{f.floating_ip}/32" for f in spec.floating_ips]
     if spec.gateway is not None:
         gw = spec.gateway
         dev = gateway_device(gw.id)
         wanted.add(dev)
-        cidrs = list(gw.cidrs) + [f"{f.floating_ip}/32" for f in spec.floating_ips]
-        announce = _sync_port(ns, dev, gw, cidrs)
+        # a floating address goes onto the device only after its DNAT rule is loaded
+        # (below), and off before the rule goes: in between, the router itself would
+        # answer for it (ping, and TCP to its own listeners)
+        present = set(iplib.list_addresses(dev, ns)) if iplib.link_exists(dev, ns) else set()
+        announce = _sync_port(ns, dev, gw, list(gw.cidrs) + [c for c in fips if c in present])
     for link in iplib.list_links(ns):
         name = link["ifname"]
         if name.startswith((INTERNAL_PREFIX, GATEWAY_PREFIX)) and name not in wanted:
@@ -175,6 +179,11 @@ def sync(spec: RouterSpec) -> None:
         nft.delete_table("ip", NAT_TABLE, ns)
     else:
         nft.replace_table("ip", NAT_TABLE, body, ns)
+    if spec.gateway is not None and fips:
+        dev = gateway_device(spec.gateway.id)
+        before = set(iplib.list_addresses(dev, ns))
+        iplib.sync_addresses(dev, list(spec.gateway.cidrs) + fips, ns)
+        announce += [c for c in iplib.list_addresses(dev, ns) if c not in before]
     if announce and spec.gateway is not None:
         _gratuitous_arp(ns, gateway_device(spec.gateway.id), announce)
 
