@@ -16,8 +16,7 @@ from pathlib import Path
 
 from tests.cloud import BIN, wait_for
 from tests.cluster.conftest import MARKS
-from tests.e2e.test_compute_guests import SSH
-from tests.e2e.test_volume_guests import PROBE
+from tests.e2e.guests import PROBE, SSH
 
 pytestmark = MARKS
 

@@ -15,6 +15,41 @@ from tests.cloud import Cloud, wait_for  # noqa: F401 (the e2e modules import it
 IMAGE = "onestack-tiny-x86_64"
 READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)")
 
+# run by the host's Python: `python -c SSH host keyfile command` prints its output
+SSH = """
+import sys, paramiko
+host, key, cmd = sys.argv[1], sys.argv[2], sys.argv[3]
+c = paramiko.SSHClient()
+c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+c.connect(host, username="cirros", key_filename=key, timeout=8, banner_timeout=8, auth_timeout=8,
+          look_for_keys=False, allow_agent=False)
+_, out, _ = c.exec_command(cmd, timeout=20)
+sys.stdout.write(out.read().decode())
+"""
+
+# a guest's user_data: reports each time /dev/vdb appears and goes, writing to it
+PROBE = """#!/bin/sh
+WRITE='{write}'
+nap() {{ sleep 0.1 2>/dev/null || sleep 1; }}
+(
+n=0
+while [ $n -lt 4 ]; do
+  i=0
+  while [ ! -b /dev/vdb ]; do i=$((i+1)); [ $i -gt 6000 ] && exit 0; nap; done
+  n=$((n+1))
+  echo "volprobe: $n appeared read=[$(dd if=/dev/vdb bs=64 count=1 2>/dev/null | tr -cd 'a-z0-9-')]"
+  if [ -n "$WRITE" ]; then
+    printf '%s' "$WRITE-$n" | dd of=/dev/vdb conv=notrunc 2>/dev/null
+    sync
+    echo "volprobe: $n wrote $WRITE-$n"
+  fi
+  i=0
+  while [ -b /dev/vdb ]; do i=$((i+1)); [ $i -gt 6000 ] && exit 0; nap; done
+  echo "volprobe: $n gone"
+done
+) </dev/null &
+"""
+
 
 def require_guests() -> None:
     """Skip the calling module unless real guests can run here."""

@@ -23,6 +23,7 @@ import time
 import pytest
 
 from tests.cloud import BIN, Cloud, wait_for
+from tests.e2e.guests import SSH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.root, pytest.mark.libvirt, pytest.mark.netns]
 
@@ -32,18 +33,6 @@ if not shutil.which("virsh") or not shutil.which("qemu-system-x86_64"):
     pytest.skip("libvirt/QEMU missing (scripts/install.sh)", allow_module_level=True)
 
 READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+) addresses: eth0=([\d.]+)/")
-SSH = """
-import sys, paramiko
-host, key, cmd = sys.argv[1], sys.argv[2], sys.argv[3]
-c = paramiko.SSHClient()
-c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-c.connect(host, username="cirros", key_filename=key, timeout=8, banner_timeout=8, auth_timeout=8,
-          look_for_keys=False, allow_agent=False)
-_, out, _ = c.exec_command(cmd, timeout=20)
-sys.stdout.write(out.read().decode())
-"""
-
-
 @pytest.fixture(scope="module")
 def cloud():
     c = Cloud("guests", extra_env={"ONESTACK_NETWORK_AGENT": "true", "ONESTACK_COMPUTE_DRIVER": "libvirt"})

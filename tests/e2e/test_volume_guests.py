@@ -29,7 +29,7 @@ import pytest
 from onestack.compute.virt.domain import domain_name
 from tests.cloud import Cloud
 from tests.e2e import guests
-from tests.e2e.guests import IMAGE, wait_console, wait_for, wait_ready, wait_volume
+from tests.e2e.guests import IMAGE, PROBE, wait_console, wait_for, wait_ready, wait_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.root, pytest.mark.libvirt]
 guests.require_guests()
@@ -37,29 +37,6 @@ guests.require_guests()
 # user_data: watch /dev/vdb (the first volume: the config drive is an IDE CD-ROM) up
 # to 4 times; print its first bytes when it appears, write WRITE-<n> if asked, sync,
 # and say when it is gone. In the background, so the guest finishes booting.
-PROBE = """#!/bin/sh
-WRITE='{write}'
-nap() {{ sleep 0.1 2>/dev/null || sleep 1; }}
-(
-n=0
-while [ $n -lt 4 ]; do
-  i=0
-  while [ ! -b /dev/vdb ]; do i=$((i+1)); [ $i -gt 6000 ] && exit 0; nap; done
-  n=$((n+1))
-  echo "volprobe: $n appeared read=[$(dd if=/dev/vdb bs=64 count=1 2>/dev/null | tr -cd 'a-z0-9-')]"
-  if [ -n "$WRITE" ]; then
-    printf '%s' "$WRITE-$n" | dd of=/dev/vdb conv=notrunc 2>/dev/null
-    sync
-    echo "volprobe: $n wrote $WRITE-$n"
-  fi
-  i=0
-  while [ -b /dev/vdb ]; do i=$((i+1)); [ $i -gt 6000 ] && exit 0; nap; done
-  echo "volprobe: $n gone"
-done
-) </dev/null &
-"""
-
-
 @pytest.fixture(scope="module")
 def cloud():
     c = Cloud("volguests", extra_env={"ONESTACK_COMPUTE_DRIVER": "libvirt"})
