@@ -10,9 +10,37 @@ TESTS = Path(__file__).resolve().parent
 _TIER_SECONDS: dict[str, float] = defaultdict(float)
 
 
+# The quick part: unit and API tests that need no root, guests, namespaces or servers.
+# They start their own clouds on free ports, so `make test` runs them on several
+# workers (`--part quick -n 4`), then the rest one at a time (`--part rest`).
+QUICK_DIRS = ("unit", "api")
+NOT_QUICK = ("e2e", "root", "netns", "libvirt", "postgres", "rabbitmq")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--part", choices=("quick", "rest"), default=None,
+                     help="quick: unit+API tests on fake hosts (parallel-safe); rest: the others")
+
+
 def pytest_configure(config):
     for name, doc in requirements.MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+def _quick(item) -> bool:
+    parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+    return parts[0] in QUICK_DIRS and not any(item.get_closest_marker(m) for m in NOT_QUICK)
+
+
+def pytest_collection_modifyitems(config, items):
+    part = config.getoption("--part")
+    if part is None:
+        return
+    keep = [i for i in items if _quick(i) == (part == "quick")]
+    dropped = [i for i in items if i not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def pytest_runtest_setup(item):
