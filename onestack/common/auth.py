@@ -67,6 +67,11 @@ class RequestContext:
     expires_at: str | None = None
     audit_ids: list[str] = field(default_factory=list)
     app_cred_id: str | None = None
+    # a trust-scoped token: its trust, and who delegated to whom (user_id is the trustor
+    # when the trust impersonates, the trustee otherwise)
+    trust_id: str | None = None
+    trustor_id: str | None = None
+    trustee_id: str | None = None
     token: dict = field(default_factory=dict)  # the whole validated token body
     _creds: dict | None = field(default=None, repr=False)
 
@@ -77,6 +82,7 @@ class RequestContext:
         project = t.get("project") or {}
         domain = t.get("domain") or {}
         roles = t.get("roles") or []
+        trust = t.get("OS-TRUST:trust") or {}
         return cls(
             auth_token=token_id,
             user_id=user.get("id"),
@@ -95,6 +101,9 @@ class RequestContext:
             expires_at=t.get("expires_at"),
             audit_ids=list(t.get("audit_ids") or []),
             app_cred_id=(t.get("application_credential") or {}).get("id"),
+            trust_id=trust.get("id"),
+            trustor_id=(trust.get("trustor_user") or {}).get("id"),
+            trustee_id=(trust.get("trustee_user") or {}).get("id"),
             token=t,
         )
 
@@ -116,6 +125,7 @@ class RequestContext:
                 "roles_lower": {r.lower() for r in self.roles},
                 "is_admin": self.is_admin,
                 "app_cred_id": self.app_cred_id,
+                "trust_id": self.trust_id,
                 "token": self.token,
             }
         return self._creds

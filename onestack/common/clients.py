@@ -32,6 +32,7 @@ class ServiceAuth:
         self._token: str | None = None
         self.project_id: str | None = None  # known once a token has been issued
         self._expires = 0.0
+        self._trust_tokens: dict[str, tuple[str, float]] = {}  # trust id -> (token, expiry)
         self._lock = threading.Lock()
 
     @classmethod
@@ -61,6 +62,33 @@ class ServiceAuth:
             self._expires = datetime.fromisoformat(expires).timestamp()
             return self._token
 
+    def trust_token(self, trust_id: str, renew: bool = False) -> str:
+        """A token of this service user as the trustee of ``trust_id`` (Keystone trusts, as
+        Heat uses them): it carries the trust's roles on the trust's project, and shows
+        the trustor as the user when the trust impersonates. Kept until a minute before
+        it expires (``renew`` gets a new one). A trust that is gone, expired or no longer
+        valid is Unauthorized/Forbidden, an answer the caller can act on."""
+        with self._lock:
+            cached = self._trust_tokens.get(trust_id)
+            if cached and not renew and time.time() < cached[1] - 60:
+                return cached[0]
+            body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+                "name": self.user, "domain": {"id": "default"}, "password": self.password}}},
+                "scope": {"OS-TRUST:trust": {"id": trust_id}}}}
+            try:
+                r = httpx.post(f"{self.base_url}/identity/v3/auth/tokens?nocatalog", json=body, timeout=30)
+            except httpx.HTTPError as e:
+                raise errors.ServiceUnavailable(f"identity did not answer: {e}") from None
+            if r.status_code != 201:
+                raise _STATUS.get(r.status_code, errors.ServiceUnavailable)(
+                    f"no token for trust {trust_id}: {_message(r)}")
+            expires = r.json()["token"]["expires_at"].replace("Z", "+00:00")
+            now = time.time()  # (forget the tokens that have run out meanwhile)
+            self._trust_tokens = {k: v for k, v in self._trust_tokens.items() if v[1] > now}
+            self._trust_tokens[trust_id] = (r.headers["X-Subject-Token"],
+                                            datetime.fromisoformat(expires).timestamp())
+            return self._trust_tokens[trust_id][0]
+
 
 def _message(r: httpx.Response) -> str:
     try:
@@ -85,16 +113,22 @@ class RestClient:
         self.headers = headers or {}
         self.http = httpx.Client(timeout=timeout)
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                token: str | None = None, ok: tuple[int, ...] = (200, 201, 202, 204),
-                headers: dict | None = None) -> Any:
+    def response(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                 token: str | None = None, ok: tuple[int, ...] = (200, 201, 202, 204),
+                 headers: dict | None = None, content: Any = None) -> httpx.Response:
+        """The answer itself (its headers: Swift's metadata), once its status is ``ok``;
+        ``content``: a raw body (bytes or an iterator of them) instead of ``json``."""
         h = {"X-Auth-Token": token or self.auth.token(), **self.headers, **(headers or {})}
         try:
-            r = self.http.request(method, self.url + path, json=json, params=params, headers=h)
+            r = self.http.request(method, self.url + path, json=json, params=params, headers=h, content=content)
         except httpx.HTTPError as e:
             raise errors.ServiceUnavailable(f"{self.url} did not answer: {e}") from None
         if r.status_code not in ok:
             raise _STATUS.get(r.status_code, errors.ServiceUnavailable)(_message(r))
+        return r
+
+    def request(self, method: str, path: str, **kw) -> Any:
+        r = self.response(method, path, **kw)
         if r.status_code == 204 or not r.content:
             return None
         return r.json()

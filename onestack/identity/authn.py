@@ -6,6 +6,10 @@ disabled or deleted project or a removed role takes effect at once.
 Revocation events cover what the database cannot show: an explicitly
 revoked token, a changed password, a user or project disabled and enabled
 again, a role removed and granted again.
+
+A trust-scoped token's payload names the trustee (who authenticated) and the trust;
+its body shows the trustor as the user when the trust impersonates, and carries
+only the trust's roles on the trust's project (trusts.py checks them each time).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common import db, errors
 from onestack.common.timeutils import iso, iso_plain, parse_iso, utcnow
-from onestack.identity import assignments, catalog, core, passwords, tokens
+from onestack.identity import assignments, catalog, core, passwords, tokens, trusts
 from onestack.identity import models as m
 
 METHODS = ("password", "token", "application_credential")
@@ -65,11 +69,15 @@ def _events(s: Session, revision: int) -> list[m.RevocationEvent]:
     return events
 
 
-def _is_revoked(s: Session, p: tokens.TokenPayload, revision: int) -> bool:
+def _is_revoked(s: Session, p: tokens.TokenPayload, revision: int,
+                trustor_id: str | None = None) -> bool:
+    # An event about a user also revokes the trust-scoped tokens in which it is the
+    # trustor (a password change, a disabled account), as Keystone's do.
+    users = {p.user_id, trustor_id}
     for e in _events(s, revision):
         if p.issued_at > e.issued_before:
             continue
-        if e.user_id and e.user_id != p.user_id:
+        if e.user_id and e.user_id not in users:
             continue
         if e.project_id and e.project_id != p.project_id:
             continue
@@ -215,10 +223,13 @@ def _resolve_scope(s: Session, scope) -> tuple[str | None, str | None, str | Non
         return None, None, None
     if not isinstance(scope, dict):
         raise errors.BadRequest("Invalid input for field 'auth.scope': must be an object.")
-    if len([k for k in ("project", "domain", "system") if k in scope]) > 1:
-        raise errors.BadRequest("Invalid input for field 'auth.scope': specify only one of project, domain, system.")
+    if len([k for k in ("project", "domain", "system", "OS-TRUST:trust") if k in scope]) > 1:
+        raise errors.BadRequest(
+            "Invalid input for field 'auth.scope': specify only one of project, domain, system, "
+            "OS-TRUST:trust."
+        )
     if "OS-TRUST:trust" in scope:
-        raise errors.BadRequest("Trusts are not supported by this cloud.")
+        return None, None, None  # the trust gives the scope (see issue)
     if "project" in scope:
         ref = scope["project"]
         if not isinstance(ref, dict):
@@ -279,6 +290,11 @@ def issue(auth: dict) -> tuple[str, dict]:
                 raise _unauthorized() from None
             if parent.app_cred_id:
                 raise errors.Forbidden("A token created with an application credential cannot be rescoped.")
+            if parent.trust_id:
+                raise errors.Forbidden(
+                    "Using trust-scoped token to create another token. Create a new trust-scoped "
+                    "token instead."
+                )
             if user is not None and user.id != parent.user_id:
                 raise _unauthorized("Methods identify different users.")
             user = s.get(m.User, parent.user_id)
@@ -288,7 +304,14 @@ def issue(auth: dict) -> tuple[str, dict]:
 
         scope = auth.get("scope")
         project_id, domain_id, system = _resolve_scope(s, scope)
-        if app_cred is not None:
+        trust = trusts.requested(s, scope) if isinstance(scope, dict) and "OS-TRUST:trust" in scope else None
+        if trust is not None:
+            if app_cred is not None:
+                raise _unauthorized("Application credentials cannot request a scope.")
+            project_id = trust.project_id
+            if trust.expires_at:  # a token does not outlive its trust
+                expires = min(expires, trust.expires_at)
+        elif app_cred is not None:
             if (domain_id or system) or (project_id and project_id != app_cred.project_id):
                 raise _unauthorized("Application credentials cannot request a scope.")
             project_id = app_cred.project_id
@@ -301,10 +324,13 @@ def issue(auth: dict) -> tuple[str, dict]:
         payload = tokens.TokenPayload(
             user_id=user.id, methods=methods, expires_at=expires, issued_at=now,
             audit_ids=audit_ids, project_id=project_id, domain_id=domain_id, system=system,
-            app_cred_id=app_cred.id if app_cred else None,
+            app_cred_id=app_cred.id if app_cred else None, trust_id=trust.id if trust else None,
         )
         body = render(s, payload, with_catalog=True)
-        return tokens.encode(core.State.keys, payload), body
+        token_id = tokens.encode(core.State.keys, payload)
+    if trust is not None and trust.remaining_uses is not None:
+        trusts.consume(trust.id)  # only once the token could be made, as Keystone does
+    return token_id, body
 
 
 # -- validation ------------------------------------------------------------------
@@ -321,7 +347,13 @@ def _check(s: Session, token_id: str, allow_expired: bool = False,
         raise TokenNotValid("malformed") from None
     if not allow_expired and p.expires_at <= utcnow():
         raise TokenNotValid("expired")
-    if _is_revoked(s, p, core.revision() if revision is None else revision):
+    trustor_id = None
+    if p.trust_id:
+        trust = s.get(m.Trust, p.trust_id)
+        if trust is None:
+            raise TokenNotValid("its trust was deleted")
+        trustor_id = trust.trustor_user_id
+    if _is_revoked(s, p, core.revision() if revision is None else revision, trustor_id):
         raise TokenNotValid("revoked")
     return p
 
@@ -341,7 +373,7 @@ def validate(token_id: str, with_catalog: bool = True, allow_expired: bool = Fal
         p = _check(s, token_id, allow_expired, revision)
         try:
             body = render(s, p, with_catalog)
-        except (errors.Unauthorized, errors.NotFound) as e:
+        except (errors.Unauthorized, errors.Forbidden, errors.NotFound) as e:
             raise TokenNotValid(str(e)) from None
     if not allow_expired:
         with _cache_lock:
@@ -357,6 +389,11 @@ def render(s: Session, p: tokens.TokenPayload, with_catalog: bool) -> dict:
     if user is None:
         raise _unauthorized(f"Could not find user: {p.user_id}.")
     _check_user_usable(s, user)
+    trust = None
+    if p.trust_id:
+        trust, trustor = trusts.for_token(s, p.trust_id, user.id)
+        if trust.impersonation:
+            user = trustor  # services see the trustor acting, as Keystone shows it
     user_domain = s.get(m.Project, user.domain_id)
     t: dict = {
         "methods": p.methods,
@@ -378,7 +415,10 @@ def render(s: Session, p: tokens.TokenPayload, with_catalog: bool) -> dict:
         pdom = s.get(m.Project, project.domain_id) if not project.is_domain else project
         if not project.enabled or (pdom is not None and not pdom.enabled):
             raise _unauthorized(f"Project {project.id} is disabled.")
-        role_ids = assignments.roles_on_project(s, user.id, project)
+        if trust is not None:
+            role_ids = trusts.delegated_role_ids(s, trust)
+        else:
+            role_ids = assignments.roles_on_project(s, user.id, project)
         t["project"] = {
             "id": project.id,
             "name": project.name,
@@ -415,6 +455,16 @@ def render(s: Session, p: tokens.TokenPayload, with_catalog: bool) -> dict:
         if not roles:
             raise _unauthorized(f"User {user.id} has no access to {what}.")
         t["roles"] = [{"id": r.id, "name": r.name} for r in roles]
+    if trust is not None:
+        t["OS-TRUST:trust"] = {
+            "id": trust.id,
+            "impersonation": trust.impersonation,
+            "trustor_user": {"id": trust.trustor_user_id},
+            "trustee_user": {"id": trust.trustee_user_id},
+        }
+        if trust.redelegated_trust_id:
+            t["OS-TRUST:trust"].update(redelegated_trust_id=trust.redelegated_trust_id,
+                                       redelegation_count=trust.redelegation_count)
     # Unscoped tokens carry no catalog at all (Keystone omits the key).
     if with_catalog and role_ids is not None:
         t["catalog"] = catalog.build(s, (t.get("project") or {}).get("id"))

@@ -183,6 +183,35 @@ class Credential(Base):
     extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
 
 
+class Trust(Base):
+    """A trustor's delegation of roles on a project to a trustee (OS-TRUST). Rows are
+    deleted with the trust; tokens made from it stop validating at once."""
+
+    __tablename__ = "identity_trust"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    trustor_user_id: Mapped[str] = mapped_column(ID, index=True)
+    trustee_user_id: Mapped[str] = mapped_column(ID, index=True)
+    project_id: Mapped[str | None] = mapped_column(ID, index=True)
+    impersonation: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    remaining_uses: Mapped[int | None] = mapped_column(sa.Integer)
+    redelegated_trust_id: Mapped[str | None] = mapped_column(ID, index=True)
+    redelegation_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
+
+class TrustRole(Base):
+    """A role a trust delegates. No foreign key to the role: a deleted role stays
+    listed here, so the trust becomes invalid (the trustor no longer holds it), as
+    in Keystone, instead of quietly delegating less."""
+
+    __tablename__ = "identity_trust_role"
+    trust_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_trust.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
 class RevocationEvent(Base):
     """Tokens matching every non-null field and issued before issued_before are revoked."""
 

@@ -158,6 +158,17 @@ DEFAULTS: dict[str, str] = {
     "identity:delete_credential": (
         "rule:admin_required or user_id:%(target.credential.user_id)s"
     ),
+    # trusts (OS-TRUST): the trustor makes one; trustor and trustee see it; admins see all
+    "trustor": "user_id:%(target.trust.trustor_user_id)s",
+    "trustee": "user_id:%(target.trust.trustee_user_id)s",
+    "identity:create_trust": "rule:trustor",
+    "identity:list_trusts": _ADMIN_OR_SYSREADER,
+    "identity:list_trusts_for_trustor": _ADMIN_OR_SYSREADER + " or rule:trustor",
+    "identity:list_trusts_for_trustee": _ADMIN_OR_SYSREADER + " or rule:trustee",
+    "identity:get_trust": _ADMIN_OR_SYSREADER + " or rule:trustor or rule:trustee",
+    "identity:list_roles_for_trust": _ADMIN_OR_SYSREADER + " or rule:trustor or rule:trustee",
+    "identity:get_role_for_trust": _ADMIN_OR_SYSREADER + " or rule:trustor or rule:trustee",
+    "identity:delete_trust": "rule:admin_required or rule:trustor",
     # revocation events
     "identity:list_revoke_events": "rule:service_or_admin",
     "service_or_admin": "rule:admin_required or rule:service_role",

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common import errors
 from onestack.common.timeutils import utcnow
-from onestack.identity import authn, core, passwords
+from onestack.identity import authn, core, passwords, trusts
 from onestack.identity import models as m
 
 PROJECT_CORE = {"id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain",
@@ -141,6 +141,7 @@ def delete_project(s: Session, p: m.Project) -> None:
 
 def _delete_project_row(s: Session, p: m.Project) -> None:
     s.execute(sa.delete(m.Assignment).where(m.Assignment.target_id == p.id))
+    trusts.delete_for_project(s, p.id)
     _revoke_scope(s, p)
     s.delete(p)
 
@@ -268,6 +269,7 @@ def _delete_actor(s: Session, actor: m.User | m.Group) -> None:
     s.execute(sa.delete(m.Assignment).where(m.Assignment.actor_id == actor.id))
     if isinstance(actor, m.User):
         authn.revoke(s, user_id=actor.id)
+        trusts.delete_for_user(s, actor.id)
     s.delete(actor)
 
 

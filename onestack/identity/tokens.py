@@ -103,6 +103,7 @@ class TokenPayload:
     domain_id: str | None = None
     system: str | None = None  # "all"
     app_cred_id: str | None = None
+    trust_id: str | None = None  # a trust-scoped token: user_id is the trustee
     extra: dict = field(default_factory=dict)
 
     @property
@@ -142,6 +143,8 @@ def encode(repo: KeyRepository, p: TokenPayload) -> str:
         p.audit_ids,
         p.app_cred_id,
     ]
+    if p.trust_id:  # (tokens of other kinds keep their shorter payload)
+        data.append(p.trust_id)
     raw = json.dumps(data, separators=(",", ":")).encode()
     # Keystone strips the base64 padding so tokens are URL-safe as they are.
     return repo.fernet().encrypt(raw).decode().rstrip("=")
@@ -155,7 +158,10 @@ def decode(repo: KeyRepository, token: str) -> TokenPayload:
     try:
         raw = repo.fernet().decrypt(padded.encode())
         data = json.loads(raw)
-        version, user_id, methods, scope_type, scope_id, exp, iat, audit_ids, app_cred = data
+        if not isinstance(data, list) or len(data) not in (9, 10):
+            raise ValueError("unknown token layout")
+        version, user_id, methods, scope_type, scope_id, exp, iat, audit_ids, app_cred = data[:9]
+        trust_id = data[9] if len(data) == 10 else None
     except (InvalidToken, ValueError, TypeError) as e:
         raise ValueError("invalid token") from e
     if version != PAYLOAD_VERSION:
@@ -170,4 +176,5 @@ def decode(repo: KeyRepository, token: str) -> TokenPayload:
         domain_id=scope_id if scope_type == "d" else None,
         system=scope_id if scope_type == "s" else None,
         app_cred_id=app_cred,
+        trust_id=trust_id,
     )

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Run the interop guideline's Tempest tests against a running onestack.
+"""Run the interop guidelines' Tempest tests against a running onestack.
 
 What it does, in order:
-  1. installs Tempest into its own virtualenv (.venv-tempest), once;
+  1. installs Tempest and heat-tempest-plugin into their own virtualenv (.venv-tempest), once;
   2. reads admin (and demo) credentials from `onestack openrc`, or from OS_* with --use-env;
   3. asks the cloud what it offers (the token's catalog is the truth);
-  4. writes a Tempest workspace in .interop/ (etc/tempest.conf, .stestr.conf);
-  5. runs the selected capabilities' tests with `tempest run --load-list`;
-  6. prints `<capability>: N passed, N failed[, N skipped]` and, last, the totals.
+  4. per guideline (the platform, then an add-on such as orchestration when the catalog offers
+     its service), writes a Tempest workspace in .interop/ (etc/tempest*.conf, .stestr.conf)
+     and runs the selected capabilities' tests with `tempest run --load-list`;
+  5. prints `<capability>: N passed, N failed[, N skipped]` and, last, the totals.
 
 Standard library only: Tempest, stestr and the subunit parser live in .venv-tempest and are
 reached through subprocesses. All HTTP goes to loopback addresses only.
@@ -47,7 +48,16 @@ WORKSPACE = REPO / ".interop"
 TEMPEST_VENV = REPO / ".venv-tempest"
 REQUIREMENTS = HERE / "requirements.txt"
 ONESTACK = REPO / ".venv" / "bin" / "onestack"
-DEFAULT_GUIDELINE = REPO.parent / "shared" / "interop-2020.06-platform.json"
+SHARED = REPO.parent / "shared"
+# Guidelines by short name (--guideline / GUIDELINE=): file, and the catalog type an add-on
+# tests (None: always run). With none named, the platform runs, then each add-on whose
+# service the catalog offers.
+GUIDELINES = {
+    "platform": (SHARED / "interop-2020.06-platform.json", None),
+    "orchestration": (SHARED / "interop-2020.06-orchestration.json", "orchestration"),
+}
+# What `tempest run --list-tests` prints that are tests: Tempest's and its plugins'.
+TEST_PACKAGES = ("tempest.", "heat_tempest_plugin.")
 
 # Tempest's [service_available] flag -> catalog service types that mean "present".
 SERVICE_TYPES = {
@@ -56,6 +66,7 @@ SERVICE_TYPES = {
     "neutron": ("network",),
     "cinder": ("volumev3", "block-storage", "volume"),
     "swift": ("object-store",),
+    "heat": ("orchestration",),  # heat-tempest-plugin's flag
 }
 
 # What onestack's identity service implements. Edit here when it grows; options that the
@@ -81,11 +92,64 @@ def say(message: str) -> None:
 # --------------------------------------------------------------------------- guideline
 
 
-def load_guideline(path: Path) -> dict[str, list[str]]:
-    """capability name -> test ids, with any `[id-...,smoke]` suffix removed."""
+@dataclass
+class Guideline:
+    name: str
+    caps: dict[str, list[str]]  # capability -> test ids (no `[...]` suffix)
+    ids: dict[str, str] = field(default_factory=dict)  # test id -> idempotent id, where given
+    service: str | None = None  # an add-on's catalog type; None: always run
+    named: bool = False  # asked for by name: its service missing is an error, not a note
+
+    def tests(self) -> set[str]:
+        return {t for tests in self.caps.values() for t in tests}
+
+
+UUID_ATTR = re.compile(r"\[(?:[^\]]*,)?id-([0-9a-f-]{36})\b")
+
+
+def load_guideline(path: Path, name: str = "", service: str | None = None) -> Guideline:
+    """Either layout: the platform file's {capability: [test ids]}, or interop schema 2.0
+    (add-ons: `capabilities` -> `tests` -> {test id: {idempotent_id, flagged?}}), of which
+    the capabilities its components require, without their flagged tests (excused)."""
     with path.open() as f:
         doc = json.load(f)
-    return {cap: [strip_attrs(t) for t in tests] for cap, tests in doc.items()}
+    name = name or path.stem
+    if "capabilities" not in doc:
+        caps = {cap: [strip_attrs(t) for t in tests] for cap, tests in doc.items()}
+        ids = {strip_attrs(t): m.group(1) for tests in doc.values() for t in tests
+               if (m := UUID_ATTR.search(t))}
+        return Guideline(name, caps, ids, service)
+    required = {c for comp in doc.get("components", {}).values()
+                for c in comp.get("capabilities", {}).get("required", [])}
+    caps, ids = {}, {}
+    for cap, body in doc["capabilities"].items():
+        if cap not in required:
+            continue
+        tests = {strip_attrs(t): v for t, v in body.get("tests", {}).items()
+                 if not v.get("flagged")}
+        caps[cap] = list(tests)
+        ids.update({t: v["idempotent_id"] for t, v in tests.items() if v.get("idempotent_id")})
+    return Guideline(name, caps, ids, service)
+
+
+def load_guidelines(spec: str) -> list[Guideline]:
+    """`spec`: comma-separated short names (GUIDELINES) or file paths; empty: the platform,
+    then the add-ons (run only where the catalog offers their service)."""
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    chosen = []
+    for item in items or list(GUIDELINES):
+        path, service = GUIDELINES.get(item, (Path(item), None))
+        known = [n for n, (p, _) in GUIDELINES.items() if p.resolve() == path.resolve()]
+        name = known[0] if known else path.stem
+        service = GUIDELINES[name][1] if known else service
+        if not path.is_file():
+            print(f"interop: no guideline {item} (a name of {', '.join(GUIDELINES)}, or a file)",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        guideline = load_guideline(path, name, service)
+        guideline.named = bool(items)
+        chosen.append(guideline)
+    return chosen
 
 
 def strip_attrs(test_id: str) -> str:
@@ -93,18 +157,22 @@ def strip_attrs(test_id: str) -> str:
     return test_id.split("[", 1)[0]
 
 
-def select_caps(guideline: dict[str, list[str]], spec: str) -> dict[str, list[str]]:
-    """Keep the capabilities named in `spec` (comma-separated names or shell globs)."""
+def select_caps(guidelines: list[Guideline], spec: str) -> list[Guideline]:
+    """Keep the capabilities named in `spec` (comma-separated names or shell globs), and the
+    guidelines that have any of them."""
     patterns = [p.strip() for p in spec.split(",") if p.strip()]
     if not patterns:
-        return guideline
-    unmatched = [p for p in patterns if not fnmatch.filter(guideline, p)]
+        return guidelines
+    unmatched = [p for p in patterns if not any(fnmatch.filter(g.caps, p) for g in guidelines)]
     if unmatched:
         print(
             f"interop: no capability matches {', '.join(unmatched)} (see --list)", file=sys.stderr
         )
         raise SystemExit(2)
-    return {c: t for c, t in guideline.items() if any(fnmatch.fnmatchcase(c, p) for p in patterns)}
+    for g in guidelines:
+        g.caps = {c: t for c, t in g.caps.items()
+                  if any(fnmatch.fnmatchcase(c, p) for p in patterns)}
+    return [g for g in guidelines if g.caps]
 
 
 # --------------------------------------------------------------------------- tempest venv
@@ -121,7 +189,8 @@ def run_quiet(cmd: list[str], log: Path, timeout: float) -> None:
 
 
 def ensure_tempest() -> Path:
-    """Create .venv-tempest and install Tempest; skipped when requirements.txt is unchanged."""
+    """Create .venv-tempest and install Tempest and its plugins; skipped when requirements.txt
+    is unchanged."""
     bin_dir = TEMPEST_VENV / "bin"
     stamp = TEMPEST_VENV / ".onestack-requirements.sha256"
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
@@ -139,7 +208,8 @@ def ensure_tempest() -> Path:
     return bin_dir
 
 
-# Runs inside .venv-tempest: where Tempest is, its version, and every option it knows.
+# Runs inside .venv-tempest: where Tempest is, its and its plugins' versions, and every
+# option they know (list_opts() includes the plugins').
 TEMPEST_FACTS = """
 import importlib.metadata, json, os, tempest
 from tempest import config
@@ -147,7 +217,13 @@ options = {}
 for group, opts in config.list_opts():
     name = getattr(group, "name", group) or "DEFAULT"
     options.setdefault(name, []).extend(o.name for o in opts)
-print(json.dumps({"version": importlib.metadata.version("tempest"),
+versions = {}
+for dist in ("tempest", "heat-tempest-plugin"):
+    try:
+        versions[dist] = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+print(json.dumps({"versions": versions,
                   "package": os.path.dirname(tempest.__file__), "options": options}))
 """
 
@@ -409,14 +485,21 @@ COMPUTE_FEATURES = {
 }
 
 
-def compute_options(cloud: Cloud, guests: tuple[str, str] | None = None) -> dict[str, str]:
-    """[compute] options; with validation on, servers boot the tiny image and its copy
-    (`guests`): Tempest SSHes into servers of both, and some tests want two distinct ids."""
+def smallest_flavors(cloud: Cloud) -> list[dict]:
+    """The flavors, smallest first (the tiny image boots in the smallest, 128 MiB)."""
     base = versioned(cloud.url("compute"), "v2.1")
     flavors = cloud.get(base + "/flavors/detail")["flavors"]
     flavors.sort(key=lambda f: (f.get("ram", 0), f.get("vcpus", 0), f.get("disk", 0)))
     if not flavors:
         raise SetupError("compute lists no flavor: create one before running interop")
+    return flavors
+
+
+def compute_options(cloud: Cloud, guests: tuple[str, str] | None = None) -> dict[str, str]:
+    """[compute] options; with validation on, servers boot the tiny image and its copy
+    (`guests`): Tempest SSHes into servers of both, and some tests want two distinct ids."""
+    base = versioned(cloud.url("compute"), "v2.1")
+    flavors = smallest_flavors(cloud)
     options = {
         "flavor_ref": flavors[0]["id"],
         "flavor_ref_alt": flavors[min(1, len(flavors) - 1)]["id"],
@@ -509,6 +592,82 @@ def object_storage_options(cloud: Cloud) -> tuple[dict[str, str], dict[str, str]
     return options, features
 
 
+# --------------------------------------------------------------------------- orchestration
+# heat-tempest-plugin does not use Tempest's credentials: its tests run as one non-admin user
+# (demo), a few as admin, as [heat_plugin] says. They make stacks of OS::Heat::TestResource
+# and the like; two boot a server of `minimal_image_ref`/`minimal_instance_type` on
+# `fixed_network_name`; the scenario test makes its own network, volume and server. None logs
+# into a guest, so the add-on needs no validation (and runs outside the public namespace).
+HEAT_OPTIONS = {
+    "catalog_type": "orchestration",
+    "endpoint_type": "public",
+    "auth_version": "3",  # deprecated in the plugin (v3 is the only one): for older plugins
+    "disable_ssl_certificate_validation": "true",  # as for the rest: the cloud's own cert
+    "skip_functional_tests": "false",  # the guideline is mostly functional tests,
+    "skip_scenario_tests": "false",  # and one scenario test (BasicResourcesTest)
+    "convergence_engine_enabled": "true",  # Heat's default; no guideline test depends on it
+    "build_timeout": "600",  # per stack (plugin default 1200; tempest's servers get 300)
+    "build_interval": "1",  # between status polls (default 4: most stacks here take < 1 s)
+    # test_hidden_stack creates a stack tagged so and checks that stack list hides it: the
+    # cloud must hide this tag (Heat's hidden_stack_tags; DevStack sets it to "hidden")
+    "hidden_stack_tag": "hidden",
+}
+
+
+def heat_options(admin: Creds, demo: Creds, cloud: Cloud) -> dict[str, str]:
+    """[heat_plugin]: who the plugin's tests run as, and the flavors, image and networks of
+    the servers they boot, looked up in the cloud (as demo, who owns them)."""
+    options = {
+        **HEAT_OPTIONS,
+        "auth_url": identity_v3(admin.auth_url),
+        "region": admin.region,
+        "username": demo.username,
+        "password": demo.password,
+        "project_name": demo.project_name,
+        "user_domain_name": demo.user_domain,
+        "project_domain_name": demo.project_domain,
+        "admin_username": admin.username,
+        "admin_password": admin.password,
+        "admin_project_name": admin.project_name,
+    }
+    if cloud.has("compute"):
+        flavors = smallest_flavors(cloud)
+        options["minimal_instance_type"] = flavors[0]["name"]
+        options["instance_type"] = flavors[min(1, len(flavors) - 1)]["name"]
+    if cloud.has("image"):
+        image = public_image(cloud, GUEST_IMAGE) or public_image(cloud, "")
+        if image:  # by id: names need not be unique
+            options["image_ref"] = options["minimal_image_ref"] = image
+        else:
+            say("no public image for heat's servers (`onestack image register tiny` makes "
+                f"{GUEST_IMAGE})")
+    if cloud.has("network"):
+        options.update(heat_networks(connect(demo)))
+    return options
+
+
+def heat_networks(demo: Cloud) -> dict[str, str]:
+    """The demo project's own network (DevStack's `private`, preferred) and its subnet, and the
+    external network, as the plugin's network options."""
+    base = versioned(demo.url("network"), "v2.0")
+    project = demo.token_body.get("project", {}).get("id")
+    networks = demo.get(base + "/networks")["networks"]
+    external = [n for n in networks if n.get("router:external")]
+    own = [n for n in networks if n.get("project_id") == project and not n.get("router:external")]
+    own.sort(key=lambda n: (n.get("name") != "private", n.get("name", "")))
+    options = {}
+    if external:
+        options["floating_network_name"] = external[0]["name"]
+    if not own:
+        say("the demo project has no network of its own: heat's server tests will not find one")
+        return options
+    options["fixed_network_name"] = options["network_for_ssh"] = own[0]["name"]
+    subnets = demo.get(base + f"/subnets?network_id={own[0]['id']}")["subnets"]
+    if subnets:
+        options["fixed_subnet_name"] = subnets[0]["name"]
+    return options
+
+
 # --------------------------------------------------------------------------- validation
 # Tempest's validation tests SSH into guests through floating IPs. The external network is
 # inside onestack's namespace `onestack-public`, bridged to no host NIC, so with validation
@@ -545,7 +704,8 @@ def netns_api_cmd() -> list[str]:
 
 
 def public_image(cloud: Cloud, name: str) -> str | None:
-    query = f"/images?name={name}&status=active&visibility=public"
+    """The id of an active public image named `name` (any, when `name` is empty)."""
+    query = f"/images?{f'name={name}&' if name else ''}status=active&visibility=public"
     images = cloud.get(versioned(cloud.url("image"), "v2") + query).get("images", [])
     return images[0]["id"] if images else None
 
@@ -724,7 +884,8 @@ def tempest_conf(
 def drop_unknown(
     conf: dict[str, dict[str, str]], known: dict[str, list[str]], version: str
 ) -> None:
-    """Remove options this Tempest does not define, so the file says only what counts."""
+    """Remove options this Tempest (and its plugins) does not define, so the file says only
+    what counts."""
     dropped = []
     for section, options in conf.items():
         if section in ("DEFAULT", "oslo_concurrency"):  # oslo.log / oslo.concurrency options
@@ -734,10 +895,18 @@ def drop_unknown(
                 dropped.append(f"[{section}] {name}")
                 del options[name]
     if dropped:
-        say(f"not options of tempest {version}, left out: {', '.join(dropped)}")
+        say(f"not options of {version}, left out: {', '.join(dropped)}")
 
 
-def write_workspace(conf: dict[str, dict[str, str]], package: str, accounts: list[Creds]) -> Path:
+# stestr runs each group on one worker: a test class (Tempest's rule), and each YAML file of
+# heat's gabbi API tests (`test_heat_api.<file>_<test>`), whose tests run in sequence.
+GROUP_REGEX = r"heat_tempest_plugin\.tests\.api\.test_heat_api\.[^_]+|([^\.]*\.)*"
+
+
+def write_workspace(
+    conf: dict[str, dict[str, str]], package: str, accounts: list[Creds],
+    conf_name: str = "tempest.conf",
+) -> Path:
     for sub in ("etc", "logs", "tempest_lock"):
         (WORKSPACE / sub).mkdir(parents=True, exist_ok=True)
     parser = configparser.RawConfigParser()
@@ -748,7 +917,7 @@ def write_workspace(conf: dict[str, dict[str, str]], package: str, accounts: lis
         for name, value in options.items():
             # oslo.config expands $name references: a literal $ must be doubled
             parser.set(section, name, value.replace("$", "$$"))
-    path = WORKSPACE / "etc" / "tempest.conf"  # holds the admin password: owner only
+    path = WORKSPACE / "etc" / conf_name  # holds the admin password: owner only
     path.unlink(missing_ok=True)
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write("# Written by tests/interop/run.py for the running cloud; rewritten each run.\n")
@@ -771,7 +940,7 @@ def write_workspace(conf: dict[str, dict[str, str]], package: str, accounts: lis
         "[DEFAULT]\n"
         f"test_path={package}/test_discover\n"
         f"top_dir={os.path.dirname(package)}\n"
-        "group_regex=([^\\.]*\\.)*\n"
+        f"group_regex={GROUP_REGEX}\n"
     )
     return path
 
@@ -807,19 +976,23 @@ def list_tempest_tests(bin_dir: Path, conf_path: Path) -> list[str]:
         text=True,
         timeout=600,
     )
-    tests = [line.strip() for line in out.stdout.splitlines() if line.startswith("tempest.")]
+    tests = [line.strip() for line in out.stdout.splitlines() if line.startswith(TEST_PACKAGES)]
     if out.returncode != 0 or not tests:
         raise SetupError(f"`tempest run --list-tests` failed:\n{(out.stdout + out.stderr)[-3000:]}")
     return tests
 
 
-def resolve(wanted: set[str], listed: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+def resolve(
+    wanted: set[str], listed: list[str], ids: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
     """Guideline id -> the id Tempest runs (with its [id-...] suffix), and the moved ones.
 
     Tests sometimes move to another class or module between Tempest releases but keep their
-    method name: such a test is matched to the closest same-named test of the same service.
+    idempotent id (`ids`, where the guideline gives it) or their method name: such a test is
+    matched to the test with that id, else to the closest same-named test of the same service.
     """
     by_plain = {strip_attrs(t): t for t in listed}
+    by_uuid = {m.group(1): t for t in listed if (m := UUID_ATTR.search(t))}
     by_method: dict[str, list[str]] = defaultdict(list)
     for plain in by_plain:
         by_method[plain.rsplit(".", 1)[-1]].append(plain)
@@ -827,6 +1000,10 @@ def resolve(wanted: set[str], listed: list[str]) -> tuple[dict[str, str], dict[s
     for test in sorted(wanted):
         if test in by_plain:
             full[test] = by_plain[test]
+            continue
+        uuid = (ids or {}).get(test)
+        if uuid in by_uuid:
+            full[test], moved[test] = by_uuid[uuid], strip_attrs(by_uuid[uuid])
             continue
         service = ".".join(test.split(".")[:3]) + "."  # e.g. tempest.api.network.
         candidates = [p for p in by_method[test.rsplit(".", 1)[-1]] if p.startswith(service)]
@@ -851,15 +1028,17 @@ def run_tempest(
     timeout: float,
     verbose: bool,
     in_public: bool = False,
+    tag: str = "",
 ) -> Path:
     """Run Tempest; return the subunit stream it wrote (partial if it was stopped).
 
     Tempest writes subunit (`--subunit`) which is saved as it arrives, so a timeout keeps the
     results so far, and is fed to stestr's subunit-trace for the readable log. `in_public`:
-    in the external network's namespace, with the API forwarded there (validation on).
+    in the external network's namespace, with the API forwarded there (validation on). `tag`
+    names an add-on's files (last-run-orchestration.log, ...).
     """
-    stream_path = WORKSPACE / "last-run.subunit"
-    log_path = WORKSPACE / "last-run.log"
+    stream_path = WORKSPACE / f"last-run{tag}.subunit"
+    log_path = WORKSPACE / f"last-run{tag}.log"
     cmd = [
         *(netns_api_cmd() if in_public else []),
         str(bin_dir / "tempest"),
@@ -967,8 +1146,14 @@ UNFINISHED = ("exists", "inprogress")  # subunit: enumerated or started, never e
 CLASS_FIXTURE = re.compile(r"^(setUpClass|tearDownClass) \((.+)\)$")
 
 
+def package_version(test: str, versions: Mapping[str, str]) -> str:
+    """`tempest 47.0.0`, `heat-tempest-plugin 3.0.0`: what a test id would come from."""
+    dist = test.split(".", 1)[0].replace("_", "-")
+    return f"{dist} {versions.get(dist, '(not installed)')}"
+
+
 def outcomes(
-    wanted: set[str], full: dict[str, str], records: dict[str, dict], version: str
+    wanted: set[str], full: dict[str, str], records: dict[str, dict], versions: Mapping[str, str]
 ) -> tuple[dict[str, Outcome], list[str]]:
     """Each guideline test's outcome, and the class clean-up errors (reported, not counted)."""
     by_plain = {strip_attrs(k): v for k, v in records.items()}
@@ -982,7 +1167,7 @@ def outcomes(
     result = {}
     for test in wanted:
         if test not in full:
-            result[test] = Outcome("skipped", f"not in tempest {version}")
+            result[test] = Outcome("skipped", f"not in {package_version(test, versions)}")
             continue
         plain = strip_attrs(full[test])
         row = by_plain.get(plain)
@@ -1005,6 +1190,10 @@ def outcome_of(row: dict | None) -> Outcome:
     return Outcome("failed", "started but did not finish (timeout, or its worker died)")
 
 
+# a frame of the test's own code, Tempest's or heat-tempest-plugin's
+OWN_FRAME = re.compile(r"/(tempest|heat_tempest_plugin/tests)/(api|scenario|functional)/")
+
+
 def key_lines(traceback: str, limit: int = 10) -> list[str]:
     """The useful part of a traceback: the test's own frame, the last frame, the exception."""
     lines = [
@@ -1019,7 +1208,7 @@ def key_lines(traceback: str, limit: int = 10) -> list[str]:
         has_source = i + 1 < len(lines) and len(lines[i + 1]) - len(lines[i + 1].lstrip()) > indent
         return lines[i : i + 1 + has_source]
 
-    own = [i for i in frames if "/tempest/api/" in lines[i] or "/tempest/scenario/" in lines[i]]
+    own = [i for i in frames if OWN_FRAME.search(lines[i])]
     last = frame(frames[-1])
     picked = (frame(own[-1]) if own and own[-1] != frames[-1] else []) + last
     exception = lines[frames[-1] + len(last) :]
@@ -1038,13 +1227,14 @@ def report(
     cleanup_errors: list[str],
     moved: dict[str, str],
 ) -> bool:
-    """Print details, then one line per capability, then the totals last. True if all passed."""
+    """Print details, then one line per capability (main prints the totals). True if all
+    passed."""
     caps_of: dict[str, list[str]] = defaultdict(list)
     for cap, tests in caps.items():
         for test in tests:
             caps_of[test].append(cap)
     for old, new in sorted(moved.items()):
-        say(f"moved in this tempest: {old} -> {new}")
+        say(f"moved or renamed in this version: {old} -> {new}")
     # A traceback is shown once for the tests that share it (a class set-up failure fails the
     # whole class); one-line reasons (skips, "not run") once per reason.
     tracebacks: dict[tuple[str, ...], list[str]] = defaultdict(list)
@@ -1062,7 +1252,7 @@ def report(
             print(f"    {line}")
     for (status, reason), tests in sorted(grouped.items()):
         print(f"{status.upper()} {len(tests)} test(s): {reason}")
-        if status == "failed" or reason.startswith("not in tempest"):
+        if status == "failed" or reason.startswith("not in "):
             for test in tests[:20]:
                 print(f"    {test}")
             if len(tests) > 20:
@@ -1073,8 +1263,6 @@ def report(
             print(f"    {line}")
     for cap, tests in caps.items():
         print(f"{cap}: {count([result[t] for t in tests])}")
-    # Totals count each test once, even when it belongs to several capabilities.
-    print(count([result[t] for t in caps_of]), flush=True)
     return all(result[t].status != "failed" for t in caps_of)
 
 
@@ -1115,15 +1303,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument(
         "--guideline",
-        type=Path,
-        default=Path(os.environ.get("INTEROP_GUIDELINE") or DEFAULT_GUIDELINE),
+        default=os.environ.get("GUIDELINE") or os.environ.get("INTEROP_GUIDELINE") or "",
+        help=f"comma-separated guideline names ({', '.join(GUIDELINES)}) or files (default: "
+        "$GUIDELINE, else the platform and the add-ons whose service the catalog offers)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="echo all tempest output")
     return parser.parse_args(argv)
 
 
-def prepare(args: argparse.Namespace, wanted: set[str], deadline: float):
-    """Everything before the run: venv, credentials, cloud, workspace, load list."""
+@dataclass
+class SetUp:
+    """What every guideline's run shares."""
+
+    bin_dir: Path
+    facts: dict
+    admin: Creds
+    accounts: list[Creds]  # --static-credentials: admin, demo
+    cloud: Cloud
+    guests: tuple[str, str] | None  # validation on: the images to boot
+
+
+def set_up(args: argparse.Namespace) -> SetUp:
+    """Once for all guidelines: venv, credentials, the cloud and its catalog, validation."""
     bin_dir = ensure_tempest()
     facts = tempest_facts(bin_dir)
     admin = creds_from_env(os.environ, "the environment") if args.use_env else openrc_creds("admin")
@@ -1138,23 +1339,38 @@ def prepare(args: argparse.Namespace, wanted: set[str], deadline: float):
     cloud = connect(admin)
     say(f"catalog: {', '.join(sorted(cloud.catalog)) or '(empty)'}")
     guests = decide_validation(args.validation, cloud)
-    conf = tempest_conf(admin, cloud, args.static_credentials, guests)
-    drop_unknown(conf, facts["options"], facts["version"])
-    conf_path = write_workspace(conf, facts["package"], accounts)
-    ensure_stestr_repo(bin_dir)
-    full, moved = resolve(wanted, list_tempest_tests(bin_dir, conf_path))
+    return SetUp(bin_dir, facts, admin, accounts, cloud, guests)
+
+
+def versions_label(versions: Mapping[str, str]) -> str:
+    return ", ".join(f"{dist} {v}" for dist, v in versions.items())
+
+
+def prepare(
+    args: argparse.Namespace, setup: SetUp, guideline: Guideline, tag: str, deadline: float
+):
+    """Everything before one guideline's run: its tempest.conf, load list, and the tests."""
+    conf = tempest_conf(setup.admin, setup.cloud, args.static_credentials, setup.guests)
+    if guideline.service == "orchestration":
+        # heat-tempest-plugin's own section; only for its run: with it, listing the tests
+        # already calls the orchestration API (which the platform run need not depend on)
+        conf["heat_plugin"] = heat_options(setup.admin, openrc_creds("demo"), setup.cloud)
+    drop_unknown(conf, setup.facts["options"], versions_label(setup.facts["versions"]))
+    conf_path = write_workspace(conf, setup.facts["package"], setup.accounts, f"tempest{tag}.conf")
+    ensure_stestr_repo(setup.bin_dir)
+    listed = list_tempest_tests(setup.bin_dir, conf_path)
+    full, moved = resolve(guideline.tests(), listed, guideline.ids)
     if args.validation_only:
-        users = validation_users(bin_dir, conf_path, sorted(full.values()))
+        users = validation_users(setup.bin_dir, conf_path, sorted(full.values()))
         full = {t: f for t, f in full.items() if f in users}
         moved = {t: m for t, m in moved.items() if t in full}
-        say(f"--validation-only: {len(full)} of the selected tests check guests over SSH")
-        if not full:
-            raise SetupError("none of the selected tests checks guests over SSH")
-    load_list = WORKSPACE / "load-list.txt"
+        say(f"--validation-only: {len(full)} of the selected {guideline.name} tests check "
+            "guests over SSH")
+    load_list = WORKSPACE / f"load-list{tag}.txt"
     load_list.write_text("".join(f"{t}\n" for t in sorted(set(full.values()))))
     if time.monotonic() > deadline:
         raise SetupError("--timeout spent before the tests started")
-    return bin_dir, facts["version"], conf_path, load_list, full, moved, guests is not None
+    return conf_path, load_list, full, moved
 
 
 def only(caps: dict[str, list[str]], tests: set[str]) -> dict[str, list[str]]:
@@ -1163,43 +1379,99 @@ def only(caps: dict[str, list[str]], tests: set[str]) -> dict[str, list[str]]:
     return {cap: ts for cap, ts in narrowed.items() if ts}
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    if args.validation_only:
-        args.validation = "on"
-    deadline = time.monotonic() + args.timeout
-    caps = select_caps(load_guideline(args.guideline), args.caps)
-    wanted = {t for tests in caps.values() for t in tests}
-    if args.list:
-        for cap, tests in caps.items():
-            print(f"{cap}: {len(tests)} tests")
-        print(f"{len(caps)} capabilities, {len(wanted)} distinct tests")
-        return 0
-    WORKSPACE.mkdir(exist_ok=True)
-    cleanup_errors: list[str] = []
-    moved: dict[str, str] = {}
+@dataclass
+class Run:
+    guideline: Guideline
+    result: dict[str, Outcome]
+    cleanup_errors: list[str] = field(default_factory=list)
+    moved: dict[str, str] = field(default_factory=dict)
+
+
+def failed_run(guideline: Guideline, why: str) -> Run:
+    return Run(guideline, {t: Outcome("failed", f"not run: {why}") for t in guideline.tests()})
+
+
+def run_guideline(args: argparse.Namespace, setup: SetUp, guideline: Guideline, deadline: float):
+    """Run one guideline's selected tests; None when --validation-only leaves none of them."""
+    # the platform's files keep their names; an add-on's are tagged (tempest-orchestration.conf)
+    tag = f"-{guideline.name}" if guideline.service else ""
     try:
-        bin_dir, version, conf_path, load_list, full, moved, validating = prepare(
-            args, wanted, deadline
-        )
+        conf_path, load_list, full, moved = prepare(args, setup, guideline, tag, deadline)
         if args.validation_only:
-            caps, wanted = only(caps, set(full)), set(full)
+            if not full:
+                return None
+            guideline.caps = only(guideline.caps, set(full))
         stream = run_tempest(
-            bin_dir,
+            setup.bin_dir,
             conf_path,
             load_list,
             max(1, args.concurrency),
             max(1.0, deadline - time.monotonic()),
             args.verbose,
-            in_public=validating,
+            # validation SSHes from the public namespace; the add-ons' tests log into no guest
+            in_public=setup.guests is not None and not guideline.service,
+            tag=tag,
         )
-        records = read_results(bin_dir, stream)
-        (WORKSPACE / "results.json").write_text(json.dumps(records, indent=1))
-        result, cleanup_errors = outcomes(wanted, full, records, version)
+        records = read_results(setup.bin_dir, stream)
+        (WORKSPACE / f"results{tag}.json").write_text(json.dumps(records, indent=1))
+        result, cleanup_errors = outcomes(
+            guideline.tests(), full, records, setup.facts["versions"]
+        )
+        return Run(guideline, result, cleanup_errors, moved)
+    except (SetupError, subprocess.SubprocessError, OSError) as err:
+        say(f"cannot run the {guideline.name} tests: {err}")
+        return failed_run(guideline, str(err).splitlines()[0])
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.validation_only:
+        args.validation = "on"
+    deadline = time.monotonic() + args.timeout
+    guidelines = select_caps(load_guidelines(args.guideline), args.caps)
+    if args.list:
+        for g in guidelines:
+            offered = f", run when the catalog offers {g.service}" if g.service else ""
+            print(f"guideline {g.name} ({len(g.caps)} capabilities, "
+                  f"{len(g.tests())} distinct tests{offered}):")
+            for cap, tests in g.caps.items():
+                print(f"{cap}: {len(tests)} tests")
+        return 0
+    WORKSPACE.mkdir(exist_ok=True)
+    setup, why = None, ""
+    try:
+        setup = set_up(args)
     except (SetupError, subprocess.SubprocessError, OSError) as err:
         say(f"cannot run the tests: {err}")
-        result = {t: Outcome("failed", f"not run: {str(err).splitlines()[0]}") for t in wanted}
-    return 0 if report(caps, result, cleanup_errors, moved) else 1
+        why = str(err).splitlines()[0]
+    runs: list[Run] = []
+    notes: list[str] = []  # printed just before the totals
+    ok = True
+    for g in guidelines:
+        if g.service and setup and not setup.cloud.has(g.service):
+            notes.append(f"{g.name}: not offered by this cloud")
+            ok = ok and not g.named  # asked for by name, it is missing; else a note only
+        elif setup is None and g.service and not g.named:
+            notes.append(f"{g.name}: not run (no catalog to tell whether this cloud offers it)")
+        elif setup is None:
+            runs.append(failed_run(g, why))
+        elif run := run_guideline(args, setup, g, deadline):
+            runs.append(run)
+        else:
+            notes.append(f"{g.name}: --validation-only: none of its tests checks guests over SSH")
+    if args.validation_only and not runs:
+        say("cannot run the tests: none of the selected tests checks guests over SSH")
+        ok = False
+    for run in runs:
+        ok = report(run.guideline.caps, run.result, run.cleanup_errors, run.moved) and ok
+    if len(runs) > 1:
+        for run in runs:
+            print(f"guideline {run.guideline.name}: {count(list(run.result.values()))}")
+    for note in notes:
+        print(note)
+    # Totals count each test once, even when it belongs to several capabilities.
+    print(count([o for run in runs for o in run.result.values()]), flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

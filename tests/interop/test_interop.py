@@ -1,4 +1,4 @@
-"""`make test` runs the interop guideline's Tempest tests of the services this build has:
+"""`make test` runs the interop guidelines' Tempest tests of the services this build has:
 all of them against the session's cloud (simulated compute: validation off), then, as
 root with libvirt, the tests that SSH into guests against a cloud with real guests."""
 
@@ -24,6 +24,7 @@ CAPS_BY_SERVICE = {
     "network": "networks-*",
     "block-storage": "volumes-*",
     "object-store": "objectstore-*",
+    "orchestration": "stack-*",  # the orchestration add-on's guideline (heat-tempest-plugin)
 }
 
 

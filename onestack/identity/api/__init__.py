@@ -45,6 +45,7 @@ def build():
         discovery,
         projects,
         tokens,
+        trusts,
         users,
     )
 

@@ -88,6 +88,15 @@ def _restricted_app_cred(s, ctx) -> bool:
     return cred is None or not cred.unrestricted
 
 
+def _refuse_trust(req: Req) -> None:
+    # A credential made from a trust-scoped token would outlive the trust and drop
+    # the delegation chain from the audit trail (Keystone refuses it so).
+    if req.ctx.trust_id:
+        raise errors.Forbidden(
+            "Cannot manage application credentials with a token issued via delegation."
+        )
+
+
 def _refuse_restricted(s, ctx, what: str) -> None:
     if _restricted_app_cred(s, ctx):
         raise errors.Forbidden(
@@ -151,6 +160,7 @@ def create_app_cred(req: Req):
     obj = body_object(req, "application_credential")
     validation.validate(APP_CRED_CREATE, obj)
     authorize(req, "identity:create_application_credential", _user_target(user_id))
+    _refuse_trust(req)
     ctx = req.ctx
     if ctx.user_id != user_id:  # the rule allows only this already; say it plainly anyway
         raise errors.Forbidden("Cannot create an application credential for another user.")
@@ -214,6 +224,7 @@ def create_app_cred(req: Req):
 def list_app_creds(req: Req):
     user_id = req.path["user_id"]
     authorize(req, "identity:list_application_credentials", _user_target(user_id))
+    _refuse_trust(req)
     q = (
         sa.select(m.AppCredential)
         .where(m.AppCredential.user_id == user_id)
@@ -239,6 +250,7 @@ def _get_app_cred(s, user_id: str, cred_id: str) -> m.AppCredential:
 def get_app_cred(req: Req):
     user_id = req.path["user_id"]
     authorize(req, "identity:get_application_credential", _user_target(user_id))
+    _refuse_trust(req)
     with db.session() as s:
         cred = _get_app_cred(s, user_id, req.path["cred_id"])
         out = views.app_credential(req, cred, _cred_roles(s, cred.id))
@@ -249,6 +261,7 @@ def get_app_cred(req: Req):
 def delete_app_cred(req: Req):
     user_id = req.path["user_id"]
     authorize(req, "identity:delete_application_credential", _user_target(user_id))
+    _refuse_trust(req)
     with db.transaction() as s:
         _refuse_restricted(s, req.ctx, "application credentials")
         cred = _get_app_cred(s, user_id, req.path["cred_id"])
@@ -347,9 +360,14 @@ def _cred_target(c) -> dict:
     return {"credential": c}
 
 
+def _delegated(ctx) -> bool:
+    return bool(ctx.app_cred_id or ctx.trust_id)
+
+
 def _check_delegated_scope(ctx, project_id: str | None) -> None:
-    """A token from an application credential reaches only its own project's credentials."""
-    if ctx.app_cred_id and project_id != ctx.project_id:
+    """A token from an application credential or a trust reaches only its own project's
+    credentials."""
+    if _delegated(ctx) and project_id != ctx.project_id:
         raise errors.Forbidden(
             "Credential project does not match the project scope of the delegated token."
         )
@@ -389,7 +407,7 @@ def list_credentials(req: Req):
             c
             for c in s.scalars(q)
             if allowed(req, "identity:list_credentials", _cred_target(c))
-            and not (ctx.app_cred_id and c.project_id != ctx.project_id)
+            and not (_delegated(ctx) and c.project_id != ctx.project_id)
         ]
         rows, truncated = limit_list(visible)
         items = [views.credential(req, c, _decrypt(c)) for c in rows]
@@ -412,9 +430,12 @@ def create_credential(req: Req):
                     "Invalid input for field 'project_id': required for ec2 credentials."
                 )
             data = _ec2_blob(blob)
-            if ctx.app_cred_id:
+            if ctx.app_cred_id or ctx.trust_id:
                 # EC2 tokens made from it will then carry the same delegation.
-                data["app_cred_id"] = ctx.app_cred_id
+                if ctx.app_cred_id:
+                    data["app_cred_id"] = ctx.app_cred_id
+                if ctx.trust_id:
+                    data["trust_id"] = ctx.trust_id
                 blob = json.dumps(data)
             cred_id = _ec2_id(data["access"])
         else:
@@ -538,7 +559,7 @@ def list_ec2(req: Req):
         items = [
             _ec2_view(req, c)
             for c in rows
-            if not (ctx.app_cred_id and c.project_id != ctx.project_id)
+            if not (_delegated(ctx) and c.project_id != ctx.project_id)
         ]
     return collection(req, "credentials", items)
 
@@ -560,7 +581,8 @@ def create_ec2(req: Req):
         core.get_user(s, user_id)
         project = core.get_project(s, body["tenant_id"])
         _check_delegated_scope(ctx, project.id)
-        data = {"access": secrets.token_hex(16), "secret": secrets.token_hex(16), "trust_id": None}
+        data = {"access": secrets.token_hex(16), "secret": secrets.token_hex(16),
+                "trust_id": ctx.trust_id}
         if ctx.app_cred_id:
             data["app_cred_id"] = ctx.app_cred_id
         c = m.Credential(

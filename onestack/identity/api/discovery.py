@@ -45,6 +45,17 @@ _HOME = {
 }
 
 
+# OS-TRUST relations live under the extension's own prefix.
+_TRUST_REL = "https://docs.openstack.org/api/openstack-identity/3/ext/OS-TRUST/1.0/rel/"
+_TRUST_HOME = {
+    "trusts": "/OS-TRUST/trusts",
+    "trust": ("/OS-TRUST/trusts/{trust_id}", {"trust_id": "trust_id"}),
+    "trust_roles": ("/OS-TRUST/trusts/{trust_id}/roles", {"trust_id": "trust_id"}),
+    "trust_role": ("/OS-TRUST/trusts/{trust_id}/roles/{role_id}",
+                   {"trust_id": "trust_id", "role_id": "role_id"}),
+}
+
+
 def _version(req: Req) -> dict:
     href = str(req.request.base_url).rstrip("/") + "/v3/"
     return {
@@ -58,15 +69,16 @@ def _version(req: Req) -> dict:
 
 def _json_home() -> dict:
     resources = {}
-    for rel, spec in _HOME.items():
-        if isinstance(spec, tuple):
-            tmpl, params = spec
-            resources[REL + rel] = {
-                "href-template": "/v3" + tmpl,
-                "href-vars": {k: REL.replace("/rel/", "/param/") + v for k, v in params.items()},
-            }
-        else:
-            resources[REL + rel] = {"href": "/v3" + spec}
+    for prefix, home in ((REL, _HOME), (_TRUST_REL, _TRUST_HOME)):
+        for rel, spec in home.items():
+            if isinstance(spec, tuple):
+                tmpl, params = spec
+                resources[prefix + rel] = {
+                    "href-template": "/v3" + tmpl,
+                    "href-vars": {k: prefix.replace("/rel/", "/param/") + v for k, v in params.items()},
+                }
+            else:
+                resources[prefix + rel] = {"href": "/v3" + spec}
     return {"resources": resources}
 
 

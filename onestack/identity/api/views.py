@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from onestack.common.http import Req
-from onestack.common.timeutils import iso_plain
+from onestack.common.timeutils import iso, iso_plain
 from onestack.identity import models as m
 from onestack.identity.api.common import base, link
 
@@ -159,6 +159,28 @@ def ec2_credential(req: Req, c: m.Credential, blob: dict) -> dict:
         "trust_id": blob.get("trust_id"),
         "links": link(req, f"users/{c.user_id}/credentials/OS-EC2/{access}"),
     }
+
+
+def trust(req: Req, t: m.Trust, roles: list[m.Role] | None = None) -> dict:
+    """A trust (OS-TRUST); with its roles (and their links) where Keystone shows them:
+    not in lists."""
+    out = {
+        "id": t.id,
+        "trustor_user_id": t.trustor_user_id,
+        "trustee_user_id": t.trustee_user_id,
+        "project_id": t.project_id,
+        "impersonation": t.impersonation,
+        "expires_at": iso(t.expires_at, micro=True),
+        "remaining_uses": t.remaining_uses,
+        "redelegated_trust_id": t.redelegated_trust_id,
+        "redelegation_count": t.redelegation_count,
+        "links": link(req, f"OS-TRUST/trusts/{t.id}"),
+    }
+    if roles is not None:
+        out["roles"] = [role(req, r) for r in roles]
+        out["roles_links"] = {"self": f"{base(req)}/OS-TRUST/trusts/{t.id}/roles",
+                              "previous": None, "next": None}
+    return out
 
 
 def role_assignment(req: Req, a, names: dict | None = None) -> dict:
