@@ -19,6 +19,7 @@ MODULES = [
     "onestack.network.service",
     "onestack.compute.service",
     "onestack.volume.service",
+    "onestack.orchestration.service",
 ]
 
 # What a machine of the cloud runs (the book's chapter 3): the controller has the APIs,
