@@ -1,0 +1,1 @@
+"""Orchestration (Heat v1): HOT templates that build, change and delete stacks."""

@@ -1,0 +1,117 @@
+"""Whose token the engine acts with: the one place that decides.
+
+At stack create the domain asks :func:`create_trust`: the owner delegates the roles of
+their token on the project to the ``heat`` service user (impersonation), and only the
+trust id is stored. The engine then gets a trust-scoped token (``heat``'s password +
+the trust id) whenever it acts for the stack, however long after the request.
+
+Until identity has trusts (no ``/v3/OS-TRUST/trusts`` route) the fallback is the token
+of the request that started the action, passed along with it over the bus:
+:func:`owner_token` is the only function that chooses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import httpx
+
+from onestack.common import errors
+from onestack.common.clients import ServiceAuth
+
+log = logging.getLogger(__name__)
+
+_conf = None
+_heat: ServiceAuth | None = None
+_heat_user_id: str | None = None
+_trusts: tuple[float, bool] | None = None  # (checked at, available)
+_lock = threading.Lock()
+
+
+def configure(conf) -> None:
+    global _conf, _heat, _heat_user_id, _trusts
+    _conf, _heat, _heat_user_id, _trusts = conf, None, None, None
+
+
+def _identity() -> str:
+    return _conf.public_url + "/identity/v3"
+
+
+def heat_auth() -> ServiceAuth:
+    global _heat
+    with _lock:
+        if _heat is None:
+            _heat = ServiceAuth.for_service(_conf, "heat")
+        return _heat
+
+
+def _heat_user() -> str:
+    global _heat_user_id
+    if _heat_user_id is None:
+        token = heat_auth().token()
+        r = httpx.get(_identity() + "/auth/tokens?nocatalog", timeout=30,
+                      headers={"X-Auth-Token": token, "X-Subject-Token": token})
+        r.raise_for_status()
+        _heat_user_id = r.json()["token"]["user"]["id"]
+    return _heat_user_id
+
+
+def trusts_available(token: str) -> bool:
+    """Whether identity has the OS-TRUST API (checked once a minute)."""
+    global _trusts
+    now = time.monotonic()
+    if _trusts is not None and now - _trusts[0] < 60:
+        return _trusts[1]
+    try:
+        r = httpx.get(_identity() + "/OS-TRUST/trusts", headers={"X-Auth-Token": token}, timeout=30)
+        available = r.status_code in (200, 403)
+    except httpx.HTTPError:
+        available = False
+    _trusts = (now, available)
+    return available
+
+
+def create_trust(ctx) -> str | None:
+    """A trust from the caller to ``heat`` on the caller's project (None: no trusts yet)."""
+    if not trusts_available(ctx.auth_token):
+        return None
+    body = {"trust": {"trustor_user_id": ctx.user_id, "trustee_user_id": _heat_user(),
+                      "project_id": ctx.project_id, "impersonation": True,
+                      "roles": [{"name": r} for r in ctx.roles]}}
+    r = httpx.post(_identity() + "/OS-TRUST/trusts", json=body, timeout=30,
+                   headers={"X-Auth-Token": ctx.auth_token})
+    if r.status_code != 201:
+        raise errors.BadRequest(f"Cannot delegate to the orchestration service: identity answered "
+                                f"{r.status_code} to the trust request.")
+    return r.json()["trust"]["id"]
+
+
+def delete_trust(trust_id: str | None) -> None:
+    if not trust_id:
+        return
+    try:
+        httpx.delete(f"{_identity()}/OS-TRUST/trusts/{trust_id}", timeout=30,
+                     headers={"X-Auth-Token": owner_token(trust_id, None)})
+    except (httpx.HTTPError, errors.ApiError) as e:
+        log.info("orchestration: trust %s not deleted: %s", trust_id, e)
+
+
+
+def _trust_token(trust_id: str) -> str:
+    try:
+        return heat_auth().trust_token(trust_id)
+    except (errors.Unauthorized, errors.Forbidden, errors.NotFound) as e:
+        raise errors.Unauthorized(f"The stack's trust gives no token ({e.message}): was the owner or "
+                                  "their role removed?") from None
+
+
+def owner_token(trust_id: str | None, request_token: str | None) -> str:
+    """The token to act for a stack's owner with: trust-scoped when the stack has a
+    trust, else the token of the request that started the action."""
+    if trust_id:
+        return _trust_token(trust_id)
+    if not request_token:
+        raise errors.Unauthorized("The stack has no trust and the request no token to act with.")
+    return request_token
