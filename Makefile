@@ -5,6 +5,7 @@ ONESTACK := $(VENV)/bin/onestack
 PYTEST_ARGS ?=
 CAPS ?=
 VALIDATION ?=
+GUIDELINE ?=
 
 .PHONY: install install-test up down cluster cluster-down test test-fast interop bench lint
 
@@ -42,9 +43,10 @@ test: install-test lint  ## the whole suite (unit, API through real clients, Pos
 test-fast: install-test  ## unit + API tests on fake hosts (SQLite), the quick loop
 	@$(VENV)/bin/python -m pytest tests/unit tests/api $(QUICK) $(PYTEST_ARGS)
 
-interop: install    ## Tempest interop guideline against the running cloud (CAPS=identity-v3-* ..., VALIDATION=auto|on|off)
+interop: install    ## Tempest interop guidelines against the running cloud (GUIDELINE=platform|orchestration, CAPS=identity-v3-* ..., VALIDATION=auto|on|off)
 	@$(ONESTACK) up --detach >/dev/null
-	@CAPS="$(CAPS)" VALIDATION="$(VALIDATION)" $(VENV)/bin/python tests/interop/run.py
+	@$(ONESTACK) image register tiny >/dev/null
+	@GUIDELINE="$(GUIDELINE)" CAPS="$(CAPS)" VALIDATION="$(VALIDATION)" $(VENV)/bin/python tests/interop/run.py
 
 bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/startup.py

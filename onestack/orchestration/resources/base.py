@@ -23,6 +23,7 @@ from onestack.common import errors
 
 # property types, as the Heat property schema names them
 STRING, NUMBER, INTEGER, BOOLEAN, MAP, LIST = "string", "number", "integer", "boolean", "map", "list"
+ANY = "any"  # any value, unchecked (OS::Heat::Value's value)
 
 
 @dataclass
@@ -80,6 +81,9 @@ class Resource:
     SUPPORT_STATUS: ClassVar[str] = "SUPPORTED"
     # the service type whose presence in the catalog this type needs ("compute", ...)
     REQUIRES_SERVICE: ClassVar[str | None] = None
+    # types that take any property / answer any attribute (OS::Heat::None, ResourceGroup)
+    ANY_PROPERTIES: ClassVar[bool] = False
+    ANY_ATTRIBUTE: ClassVar[bool] = False
 
     def __init__(self, name: str, properties: dict[str, Any], ctx: Context,
                  resource_id: str | None = None, data: dict[str, Any] | None = None,
@@ -109,6 +113,11 @@ class Resource:
 
     def check_update_complete(self) -> bool:
         return True
+
+    def needs_replace(self, new_properties: dict[str, Any], changed: set[str]) -> bool:
+        """Whether this change must replace the resource even though every changed
+        property is update_allowed (e.g. TestResource's update_replace)."""
+        return False
 
     # ----------------------------------------------------------------- delete
     def handle_delete(self) -> None:
