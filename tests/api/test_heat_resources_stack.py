@@ -19,7 +19,8 @@ TEMPLATE = {
     "resources": {
         "net": {"type": "OS::Neutron::Net"},
         "subnet": {"type": "OS::Neutron::Subnet",
-                   "properties": {"network": {"get_resource": "net"}, "cidr": "10.78.0.0/24"}},
+                   # network_id and subnet_id: the older names, still in templates people use
+                   "properties": {"network_id": {"get_resource": "net"}, "cidr": "10.78.0.0/24"}},
         "router": {"type": "OS::Neutron::Router",
                    "properties": {"external_gateway_info": {"network": "public"}}},
         "iface": {"type": "OS::Neutron::RouterInterface",
@@ -30,7 +31,7 @@ TEMPLATE = {
                 "properties": {"name": {"list_join": ["-", [{"get_param": "OS::stack_name"}, "key"]]}}},
         "port": {"type": "OS::Neutron::Port",
                  "properties": {"network": {"get_resource": "net"},
-                                "fixed_ips": [{"subnet": {"get_resource": "subnet"}}],
+                                "fixed_ips": [{"subnet_id": {"get_resource": "subnet"}}],
                                 "security_groups": [{"get_resource": "sg"}]}},
         "server": {"type": "OS::Nova::Server",
                    "properties": {"image": {"get_param": "image"}, "flavor": {"get_param": "flavor"},
@@ -98,3 +99,12 @@ def test_stack_of_every_service(cloud, image, tmp_path):
                  ("router", "show", phys["router"]), ("subnet", "show", phys["subnet"]),
                  ("network", "show", phys["net"])):
         assert cloud.openstack(*args, user="demo", check=False).returncode != 0, f"{args} still exists"
+
+
+def test_subnet_without_network_is_refused(cloud, tmp_path):
+    template = {"heat_template_version": "2018-08-31",
+                "resources": {"subnet": {"type": "OS::Neutron::Subnet", "properties": {"cidr": "10.79.0.0/24"}}}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(template))
+    r = cloud.openstack("stack", "create", "-t", str(tmp_path / "t.yaml"), f"nonet-{uuid.uuid4().hex[:6]}",
+                        user="demo", check=False)
+    assert r.returncode != 0 and "Property network not assigned" in r.stderr, r.stderr

@@ -30,6 +30,12 @@ def _custom(name: str) -> list[Constraint]:
 
 
 SHOW = Attribute("Detailed information about resource.", MAP)
+def _require_network(props: dict[str, Any]) -> None:
+    """``network`` (or its old name ``network_id``) is required, as Heat's translation has it."""
+    if not props.get("network") and not props.get("network_id"):
+        raise errors.BadRequest("Property network not assigned")
+
+
 TAGS = Property(LIST, update_allowed=True, schema=Property(STRING), description="The tags to be added.")
 VALUE_SPECS = Property(MAP, default={}, update_allowed=True,
                        description="Extra parameters to include in the request.")
@@ -184,8 +190,9 @@ class Subnet(NeutronResource):
     PASS_THROUGH = ("cidr", "prefixlen", "ip_version", "dns_nameservers", "gateway_ip", "enable_dhcp",
                     "allocation_pools", "host_routes", "ipv6_ra_mode", "ipv6_address_mode")
     PROPERTIES = {
+        # network_id: Heat's older name for network (templates such as heat-tempest-plugin's use it)
         "network_id": Property(STRING, constraints=_custom("neutron.network")),
-        "network": Property(STRING, required=True, constraints=_custom("neutron.network"),
+        "network": Property(STRING, constraints=_custom("neutron.network"),
                             description="The ID or name of the attached network."),
         "subnetpool": Property(STRING, constraints=_custom("neutron.subnetpool")),
         "prefixlen": Property(INTEGER, constraints=[Constraint("range", {"min": 0})]),
@@ -216,6 +223,7 @@ class Subnet(NeutronResource):
 
     def validate(self) -> None:
         p = self.properties
+        _require_network(p)
         if not p.get("cidr") and not p.get("subnetpool"):
             raise errors.BadRequest("At least one of the following properties must be specified: cidr, "
                                     "subnetpool.")
@@ -261,8 +269,8 @@ class Port(NeutronResource):
                     "dns_name", "propagate_uplink_status")
     PROPERTIES = {
         "name": Property(STRING, update_allowed=True, description="A symbolic name for this port."),
-        "network_id": Property(STRING, constraints=_custom("neutron.network")),
-        "network": Property(STRING, required=True, constraints=_custom("neutron.network"),
+        "network_id": Property(STRING, constraints=_custom("neutron.network")),  # network's old name
+        "network": Property(STRING, constraints=_custom("neutron.network"),
                             description="ID or name of the network this port belongs to."),
         "device_id": Property(STRING, default="", update_allowed=True, description="Device ID of this port."),
         "device_owner": Property(STRING, default="", update_allowed=True, description="Name of the network "
@@ -314,6 +322,9 @@ class Port(NeutronResource):
         "propagate_uplink_status": Attribute("Enable/Disable propagate uplink status for the port.", BOOLEAN),
         "show": SHOW,
     }
+
+    def validate(self) -> None:
+        _require_network(self.properties)
 
     def body(self, props: dict[str, Any], create: bool) -> dict[str, Any]:
         out = super().body(props, create)
