@@ -24,8 +24,12 @@ CAPS_BY_SERVICE = {
     "network": "networks-*",
     "block-storage": "volumes-*",
     "object-store": "objectstore-*",
-    "orchestration": "stack-*",  # the orchestration add-on's guideline (heat-tempest-plugin)
 }
+
+# The orchestration add-on's tests that fail today, each for a reason docs/orchestration.md
+# gives. Any other failure fails the test below; one of these passing is printed, so the
+# list only shrinks.
+ORCHESTRATION_KNOWN_FAILURES: set[str] = set()
 
 
 def _public_images(cloud, tmp_path) -> None:
@@ -47,13 +51,39 @@ def test_interop_guideline_for_implemented_services(cloud, tmp_path):
     caps = ",".join(CAPS_BY_SERVICE[t] for t in types if t in CAPS_BY_SERVICE)
     env = {**cloud.env, **cloud.openrc("admin")}
     r = subprocess.run(
-        [sys.executable, str(HARNESS), "--use-env", "--caps", caps, "--timeout", "1500"],
+        [sys.executable, str(HARNESS), "--use-env", "--guideline", "platform", "--caps", caps, "--timeout", "1500"],
         env=env, capture_output=True, text=True, timeout=1800,
     )
     print(r.stdout[-5000:], r.stderr[-3000:])
     last = r.stdout.strip().splitlines()[-1]
     assert r.returncode == 0, f"interop failures:\n{r.stdout[-5000:]}"
     assert last.endswith("0 failed") or ", 0 failed" in last, last
+
+
+@pytest.mark.timeout(1500)
+def test_interop_orchestration_addon(cloud, tmp_path):
+    """The orchestration add-on guideline (heat-tempest-plugin) against the session's cloud."""
+    with urllib.request.urlopen(cloud.url + "/") as resp:
+        types = [s["type"] for s in json.load(resp)["services"]]
+    if "orchestration" not in types:
+        pytest.skip("this build has no orchestration service")
+    _public_images(cloud, tmp_path)
+    env = {**cloud.env, **cloud.openrc("admin")}
+    found = HARNESS.parents[2] / ".interop" / "results-orchestration.json"
+    found.unlink(missing_ok=True)  # an earlier run's results must not stand in for this one's
+    r = subprocess.run(
+        [sys.executable, str(HARNESS), "--use-env", "--guideline", "orchestration", "--timeout", "1200"],
+        env=env, capture_output=True, text=True, timeout=1400,
+    )
+    print(r.stdout[-5000:], r.stderr[-3000:])
+    assert found.exists(), f"the harness wrote no results:\n{r.stdout[-3000:]}{r.stderr[-2000:]}"
+    results = json.loads(found.read_text())
+    failed = {name.split("[")[0] for name, res in results.items() if res["status"] != "success"}
+    fixed = ORCHESTRATION_KNOWN_FAILURES - failed
+    if fixed:
+        print("now passing, drop from ORCHESTRATION_KNOWN_FAILURES:", *sorted(fixed), sep="\n  ")
+    assert len(results) == 60, f"{len(results)} of the add-on's 60 tests ran:\n{r.stdout[-3000:]}"
+    assert not failed - ORCHESTRATION_KNOWN_FAILURES, f"orchestration interop failures:\n{r.stdout[-5000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +118,8 @@ def test_interop_validation_tests_with_real_guests(guest_cloud):
         env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and "public" in listed.stdout.split(), listed.stderr
     r = subprocess.run(
-        [sys.executable, str(HARNESS), "--use-env", "--validation-only", "--caps", "compute-*,volumes-*",
+        [sys.executable, str(HARNESS), "--use-env", "--guideline", "platform", "--validation-only",
+         "--caps", "compute-*,volumes-*",
          "--timeout", "1200"],
         env=env, capture_output=True, text=True, timeout=1400,
     )
