@@ -260,6 +260,27 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "node_connect_timeout": Key(float, 1.0, "Seconds the proxy waits to connect to a node server "
                                     "(one that does not answer is a failed replica)."),
     },
+    "orchestration": {
+        "max_template_size": Key(int, 524288, "Largest template in bytes (Heat's max_template_size)."),
+        "max_resources_per_stack": Key(int, 1000, "Most resources one template may define, a ResourceGroup's "
+                                       "members included (Heat's max_resources_per_stack)."),
+        "max_nested_stack_depth": Key(int, 5, "Deepest nesting of template resources and groups "
+                                      "(Heat's max_nested_stack_depth)."),
+        "max_stacks_per_tenant": Key(int, 100, "Top-level stacks a project may have (Heat's max_stacks_per_tenant)."),
+        "stack_action_timeout_mins": Key(int, 60, "Minutes a stack action may take when the stack sets no "
+                                         "timeout_mins (Heat's stack_action_timeout, in minutes)."),
+        "poll_min": Key(float, 0.05, "Seconds between the engine's first checks of a resource in progress; "
+                        "the wait grows by half each time nothing moved."),
+        "poll_max": Key(float, 1.0, "Longest wait in seconds between two checks of resources in progress."),
+        "hidden_stack_tags": Key(str, "hidden", "Stacks carrying any of these tags (comma-separated) are left "
+                                 "out of stack lists unless show_hidden=true (Heat's hidden_stack_tags; DevStack "
+                                 "and heat-tempest-plugin use 'hidden'). Empty: none hidden."),
+        "web_image_fetch": Key(bool, True, "OS::Glance::WebImage: the engine itself reads the location URL and "
+                               "uploads the data when the image service offers no web-download import; false: "
+                               "such a WebImage is refused."),
+        "web_image_hosts": Key(str, "", "Hosts (comma-separated names or addresses) an OS::Glance::WebImage "
+                               "location, and any redirect it follows, may name; empty: any host."),
+    },
 }
 
 

@@ -81,6 +81,7 @@ def create_deployment(ctx, body: Any) -> m.SoftwareDeployment:
                                created_at=utcnow())
     with db.transaction() as s:
         s.add(row)
+    push_metadata(row.server_id, row.project_id)
     return row
 
 
@@ -105,6 +106,7 @@ def update_deployment(ctx, deployment_id: str, body: Any) -> m.SoftwareDeploymen
         raise errors.BadRequest("The request body must be a JSON object.")
     with db.transaction() as s:
         row = _owned(ctx, s.get(m.SoftwareDeployment, deployment_id), "Software Deployment", deployment_id)
+        new_config = bool(body.get("config_id")) and body["config_id"] != row.config_id
         if body.get("config_id"):
             if s.get(m.SoftwareConfig, body["config_id"]) is None:
                 raise errors.NotFound(f"The Software Config ({body['config_id']}) could not be found.")
@@ -118,31 +120,57 @@ def update_deployment(ctx, deployment_id: str, body: Any) -> m.SoftwareDeploymen
                     raise errors.BadRequest(f"{key} must be a map.")
                 setattr(row, key, body[key])
         row.updated_at = utcnow()
+    if new_config:  # the server's metadata lists configs: only a new config changes it
+        push_metadata(row.server_id, row.project_id)
     return row
 
 
 def delete_deployment(ctx, deployment_id: str) -> None:
     policies.authorize("software_deployments:delete", ctx)
     with db.transaction() as s:
-        s.delete(_owned(ctx, s.get(m.SoftwareDeployment, deployment_id), "Software Deployment", deployment_id))
+        row = _owned(ctx, s.get(m.SoftwareDeployment, deployment_id), "Software Deployment", deployment_id)
+        server_id, project_id = row.server_id, row.project_id
+        s.delete(row)
+    push_metadata(server_id, project_id)
+
+
+def _metadata(s, server_id: str, project_id: str) -> list[dict]:
+    deps = list(s.scalars(sa.select(m.SoftwareDeployment).where(
+        m.SoftwareDeployment.server_id == server_id, m.SoftwareDeployment.project_id == project_id)
+        .order_by(m.SoftwareDeployment.created_at)))
+    out = []
+    for d in deps:
+        c = s.get(m.SoftwareConfig, d.config_id)
+        if c is None:
+            continue
+        cfg = c.config or {}
+        # a deployment resource's derived config carries each input's value already
+        inputs = [{**i, "value": i["value"] if "value" in i else
+                   (d.input_values or {}).get(i.get("name"), i.get("default"))}
+                  for i in cfg.get("inputs", [])]
+        out.append({"id": c.id, "name": c.name, "group": c.group, "config": cfg.get("config", ""),
+                    "inputs": inputs, "outputs": cfg.get("outputs", []), "options": cfg.get("options", {}),
+                    "creation_time": c.created_at.isoformat(), "updated_time": None})
+    # by config name: a deterministic order the template controls (Heat's)
+    return sorted(out, key=lambda x: (x["name"] or "", x["creation_time"]))
 
 
 def server_metadata(ctx, server_id: str) -> list[dict]:
     """The configs deployed to a server, as its agent reads them (``deployments`` metadata)."""
     policies.authorize("software_deployments:metadata", ctx)
     with db.session() as s:
-        deps = list(s.scalars(sa.select(m.SoftwareDeployment).where(
-            m.SoftwareDeployment.server_id == server_id, m.SoftwareDeployment.project_id == ctx.project_id)
-            .order_by(m.SoftwareDeployment.created_at)))
-        out = []
-        for d in deps:
-            c = s.get(m.SoftwareConfig, d.config_id)
-            if c is None:
-                continue
-            cfg = c.config or {}
-            inputs = [{**i, "value": d.input_values.get(i.get("name"), i.get("default"))}
-                      for i in cfg.get("inputs", [])]
-            out.append({"id": d.id, "name": c.name, "group": c.group, "config": cfg.get("config", ""),
-                        "inputs": inputs, "outputs": cfg.get("outputs", []), "options": cfg.get("options", {}),
-                        "creation_time": c.created_at.isoformat(), "updated_time": None})
-        return sorted(out, key=lambda x: (x["name"] or "", x["creation_time"]))
+        return _metadata(s, server_id, ctx.project_id)
+
+
+def push_metadata(server_id: str, project_id: str) -> None:
+    """Put a server's deployments into the metadata of the stack resource that is that
+    server (``GET .../resources/{server}/metadata``, what its agent polls)."""
+    with db.transaction() as s:
+        rows = list(s.scalars(sa.select(m.Resource).join(m.Stack, m.Stack.id == m.Resource.stack_id).where(
+            m.Resource.physical_id == server_id, m.Resource.current.is_(True), m.Resource.action != "DELETE",
+            m.Stack.project_id == project_id, m.Stack.deleted_at.is_(None))))
+        if not rows:
+            return
+        deployments = _metadata(s, server_id, project_id)
+        for r in rows:
+            r.metadata_ = {**(r.metadata_ or {}), "deployments": deployments}

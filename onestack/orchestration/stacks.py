@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from onestack.common import bus, db, errors
 from onestack.common.timeutils import utcnow
-from onestack.orchestration import events, policies, settings
+from onestack.orchestration import events, policies, settings, snapshots
 from onestack.orchestration import models as m
 from onestack.orchestration import template as tpl
 from onestack.orchestration.engine import actions, credentials, properties, store
@@ -175,6 +175,11 @@ def parse_request(ctx, body: dict) -> dict:
 
 def create(ctx, body: dict) -> m.Stack:
     policies.authorize("stacks:create", ctx)
+    adopt = snapshots.adopt_data(body) if isinstance(body, dict) else None
+    if adopt is not None:  # the template is the adopted stack's
+        body = {**body, "template": adopt["template"],
+                "environment": body.get("environment") or adopt.get("environment") or {}}
+    action = "CREATE" if adopt is None else "ADOPT"
     req = parse_request(ctx, body)
     actions.validate(_stub(ctx, req["name"]), req["template"], req["environment"], req["parameters"],
                      req["files"], token=ctx.auth_token)
@@ -191,15 +196,17 @@ def create(ctx, body: dict) -> m.Stack:
                                 f"{settings.current.max_stacks_per_tenant}. Please delete some stacks.")
     trust_id = credentials.create_trust(ctx)
     row = m.Stack(id=str(uuid.uuid4()), name=req["name"], project_id=ctx.project_id, user_id=ctx.user_id,
-                  username=ctx.user_name, action="CREATE", status="IN_PROGRESS",
-                  status_reason="Stack CREATE started", template=req["template"],
+                  username=ctx.user_name, action=action, status="IN_PROGRESS",
+                  status_reason=f"Stack {action} started", template=req["template"],
                   environment=req["environment"], files=req["files"], parameters=req["parameters"],
                   tags=req["tags"], timeout_mins=req["timeout_mins"], disable_rollback=req["disable_rollback"],
                   nested_depth=0, trust_id=trust_id, secret=secrets.token_hex(32), outputs={},
                   cancel_requested=None, created_at=utcnow())
     with db.transaction(conflict=f"The Stack ({req['name']}) already exists.") as s:
         s.add(row)
-    _cast(row.id, "CREATE", ctx)
+    if adopt is not None:
+        snapshots.seed_resources(row.id, adopt)
+    _cast(row.id, action, ctx)
     return row
 
 
@@ -398,6 +405,9 @@ def list_stacks(ctx, query) -> tuple[list[m.Stack], int | None]:
     with db.session() as s:
         rows = list(s.scalars(q))
     rows = _tag_filter(rows, query)
+    hidden = set(settings.current.hidden_stack_tags)
+    if hidden and not _bool(query.get("show_hidden"), "show_hidden", False):
+        rows = [r for r in rows if not hidden & set(r.tags or [])]
     total = len(rows)
     marker, limit = query.get("marker"), query.get("limit")
     if marker:
@@ -505,8 +515,14 @@ def resource(ctx, row: m.Stack, name: str, rule: str = "resource:show") -> tuple
     raise ResourceNotFound(f"The Resource ({name}) could not be found in Stack {row.name}.")
 
 
-def nested_stack_id(row: m.Resource) -> str | None:
-    return (row.data or {}).get("nested_stack_id")
+def nested_stack(row: m.Resource) -> tuple[str, str] | None:
+    """(name, id) of the child stack a resource is (template resource, group, OS::Heat::Stack)."""
+    child_id = (row.data or {}).get("nested_stack_id")
+    if not child_id:
+        return None
+    with db.session() as s:
+        child = s.get(m.Stack, child_id)
+        return (child.name, child.id) if child is not None else None
 
 
 def resource_attributes(ctx, stack: m.Stack, r: m.Resource, with_attr: list[str] | None = None) -> dict:
@@ -677,7 +693,13 @@ def _nested_parameters(run, files: dict) -> dict:
         child = StackRun({"id": None, "name": name, "project_id": run.stack["project_id"]}, raw,
                                  run.env.child(name, None, run.defs[name].type).to_dict(), {}, files,
                                  validating=True, check_params=False)
-        item = {**tpl.describe_parameters(child.template), "Type": run.defs[name].type}
+        try:  # the values the parent gives (shown as each parameter's Value)
+            given = run.given_properties(name)
+        except errors.ApiError:
+            given = {}
+        given = {k: v for k, v in given.items() if not properties.contains_unknown(v)} \
+            if isinstance(given, dict) else {}
+        item = {**tpl.describe_parameters(child.template, values=given), "Type": run.defs[name].type}
         item["Description"] = child.template.description or "No description"
         deeper = _nested_parameters(child, files)
         if deeper:

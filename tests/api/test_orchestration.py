@@ -6,9 +6,11 @@ rollback of a failing resource; and two projects that cannot see each other's st
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import subprocess
+import threading
 import uuid
 
 import httpx
@@ -594,8 +596,120 @@ def test_validate_views(cloud):
         ret = heat.stacks.validate(template=PARENT, files={"mynested.yaml": RANDOM}, show_nested=True)
         assert ret["NestedParameters"] == {"nres": {"Description": "the stack description",
                                                     "Parameters": {"aparam": aparam}, "Type": "mynested.yaml"}}
+        # two levels; the value the parent passes is each nested parameter's Value
+        ret = heat.stacks.validate(template=PARENT_PROP, show_nested=True, files={
+            "mynested.yaml": RANDOM.replace("OS::Heat::RandomString", "mynested2.yaml"),
+            "mynested2.yaml": RANDOM})
+        nres = ret["NestedParameters"]["nres"]
+        assert nres["Parameters"] == {"aparam": {**aparam, "Value": 5}}
+        assert nres["NestedParameters"] == {"myres": {"Description": "the stack description",
+                                                      "Parameters": {"aparam": aparam}, "Type": "mynested2.yaml"}}
     finally:
         conn.close()
+
+
+PARENT_PROP = """
+heat_template_version: 2014-10-16
+description: the parent template
+parameters:
+  pparam: {type: number, default: 5}
+resources:
+  nres:
+    type: mynested.yaml
+    properties:
+      aparam: {get_param: pparam}
+"""
+RG_PREVIEW = """
+heat_template_version: 2015-04-30
+resources:
+  fixed_network:
+    type: OS::Neutron::Net
+  rg:
+    type: OS::Heat::ResourceGroup
+    properties:
+      count: 1
+      resource_def:
+        type: nested.yaml
+        properties:
+          fixed_network_id: {get_resource: fixed_network}
+"""
+RG_PREVIEW_NESTED = """
+heat_template_version: 2015-04-30
+parameters:
+  fixed_network_id: {type: string}
+resources:
+  port:
+    type: OS::Neutron::Port
+    properties:
+      network_id: {get_param: fixed_network_id}
+"""
+
+
+def test_preview_group_of_template_referring_to_a_resource(cloud):
+    """Preview of a ResourceGroup whose resource_def refers to a resource not made yet
+    (only that value is unknown): the group's members are previewed, not a 500."""
+    from heatclient import client as heat_client
+
+    conn = cloud.sdk()
+    try:
+        heat = heat_client.Client("1", session=conn.session, endpoint_override=conn.orchestration.get_endpoint())
+        out = heat.stacks.preview(template=RG_PREVIEW, stack_name=name("rgprev"), disable_rollback=True,
+                                  files={"nested.yaml": RG_PREVIEW_NESTED}).to_dict()
+        found = []
+
+        def walk(items):
+            for item in items:
+                if isinstance(item, dict):
+                    found.append((item["resource_name"], item["resource_type"]))
+                else:
+                    walk(item)
+
+        walk(out["resources"])
+        assert sorted(found) == [("fixed_network", "OS::Neutron::Net"), ("port", "OS::Neutron::Port")]
+    finally:
+        conn.close()
+
+
+def test_hook_on_a_resource_of_a_nested_stack(cloud, tmp_path):
+    """A pre-create hook on a nested stack's resource (environment path nested/foo_step2):
+    the parent's resource links its child stack by the child's own name and id; the hook
+    pauses the child's resource and is cleared by a signal to the child stack."""
+    inner = {"heat_template_version": "2014-10-16", "resources": {
+        "foo_step1": {"type": "OS::Heat::RandomString"},
+        "foo_step2": {"type": "OS::Heat::RandomString", "depends_on": "foo_step1"}}}
+    write(tmp_path, inner, "nested.yaml")
+    doc = {"heat_template_version": "2014-10-16", "resources": {"nested": {"type": "nested.yaml"}}}
+    env = {"resource_registry": {"resources": {"nested": {"foo_step2": {"hooks": "pre-create"}}}}}
+    sname = name("nhook")
+    cloud.openstack("stack", "create", "-t", write(tmp_path, doc), "-e", write(tmp_path, env, "e.yaml"), sname)
+    try:
+        def nested_link():
+            res = cloud.os_json("stack", "resource", "show", sname, "nested")
+            return [link["href"] for link in res["links"] if link["rel"] == "nested"]
+
+        href = wait_for(nested_link, 30, what="the nested link")[0]
+        child_name, child_id = href.split("/")[-2:]
+        child = cloud.os_json("stack", "show", child_id)
+        assert (child["stack_name"], child["id"]) == (child_name, child_id)
+        ref = f"{child_name}/{child_id}"
+
+        def paused():
+            evs = cloud.os_json("stack", "event", "list", ref, "--resource", "foo_step2")
+            return [e for e in evs if e["resource_status_reason"] == "CREATE paused until Hook pre-create is cleared"]
+
+        assert wait_for(paused, 30, what="the hook event")[0]["resource_status"] == "INIT_COMPLETE"
+        cloud.openstack("stack", "resource", "signal", "--data", '{"unset_hook": "pre-create"}', ref, "foo_step2")
+        wait_stack(cloud, sname, "CREATE_COMPLETE")
+        assert cloud.os_json("stack", "resource", "show", ref, "foo_step2")["resource_status"] == "CREATE_COMPLETE"
+    finally:
+        cloud.openstack("stack", "delete", "--yes", "--wait", sname)
+    # deleted while its child waits at the hook: the child's cancelled create is not a failed delete
+    cloud.openstack("stack", "create", "-t", write(tmp_path, doc), "-e", write(tmp_path, env, "e.yaml"), sname)
+    wait_for(lambda: [e for e in cloud.os_json("stack", "event", "list", "--nested-depth", "2", sname)
+                      if e["resource_status_reason"] == "CREATE paused until Hook pre-create is cleared"],
+             30, what="the hook event")
+    cloud.openstack("stack", "delete", "--yes", "--wait", sname)
+    assert [s for s in cloud.os_json("stack", "list", "--nested") if s["Stack Name"].startswith(sname)] == []
 
 
 def test_hook_pre_update_nochange(cloud, tmp_path):
@@ -646,5 +760,78 @@ def test_actions_and_cancel(cloud, tmp_path):
         assert shown["parameters"]["v"] == "a"
         r = cloud.openstack("stack", "cancel", sname, check=False)
         assert r.returncode != 0 and "not in cancelable state" in r.stderr
+    finally:
+        cloud.openstack("stack", "delete", "--yes", "--wait", sname)
+
+
+STACK_CHILD = {"heat_template_version": "2016-04-08", "parameters": {"v": {"type": "string", "default": "d"}},
+               "resources": {"r": {"type": "OS::Heat::Value", "properties": {"value": {"get_param": "v"}}}},
+               "outputs": {"echo": {"value": {"get_attr": ["r", "value"]}}}}
+
+
+class _Serve(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_stack_resources(cloud, tmp_path):
+    """OS::Heat::Stack (template from get_file, parameters, timeout; outputs and
+    stack_name attributes, updated in place) and AWS::CloudFormation::Stack (TemplateURL
+    served on loopback; Outputs.<key>); another region is refused."""
+    _Serve.body = yaml.safe_dump(STACK_CHILD).encode()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Serve)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    write(tmp_path, STACK_CHILD, "child.yaml")
+    doc = {"heat_template_version": "2016-04-08", "parameters": {"v": {"type": "string", "default": "hello"}},
+           "resources": {
+               "s": {"type": "OS::Heat::Stack", "properties": {
+                   "template": {"get_file": "child.yaml"}, "parameters": {"v": {"get_param": "v"}}, "timeout": 7}},
+               "c": {"type": "AWS::CloudFormation::Stack", "properties": {
+                   "TemplateURL": f"http://127.0.0.1:{server.server_port}/child.yaml", "Parameters": {"v": "cfn"}}}},
+           "outputs": {"outs": {"value": {"get_attr": ["s", "outputs"]}},
+                       "name": {"value": {"get_attr": ["s", "stack_name"]}},
+                       "cfn": {"value": {"get_attr": ["c", "Outputs.echo"]}},
+                       "ref": {"value": {"get_resource": "c"}}}}
+    sname = name("stk")
+    path = write(tmp_path, doc)
+    try:
+        cloud.openstack("stack", "create", "--wait", "-t", path, sname)
+        outs = {o["output_key"]: o["output_value"] for o in cloud.os_json("stack", "show", sname)["outputs"]}
+        assert outs["outs"] == {"echo": "hello"} and outs["cfn"] == "cfn"
+        child = cloud.os_json("stack", "show", outs["name"])
+        assert child["timeout_mins"] == 7 and child["parent"] == cloud.os_json("stack", "show", sname)["id"]
+        cfn_child = cloud.os_json("stack", "resource", "show", sname, "c")["physical_resource_id"]
+        assert outs["ref"].startswith("arn:openstack:heat::") and outs["ref"].endswith(f"/{cfn_child}")
+        s_id = cloud.os_json("stack", "resource", "show", sname, "s")["physical_resource_id"]
+        cloud.openstack("stack", "update", "--wait", "--existing", "--parameter", "v=again", sname)
+        outs = {o["output_key"]: o["output_value"] for o in cloud.os_json("stack", "show", sname)["outputs"]}
+        assert outs["outs"] == {"echo": "again"}
+        assert cloud.os_json("stack", "resource", "show", sname, "s")["physical_resource_id"] == s_id
+        other = {**doc, "resources": {"s": {"type": "OS::Heat::Stack", "properties": {
+            "template": {"get_file": "child.yaml"}, "context": {"region_name": "Elsewhere"}}}}, "outputs": {}}
+        bad = cloud.openstack("stack", "create", "-t", write(tmp_path, other, "o.yaml"), name("stk"), check=False)
+        assert bad.returncode != 0 and 'region "Elsewhere"' in bad.stderr
+    finally:
+        cloud.openstack("stack", "delete", "--yes", "--wait", sname)
+        server.shutdown()
+
+
+def test_hidden_stack_tag(cloud, tmp_path):
+    """A stack tagged with a hidden tag (default `hidden`) is left out of `stack list`
+    unless `--hidden`; it is still shown by name."""
+    sname = name("hid")
+    cloud.openstack("stack", "create", "--wait", "--tags", "foo,hidden", "-t", write(tmp_path, TEMPLATE), sname)
+    try:
+        assert sname not in [s["Stack Name"] for s in cloud.os_json("stack", "list")]
+        assert sname in [s["Stack Name"] for s in cloud.os_json("stack", "list", "--hidden")]
+        assert cloud.os_json("stack", "show", sname)["tags"] == ["foo", "hidden"]
     finally:
         cloud.openstack("stack", "delete", "--yes", "--wait", sname)

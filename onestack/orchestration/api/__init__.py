@@ -105,7 +105,7 @@ def base_url(req: Req) -> str:
 def build():
     from onestack.orchestration.api import versions  # noqa: F401  (registers its routes first)
 
-    for name in ("software", "types", "stacks", "resources", "lookup"):  # lookup last: a catch-all
+    for name in ("software", "types", "stacks", "snapshots", "resources", "lookup"):  # lookup last: a catch-all
         __import__(f"onestack.orchestration.api.{name}")
     return api.asgi()
 

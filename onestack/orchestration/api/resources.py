@@ -18,7 +18,7 @@ def list_resources(req: Req):
     out = []
     for st, r, required_by in stacks.resources(req.ctx, row, req.query):
         attrs = stacks.resource_attributes(req.ctx, st, r) if detail else None
-        out.append(views.resource(base, st, r, required_by, nested_id=stacks.nested_stack_id(r),
+        out.append(views.resource(base, st, r, required_by, nested=stacks.nested_stack(r),
                                   attributes=None, with_detail=detail) | ({"attributes": attrs} if detail else {}))
     return json_response({"resources": out})
 
@@ -29,7 +29,7 @@ def show_resource(req: Req):
     r, required_by = stacks.resource(req.ctx, row, req.path["resource"])
     attrs = stacks.resource_attributes(req.ctx, row, r, req.query.getlist("with_attr"))
     return json_response({"resource": views.resource(base_url(req), row, r, required_by,
-                                                     nested_id=stacks.nested_stack_id(r), attributes=attrs)})
+                                                     nested=stacks.nested_stack(r), attributes=attrs)})
 
 
 @route(S + "/resources/{resource}", ["PATCH"])

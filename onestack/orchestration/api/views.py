@@ -49,7 +49,7 @@ def stack_detail(base: str, row: m.Stack, parameters: dict, outputs: list[dict] 
 
 
 def resource(base: str, stack: m.Stack, r: m.Resource, required_by: list[str], *,
-             nested_id: str | None = None, attributes: dict | None = None,
+             nested: tuple[str, str] | None = None, attributes: dict | None = None,
              with_detail: bool = False, parent_name: str | None = None) -> dict[str, Any]:
     surl = stack_url(base, stack)
     out = {"resource_name": r.name, "logical_resource_id": r.name, "physical_resource_id": r.physical_id or "",
@@ -58,8 +58,8 @@ def resource(base: str, stack: m.Stack, r: m.Resource, required_by: list[str], *
            "updated_time": _t(r.updated_at or r.created_at), "required_by": required_by,
            "links": [{"href": f"{surl}/resources/{quote(r.name, safe='')}", "rel": "self"},
                      {"href": surl, "rel": "stack"}]}
-    if nested_id:
-        out["links"].append({"href": f"{base}/stacks/{quote(r.name, safe='')}/{nested_id}", "rel": "nested"})
+    if nested:  # the child stack's own name and id
+        out["links"].append({"href": f"{base}/stacks/{quote(nested[0], safe='')}/{nested[1]}", "rel": "nested"})
     if stack.parent_id:
         out["parent_resource"] = stack.parent_resource
     if attributes is not None:

@@ -127,6 +127,12 @@ class Operation:
             except StopWalk as stop:
                 for n in running:
                     row = self.rows[n]
+                    inst = self.instances.get(n)
+                    if inst is not None:
+                        try:
+                            inst.handle_cancel()
+                        except Exception:  # noqa: BLE001 (the walk stops anyway)
+                            log.exception("orchestration: cancel of resource %s", n)
                     self.resource_event(row, row["action"], FAILED, f"{label} aborted ({stop})")
                 return str(stop)
             self.refresh(running)
@@ -188,9 +194,12 @@ class Operation:
     # ---------------------------------------------------------- hooks
     def hook_waits(self, run: StackRun, name: str, hook: str, verb: str) -> bool:
         """True while resource ``name`` is paused at ``hook`` (the first time: an event)."""
-        if hook not in run.hooks(name):
+        return self.paused(self.rows[name], run.hooks(name), hook, verb)
+
+    def paused(self, row: dict, hooks: list[str], hook: str, verb: str) -> bool:
+        if hook not in hooks:
             return False
-        row = self.rows[name]
+        name = row["name"]
         data = row["data"] or {}
         if hook in data.get("hooks_cleared", []):
             data = {**data, "hooks_cleared": [h for h in data["hooks_cleared"] if h != hook],
@@ -283,12 +292,17 @@ class Operation:
                                                                   or (r["name"] == name and r["current"]
                                                                       and not by_id[rid]["current"]))}
 
+        env = tpl.parse_environment(self.stack.get("environment") or {})
+
         def start(rid: str) -> bool:
             row = by_id[rid]
             if row["action"] == "INIT" and not row["physical_id"]:
                 return True  # never made: nothing to delete
             if row["action"] == "DELETE" and row["status"] == COMPLETE:
                 return True
+            if label == "DELETE" and self.paused(row, list(env.hooks_for(row["name"]) or []), "pre-delete",
+                                                 "DELETE"):
+                return False
             inst = self.instance(row)
             self.instances[rid] = inst
             self.resource_event(row, "DELETE", IN_PROGRESS)
@@ -425,17 +439,22 @@ class Operation:
         kinds[name] = "create"
         return self.create_start(run, name)
 
-    def run_update(self) -> None:
+    def run_update(self, label: str = "UPDATE") -> None:
+        """UPDATE, or RESTORE (to a snapshot's definition: an update by another name)."""
         st = self.stack
         self.set_deadline()
-        self.stack_event("UPDATE", IN_PROGRESS, "Stack UPDATE started")
+        self.stack_event(label, IN_PROGRESS, f"Stack {label} started")
         try:
-            error = self.update()
+            error = self.update(label)
         except errors.ApiError as e:
             error = e.message
         if error is None:
             store.update_stack(self.stack_id, previous=None)
-            self.stack_event("UPDATE", COMPLETE, "Stack UPDATE completed successfully")
+            self.stack_event(label, COMPLETE, f"Stack {label} completed successfully")
+            return
+        if label != "UPDATE":
+            self.stack_event(label, FAILED, error if error.startswith(("Timed out", "Stack"))
+                             else f"Resource {label} failed: {error}")
             return
         cancelled = error.startswith("Stack UPDATE cancelled")
         if cancelled and self.cancel == "no_rollback":
@@ -458,6 +477,55 @@ class Operation:
                 self.stack_event("ROLLBACK", COMPLETE, "Stack ROLLBACK completed successfully")
             else:
                 self.stack_event("ROLLBACK", FAILED, f"Resource ROLLBACK failed: {err}")
+
+    # ---------------------------------------------------------- adopt
+    def adopt(self) -> None:
+        """A stack of resources that exist already (their rows seeded from the adopt data):
+        each is checked against the template and recorded, nothing is made."""
+        st = self.stack
+        self.set_deadline()
+        self.stack_event("ADOPT", IN_PROGRESS, "Stack ADOPT started")
+        try:
+            run = self.load_run(st["template"], st["environment"], st["parameters"], st["files"])
+        except errors.ApiError as e:
+            self.stack_event("ADOPT", FAILED, e.message)
+            return
+        seeded = {r["name"]: r for r in store.resources(self.stack_id)}
+        for r in seeded.values():
+            if r["name"] not in run.defs:
+                store.drop_resource(r["id"])
+        for name in run.defs:
+            if name in seeded:
+                self.rows[name] = seeded[name]
+            else:
+                self.rows[name] = store.resource(store.add_resource(self.stack_id, name, run.defs[name].type))
+
+        def start(name: str) -> bool:
+            row = self.rows[name]
+            props = run.properties_of(name)
+            type_name = run.defs[name].type
+            row.update(properties=props, type=type_name)
+            store.save_resource(row["id"], properties=props, type=type_name,
+                                requires=sorted(run.graph.requires(name)))
+            self.resource_event(row, "ADOPT", IN_PROGRESS)
+            if not row["physical_id"]:
+                raise errors.BadRequest("Resource ID was not provided.")
+            inst = self.instance(row)
+            if isinstance(inst, NestedStack):
+                raise errors.BadRequest("Adopting a nested stack's resource is not supported.")
+            self.instances[name] = run.instances[name] = inst
+            return True
+
+        def check(name: str) -> bool:
+            self.resource_event(self.rows[name], "ADOPT", COMPLETE)
+            return True
+
+        error = self.walk(set(run.defs), run.graph.requires, start, check, "ADOPT")
+        if error is None:
+            store.update_stack(self.stack_id, outputs={"items": run.outputs()})
+            self.stack_event("ADOPT", COMPLETE, "Stack ADOPT completed successfully")
+        else:
+            self.stack_event("ADOPT", FAILED, f"Resource ADOPT failed: {error}")
 
     # ------------------------------------------------- suspend, resume, check
     def simple(self, action: str) -> None:
@@ -500,8 +568,10 @@ class Operation:
         try:
             if self.action == "CREATE":
                 self.create()
-            elif self.action == "UPDATE":
-                self.run_update()
+            elif self.action in ("UPDATE", "RESTORE"):
+                self.run_update(self.action)
+            elif self.action == "ADOPT":
+                self.adopt()
             elif self.action == "DELETE":
                 self.delete()
             else:

@@ -107,7 +107,7 @@ class EngineContext:
     # (template resources and ResourceGroup make a child stack through these; the child
     # runs in the engine as any stack, owned by the same user, hidden from stack list)
     def create_nested(self, resource_name: str, template: dict, parameters: dict, files: dict,
-                      environment: dict | None = None) -> str:
+                      environment: dict | None = None, timeout_mins: int | None = None) -> str:
         parent = store.load_stack(self.stack_id) or {}
         depth = (parent.get("nested_depth") or 0) + 1
         if environment is None:  # the parent's, narrowed to this resource (its hooks, ...)
@@ -121,14 +121,16 @@ class EngineContext:
             user_id=self.user_id, username=parent.get("username"), template=template,
             environment=environment or {}, files=files or {}, parameters=parameters or {},
             parent_id=self.stack_id, parent_resource=resource_name, nested_depth=depth,
-            trust_id=self.trust_id, timeout_mins=parent.get("timeout_mins"))
+            trust_id=self.trust_id, timeout_mins=timeout_mins or parent.get("timeout_mins"))
         self.engine.spawn(child, "CREATE", self.request_token)
         return child
 
     def update_nested(self, child_id: str, template: dict, parameters: dict, files: dict,
-                      environment: dict | None = None) -> None:
+                      environment: dict | None = None, timeout_mins: int | None = None) -> None:
         st = store.load_stack(child_id)
         environment = st["environment"] if environment is None else environment
+        if timeout_mins:
+            store.update_stack(child_id, timeout_mins=timeout_mins)
         store.update_stack(child_id, previous={k: st[k] for k in ("template", "environment", "parameters",
                                                                    "files")},
                            template=template, parameters=parameters or {}, files=files or {},
@@ -143,12 +145,21 @@ class EngineContext:
         store.update_stack(child_id, action="DELETE", status="IN_PROGRESS", status_reason="Stack DELETE started")
         self.engine.spawn(child_id, "DELETE", self.request_token)
 
+    def cancel_nested(self, child_id: str) -> None:
+        """Stop a child stack's action in progress (its parent's stopped), without rollback."""
+        st = store.load_stack(child_id)
+        if st is not None and st["deleted_at"] is None and st["status"] == "IN_PROGRESS":
+            store.update_stack(child_id, cancel_requested="no_rollback")
+
     def nested_state(self, child_id: str) -> tuple[str, str, str]:
         """(action, status, reason) of a child stack; a deleted one is DELETE COMPLETE."""
         st = store.load_stack(child_id)
         if st is None or st["deleted_at"] is not None:
             return "DELETE", "COMPLETE", ""
         return st["action"], st["status"], st["status_reason"]
+
+    def nested_name(self, child_id: str) -> str | None:
+        return (store.load_stack(child_id) or {}).get("name")
 
     def nested_outputs(self, child_id: str) -> dict[str, Any]:
         st = store.load_stack(child_id) or {}

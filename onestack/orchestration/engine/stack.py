@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from onestack.common import errors
+from onestack.orchestration import settings
 from onestack.orchestration import template as tpl
 from onestack.orchestration.engine import properties as props
 from onestack.orchestration.resources import base
@@ -17,6 +18,12 @@ from onestack.orchestration.template.errors import InvalidTemplateAttribute, for
 from onestack.orchestration.template.functions import select_path
 
 
+def parse(template: str | dict) -> tpl.Template:
+    """A template parsed under the configured limits (size, resources)."""
+    return tpl.parse(template, max_size=settings.current.max_template_size,
+                     max_resources=settings.current.max_resources_per_stack)
+
+
 def type_class(type_name: str, path: list, files: dict | None = None) -> type[base.Resource]:
     """The class of a type: registered, or a template in ``files`` (a template resource)."""
     cls = base.REGISTRY.get(type_name)
@@ -24,7 +31,7 @@ def type_class(type_name: str, path: list, files: dict | None = None) -> type[ba
         return cls
     if files and type_name in files:
         try:
-            nested = tpl.parse(files[type_name])
+            nested = parse(files[type_name])
         except tpl.TemplateError as e:
             raise tpl.StackValidationFailed(f"Failed to parse the template of {type_name}: {e.message}",
                                             path) from None
@@ -59,7 +66,7 @@ class StackRun(tpl.ConditionResolver):
         self.stack = stack
         self.files = files or {}
         self.validating = validating
-        self.template = tpl.parse(template_doc)
+        self.template = parse(template_doc)
         self.env = tpl.parse_environment(environment_doc or {})
         values = {**(self.env.parameters or {}), **(params or {})}
         self.params = tpl.Parameters(
@@ -139,26 +146,43 @@ class StackRun(tpl.ConditionResolver):
     def resolve(self, snippet: Any, path: tuple = ()) -> Any:
         return tpl.resolve(snippet, self.template, self, path)
 
-    def properties_of(self, name: str) -> dict[str, Any]:
-        """The resolved, validated properties of resource ``name`` as it is defined here."""
-        d = self.defs[name]
+    def given_properties(self, name: str) -> Any:
+        """The properties of resource ``name`` as the template gives them, resolved (a map,
+        unless the template's value is not one)."""
         path = ["resources", name, "properties"]
-        cls = self.class_of(name)
-        raw = d.properties or {}
+        raw = self.defs[name].properties or {}
         if isinstance(raw, dict):
             # (validating: what refers to resources not made yet is unknown, not checked)
-            given = {k: props.UNKNOWN if self.validating and tpl.dependencies(v, self.template) else
-                     self._resolve_property(v, [*path, k]) for k, v in raw.items()}
+            given = {k: self._given(v, [*path, k]) for k, v in raw.items()}
         else:
             given = self._resolve_property(raw, path)
         if isinstance(given, dict):
             given = {k: v for k, v in given.items() if v is not None}
+        return given
+
+    def properties_of(self, name: str) -> dict[str, Any]:
+        """The resolved, validated properties of resource ``name`` as it is defined here."""
+        path = ["resources", name, "properties"]
+        cls = self.class_of(name)
+        given = self.given_properties(name)
         if getattr(cls, "ANY_PROPERTIES", False):  # OS::Heat::None takes anything
             return given if isinstance(given, dict) else {}
         try:
             return props.validate(cls.PROPERTIES, given, path, self.custom)
         except tpl.StackValidationFailed as e:
             raise tpl.StackValidationFailed(f"Property error: {e.message}") from None
+
+    def _given(self, snippet: Any, path: list) -> Any:
+        """A property's value; validating, what refers to resources not made yet is
+        unknown (as deep in plain maps and lists as it is, so the rest stays known)."""
+        if not self.validating or not tpl.dependencies(snippet, self.template):
+            return self._resolve_property(snippet, path)
+        if isinstance(snippet, dict) and not (len(snippet) == 1
+                                              and next(iter(snippet)) in self.template.version.functions):
+            return {k: self._given(v, [*path, k]) for k, v in snippet.items()}
+        if isinstance(snippet, list):
+            return [self._given(v, [*path, i]) for i, v in enumerate(snippet)]
+        return props.UNKNOWN
 
     def _resolve_property(self, snippet: Any, path: list) -> Any:
         try:

@@ -11,5 +11,7 @@ from onestack.orchestration.resources import (  # noqa: F401,E402  (register the
     keystone,
     neutron,
     nova,
+    software,
+    stack,
     swift,
 )

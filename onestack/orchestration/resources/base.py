@@ -127,6 +127,10 @@ class Resource:
     def check_delete_complete(self) -> bool:
         return True
 
+    def handle_cancel(self) -> None:
+        """The action in progress was stopped (the stack timed out or was cancelled):
+        tell what waits on it (e.g. a software deployment becomes FAILED)."""
+
     # --------------------------------------------------- suspend, resume, check
     def handle_suspend(self) -> None: ...
 

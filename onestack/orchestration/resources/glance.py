@@ -4,6 +4,8 @@ Heat asks Glance's ``web-download`` import for it. onestack's image service offe
 method only where the operator enabled it (``/v2/info/import``); elsewhere the engine
 reads the URL itself (http and https only) and uploads the data through
 ``PUT /v2/images/{id}/file``, in a thread of its own so no engine step waits on it.
+``orchestration.web_image_fetch`` turns that reading off; ``orchestration.web_image_hosts``
+limits the hosts a location (and each redirect the engine follows) may name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from onestack.common import errors
+from onestack.orchestration import settings
 from onestack.orchestration.resources import constraints as c
 from onestack.orchestration.resources.base import (
     BOOLEAN,
@@ -41,11 +44,30 @@ _uploads: dict[str, str | None] = {}
 _uploads_lock = threading.Lock()
 
 
+def _allowed(url: str) -> str | None:
+    """Why the engine may not read ``url`` (orchestration.web_image_hosts), or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"{url} is not an http or https URL"
+    hosts = settings.current.web_image_hosts
+    if hosts and (parts.hostname or "").lower() not in hosts:
+        return f"{parts.hostname} is not among the hosts an image location may name ({', '.join(hosts)})"
+    return None
+
+
+def _check_request(request: httpx.Request) -> None:
+    """Every request of a download, redirects included, goes to an allowed host."""
+    why = _allowed(str(request.url))
+    if why:
+        raise errors.BadRequest(why)
+
+
 def _upload(client: Any, image_id: str, url: str) -> None:
     """Stream ``url`` into the image's data (run in a thread)."""
     error = None
     try:
-        with httpx.stream("GET", url, timeout=60, follow_redirects=True) as r:
+        with httpx.Client(timeout=60, follow_redirects=True, event_hooks={"request": [_check_request]}) as http, \
+                http.stream("GET", url) as r:
             if r.status_code != 200:
                 raise errors.BadRequest(f"{url} answered {r.status_code}")
             client.response("PUT", f"/v2/images/{image_id}/file", content=r.iter_bytes(),
@@ -111,8 +133,12 @@ class WebImage(Resource):
         return self.client("image")
 
     def validate(self) -> None:
-        if urlsplit(self.properties.get("location") or "").scheme not in ("http", "https"):
+        location = self.properties.get("location") or ""
+        if urlsplit(location).scheme not in ("http", "https"):
             raise errors.BadRequest(f"The location of image {self.name} must be an http or https URL.")
+        why = _allowed(location)
+        if why:
+            raise errors.BadRequest(f"The location of image {self.name} is refused: {why}.")
 
     def handle_create(self) -> None:
         p = self.properties
@@ -125,8 +151,11 @@ class WebImage(Resource):
             if p.get(key) is not None and key != "protected":
                 body[key] = p[key]
         body.update({k: str(v) for k, v in (p.get("extra_properties") or {}).items()})
-        self.resource_id = self.glance.post("/v2/images", body)["id"]
         methods = (self.glance.get("/v2/info/import") or {}).get("import-methods", {}).get("value", [])
+        if "web-download" not in methods and not settings.current.web_image_fetch:
+            raise errors.BadRequest("The image service has no web-download import and this cloud does not read "
+                                    "image locations itself (orchestration.web_image_fetch is false).")
+        self.resource_id = self.glance.post("/v2/images", body)["id"]
         if "web-download" in methods:
             self.glance.post(f"/v2/images/{self.resource_id}/import",
                              {"method": {"name": "web-download", "uri": p["location"]}})

@@ -450,6 +450,10 @@ class NestedStack(Resource):
         """(template, parameters) of the child stack for these properties."""
         raise NotImplementedError
 
+    def nested_timeout(self, properties: dict[str, Any]) -> int | None:
+        """The child stack's timeout in minutes (None: its parent's)."""
+        return None
+
     def _child(self) -> str | None:
         return self.data.get("nested_stack_id") or self.resource_id
 
@@ -458,7 +462,8 @@ class NestedStack(Resource):
         if child is None:
             return True
         act, status, reason = self.ctx.nested_state(child)
-        if status == "IN_PROGRESS":
+        if status == "IN_PROGRESS" or (action == "DELETE" and act != "DELETE"):
+            # (deleting: the child's action before, cancelled, may still be ending)
             return False
         if status == "FAILED":
             raise NestedStackFailed(f"Nested stack {act} failed: {reason}")
@@ -466,7 +471,8 @@ class NestedStack(Resource):
 
     def handle_create(self) -> None:
         template, params = self.nested_template(self.properties)
-        child = self.ctx.create_nested(self.name, template, params, getattr(self.ctx, "files", {}))
+        child = self.ctx.create_nested(self.name, template, params, getattr(self.ctx, "files", {}),
+                                       timeout_mins=self.nested_timeout(self.properties))
         self.resource_id = child
         self.data["nested_stack_id"] = child
 
@@ -475,7 +481,8 @@ class NestedStack(Resource):
 
     def handle_update(self, new_properties: dict[str, Any], changed: set[str]) -> None:
         template, params = self.nested_template(new_properties)
-        self.ctx.update_nested(self._child(), template, params, getattr(self.ctx, "files", {}))
+        self.ctx.update_nested(self._child(), template, params, getattr(self.ctx, "files", {}),
+                               timeout_mins=self.nested_timeout(new_properties))
 
     def check_update_complete(self) -> bool:
         return self._wait("UPDATE")
@@ -486,6 +493,10 @@ class NestedStack(Resource):
 
     def check_delete_complete(self) -> bool:
         return self._wait("DELETE")
+
+    def handle_cancel(self) -> None:
+        if self._child():  # the child stack's own walk stops too
+            self.ctx.cancel_nested(self._child())
 
     def outputs(self) -> dict[str, Any]:
         return self.ctx.nested_outputs(self._child()) if self._child() else {}

@@ -265,6 +265,9 @@ class Server(Resource):
         request: dict[str, Any] = {"server": self._server_body(self.properties)}
         if self.properties.get("scheduler_hints"):
             request["os:scheduler_hints"] = self.properties["scheduler_hints"]
+        if self.properties.get("user_data_format") == "SOFTWARE_CONFIG":
+            # what its agent polls: the configs deployed to it (resources.software adds them)
+            self.metadata.setdefault("deployments", [])
         server = self.nova.post("/servers", request)["server"]
         self.resource_id = server["id"]
 
