@@ -58,6 +58,7 @@ bench: install      ## benchmarks against a cloud they start; prints figures
 	@$(VENV)/bin/python bench/boot.py
 	@$(VENV)/bin/python bench/volume.py
 	@$(VENV)/bin/python bench/scale.py
+	@$(VENV)/bin/python bench/orchestration.py
 
 lint: install-test  ## ruff, and the layer contracts of pyproject.toml [tool.importlinter]
 	@$(VENV)/bin/ruff check onestack tests bench
