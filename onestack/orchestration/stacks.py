@@ -25,6 +25,7 @@ from onestack.orchestration.engine import actions, credentials, properties, stor
 from onestack.orchestration.engine.context import signature
 from onestack.orchestration.engine.runtime import TOPIC
 from onestack.orchestration.engine.stack import StackRun
+from onestack.orchestration.engine.stack import parse as parse_template
 from onestack.orchestration.resources import base
 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$")
@@ -88,7 +89,7 @@ def _doc(value: Any, kind: str) -> dict:
     if value is None:
         return {}
     if isinstance(value, str | bytes):
-        value = tpl.load(value, kind)
+        value = tpl.load(value, kind, max_size=settings.current.max_template_size)
     if not isinstance(value, dict):
         raise errors.BadRequest(f"The {kind.lower()} must be a map.")
     return value
@@ -218,7 +219,7 @@ def preview(ctx, body: dict) -> dict:
                      token=ctx.auth_token)
     run_resources = actions.preview(stub, req["template"], req["environment"], req["parameters"],
                                     req["files"])
-    t = tpl.parse(req["template"])
+    t = parse_template(req["template"])
     now = utcnow()
     return {"id": "None", "stack_name": req["name"], "description": t.description or "No description",
             "template_description": t.description or "No description", "disable_rollback": req["disable_rollback"],
@@ -229,7 +230,7 @@ def preview(ctx, body: dict) -> dict:
 
 
 def _shown_params(stack: dict, req: dict) -> dict:
-    t = tpl.parse(req["template"])
+    t = parse_template(req["template"])
     env = tpl.parse_environment(req["environment"] or {})
     p = tpl.Parameters(t, {**(env.parameters or {}), **req["parameters"]}, env.parameter_defaults or {},
                        stack_name=stack["name"], stack_id=stack.get("id"), project_id=stack["project_id"],
@@ -645,7 +646,7 @@ def outputs(ctx, stack: m.Stack) -> list[dict]:
     if items is not None:
         return items
     try:
-        t = tpl.parse(stack.template)
+        t = parse_template(stack.template)
     except errors.ApiError:
         return []
     return [{"output_key": k, "description": o.description or "No description given", "output_value": None}

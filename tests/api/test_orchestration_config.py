@@ -90,3 +90,23 @@ def test_hidden_stack_tags(cloud, tmp_path):
         assert "hid" in [s["Stack Name"] for s in cloud.os_json("stack", "list", "--hidden", user="demo")]
     finally:
         cloud.openstack("stack", "delete", "--yes", "--wait", "hid", user="demo")
+
+
+def test_a_raised_template_size_limit_holds_everywhere(tmp_path):
+    """Above Heat's 512 KiB default: create, show (parameters, outputs) and preview all
+    read the template under the configured limit."""
+    c = Cloud("orch-bigtpl", extra_env={"ONESTACK_ORCHESTRATION_MAX_TEMPLATE_SIZE": "800000"})
+    try:
+        c.start()
+        doc = hot(nones(1), description="x" * 600_000, parameters={"p": {"type": "string", "default": "v"}},
+                  outputs={"o": {"value": {"get_param": "p"}}})
+        path = tmp_path / "big.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        c.openstack("stack", "create", "-t", str(path), "--dry-run", "big", user="demo")
+        c.openstack("stack", "create", "-t", str(path), "--wait", "big", user="demo")
+        shown = c.os_json("stack", "show", "big", user="demo")
+        assert shown["stack_status"] == "CREATE_COMPLETE"
+        assert shown["parameters"]["p"] == "v"
+        assert [o["output_value"] for o in shown["outputs"]] == ["v"]
+    finally:
+        c.stop()
