@@ -5,16 +5,15 @@ their token on the project to the ``heat`` service user (impersonation), and onl
 trust id is stored. The engine then gets a trust-scoped token (``heat``'s password +
 the trust id) whenever it acts for the stack, however long after the request.
 
-Until identity has trusts (no ``/v3/OS-TRUST/trusts`` route) the fallback is the token
-of the request that started the action, passed along with it over the bus:
-:func:`owner_token` is the only function that chooses.
+A stack without a trust (made before trusts existed) falls back to the token of the
+request that started the action, passed along with it over the bus: :func:`owner_token`
+is the only function that chooses.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import httpx
 
@@ -26,13 +25,12 @@ log = logging.getLogger(__name__)
 _conf = None
 _heat: ServiceAuth | None = None
 _heat_user_id: str | None = None
-_trusts: tuple[float, bool] | None = None  # (checked at, available)
 _lock = threading.Lock()
 
 
 def configure(conf) -> None:
-    global _conf, _heat, _heat_user_id, _trusts
-    _conf, _heat, _heat_user_id, _trusts = conf, None, None, None
+    global _conf, _heat, _heat_user_id
+    _conf, _heat, _heat_user_id = conf, None, None
 
 
 def _identity() -> str:
@@ -58,25 +56,8 @@ def _heat_user() -> str:
     return _heat_user_id
 
 
-def trusts_available(token: str) -> bool:
-    """Whether identity has the OS-TRUST API (checked once a minute)."""
-    global _trusts
-    now = time.monotonic()
-    if _trusts is not None and now - _trusts[0] < 60:
-        return _trusts[1]
-    try:
-        r = httpx.get(_identity() + "/OS-TRUST/trusts", headers={"X-Auth-Token": token}, timeout=30)
-        available = r.status_code in (200, 403)
-    except httpx.HTTPError:
-        available = False
-    _trusts = (now, available)
-    return available
-
-
 def create_trust(ctx) -> str | None:
-    """A trust from the caller to ``heat`` on the caller's project (None: no trusts yet)."""
-    if not trusts_available(ctx.auth_token):
-        return None
+    """A trust from the caller to ``heat`` on the caller's project."""
     body = {"trust": {"trustor_user_id": ctx.user_id, "trustee_user_id": _heat_user(),
                       "project_id": ctx.project_id, "impersonation": True,
                       "roles": [{"name": r} for r in ctx.roles]}}
@@ -96,7 +77,6 @@ def delete_trust(trust_id: str | None) -> None:
                      headers={"X-Auth-Token": owner_token(trust_id, None)})
     except (httpx.HTTPError, errors.ApiError) as e:
         log.info("orchestration: trust %s not deleted: %s", trust_id, e)
-
 
 
 def _trust_token(trust_id: str) -> str:
