@@ -35,7 +35,7 @@ cluster-down:       ## stop the multi-node cloud and remove its namespaces (its 
 QUICK := --part quick -n 4 --dist loadfile
 test: install-test lint  ## the whole suite (unit, API through real clients, PostgreSQL, guests, cluster, interop)
 	@$(VENV)/bin/python -m pytest $(QUICK) $(PYTEST_ARGS); quick=$$?; \
-	 $(VENV)/bin/python -m pytest --part rest $(PYTEST_ARGS); rest=$$?; \
+	 $(VENV)/bin/python -m pytest --part rest --durations=30 $(PYTEST_ARGS); rest=$$?; \
 	 echo "make test: quick part exit $$quick, rest exit $$rest"; \
 	 for c in $$quick $$rest; do [ $$c -eq 0 ] || [ $$c -eq 5 ] || exit 1; done  # 5: none selected
 

@@ -260,6 +260,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "node_connect_timeout": Key(float, 1.0, "Seconds the proxy waits to connect to a node server "
                                     "(one that does not answer is a failed replica)."),
     },
+    "telemetry": {
+        "enabled": Key(bool, True, "Collect telemetry: each compute host polls its guests' libvirt statistics "
+                       "(cpu, memory, disk and network counters) and the controller polls object storage "
+                       "accounts and floating IPs; the measures go to the metric service over the bus."),
+        "interval": Key(int, 30, "Seconds between two polls of the telemetry collectors (Ceilometer's polling "
+                        "interval); at least 5."),
+    },
     "orchestration": {
         "max_template_size": Key(int, 524288, "Largest template in bytes (Heat's max_template_size)."),
         "max_resources_per_stack": Key(int, 1000, "Most resources one template may define, a ResourceGroup's "
@@ -280,6 +287,33 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                "such a WebImage is refused."),
         "web_image_hosts": Key(str, "", "Hosts (comma-separated names or addresses) an OS::Glance::WebImage "
                                "location, and any redirect it follows, may name; empty: any host."),
+    },
+    "alarming": {
+        "evaluation_interval": Key(int, 60, "Seconds between two evaluations of the threshold and composite "
+                                   "alarms (Aodh's [evaluator] evaluation_interval; at least 1)."),
+        "metric_url": Key(str, "", "Where the evaluator reaches the metric API (Gnocchi v1); empty means "
+                          "<public URL>/metric of this cloud."),
+        "additional_ingestion_lag": Key(int, 0, "Seconds added to each evaluation window, for measures "
+                                        "that arrive late (Aodh's additional_ingestion_lag)."),
+        "notifier_timeout": Key(float, 10.0, "Seconds a webhook action may take to answer."),
+        "notifier_max_retries": Key(int, 3, "Times a failed webhook (no answer, or a 5xx) is tried again "
+                                    "(Aodh's rest_notifier_max_retries)."),
+        "notifier_retry_backoff": Key(float, 1.0, "Seconds before the first retry of a webhook; each "
+                                      "further retry waits twice as long."),
+        "project_alarm_quota": Key(int, -1, "Alarms a project may have when no quota is set for it "
+                                   "(-1: unlimited)."),
+        "user_alarm_quota": Key(int, -1, "Alarms a user may have (-1: unlimited)."),
+        "alarm_max_actions": Key(int, -1, "Most actions of each state of one alarm (-1: unlimited)."),
+    },
+    "metric": {
+        "storage": Key(str, "file", "Where the metric service keeps its aggregated time series: 'file' (under "
+                       "<state dir>/metric, embedded) or 'swift' (objects in the object store, through its API "
+                       "as the gnocchi service user); the index is in the database either way."),
+        "storage_dir": Key(str, "", "Directory of the 'file' storage; empty means <state dir>/metric."),
+        "swift_container": Key(str, "gnocchi", "Container of the 'swift' storage (in the service project's "
+                               "account), one object per metric, granularity and split."),
+        "default_archive_policy": Key(str, "medium", "Archive policy of the default rule (metric pattern '*'), "
+                                      "given to metrics created without one (the bus ingest's metrics too)."),
     },
 }
 

@@ -20,6 +20,8 @@ MODULES = [
     "onestack.compute.service",
     "onestack.volume.service",
     "onestack.orchestration.service",
+    "onestack.metric.service",
+    "onestack.alarming.service",
 ]
 
 # What a machine of the cloud runs (the book's chapter 3): the controller has the APIs,

@@ -34,6 +34,7 @@ class ServiceAuth:
         self._expires = 0.0
         self._trust_tokens: dict[str, tuple[str, float]] = {}  # trust id -> (token, expiry)
         self._lock = threading.Lock()
+        self.http: httpx.Client | None = None  # a kept client for the token requests (else one each)
 
     @classmethod
     def for_service(cls, conf, user: str) -> ServiceAuth:
@@ -76,7 +77,8 @@ class ServiceAuth:
                 "name": self.user, "domain": {"id": "default"}, "password": self.password}}},
                 "scope": {"OS-TRUST:trust": {"id": trust_id}}}}
             try:
-                r = httpx.post(f"{self.base_url}/identity/v3/auth/tokens?nocatalog", json=body, timeout=30)
+                r = (self.http or httpx).post(f"{self.base_url}/identity/v3/auth/tokens?nocatalog", json=body,
+                                              timeout=30)
             except httpx.HTTPError as e:
                 raise errors.ServiceUnavailable(f"identity did not answer: {e}") from None
             if r.status_code != 201:
@@ -107,11 +109,13 @@ def _message(r: httpx.Response) -> str:
 class RestClient:
     """JSON over HTTP to one service (``prefix`` under the cloud's URL)."""
 
-    def __init__(self, auth: ServiceAuth, prefix: str, headers: dict | None = None, timeout: float = 60):
+    def __init__(self, auth: ServiceAuth, prefix: str, headers: dict | None = None, timeout: float = 60,
+                 http: httpx.Client | None = None):
         self.auth = auth
         self.url = auth.base_url + prefix
         self.headers = headers or {}
-        self.http = httpx.Client(timeout=timeout)
+        # (a new httpx.Client costs ~0.1 s, its TLS context: callers making many pass one to share)
+        self.http = http or httpx.Client(timeout=timeout)
 
     def response(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
                  token: str | None = None, ok: tuple[int, ...] = (200, 201, 202, 204),

@@ -127,6 +127,7 @@ def reset_state(ctx, uuid: str, request_id: str, state: str) -> None:
         inst = instances.get(s, ctx, uuid)
         inst.vm_state, inst.task_state, inst.updated_at = state, None, utcnow()
         instances.record_action(s, inst, ctx, "resetState", request_id)
+        instances.notify_later(s, "update", inst)
 
 
 def servers_of_group(s, group: str) -> list[str]:

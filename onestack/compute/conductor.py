@@ -128,6 +128,21 @@ class Conductor:
             rows = s.scalars(sa.select(m.Instance).where(m.Instance.host == host, m.Instance.deleted.is_(False)))
             return [instance_dict(r) for r in rows]
 
+    def metering_instances(self, hosts: list[str]) -> list[dict]:
+        """What the telemetry collector charges its guests' measures to: the servers of these
+        hosts (one call per poll for every host of a node, simulated ones included)."""
+        out = []
+        with db.session() as s:
+            for i in range(0, len(hosts), 500):  # (bounded IN lists)
+                rows = s.execute(sa.select(
+                    m.Instance.uuid, m.Instance.project_id, m.Instance.user_id, m.Instance.name, m.Instance.host,
+                    m.Instance.image_ref, m.Instance.flavor, m.Instance.metadata_).where(
+                    m.Instance.host.in_(hosts[i:i + 500]), m.Instance.deleted.is_(False)))
+                out += [{"uuid": r.uuid, "project_id": r.project_id, "user_id": r.user_id, "name": r.name,
+                         "host": r.host, "image_ref": r.image_ref, "flavor": r.flavor, "metadata": r.metadata_}
+                        for r in rows]
+        return out
+
     def instance_update(self, instance_uuid: str, expected_task_state=None, check: bool = False,
                         **changes) -> dict | None:
         """Apply an agent's report; with ``check``, only while task_state is ``expected_task_state``
@@ -141,11 +156,17 @@ class Conductor:
                 return None
             if check and inst.task_state != expected_task_state:
                 return instance_dict(inst)
+            before = (inst.vm_state, inst.flavor.get("id") if inst.flavor else None)
             for k, v in changes.items():
                 if k in ("launched_at", "terminated_at") and isinstance(v, str):
                     v = parse_iso(v)
                 setattr(inst, k, v)
             inst.updated_at = utcnow()
+            after = (inst.vm_state, inst.flavor.get("id") if inst.flavor else None)
+            if before[0] == states.BUILDING and after[0] == states.ACTIVE:
+                instances.notify_later(s, "create.end", inst)
+            elif before != after:  # a new state, or resized
+                instances.notify_later(s, "update", inst)
             return instance_dict(inst)
 
     # block device mappings: each change made in one transaction on the row as it is then

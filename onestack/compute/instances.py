@@ -563,6 +563,45 @@ def mark_deleted(s: Session, inst: m.Instance) -> None:
         g = s.scalar(sa.select(m.ServerGroup).where(m.ServerGroup.uuid == inst.server_group))
         if g is not None:
             g.members = [u for u in (g.members or []) if u != inst.uuid]
+    notify_later(s, "delete.end", inst)
+
+
+# --- lifecycle notifications --------------------------------------------------------
+# ``compute.instance.create.end`` (the server became ACTIVE), ``.update`` (renamed, resized,
+# another vm_state) and ``.delete.end``, as Nova notifies them (the payload reduced to what
+# telemetry makes its instance resources of). Each goes out once its transaction commits;
+# a rolled-back one notifies nothing.
+
+_PENDING = "compute_notifications"
+
+
+def notification(inst: m.Instance) -> dict:
+    f = inst.flavor or {}
+    return {"instance_id": inst.uuid, "project_id": inst.project_id, "user_id": inst.user_id,
+            "display_name": inst.name, "flavor_id": f.get("id"), "flavor_name": f.get("name"),
+            "vcpus": f.get("vcpus"), "memory_mb": f.get("memory_mb"), "image_ref": inst.image_ref or None,
+            "host": inst.host, "state": inst.vm_state, "created_at": iso(inst.created_at),
+            "deleted_at": iso(inst.deleted_at),
+            # Ceilometer's server_group: the metadata Heat gives an autoscaling group's members
+            "server_group": (inst.metadata_ or {}).get("metering.server_group")}
+
+
+def notify_later(s: Session, event: str, inst: m.Instance) -> None:
+    """``compute.instance.<event>`` of ``inst`` as it is now, sent when ``s`` commits."""
+    s.info.setdefault(_PENDING, {})[(event, inst.uuid)] = notification(inst)
+
+
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    for (event, _), payload in (pending or {}).items():
+        try:
+            bus.get().notify(f"compute.instance.{event}", payload, publisher="compute")
+        except Exception:  # noqa: BLE001 (the change is made; a lost event must not undo it)
+            log.exception("compute.instance.%s of %s was not sent", event, payload["instance_id"])
+
+
+sa.event.listen(Session, "after_commit", _after_commit)
+sa.event.listen(Session, "after_soft_rollback", lambda session, previous: session.info.pop(_PENDING, None))
 
 
 __all__ = ["flavors", "get", "list_servers", "create_records", "schedule", "BuildRequest"]

@@ -31,10 +31,11 @@ def setup(conf: Config) -> None:
 
 def start(conf: Config) -> None:
     """After bootstrap (service users exist): the scheduler and conductor (the controller's part)."""
-    from onestack.compute import metadata, runtime
+    from onestack.compute import collector, metadata, runtime
 
     metadata.configure(conf)
-    runtime.start(conf)
+    rt = runtime.start(conf)
+    collector.start_central(conf, rt.stopping)  # telemetry: floating IPs
 
 
 def start_api(conf: Config) -> None:
@@ -47,11 +48,12 @@ def start_api(conf: Config) -> None:
 
 def start_node(conf: Config, roles: set[str]) -> None:
     """A node's part: the compute agent of this host, on nodes with the compute role."""
-    from onestack.compute import runtime, settings
+    from onestack.compute import collector, runtime, settings
 
     if "compute" in roles:
         settings.configure(conf)  # (a node without the controller role ran no setup)
-        runtime.start_agents(conf)
+        rt = runtime.start_agents(conf)
+        collector.start_guests(conf, rt.agents, rt.stopping)  # telemetry: the guests' counters
 
 
 def extra_mounts() -> dict:

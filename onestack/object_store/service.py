@@ -50,6 +50,13 @@ def app():
     return build()
 
 
+def start(conf: Config) -> None:
+    """The controller's part beside the proxy: telemetry of the accounts (telemetry.enabled)."""
+    from onestack.object_store import meter
+
+    meter.start(conf)
+
+
 _node_thread = None
 
 

@@ -17,12 +17,18 @@ from onestack.orchestration import models as m
 STACK_TYPE = "OS::Heat::Stack"
 
 
+def new(stack_id: str, resource_name: str, resource_type: str, physical_id: str | None, action: str,
+        status: str, reason: str = "", properties: dict | None = None) -> m.Event:
+    """An event row, for the caller to add in its own transaction (with the resource's change)."""
+    return m.Event(id=str(uuid.uuid4()), stack_id=stack_id, resource_name=resource_name,
+                   resource_type=resource_type, physical_id=physical_id, action=action, status=status,
+                   status_reason=reason or "", properties=properties or {}, created_at=utcnow())
+
+
 def record(stack_id: str, resource_name: str, resource_type: str, physical_id: str | None, action: str,
            status: str, reason: str = "", properties: dict | None = None) -> None:
     with db.transaction() as s:
-        s.add(m.Event(id=str(uuid.uuid4()), stack_id=stack_id, resource_name=resource_name,
-                      resource_type=resource_type, physical_id=physical_id, action=action, status=status,
-                      status_reason=reason or "", properties=properties or {}, created_at=utcnow()))
+        s.add(new(stack_id, resource_name, resource_type, physical_id, action, status, reason, properties))
 
 
 def query(s, stack_ids: list[str], resource_name: str | None = None) -> list[m.Event]:

@@ -103,18 +103,29 @@ class Conductor:
         bad = set(changes) - _WRITABLE[kind]
         if bad:
             raise errors.BadRequest(f"agents may not change {sorted(bad)} of a {kind}")
+        event = None
         with db.transaction() as s:
             row = s.get(model, ident)
             if row is None or row.deleted:
                 return None
             if expected_status is not None and row.status != expected_status:
                 return row.status
+            before = (row.status, getattr(row, "size", None))
             for k, v in changes.items():
                 if k == "data_timestamp" and isinstance(v, str):
                     v = parse_iso(v)
                 setattr(row, k, v)
             row.updated_at = utcnow()
-            return row.status
+            if kind == "volume":
+                if before[0] in (core.CREATING, core.DOWNLOADING) and row.status == core.AVAILABLE:
+                    event = "create.end"
+                elif before[1] != row.size:
+                    event = "resize.end"
+                payload = core.notification(s, row) if event else None
+            status = row.status
+        if event:
+            core.notify(event, payload)
+        return status
 
     def volume_update(self, volume_id: str, expected_status: str | None = None, **changes) -> str | None:
         """Apply an agent's report (only while the status is ``expected_status``, if given);

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from onestack.common import bus, db, errors
-from onestack.common.timeutils import utcnow
+from onestack.common.timeutils import iso, utcnow
 from onestack.volume import models as m
 from onestack.volume import settings
 
@@ -282,6 +282,28 @@ def destroy_volume(volume_id: str) -> None:
         now = utcnow()
         v.deleted, v.status, v.deleted_at, v.updated_at = True, "deleted", now, now
         s.execute(sa.delete(m.Attachment).where(m.Attachment.volume_id == volume_id))
+        payload = notification(s, v)
+    notify("delete.end", payload)
+
+
+# -------------------------------------------------------------------- notifications
+# ``volume.create.end`` (available), ``volume.resize.end`` (extended) and ``volume.delete.end``,
+# as Cinder notifies them (the payload reduced to what telemetry makes its volume resources of).
+
+
+def notification(s: Session, v: m.Volume) -> dict:
+    vtype = s.get(m.VolumeType, v.volume_type_id) if v.volume_type_id else None
+    return {"volume_id": v.id, "project_id": v.project_id, "user_id": v.user_id, "display_name": v.name,
+            "size": v.size, "volume_type": vtype.name if vtype is not None else None,
+            "status": v.status, "created_at": iso(v.created_at)}
+
+
+def notify(event: str, payload: dict) -> None:
+    """Send ``volume.<event>`` (after the change is committed)."""
+    try:
+        bus.get().notify(f"volume.{event}", payload, publisher="volume")
+    except Exception:  # noqa: BLE001 (the change is made; a lost event must not undo it)
+        log.exception("volume.%s of %s was not sent", event, payload["volume_id"])
 
 
 def destroy_snapshot(snapshot_id: str) -> None:

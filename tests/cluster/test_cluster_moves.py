@@ -1,7 +1,7 @@
 """Servers moving between the compute nodes of the multi-node cloud: live migration
 (libvirtd to libvirtd over the management network) while the guest answers ping
-through its floating IP, cold migration with confirm, and evacuation after a node
-dies (its stale guest removed when it comes back). Bounded waits only."""
+through its floating IP, cold migration with confirm, and a node that dies: seen down,
+not scheduled to, its guest evacuated (and the stale copy removed when it comes back). Bounded waits only."""
 
 from __future__ import annotations
 
@@ -81,19 +81,33 @@ def test_cold_migration_and_confirm(cluster):
     cluster.openstack("server", "delete", "--wait", server, **DEMO)
 
 
-def test_evacuate_after_a_node_dies(cluster):
+def _services(cluster) -> dict[str, str]:
+    return {r["Host"]: r["State"] for r in cluster.os_json("compute", "service", "list", "--service", "nova-compute")}
+
+
+def test_a_dead_node_is_down_not_scheduled_to_and_its_guest_evacuated(cluster):
+    """One node death for both: c2 is seen down, new servers go to c1 only, and c2's guest is
+    rebuilt on c1 by evacuate (the boots and the rebuild run at once)."""
     server = _boot(cluster, "evac", "c2")
     _ready(cluster, server)
     cluster.kill_node("c2")
     try:
-        wait_for(lambda: {r["Host"]: r["State"] for r in cluster.os_json(
-            "compute", "service", "list", "--service", "nova-compute")}.get("c2") == "down", 60, "c2 down")
+        wait_for(lambda: _services(cluster).get("c2") == "down", 60, "c2 down")
+        ids = [cluster.os_json("server", "create", "--flavor", "m1.nano", "--image", "onestack-tiny-x86_64",
+                               "--network", "private", f"while-c2-down-{i}", **DEMO)["id"] for i in range(2)]
         cluster.openstack("server", "evacuate", server)
+        for i in ids:
+            wait_for(lambda s=i: cluster.os_json("server", "show", s, **DEMO)["status"] in ("ACTIVE", "ERROR"),
+                     240, f"server {i} built")
+            assert _host_of(cluster, i) == "c1"
         _status(cluster, server, "ACTIVE")
         assert _host_of(cluster, server) == "c1"
         wait_for(lambda: _ready_count(cluster, server) >= 1, 240, "the guest rebuilt on c1", step=1)
+        for i in ids:
+            cluster.openstack("server", "delete", "--wait", i, **DEMO)
     finally:
         cluster.restart_node("c2")
     # back, c2 removes its stale copy of the evacuated guest
     wait_for(lambda: server not in _domains(cluster, "c2"), 120, "the stale guest gone from c2", step=1)
+    wait_for(lambda: _services(cluster).get("c2") == "up", 60, "c2 up again")
     cluster.openstack("server", "delete", "--wait", server, **DEMO)

@@ -160,6 +160,7 @@ def update_server(req: Req):
         policies.authorize("servers:update", ctx, {"project_id": inst.project_id})
         if "name" in body:
             inst.name = body["name"]
+            instances.notify_later(s, "update", inst)
         if "description" in body:
             inst.description = body["description"]
         if "accessIPv4" in body:

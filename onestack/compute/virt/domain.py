@@ -223,7 +223,8 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(video, "model", type="vga")
     rng = _sub(devices, "rng", model="virtio")
     _sub(rng, "backend", "/dev/urandom", model="random")
-    _sub(devices, "memballoon", model="virtio")
+    balloon = _sub(devices, "memballoon", model="virtio")
+    _sub(balloon, "stats", period="10")  # the guest reports its memory use (Nova's mem_stats_period_seconds)
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode")
 

@@ -114,6 +114,21 @@ class InstanceInfo:
 
 
 @dataclass
+class GuestStats:
+    """One poll of a running guest's counters (telemetry): cumulative since the guest's
+    QEMU started, as libvirt reports them."""
+
+    cpu_time_ns: int
+    vcpus: int
+    memory_mb: int  # what the guest has now (balloon)
+    memory_used_mb: float | None  # what it uses: the guest's own figure, else QEMU's resident set
+    # target device (vda) -> read_bytes, write_bytes, read_requests, write_requests
+    disks: dict[str, dict[str, int]] = field(default_factory=dict)
+    # tap name -> rx_bytes, tx_bytes, rx_packets, tx_packets
+    interfaces: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
 class ImageRef:
     """The image to boot: a cache key and where its data comes from."""
 
@@ -362,6 +377,11 @@ class VirtDriver(ABC):
     def host_resources(self) -> dict:
         """What this host offers: vcpus, memory_mb, local_gb, hypervisor_type,
         hypervisor_version (Nova's integer, 7002000 for 7.2.0), cpu_info."""
+
+    def guest_stats(self) -> dict[str, GuestStats]:
+        """Counters of every running guest of this host (uuid -> stats), read at once: the
+        telemetry collector's poll. Stopped guests are left out."""
+        return {}
 
     def get_console_output(self, uuid: str, max_bytes: int = 256 * 1024) -> str:
         """The end of the serial console log (os-getConsoleOutput)."""
@@ -1406,6 +1426,23 @@ class LibvirtDriver(VirtDriver):
             memory=(max_kib // 1024, mem_kib // 1024 if active else 0),
         )
 
+    def guest_stats(self) -> dict[str, GuestStats]:
+        # one bulk call for every running domain (virConnectGetAllDomainStats), no per-guest round trips
+        libvirt = _libvirt()
+        groups = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+                  | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_INTERFACE
+                  | libvirt.VIR_DOMAIN_STATS_BLOCK)
+        try:
+            records = self.conn().getAllDomainStats(groups, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+        except libvirt.libvirtError as e:
+            raise VirtError(f"libvirt: {_msg(e)}") from e
+        out = {}
+        for dom, st in records:
+            uuid = uuid_of(dom.name())
+            if uuid:
+                out[uuid] = stats_of(st)
+        return out
+
     def host_resources(self) -> dict:
         libvirt = _libvirt()
         try:
@@ -1530,6 +1567,33 @@ def _diagnostics(
     }
 
 
+def stats_of(st: dict) -> GuestStats:
+    """GuestStats of one record of virConnectGetAllDomainStats (typed parameters by name)."""
+    current = st.get("balloon.current", 0)  # KiB
+    if "balloon.available" in st and "balloon.unused" in st:  # the guest's balloon driver reports
+        used = (st["balloon.available"] - st["balloon.unused"]) / 1024
+    elif "balloon.rss" in st:  # else QEMU's resident memory, at most what the guest has
+        used = min(st["balloon.rss"], current or st["balloon.rss"]) / 1024
+    else:
+        used = None
+    disks = {}
+    for i in range(st.get("block.count", 0)):
+        name = st.get(f"block.{i}.name")
+        if name:
+            disks[name] = {"read_bytes": st.get(f"block.{i}.rd.bytes", 0),
+                           "write_bytes": st.get(f"block.{i}.wr.bytes", 0),
+                           "read_requests": st.get(f"block.{i}.rd.reqs", 0),
+                           "write_requests": st.get(f"block.{i}.wr.reqs", 0)}
+    nics = {}
+    for i in range(st.get("net.count", 0)):
+        name = st.get(f"net.{i}.name")
+        if name:
+            nics[name] = {"rx_bytes": st.get(f"net.{i}.rx.bytes", 0), "tx_bytes": st.get(f"net.{i}.tx.bytes", 0),
+                          "rx_packets": st.get(f"net.{i}.rx.pkts", 0), "tx_packets": st.get(f"net.{i}.tx.pkts", 0)}
+    return GuestStats(cpu_time_ns=st.get("cpu.time", 0), vcpus=st.get("vcpu.current", 0) or 1,
+                      memory_mb=current // 1024, memory_used_mb=used, disks=disks, interfaces=nics)
+
+
 def _msg(e) -> str:
     text = e.get_error_message() if hasattr(e, "get_error_message") else str(e)
     return re.sub(r"\s+", " ", text or str(e)).strip()
@@ -1540,6 +1604,7 @@ def _msg(e) -> str:
 
 
 FAKE_IMAGE_GB = 1  # a fake root disk without a flavor size
+FAKE_LOAD = 0.1  # fake guests are 10% busy (FakeDriver.set_load changes it)
 
 
 @dataclass
@@ -1557,6 +1622,10 @@ class _Fake:
     resized_from: tuple | None = None  # (memory_mib, vcpus, disk_gb, was running)
     rescued: bool = False
     root_volume: str | None = None  # booted from this volume file
+    started: float = field(default_factory=time.monotonic)  # the counters of guest_stats grow from here
+    load: float = FAKE_LOAD  # share of its vcpus a fake guest keeps busy
+    cpu_base_ns: int = 0  # cpu time at ``load_since`` (the load changed then)
+    load_since: float = field(default_factory=time.monotonic)
 
 
 class FakeDriver(VirtDriver):
@@ -1989,6 +2058,39 @@ class FakeDriver(VirtDriver):
                 memory=(inst.memory_mib, inst.memory_mib if active else 0),
             )
 
+    def set_load(self, uuid: str, load: float) -> None:
+        """Make a fake guest this busy (0..1 of its vcpus) from now on (tests of alarms)."""
+        with self._lock:
+            inst = self._get(uuid)
+            now = time.monotonic()
+            inst.cpu_base_ns, inst.load_since, inst.load = self._cpu_ns(inst, now), now, load
+
+    @staticmethod
+    def _cpu_ns(inst: _Fake, now: float) -> int:
+        return inst.cpu_base_ns + int((now - inst.load_since) * inst.load * inst.vcpus * 1e9)
+
+    def guest_stats(self) -> dict[str, GuestStats]:
+        """Counters that grow with time as a guest's would: cpu at the guest's load, a little
+        disk and network traffic per second."""
+        now = time.monotonic()
+        out = {}
+        with self._lock:
+            for uuid, inst in self._instances.items():
+                if inst.state != PowerState.RUNNING:
+                    continue
+                t = now - inst.started
+                disks = {"vda": {"read_bytes": int(t * 4096), "write_bytes": int(t * 2048),
+                                 "read_requests": int(t), "write_requests": int(t / 2)}}
+                for dev in inst.volumes:
+                    disks[dev] = {"read_bytes": int(t * 512), "write_bytes": int(t * 512),
+                                  "read_requests": int(t / 8), "write_requests": int(t / 8)}
+                nics = {n.target: {"rx_bytes": int(t * 1500), "tx_bytes": int(t * 1000),
+                                   "rx_packets": int(t), "tx_packets": int(t)} for n in inst.interfaces if n.target}
+                out[uuid] = GuestStats(cpu_time_ns=self._cpu_ns(inst, now), vcpus=inst.vcpus,
+                                       memory_mb=inst.memory_mib, memory_used_mb=inst.memory_mib / 2,
+                                       disks=disks, interfaces=nics)
+        return out
+
     def host_resources(self) -> dict:
         return {
             **self._resources,
@@ -2015,6 +2117,7 @@ class FakeDriver(VirtDriver):
 __all__ = [
     "ConfigDrive",
     "FakeDriver",
+    "GuestStats",
     "ImageRef",
     "InstanceInfo",
     "InstanceSpec",

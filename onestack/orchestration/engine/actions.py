@@ -10,6 +10,7 @@ stops new starts, lets the running ones finish, and fails the stack (then, unles
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -28,10 +29,19 @@ from onestack.orchestration.resources.heat import NestedStack
 log = logging.getLogger(__name__)
 
 COMPLETE, FAILED, IN_PROGRESS = "COMPLETE", "FAILED", "IN_PROGRESS"
+# how long a resource's start (its physical id) may wait to be written with the next ones:
+# what a restart of the engine could lose track of, against a write per resource
+WRITE_WITHIN = 0.5
 
 
 class StopWalk(Exception):
     """Timed out or cancelled: the reason is the message."""
+
+
+def _state(physical_id: str | None, data: dict, metadata: dict) -> str:
+    """A resource's saved state, as a value to compare (its data may hold nested lists
+    a type changes in place)."""
+    return json.dumps([physical_id, data, metadata], sort_keys=True, default=str)
 
 
 def reason_of(name: str, e: BaseException) -> str:
@@ -54,6 +64,12 @@ class Operation:
         self.ctx = self.make_context(self.stack)
         self.rows: dict[str, dict] = {}  # current rows by name
         self.instances: dict[str, base.Resource] = {}
+        self._saved: dict[str, str] = {}  # row id -> its physical id, data and metadata as last saved
+        # transitions written together (store.apply) at the end of a walk's round, or within
+        # WRITE_WITHIN, not a transaction each: the database has one writer, the services
+        # share it, and the engine's process
+        self._pending: list[tuple[str, dict | None, Any]] = []
+        self._pending_since = 0.0
         self._env = None
         self.ctx.peers = self.instances
         self.ctx.files = self.stack.get("files") or {}
@@ -65,17 +81,40 @@ class Operation:
 
     # ----------------------------------------------------------- plumbing
     def stack_event(self, action: str, status: str, reason: str) -> None:
-        store.update_stack(self.stack_id, action=action, status=status, status_reason=reason,
+        self.flush()
+        store.update_stack(self.stack_id, event=events.new(self.stack_id, self.stack["name"], events.STACK_TYPE,
+                                                           self.stack_id, action, status, reason),
+                           action=action, status=status, status_reason=reason,
                            **({"updated_at": utcnow()} if action != "CREATE" else {}))
-        events.record(self.stack_id, self.stack["name"], events.STACK_TYPE, self.stack_id, action, status,
-                      reason)
 
     def resource_event(self, row: dict, action: str, status: str, reason: str = "state changed",
-                       **fields) -> None:
+                       defer: bool = False, **fields) -> None:
+        """A resource's transition (and any other ``fields`` of its row) and its event, in
+        one transaction; ``defer``: with the others of this round of the walk."""
         row.update(action=action, status=status, status_reason=reason, **fields)
-        store.save_resource(row["id"], action=action, status=status, status_reason=reason, **fields)
-        events.record(self.stack_id, row["name"], row["type"], row.get("physical_id"), action, status, reason,
-                      row.get("properties"))
+        change = (row["id"], {"action": action, "status": status, "status_reason": reason, **fields},
+                  self.event_of(row, action, status, reason))
+        self.defer(change)
+        if not defer:
+            self.flush()
+
+    def defer(self, change: tuple[str, dict | None, Any]) -> None:
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(change)
+
+    def flush(self, within: float | None = None) -> None:
+        """Write the deferred transitions (before any other write, so events keep their
+        order); ``within``: only if the oldest has waited that long."""
+        if within is not None and time.monotonic() - self._pending_since < within:
+            return
+        if self._pending:
+            pending, self._pending = self._pending, []
+            store.apply(pending)
+
+    def event_of(self, row: dict, action: str, status: str, reason: str):
+        return events.new(self.stack_id, row["name"], row["type"], row.get("physical_id"), action, status,
+                          reason, row.get("properties"))
 
     def effective_type(self, row: dict) -> str:
         """A row's type after the stack's resource_registry (another type, or a template)."""
@@ -88,27 +127,46 @@ class Operation:
         inst = cls(row["name"], dict(row["properties"] or {}), self.ctx, resource_id=row["physical_id"],
                    data=row["data"], metadata=row["metadata_"])
         inst.row_id = row["id"]
+        self._saved[row["id"]] = _state(row["physical_id"], inst.data, inst.metadata)
         return inst
 
+    def changes(self, row: dict, inst: base.Resource) -> dict[str, Any]:
+        """What of the resource's state (physical id, data, metadata) its row lacks: nothing
+        when the step changed none of it (most polls), so no write."""
+        state = _state(inst.resource_id, inst.data, inst.metadata)
+        if self._saved.get(row["id"]) == state:
+            return {}
+        self._saved[row["id"]] = state
+        fields = {"physical_id": inst.resource_id, "data": dict(inst.data), "metadata_": dict(inst.metadata)}
+        row.update(fields)
+        return fields
+
     def persist(self, row: dict, inst: base.Resource) -> None:
-        row.update(physical_id=inst.resource_id, data=dict(inst.data), metadata_=dict(inst.metadata))
-        store.save_resource(row["id"], physical_id=inst.resource_id, data=row["data"],
-                            metadata_=row["metadata_"])
+        fields = self.changes(row, inst)
+        if fields:
+            self.defer((row["id"], fields, None))
+            self.flush()
 
     def refresh(self, skip: set[str]) -> None:
         """Take in what arrived from outside (signals, cleared hooks) for resources not in a step."""
-        for r in store.resources(self.stack_id, current_only=False):
-            for name, row in self.rows.items():
-                if row["id"] == r["id"] and name not in skip:
-                    row["data"], row["metadata_"] = r["data"], r["metadata_"]
-                    inst = self.instances.get(name)
-                    if inst is not None and getattr(inst, "row_id", None) == r["id"]:
-                        inst.data, inst.metadata = dict(r["data"]), dict(r["metadata_"])
+        by_id = {row["id"]: name for name, row in self.rows.items() if name not in skip}
+        if not by_id:
+            return
+        for r in store.states(self.stack_id):
+            name = by_id.get(r["id"])
+            if name is None:
+                continue
+            row = self.rows[name]
+            row["data"], row["metadata_"] = r["data"], r["metadata_"]
+            inst = self.instances.get(name)
+            if inst is not None and getattr(inst, "row_id", None) == r["id"]:
+                inst.data, inst.metadata = dict(r["data"]), dict(r["metadata_"])
+                self._saved[r["id"]] = _state(r["physical_id"], inst.data, inst.metadata)
 
     def check_stop(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise StopWalk("Timed out")
-        self.cancel = (store.load_stack(self.stack_id) or {}).get("cancel_requested")
+        self.cancel = store.cancel_requested(self.stack_id)
         if self.cancel:
             raise StopWalk(f"Stack {self.action} cancelled")
 
@@ -134,6 +192,7 @@ class Operation:
                         except Exception:  # noqa: BLE001 (the walk stops anyway)
                             log.exception("orchestration: cancel of resource %s", n)
                     self.resource_event(row, row["action"], FAILED, f"{label} aborted ({stop})")
+                self.flush()
                 return str(stop)
             self.refresh(running)
             moved = False
@@ -150,6 +209,8 @@ class Operation:
                     started.add(n)
                     running.add(n)
                     moved = True
+                    self.flush(within=WRITE_WITHIN)
+            self.flush()  # (what started is written before the polls)
             for n in sorted(running):
                 try:
                     finished = check(n)
@@ -162,6 +223,7 @@ class Operation:
                     running.discard(n)
                     done.add(n)
                     moved = True
+            self.flush()
             if done == names:
                 return None
             if error is not None and not running:
@@ -199,6 +261,7 @@ class Operation:
     def paused(self, row: dict, hooks: list[str], hook: str, verb: str) -> bool:
         if hook not in hooks:
             return False
+        self.flush()  # (its event after those of the resources before it)
         name = row["name"]
         data = row["data"] or {}
         if hook in data.get("hooks_cleared", []):
@@ -219,32 +282,51 @@ class Operation:
         row = self.rows[name]
         if self.hook_waits(run, name, "pre-create", "CREATE"):
             return False
-        props = run.properties_of(name)
-        type_name = run.defs[name].type
-        row.update(properties=props, type=type_name)
-        store.save_resource(row["id"], properties=props, type=type_name, metadata_=run.metadata_of(name),
-                            requires=sorted(run.graph.requires(name)))
-        row["metadata_"] = run.metadata_of(name)
-        inst = self.instance(row)
+        fields = {"properties": run.properties_of(name), "type": run.defs[name].type,
+                  "metadata_": run.metadata_of(name), "requires": sorted(run.graph.requires(name))}
+        row.update(fields)
+        try:
+            inst = self.instance(row)
+        except Exception:
+            self.defer((row["id"], fields, None))
+            self.flush()
+            raise
         if run.defs[name].deletion_policy != "Delete":
             inst.data["deletion_policy"] = run.defs[name].deletion_policy
         self.instances[name] = run.instances[name] = inst
-        self.resource_event(row, "CREATE", IN_PROGRESS)
-        inst.validate()
+        if isinstance(inst, NestedStack):  # its child's events come after this one
+            self.resource_event(row, "CREATE", IN_PROGRESS, **{**fields, **self.changes(row, inst)})
+            fields = None
         try:
+            inst.validate()
             inst.handle_create()
         finally:
-            self.persist(row, inst)
+            if fields is None:
+                self.persist(row, inst)
+            else:  # the transition and the physical id, written with the next ones (WRITE_WITHIN)
+                self.begin(row, "CREATE", fields, inst)
         return True
+
+    def begin(self, row: dict, action: str, fields: dict, inst: base.Resource) -> None:
+        """``action`` IN_PROGRESS, with what the first step made (its event shows the
+        resource as the step began)."""
+        row.update(action=action, status=IN_PROGRESS, status_reason="state changed")
+        event = self.event_of(row, action, IN_PROGRESS, "state changed")
+        self.defer((row["id"], {"action": action, "status": IN_PROGRESS, "status_reason": "state changed",
+                                **fields, **self.changes(row, inst)}, event))
+        self.flush(within=WRITE_WITHIN)
 
     def create_check(self, run: StackRun, name: str) -> bool:
         row, inst = self.rows[name], self.instances[name]
         try:
-            if not inst.check_create_complete():
-                return False
-        finally:
+            done = inst.check_create_complete()
+        except BaseException:
             self.persist(row, inst)
-        self.resource_event(row, "CREATE", COMPLETE)
+            raise
+        if not done:
+            self.persist(row, inst)
+            return False
+        self.resource_event(row, "CREATE", COMPLETE, defer=True, **self.changes(row, inst))
         return True
 
     def create(self) -> None:
@@ -256,10 +338,9 @@ class Operation:
         except errors.ApiError as e:
             self.stack_event("CREATE", FAILED, e.message)
             return
-        for name in run.defs:
-            rid = store.add_resource(self.stack_id, name, run.defs[name].type,
-                                     requires=sorted(run.graph.requires(name)))
-            self.rows[name] = store.resource(rid)
+        rows = store.add_resources(self.stack_id, [(name, run.defs[name].type, sorted(run.graph.requires(name)))
+                                                   for name in run.defs])
+        self.rows = {row["name"]: row for row in rows}
         error = self.walk(set(run.defs), run.graph.requires, lambda n: self.create_start(run, n),
                           lambda n: self.create_check(run, n), "CREATE")
         if error is None:
@@ -305,9 +386,12 @@ class Operation:
                 return False
             inst = self.instance(row)
             self.instances[rid] = inst
-            self.resource_event(row, "DELETE", IN_PROGRESS)
+            # (a delete interrupted before this is written is asked again: it can wait for
+            # the round's write, but not a nested stack's, whose own events follow it)
+            self.resource_event(row, "DELETE", IN_PROGRESS, defer=not isinstance(inst, NestedStack))
             if (row["data"] or {}).get("deletion_policy") == "Retain":
                 return True
+            self.ctx.lookups.forget(row["physical_id"])  # (what a lookup found of it is going)
             try:
                 inst.handle_delete()
             except errors.NotFound:
@@ -325,9 +409,11 @@ class Operation:
                         return False
                 except errors.NotFound:
                     pass
+            event = None
             if inst is not None:
-                self.resource_event(row, "DELETE", COMPLETE)
-            store.drop_resource(rid)
+                row.update(action="DELETE", status=COMPLETE, status_reason="state changed")
+                event = self.event_of(row, "DELETE", COMPLETE, "state changed")
+            self.defer((rid, None, event))  # the row goes, its event stays
             return True
 
         return self.walk(set(by_id), requires, start, check, "DELETE")
@@ -376,7 +462,9 @@ class Operation:
             if self.effective_type(old) != new_type or not made or old["status"] == FAILED:
                 return self.replace(run, name, old, replaced, kinds)
             changed = properties.changed(inst.PROPERTIES, old["properties"] or {}, new_props)
-            store.save_resource(old["id"], requires=sorted(run.graph.requires(name)))
+            requires = sorted(run.graph.requires(name))
+            if requires != (old["requires"] or []):
+                store.save_resource(old["id"], requires=requires)
             if not changed:
                 kinds[name] = "none"
                 return True
@@ -635,6 +723,10 @@ def live_run(stack_id: str, token: str | None) -> tuple[Operation, StackRun]:
 
 
 def live_outputs(stack_id: str, token: str | None) -> list[dict[str, Any]]:
+    st = store.load_stack(stack_id)
+    doc = (st or {}).get("template")
+    if isinstance(doc, dict) and not (doc.get("outputs") or doc.get("Outputs")):
+        return []  # (stack show polled during an action need not load the stack to say so)
     return live_run(stack_id, token)[1].outputs()
 
 

@@ -6,6 +6,9 @@ with the owner's token), authenticated as the stack owner: a trust-scoped token,
 request's token until identity has trusts (``engine.credentials.owner_token`` decides).
 H3's types (nova, neutron, ...) use it as ``self.client("network").get("/v2.0/networks")``.
 
+``lookups`` keeps what the action found by name or id (``resources.constraints``), so a
+flavor or network that fifty resources name is asked for once.
+
 ``signal_url(resource)`` is a URL a guest can POST to without a token (busybox
 ``wget --post-data='{"status": "SUCCESS"}' URL``): ``{public}/orchestration/v1/signal/
 {stack_id}/{resource}?sig=<hmac>``, the HMAC of the stack and resource names under the
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -25,14 +29,21 @@ import httpx
 
 from onestack.common import errors
 from onestack.common.clients import RestClient
-from onestack.orchestration import settings
+from onestack.orchestration import events, settings
 from onestack.orchestration import template as tpl
 from onestack.orchestration.engine import credentials, store
-from onestack.orchestration.resources import base
+from onestack.orchestration.engine.stack import type_class
+from onestack.orchestration.resources import constraints
 
 
 def signature(secret: str, stack_id: str, resource_name: str) -> str:
     return hmac.new(secret.encode(), f"{stack_id}/{resource_name}".encode(), hashlib.sha256).hexdigest()
+
+
+# the public endpoints of a project's catalog, as last read (an action, or a validation,
+# reads it once, not every stack action of the project)
+CATALOG_TTL = 60.0
+_catalogs: dict[str, tuple[float, dict[str, str]]] = {}
 
 
 class _OwnerAuth:
@@ -59,6 +70,7 @@ class EngineContext:
         self.peers: dict = {}  # name -> live resource, kept by the operation
         self._catalog: dict[str, str] | None = None
         self._clients: dict[str, RestClient] = {}
+        self.lookups = constraints.Lookups()  # names and ids found during this action
         self._lock = threading.Lock()
 
     def token(self) -> str:
@@ -66,10 +78,14 @@ class EngineContext:
 
     def _endpoints(self) -> dict[str, str]:
         if self._catalog is None:
+            kept = _catalogs.get(self.project_id)
+            if kept is not None and time.monotonic() - kept[0] < CATALOG_TTL:
+                self._catalog = kept[1]
+                return self._catalog
             base = settings.current.public_url
             try:
-                r = httpx.get(base + "/identity/v3/auth/catalog", headers={"X-Auth-Token": self.token()},
-                              timeout=30)
+                r = credentials.http().get(base + "/identity/v3/auth/catalog",
+                                           headers={"X-Auth-Token": self.token()}, timeout=30)
             except httpx.HTTPError as e:
                 raise errors.ServiceUnavailable(f"identity did not answer: {e}") from None
             if r.status_code != 200:
@@ -80,6 +96,7 @@ class EngineContext:
                     if ep.get("interface") == "public":
                         found.setdefault(svc["type"], ep["url"])
             self._catalog = found
+            _catalogs[self.project_id] = (time.monotonic(), found)
         return self._catalog
 
     def client(self, service_type: str) -> Any:
@@ -89,10 +106,9 @@ class EngineContext:
                 if url is None:
                     raise errors.BadRequest(f"The service {service_type} is not in the catalog.")
                 base = settings.current.public_url
-                if url.startswith(base):
-                    self._clients[service_type] = RestClient(_OwnerAuth(base, self.token), url[len(base):])
-                else:
-                    self._clients[service_type] = RestClient(_OwnerAuth(url, self.token), "")
+                auth, prefix = (_OwnerAuth(base, self.token), url[len(base):]) if url.startswith(base) \
+                    else (_OwnerAuth(url, self.token), "")
+                self._clients[service_type] = RestClient(auth, prefix, http=credentials.http())
             return self._clients[service_type]
 
     def peer(self, ref: str):
@@ -171,10 +187,14 @@ class EngineContext:
     def nested_member(self, child_id: str, member: str, attr: str | None = None, *path: Any) -> Any:
         """A child stack's resource: its reference (``attr`` None) or an attribute."""
         row = next((r for r in store.resources(child_id) if r["name"] == member), None)
-        cls = base.REGISTRY.get(row["type"]) if row is not None else None
-        if cls is None or (row["physical_id"] is None and row["action"] == "INIT"):
+        if row is None or (row["physical_id"] is None and row["action"] == "INIT"):
             return None
         child = store.load_stack(child_id)
+        try:  # a registered type, or a template (a group of template resources)
+            env = tpl.parse_environment(child.get("environment") or {})
+            cls = type_class(env.effective_type(member, row["type"]), [], child.get("files"))
+        except errors.ApiError:
+            return None
         ctx = EngineContext(stack_id=child_id, stack_name=child["name"], project_id=self.project_id,
                             user_id=self.user_id, trust_id=self.trust_id, request_token=self.request_token,
                             secret=child["secret"] or "", engine=self.engine)
@@ -189,6 +209,14 @@ class EngineContext:
                 value[int(step)] if isinstance(value, list) and str(step).isdigit() and int(step) < len(value)
                 else None)
         return value
+
+    def event(self, resource_name: str, reason: str) -> None:
+        """A SIGNAL event on a resource of this stack, in its current status (a scaling
+        group that its policy's signal resized)."""
+        row = next((r for r in store.resources(self.stack_id) if r["name"] == resource_name), None)
+        if row is not None:
+            events.record(self.stack_id, resource_name, row["type"], row["physical_id"], "SIGNAL", row["status"],
+                          reason)
 
     def has_service(self, service_type: str) -> bool:
         return service_type in self._endpoints()

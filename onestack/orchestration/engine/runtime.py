@@ -15,6 +15,7 @@ from onestack.common import bus, errors
 from onestack.common.timeutils import utcnow
 from onestack.orchestration import events
 from onestack.orchestration.engine import actions, store
+from onestack.orchestration.resources import base
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Engine:
     def __init__(self):
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
+        self._signal_lock = threading.Lock()  # one signal handled at a time (a group's cooldown)
 
     # --------------------------------------------------------- bus methods
     def stack_action(self, stack_id: str, action: str, token: str | None = None) -> None:
@@ -41,10 +43,39 @@ class Engine:
         row = rows[0]
         op = actions.Operation(self, stack_id, "SIGNAL", token)
         inst = op.instance(row)
-        inst.handle_signal(details)
+        # the handler may act on its peers (a scaling policy resizes its group): they are
+        # live, with their state, and those it changed are saved
+        peers = {r["name"]: r for r in store.resources(stack_id) if r["name"] != resource_name}
+        for name, r in peers.items():
+            try:
+                op.instances[name] = op.instance(r)
+            except errors.ApiError:
+                continue
+            op.instances[name].state = (r["action"], r["status"])
+        inst.state = (row["action"], row["status"])
+        op.instances[resource_name] = inst
+        quiet = False
+        with self._signal_lock:
+            try:
+                result = inst.handle_signal(details)
+            except base.NoActionRequired:
+                result, quiet = None, True
         op.persist(row, inst)
-        reason = "Signal: " + (str(details.get("reason") or details.get("status") or "")
-                               if isinstance(details, dict) else "")
+        for name, peer in op.instances.items():
+            r = peers.get(name)
+            if r is not None and (peer.resource_id, peer.data, peer.metadata) != (
+                    r["physical_id"], r["data"] or {}, r["metadata_"] or {}):
+                op.persist(r, peer)
+        if quiet:
+            return
+        if isinstance(result, str) and result:
+            reason = "Signal: " + result
+        elif isinstance(details, dict) and {"previous", "current", "reason"} <= set(details):
+            # an alarm's webhook (Aodh's body), worded as Heat does
+            reason = "alarm state changed from {previous} to {current} ({reason})".format(**details)
+        else:
+            reason = "Signal: " + (str(details.get("reason") or details.get("status") or "")
+                                   if isinstance(details, dict) else "")
         events.record(stack_id, resource_name, row["type"], row["physical_id"], "SIGNAL", "COMPLETE",
                       reason.strip() or "Signal: signal received")
 

@@ -117,6 +117,8 @@ class StackRun(tpl.ConditionResolver):
         if inst is None:
             return None
         try:
+            if path and hasattr(inst, "path_attribute"):  # the type follows the path (a group's outputs)
+                return inst.path_attribute(attr, list(path))
             value = inst.attribute(attr)
         except KeyError:
             raise InvalidTemplateAttribute(name, attr) from None

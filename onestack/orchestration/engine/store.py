@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +37,11 @@ def load_stack(stack_id: str) -> dict[str, Any] | None:
         return stack_dict(row) if row is not None else None
 
 
+def cancel_requested(stack_id: str) -> str | None:
+    with db.session() as s:
+        return s.scalar(sa.select(m.Stack.cancel_requested).where(m.Stack.id == stack_id))
+
+
 def add_stack(**fields) -> str:
     """A child stack (CREATE IN_PROGRESS) of a nested-stack resource."""
     sid = str(uuid.uuid4())
@@ -45,13 +52,13 @@ def add_stack(**fields) -> str:
     return sid
 
 
-def update_stack(stack_id: str, **fields) -> None:
+def update_stack(stack_id: str, event: m.Event | None = None, **fields) -> None:
+    """Change a stack row; ``event`` (``events.new``) is recorded in the same transaction."""
     with db.transaction() as s:
-        row = s.get(m.Stack, stack_id)
-        if row is None:
-            return
-        for k, v in fields.items():
-            setattr(row, k, v)
+        if fields:
+            s.execute(sa.update(m.Stack).where(m.Stack.id == stack_id).values(**fields))
+        if event is not None:
+            s.add(event)
 
 
 def resources(stack_id: str, current_only: bool = True) -> list[dict[str, Any]]:
@@ -78,21 +85,66 @@ def add_resource(stack_id: str, name: str, type_: str, *, action: str = "INIT", 
     return rid
 
 
-def save_resource(resource_id: str, **fields) -> None:
+def add_resources(stack_id: str, items: list[tuple[str, str, list]]) -> list[dict[str, Any]]:
+    """Rows (INIT COMPLETE) for ``(name, type, requires)`` each, in one transaction."""
+    now = utcnow()  # (a microsecond apart: rows list in the order given, as one by one)
+    rows = [{"id": str(uuid.uuid4()), "stack_id": stack_id, "name": name, "type": type_, "physical_id": None,
+             "action": "INIT", "status": "COMPLETE", "status_reason": "", "properties": {}, "attributes": {},
+             "metadata_": {}, "data": {}, "requires": requires or [], "replaced_by": None, "current": True,
+             "created_at": now + timedelta(microseconds=i), "updated_at": None}
+            for i, (name, type_, requires) in enumerate(items)]
     with db.transaction() as s:
-        row = s.get(m.Resource, resource_id)
-        if row is None:
-            return
-        for k, v in fields.items():
-            setattr(row, k, v)
-        row.updated_at = utcnow()
+        for i in range(0, len(rows), 50):  # (one statement for many: see apply)
+            s.execute(sa.insert(m.Resource).values(rows[i:i + 50]))
+    return [dict(r) for r in rows]
 
 
-def drop_resource(resource_id: str) -> None:
+def save_resource(resource_id: str, event: m.Event | None = None, **fields) -> None:
+    """Change a resource row; ``event`` (``events.new``) is recorded in the same transaction."""
+    apply([(resource_id, fields, event)])
+
+
+def drop_resource(resource_id: str, event: m.Event | None = None) -> None:
+    apply([(resource_id, None, event)])
+
+
+_EVENT_ATTRS = [a.key for a in sa.inspect(m.Event).column_attrs if a.key != "seq"]
+
+
+def apply(changes: list[tuple[str, dict | None, m.Event | None]]) -> None:
+    """Resources' changes in one transaction: ``(id, fields, event)`` each, ``fields``
+    None to drop the row, the event (if any) recorded with it, in order. Few statements
+    (rows changed alike in one UPDATE, the events in one INSERT): the engine shares its
+    process with the APIs, and each statement waits its turn for the interpreter."""
+    merged: dict[str, dict | None] = {}
+    for resource_id, fields, _ in changes:
+        if fields is None:
+            merged[resource_id] = None
+        elif merged.get(resource_id, {}) is not None:
+            merged[resource_id] = {**merged.get(resource_id, {}), **fields}
+    alike: dict[str, tuple[dict, list[str]]] = {}
+    for resource_id, fields in merged.items():
+        if fields is not None:
+            key = json.dumps(fields, sort_keys=True, default=str)
+            alike.setdefault(key, (fields, []))[1].append(resource_id)
+    gone = [rid for rid, fields in merged.items() if fields is None]
+    rows = [{k: getattr(e, k) for k in _EVENT_ATTRS} for _, _, e in changes if e is not None]
+    now = utcnow()
     with db.transaction() as s:
-        row = s.get(m.Resource, resource_id)
-        if row is not None:
-            s.delete(row)
+        for fields, ids in alike.values():
+            s.execute(sa.update(m.Resource).where(m.Resource.id.in_(ids)).values(updated_at=now, **fields))
+        if gone:
+            s.execute(sa.delete(m.Resource).where(m.Resource.id.in_(gone)))
+        for i in range(0, len(rows), 50):
+            s.execute(sa.insert(m.Event).values(rows[i:i + 50]))
+
+
+def states(stack_id: str) -> list[dict[str, Any]]:
+    """Each resource row's id, physical id, data and metadata (what arrives from outside)."""
+    with db.session() as s:
+        q = sa.select(m.Resource.id, m.Resource.physical_id, m.Resource.data, m.Resource.metadata_).where(
+            m.Resource.stack_id == stack_id)
+        return [r._asdict() for r in s.execute(q)]
 
 
 def stacks_in_progress() -> list[dict[str, Any]]:

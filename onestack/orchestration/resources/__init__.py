@@ -4,6 +4,8 @@ Importing this package registers every type in :data:`base.REGISTRY`.
 """
 
 from onestack.orchestration.resources import (  # noqa: F401,E402  (register the other services' types)
+    aodh,
+    autoscaling,
     cfn,
     cinder,
     glance,

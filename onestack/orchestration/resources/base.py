@@ -169,6 +169,11 @@ class Resource:
         return None
 
 
+class NoActionRequired(Exception):  # noqa: N818 (Heat's name)
+    """Raised by ``handle_signal`` for a signal that changed nothing and needs no event
+    (Heat's: a scaling policy signalled again while its group cannot move)."""
+
+
 REGISTRY: dict[str, type[Resource]] = {}
 
 

@@ -180,9 +180,15 @@ class Instance(Server):
             raise KeyError(name)
         if not self.resource_id:
             return None
+        server = self._server()
         if name == "AvailabilityZone":
-            return self._server().get("OS-EXT-AZ:availability_zone")
-        return super().attribute("first_address")
+            return server.get("OS-EXT-AZ:availability_zone")
+        # the first IPv4 address (Server's first_address, not an attribute of this type)
+        for addrs in (server.get("addresses") or {}).values():
+            for a in addrs:
+                if a.get("version") == 4:
+                    return a["addr"]
+        return ""
 
 
 @register("AWS::CloudFormation::WaitConditionHandle")

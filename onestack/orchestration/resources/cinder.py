@@ -113,7 +113,9 @@ class Volume(Resource):
         request: dict[str, Any] = {"volume": body}
         if p.get("scheduler_hints"):
             request["OS-SCH-HNT:scheduler_hints"] = p["scheduler_hints"]
-        self.resource_id = self.cinder.post("/volumes", request)["volume"]["id"]
+        vol = self.cinder.post("/volumes", request)["volume"]
+        self.resource_id = vol["id"]
+        c.remember(self.ctx, "volume", vol)  # a server or attachment naming it need not ask
         self.data["after_create"] = bool(p.get("read_only"))
 
     def _volume(self) -> dict:
@@ -180,14 +182,21 @@ class Volume(Resource):
     def handle_delete(self) -> None:
         if not self.resource_id:
             return
-        try:
-            vol = self._volume()
+        try:  # (asked first, its state read only when the service refuses: one call, not two)
+            self.cinder.delete(f"/volumes/{self.resource_id}")
+            return
         except errors.NotFound:
             return
-        if vol["status"] == "in-use":
-            raise errors.Conflict(f"Volume {self.resource_id} is still attached; it cannot be deleted.")
-        if vol["status"] not in ("deleting",):
-            self.cinder.delete(f"/volumes/{self.resource_id}")
+        except errors.BadRequest:
+            try:
+                vol = self._volume()
+            except errors.NotFound:
+                return
+            if vol["status"] == "in-use":
+                raise errors.Conflict(f"Volume {self.resource_id} is still attached; it cannot be deleted.") \
+                    from None
+            if vol["status"] != "deleting":
+                raise
 
     def check_delete_complete(self) -> bool:
         if not self.resource_id:

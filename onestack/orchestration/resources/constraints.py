@@ -9,8 +9,10 @@ services' public APIs as the stack owner.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +80,59 @@ class NotFound(errors.NotFound):
     """A named thing a template refers to does not exist (or is ambiguous)."""
 
 
+class Lookups:
+    """What one stack action found (a flavor, image or network by name or id) and what its
+    own resources made, by kind: each asked of a service once per action, not once per
+    resource that names it (as Heat's finder cache). Misses are not kept: a name not found
+    is asked again. A context's ``lookups`` attribute; a context without one asks each time."""
+
+    def __init__(self):
+        self._found: dict[tuple[str, str], dict] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, value: str) -> dict | None:
+        return self._found.get((kind, value))
+
+    def put(self, kind: str, value: str | None, obj: dict) -> None:
+        with self._lock:
+            if value:
+                self._found[(kind, value)] = obj
+            if obj.get("id"):
+                self._found[(kind, str(obj["id"]))] = obj
+
+    def forget(self, ident: str | None) -> None:
+        """Drop what has the id ``ident`` (a resource of the stack deleted it)."""
+        if not ident:
+            return
+        with self._lock:
+            self._found = {k: o for k, o in self._found.items() if str(o.get("id")) != ident}
+
+
+def remember(ctx: Context, kind: str, obj: dict | None) -> None:
+    """A thing a resource has just made, so that its dependents find it without asking."""
+    lookups = getattr(ctx, "lookups", None)
+    if lookups is not None and isinstance(obj, dict):
+        lookups.put(kind, None, obj)
+
+
+def _cached(kind: str) -> Callable[[Callable[[Context, str], dict]], Callable[[Context, str], dict]]:
+    def wrap(find: Callable[[Context, str], dict]) -> Callable[[Context, str], dict]:
+        @functools.wraps(find)
+        def cached(ctx: Context, value: str) -> dict:
+            lookups = getattr(ctx, "lookups", None)
+            if lookups is None:
+                return find(ctx, value)
+            obj = lookups.get(kind, str(value))
+            if obj is None:
+                obj = find(ctx, value)
+                lookups.put(kind, str(value), obj)
+            return obj
+
+        return cached
+
+    return wrap
+
+
 # ------------------------------------------------------------------ lookups
 def _by_name_or_id(client: Any, path: str, key: str, value: str, missing: str,
                    name_param: str = "name", list_path: str | None = None) -> dict:
@@ -98,6 +153,7 @@ def _by_name_or_id(client: Any, path: str, key: str, value: str, missing: str,
     raise NotFound(missing)
 
 
+@_cached("flavor")
 def find_flavor(ctx: Context, value: str) -> dict:
     nova = compute(ctx)
     try:
@@ -111,6 +167,7 @@ def find_flavor(ctx: Context, value: str) -> dict:
     raise NotFound(f"The Flavor ID ({value}) could not be found.")
 
 
+@_cached("keypair")
 def find_keypair(ctx: Context, value: str) -> dict:
     try:
         return compute(ctx).get(f"/os-keypairs/{value}")["keypair"]
@@ -118,6 +175,7 @@ def find_keypair(ctx: Context, value: str) -> dict:
         raise NotFound(f"The Key ({value}) could not be found.") from None
 
 
+@_cached("image")
 def find_image(ctx: Context, value: str) -> dict:
     client = ctx.client("image")
     if _UUID.match(str(value)):
@@ -136,6 +194,7 @@ def find_image(ctx: Context, value: str) -> dict:
 def _neutron(kind: str) -> Callable[[Context, str], dict]:
     plural = kind + "s"
 
+    @_cached(kind)
     def find(ctx: Context, value: str) -> dict:
         return _by_name_or_id(ctx.client("network"), f"/v2.0/{plural.replace('_', '-')}", plural, value,
                               f"Unable to find {kind} with name or id '{value}'")
@@ -151,6 +210,7 @@ find_security_group = _neutron("security_group")
 find_subnetpool = _neutron("subnetpool")
 
 
+@_cached("volume")
 def find_volume(ctx: Context, value: str) -> dict:
     try:
         return _by_name_or_id(volume(ctx), "/volumes", "volumes", value,
@@ -159,11 +219,13 @@ def find_volume(ctx: Context, value: str) -> dict:
         raise NotFound(f"The Volume ({value}) could not be found.") from None
 
 
+@_cached("snapshot")
 def find_snapshot(ctx: Context, value: str) -> dict:
     return _by_name_or_id(volume(ctx), "/snapshots", "snapshots", value,
                           f"The VolumeSnapshot ({value}) could not be found.", list_path="/snapshots/detail")
 
 
+@_cached("volume_type")
 def find_volume_type(ctx: Context, value: str) -> dict:
     client = volume(ctx)
     try:
@@ -177,6 +239,7 @@ def find_volume_type(ctx: Context, value: str) -> dict:
 
 
 def _keystone(kind: str, entity: str) -> Callable[[Context, str], dict]:
+    @_cached(kind)
     def find(ctx: Context, value: str) -> dict:
         return _by_name_or_id(ctx.client("identity"), f"/v3/{kind}", kind, value,
                               f"The {entity} ({value}) could not be found.")

@@ -79,6 +79,7 @@ class NeutronResource(Resource):
             body["tenant_id"] = self.properties["tenant_id"]
         obj = self.neutron.post(self.path, {self.kind: body})[self.kind]
         self.resource_id = obj["id"]
+        c.remember(self.ctx, self.kind, obj)  # its dependents' lookups of it need not ask
         self._set_tags(self.properties.get("tags"))
 
     def _set_tags(self, tags: list[str] | None) -> None:
@@ -103,9 +104,10 @@ class NeutronResource(Resource):
     def handle_delete(self) -> None:
         if self.resource_id:
             self.neutron.delete(f"{self.path}/{self.resource_id}")
+            self._gone = True  # (the networking API deletes before it answers: no need to look)
 
     def check_delete_complete(self) -> bool:
-        if not self.resource_id:
+        if not self.resource_id or getattr(self, "_gone", False):
             return True
         try:
             self.show()

@@ -1,0 +1,1 @@
+"""The alarming service (Aodh v2 API): alarms, their evaluation and their actions."""

@@ -1,0 +1,62 @@
+"""The Metric v1 API (Gnocchi): routes in v1.py, errors in Gnocchi's shape.
+
+Gnocchi's error body is ``{"code", "description", "title"}``; an invalid input's
+description is an object ``{"cause", "reason", "detail"}`` where Gnocchi gives one
+(``errors.ApiError(..., gnocchi={...})``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from onestack.common import auth, errors
+from onestack.common.http import Api, Req, json_response, media_type
+
+
+def error_view(exc: errors.ApiError) -> Response:
+    headers = dict(exc.extra.get("headers", {}))
+    if exc.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Keystone uri="/identity"')
+    description = exc.extra.get("gnocchi") or exc.message
+    if isinstance(description, dict):
+        description = {"reason": exc.message, **description}
+    return json_response({"code": exc.status, "description": description, "title": exc.title},
+                         exc.status, headers)
+
+
+def check_body(request: Request, body: bytes) -> None:
+    kind = media_type(request)
+    if body and kind and kind != "application/json" and not kind.endswith("+json"):
+        raise errors.UnsupportedMediaType(f"Unsupported Content-Type {kind}: send application/json")
+
+
+api = Api("metric", error_view, auth.authenticate, redirect_slashes=True, check_body=check_body)
+
+
+def body(req: Req):
+    return req.json()
+
+
+def build():
+    from onestack.metric.api import v1  # noqa: F401  (registers the routes)
+
+    return _single_slashes(api.asgi())
+
+
+def _single_slashes(app):
+    """gnocchiclient asks for ``v1/archive_policy//<name>`` on update; Gnocchi (pecan)
+    reads it as one slash, so do we."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "http" and "//" in scope["path"]:
+            path = re.sub("/{2,}", "/", scope["path"])
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await app(scope, receive, send)
+
+    return asgi
+
+
+__all__ = ["api", "body", "build", "json_response"]

@@ -1,0 +1,150 @@
+"""Autoscaling on real guests, the book's chapter-3 demonstration end to end: a stack holds a
+group of one tiny TCG guest, with scale-up and scale-down policies wired to Aodh alarms on the
+group's CPU (Gnocchi's `rate:mean` of `cpu`, the members found by `metering.server_group`, as
+Heat's own autoscaling template does). The guest's user_data burns CPU while its server has the
+property `busy` (it reads its metadata from the metadata service), so the test turns the load
+on and off with `openstack server set/unset --property`: the group grows to two, then shrinks
+back to one, and each transition shows in `openstack alarm-history show` and the stack's
+events. One cloud, every wait bounded; the collector polls every 5 s and the evaluator runs
+every second (configuration, not sleeps).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.cloud import Cloud
+from tests.e2e.guests import IMAGE, require_guests, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), pytest.mark.root, pytest.mark.libvirt, pytest.mark.netns]
+
+require_guests()
+
+DEMO = {"user": "demo"}
+
+# Burns CPU in 5-second slices while the server's metadata has "busy"; idles otherwise.
+BURN = """#!/bin/sh
+(
+while :; do
+  if wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json 2>/dev/null | grep -q '"busy"'; then
+    end=$(( $(date +%s) + 5 ))
+    while [ "$(date +%s)" -lt "$end" ]; do :; done
+  else
+    sleep 2
+  fi
+done
+) </dev/null >/dev/null 2>&1 &
+"""
+
+GRANULARITY = 5
+# cpu is cumulative nanoseconds: its rate over one 5 s point is at most 5e9 for one vCPU
+HIGH = 0.35 * GRANULARITY * 1e9
+LOW = 0.15 * GRANULARITY * 1e9
+
+
+def alarm(threshold: float, operator: str, policy: str) -> dict:
+    return {"type": "OS::Aodh::GnocchiAggregationByResourcesAlarm",
+            "properties": {
+                "metric": "cpu", "aggregation_method": "rate:mean", "granularity": GRANULARITY,
+                "evaluation_periods": 2, "threshold": threshold, "comparison_operator": operator,
+                "resource_type": "instance",
+                "alarm_actions": [{"get_attr": [policy, "alarm_url"]}], "repeat_actions": True,
+                "query": {"str_replace": {"template": '{"=": {"server_group": "STACK"}}',
+                                          "params": {"STACK": {"get_param": "OS::stack_id"}}}}}}
+
+
+STACK = {
+    "heat_template_version": "2018-08-31",
+    "resources": {
+        "group": {"type": "OS::Heat::AutoScalingGroup",
+                  "properties": {"min_size": 1, "max_size": 2, "resource": {
+                      "type": "OS::Nova::Server",
+                      "properties": {"image": IMAGE, "flavor": "m1.nano", "networks": [{"network": "private"}],
+                                     "user_data_format": "RAW", "user_data": BURN,
+                                     "metadata": {"metering.server_group": {"get_param": "OS::stack_id"}}}}}},
+        "scale_up": {"type": "OS::Heat::ScalingPolicy",
+                     "properties": {"auto_scaling_group_id": {"get_resource": "group"},
+                                    "adjustment_type": "change_in_capacity", "scaling_adjustment": 1,
+                                    "cooldown": 10}},
+        "scale_down": {"type": "OS::Heat::ScalingPolicy",
+                       "properties": {"auto_scaling_group_id": {"get_resource": "group"},
+                                      "adjustment_type": "change_in_capacity", "scaling_adjustment": -1,
+                                      "cooldown": 10}},
+        "cpu_high": alarm(HIGH, "gt", "scale_up"),
+        "cpu_low": alarm(LOW, "lt", "scale_down"),
+    },
+    "outputs": {"size": {"value": {"get_attr": ["group", "current_size"]}},
+                "members": {"value": {"get_attr": ["group", "refs"]}}},
+}
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    c = Cloud("autoscaling", extra_env={"ONESTACK_NETWORK_AGENT": "true", "ONESTACK_COMPUTE_DRIVER": "libvirt",
+                                        "ONESTACK_TELEMETRY_INTERVAL": "5",
+                                        "ONESTACK_ALARMING_EVALUATION_INTERVAL": "1"})
+    try:
+        c.start()
+        busy = "another onestack network agent runs on this host"
+        wait_for(lambda: busy in (c.state / "onestack.log").read_text() or c.os_json("network", "agent", "list"),
+                 30, "the network agents")
+        if busy in (c.state / "onestack.log").read_text():
+            pytest.skip("another onestack's network agent runs on this host")
+        c.onestack("image", "register", "tiny", timeout=600)
+        yield c
+    finally:
+        c.stop()
+
+
+def servers(cloud: Cloud) -> list[dict]:
+    return [s for s in cloud.os_json("server", "list", "--long", **DEMO) if s["Status"] != "DELETED"]
+
+
+def active_members(cloud: Cloud) -> list[str]:
+    return sorted(s["ID"] for s in servers(cloud) if s["Status"] == "ACTIVE")
+
+
+def test_a_group_grows_under_load_and_shrinks_when_idle(cloud, tmp_path):
+    # The operator keeps the CPU series at the collector's 5 s (Gnocchi's defaults are coarser).
+    cloud.openstack("metric", "archive-policy", "create", "fast", "-d", f"granularity:{GRANULARITY}s,points:720",
+                    "-m", "mean", "-m", "rate:mean")
+    cloud.openstack("metric", "archive-policy-rule", "create", "cpu-fast", "-a", "fast", "-m", "cpu")
+
+    path = tmp_path / "asg.yaml"
+    path.write_text(yaml.safe_dump(STACK))
+    r = cloud.openstack("stack", "create", "--wait", "--poll", "1", "-t", str(path), "asg", **DEMO, check=False)
+    shown = cloud.os_json("stack", "show", "asg", **DEMO)
+    assert r.returncode == 0 and shown["stack_status"] == "CREATE_COMPLETE", (r.stderr, shown["stack_status_reason"])
+    res = {x["resource_name"]: x["physical_resource_id"]
+           for x in cloud.os_json("stack", "resource", "list", "asg", **DEMO)}
+
+    # Settle: the boot's own CPU burst may scale up once; idle, the group comes back to one.
+    first = wait_for(lambda: (m := active_members(cloud)) and len(servers(cloud)) == 1 and m, 300,
+                     "a group of one idle, active guest", step=2)[0]
+    wait_for(lambda: cloud.os_json("metric", "resource", "show", "--type", "instance", first)["metrics"].get("cpu"),
+             60, "the guest's cpu metric", step=2)
+
+    cloud.openstack("server", "set", "--property", "busy=1", first, **DEMO)
+    wait_for(lambda: len(active_members(cloud)) == 2, 300, "the group to grow to two under load", step=2)
+    # it grew because this guest was busy: its CPU rate crossed the threshold
+    rates = cloud.os_json("metric", "measures", "show", "--resource-id", first, "cpu", "--aggregation", "rate:mean",
+                          "--granularity", str(GRANULARITY))
+    assert max(m["value"] for m in rates) > HIGH, rates
+    high = cloud.os_json("alarm-history", "show", res["cpu_high"])
+    assert any(json.loads(h["detail"]).get("state") == "alarm" for h in high if h["type"] == "state transition"), high
+
+    cloud.openstack("server", "unset", "--property", "busy", first, **DEMO)
+    wait_for(lambda: len(servers(cloud)) == 1, 300, "the group to shrink back to one when idle", step=2)
+    low = cloud.os_json("alarm-history", "show", res["cpu_low"])
+    assert any(json.loads(h["detail"]).get("state") == "alarm" for h in low if h["type"] == "state transition"), low
+
+    events = cloud.os_json("stack", "event", "list", "asg", **DEMO)
+    signalled = {e["resource_name"] for e in events if "signal" in (e.get("resource_status_reason") or "").lower()}
+    assert {"scale_up", "scale_down"} <= signalled, events
+
+    cloud.openstack("stack", "delete", "--yes", "--wait", "asg", **DEMO)
+    assert servers(cloud) == []
+    assert cloud.os_json("alarm", "list", **DEMO) == []
