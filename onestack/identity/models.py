@@ -212,6 +212,35 @@ class TrustRole(Base):
     role_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
 
+class RegisteredLimit(Base):
+    """The default limit of a resource of a service (in a region or in all of them).
+    (service_id, region_id, resource_name) is unique; region_id may be NULL, so the
+    domain layer checks it rather than a database constraint."""
+
+    __tablename__ = "identity_registered_limit"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    service_id: Mapped[str] = mapped_column(ID, index=True)
+    region_id: Mapped[str | None] = mapped_column(ID)
+    resource_name: Mapped[str] = mapped_column(NAME)
+    default_limit: Mapped[int] = mapped_column(sa.Integer)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Limit(Base):
+    """A project's (or a domain's) override of a registered limit; it names its
+    service, region and resource through the registered limit, as in Keystone."""
+
+    __tablename__ = "identity_limit"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    registered_limit_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_registered_limit.id"), index=True
+    )
+    project_id: Mapped[str | None] = mapped_column(ID, index=True)
+    domain_id: Mapped[str | None] = mapped_column(ID, index=True)
+    resource_limit: Mapped[int] = mapped_column(sa.Integer)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+
+
 class RevocationEvent(Base):
     """Tokens matching every non-null field and issued before issued_before are revoked."""
 

@@ -169,6 +169,22 @@ DEFAULTS: dict[str, str] = {
     "identity:list_roles_for_trust": _ADMIN_OR_SYSREADER + " or rule:trustor or rule:trustee",
     "identity:get_role_for_trust": _ADMIN_OR_SYSREADER + " or rule:trustor or rule:trustee",
     "identity:delete_trust": "rule:admin_required or rule:trustor",
+    # unified limits: admins write; everyone reads registered limits and the model, and
+    # the limits of their own project (or domain)
+    "identity:get_registered_limit": "",
+    "identity:list_registered_limits": "",
+    "identity:create_registered_limits": "rule:admin_required",
+    "identity:update_registered_limit": "rule:admin_required",
+    "identity:delete_registered_limit": "rule:admin_required",
+    "identity:get_limit_model": "",
+    "identity:get_limit": (
+        _ADMIN_OR_SYSREADER + " or project_id:%(target.limit.project_id)s"
+        " or domain_id:%(target.limit.domain.id)s or domain_id:%(target.limit.project.domain_id)s"
+    ),
+    "identity:list_limits": "",
+    "identity:create_limits": "rule:admin_required",
+    "identity:update_limit": "rule:admin_required",
+    "identity:delete_limit": "rule:admin_required",
     # revocation events
     "identity:list_revoke_events": "rule:service_or_admin",
     "service_or_admin": "rule:admin_required or rule:service_role",

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common import errors
 from onestack.common.timeutils import utcnow
-from onestack.identity import authn, core, passwords, trusts
+from onestack.identity import authn, core, limits, passwords, trusts
 from onestack.identity import models as m
 
 PROJECT_CORE = {"id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain",
@@ -142,6 +142,7 @@ def delete_project(s: Session, p: m.Project) -> None:
 def _delete_project_row(s: Session, p: m.Project) -> None:
     s.execute(sa.delete(m.Assignment).where(m.Assignment.target_id == p.id))
     trusts.delete_for_project(s, p.id)
+    limits.delete_for_project(s, p.id)
     _revoke_scope(s, p)
     s.delete(p)
 

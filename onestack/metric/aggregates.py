@@ -226,8 +226,9 @@ def _forward_fill(grid: np.ndarray) -> np.ndarray:
 def _grid(parts: list[tuple[np.ndarray, np.ndarray]], g: float) -> tuple[np.ndarray, np.ndarray]:
     """The series as rows of one matrix over the timestamps any of them has (NaN: none)."""
     t0 = parts[0][0]
-    if all(len(t) == len(t0) and np.array_equal(t, t0) for t, _ in parts[1:]):  # the usual case
-        return np.vstack([v for _, v in parts]), t0
+    if all(t is t0 for t, _ in parts) or (all(len(t) == len(t0) for t, _ in parts)
+                                         and (np.vstack([t for t, _ in parts]) == t0).all()):
+        return np.vstack([v for _, v in parts]), t0  # the usual case: the same timestamps
     lo = min(float(t[0]) for t, _ in parts)
     hi = max(float(t[-1]) for t, _ in parts)
     width = int(round((hi - lo) / g)) + 1
@@ -244,10 +245,19 @@ def _grid(parts: list[tuple[np.ndarray, np.ndarray]], g: float) -> tuple[np.ndar
     return grid, union
 
 
+# the usual grid has no gap: plain reductions, several times cheaper than numpy's nan* ones
+_DENSE = {"mean": lambda g: g.mean(axis=0), "sum": lambda g: g.sum(axis=0),
+          "count": lambda g: np.full(g.shape[1], float(g.shape[0])), "min": lambda g: g.min(axis=0),
+          "max": lambda g: g.max(axis=0), "median": lambda g: np.median(g, axis=0),
+          "std": lambda g: g.std(axis=0, ddof=1), "first": lambda g: g[0].copy(), "last": lambda g: g[-1].copy()}
+
+
 def _reduce_columns(method: str, grid: np.ndarray) -> np.ndarray:
-    # numpy warns on an all-NaN column: such a column simply has no value
+    # numpy warns on an all-NaN column (or a std of one series): such a column has no value
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        if not np.isnan(grid).any():
+            return _DENSE[method](grid)
         if method == "mean":
             return np.nanmean(grid, axis=0)
         if method == "sum":
@@ -282,9 +292,9 @@ def _rolling(method: str, window: int, t: np.ndarray, v: np.ndarray):
     return t[window - 1:], fn(windows, axis=1).astype(float)
 
 
-def _series_of(metric, policy, method, ev: Evaluator) -> Series:
+def _series_of(metric_id: str, policy, method, ev: Evaluator) -> Series:
     try:
-        out = measures.read(metric, policy, method, ev.granularity, ev.start, ev.stop, ev.checked)
+        out = measures.read(metric_id, policy, method, ev.granularity, ev.start, ev.stop, ev.checked)
     except errors.NotFound:
         if ev.granularity is not None:
             return {}
@@ -296,9 +306,9 @@ def render(items: Labelled) -> dict:
     """Labels (metric id, agg) / (resource id, name, agg) / ("aggregated",) -> Gnocchi's nesting."""
     out: dict = {}
     for label, s in items:
-        rows = [[measures.iso(float(t)), g, float(v)]  # (x/0 is no point: JSON has no Infinity)
-                for g in sorted(s, reverse=True) for t, v in zip(*s[g], strict=True) if np.isfinite(v)]
-        rows.sort(key=lambda r: (r[0], -r[1]))
+        rows = measures.render([(g, *s[g]) for g in sorted(s, reverse=True)])
+        if len(s) > 1:  # each granularity's points are in time order already
+            rows.sort(key=lambda r: (r[0], -r[1]))
         if label == ("aggregated",):
             out["aggregated"] = rows
             continue
@@ -367,7 +377,7 @@ def _by_metric_ids(ctx, ops, refs, opts, details):
 
     def fetch(mid, agg):
         m, p = found[mid]
-        return [((mid, agg), _series_of(m, p, agg, ev))]
+        return [((mid, agg), _series_of(m.id, p, agg, ev))]
 
     ev.fetch = fetch
     result = {"measures": render(ev.run(ops))}
@@ -381,7 +391,7 @@ def _by_resources(ctx, ops, refs, opts, details, resources):
     used: dict[str, dict] = {}
     wanted = [r["metrics"][n] for r in resources for n in r["metrics"]
               if any(fnmatch.fnmatchcase(n, name) for name, _ in refs)]
-    loaded, _ = indexer.metrics_by_ids(None, wanted)  # one query for all of them
+    policy_of = indexer.metric_policies(wanted)  # one query for all of them
 
     def fetch(name, agg):
         items = []
@@ -389,12 +399,12 @@ def _by_resources(ctx, ops, refs, opts, details, resources):
             names = [n for n in r["metrics"] if fnmatch.fnmatchcase(n, name)] if any(
                 c in name for c in "*?[") else [name]
             for n in names:
-                if n not in r["metrics"]:
+                if r["metrics"].get(n) not in policy_of:  # (or deleted since the search)
                     items.append(((r["id"], n, agg), {}))
                     continue
-                m, p = loaded[r["metrics"][n]]
+                mid = r["metrics"][n]
                 used[r["id"]] = r
-                items.append(((r["id"], n, agg), _series_of(m, p, agg, ev)))
+                items.append(((r["id"], n, agg), _series_of(mid, policy_of[mid], agg, ev)))
         return items
 
     ev.fetch = fetch

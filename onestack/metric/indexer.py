@@ -570,15 +570,28 @@ def metrics_by_ids(ctx, ids: list[str]) -> tuple[dict[str, tuple[Metric, Archive
     admin = ctx is None or ctx.is_admin
     with db.session() as s:
         pols = {p.name: p for p in s.scalars(sa.select(ArchivePolicy))}
-        for i in range(0, len(valid), 500):  # plain rows: a batch or an aggregate reads thousands
-            rows = s.execute(sa.select(Metric.__table__, Resource.project_id.label("r_project"),
-                                       Resource.created_by_project_id.label("r_creator"))
-                             .outerjoin(Resource, Metric.resource_id == Resource.id)
-                             .where(Metric.id.in_(valid[i:i + 500])))
-            for m in rows:
+        # plain rows: a batch or an aggregate reads thousands (the resources only to check who sees them)
+        stmt = sa.select(Metric.__table__) if admin else sa.select(
+            Metric.__table__, Resource.project_id.label("r_project"),
+            Resource.created_by_project_id.label("r_creator")).outerjoin(Resource, Metric.resource_id == Resource.id)
+        for i in range(0, len(valid), 500):
+            for m in s.execute(stmt.where(Metric.id.in_(valid[i:i + 500]))):
                 if admin or ctx.project_id in (m.created_by_project_id, m.r_project, m.r_creator):
                     found[m.id] = (m, pols[m.archive_policy_name])
     return found, [i for i in ids if i not in found]
+
+
+def metric_policies(ids: list[str]) -> dict[str, ArchivePolicy]:
+    """The archive policy of each of ``ids`` (metrics of resources the caller's search saw:
+    no visibility check), two columns of one query per 500."""
+    out: dict[str, ArchivePolicy] = {}
+    with db.session() as s:
+        pols = {p.name: p for p in s.scalars(sa.select(ArchivePolicy))}
+        for i in range(0, len(ids), 500):
+            for mid, name in s.execute(sa.select(Metric.id, Metric.archive_policy_name)
+                                       .where(Metric.id.in_(ids[i:i + 500]))):
+                out[mid] = pols[name]
+    return out
 
 
 def _is_uuid(value: str) -> bool:

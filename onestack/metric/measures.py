@@ -8,7 +8,7 @@ from onestack.common import errors
 from onestack.metric import carbonara, indexer
 from onestack.metric.models import ArchivePolicy, Metric
 from onestack.metric.storage import Store
-from onestack.metric.timeutil import epochs, iso, to_epoch, to_timespan
+from onestack.metric.timeutil import epochs, isos, to_epoch, to_timespan
 
 store: Store | None = None
 
@@ -99,7 +99,7 @@ def series(metric: Metric, policy: ArchivePolicy, method: str = "mean", granular
     return out
 
 
-def read(metric: Metric, policy: ArchivePolicy, method: str, granularity: float | None, start: float | None,
+def read(metric_id: str, policy: ArchivePolicy, method: str, granularity: float | None, start: float | None,
          stop: float | None, checked: set) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """``series`` for many metrics of few policies (an aggregate): times already in
     seconds, and each (policy, method, granularity) checked once (``checked`` remembers)."""
@@ -108,7 +108,7 @@ def read(metric: Metric, policy: ArchivePolicy, method: str, granularity: float 
         check_method(policy, method)
         _granularity(policy, granularity)
         checked.add(key)
-    return store.series(metric.id, policy.definition, method, granularity, start, stop)
+    return store.series(metric_id, policy.definition, method, granularity, start, stop)
 
 
 def resample_series(t: np.ndarray, v: np.ndarray, r: float, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -147,8 +147,15 @@ def group_reduce(method: str, inverse: np.ndarray, v: np.ndarray, n: int) -> np.
 
 
 def render(out: list[tuple[float, np.ndarray, np.ndarray]]) -> list[list]:
-    return [[iso(float(t)), g, float(v)] for g, ts, vs in out for t, v in zip(ts, vs, strict=True)
-            if np.isfinite(v)]
+    """``[[iso time, granularity, value]]``, the points of each granularity in turn; x/0 is
+    no point (JSON has no Infinity)."""
+    rows = []
+    for g, ts, vs in out:
+        finite = np.isfinite(vs)
+        if not finite.all():
+            ts, vs = ts[finite], vs[finite]
+        rows += [[t, g, v] for t, v in zip(isos(ts), vs.astype(float, copy=False).tolist(), strict=True)]
+    return rows
 
 
 # -- batches

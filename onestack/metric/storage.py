@@ -47,11 +47,13 @@ class FileDriver:
             fd = os.open(f"{self._dir(metric_id)}/{key}", os.O_RDONLY)
         except FileNotFoundError:
             return None
-        try:
-            parts = []
-            while chunk := os.read(fd, 1 << 20):
-                parts.append(chunk)
-            return b"".join(parts)
+        try:  # exactly the file's size (it never changes: splits are written whole, then renamed);
+            # a larger buffer per read costs more than the read itself
+            size = os.fstat(fd).st_size
+            blob = os.read(fd, size)
+            while len(blob) < size and (chunk := os.read(fd, size - len(blob))):
+                blob += chunk
+            return blob
         finally:
             os.close(fd)
 
@@ -246,7 +248,7 @@ class Store:
                 blob = self.driver.get(metric_id, carbonara.split_key(g, s0))
                 if blob:
                     idx, c = carbonara.read_columns(blob, cols)
-                    times.append(s0 + idx * g)
+                    times.append(carbonara.bucket_times(s0, g, idx))
                     vals.append(carbonara.method_values(base, c))
             t = np.concatenate(times) if len(times) > 1 else times[0] if times else np.empty(0)
             v = np.concatenate(vals) if len(vals) > 1 else vals[0] if vals else np.empty(0)

@@ -84,11 +84,18 @@ def iso(value: datetime | float | None) -> str | None:
     """``2015-03-06T14:33:57+00:00`` (microseconds when there are some), as Gnocchi answers."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-    else:
-        dt = datetime.fromtimestamp(float(value), UTC)
-    return dt.isoformat()
+    if isinstance(value, datetime):  # the index's naive UTC datetimes
+        return value.isoformat() if value.tzinfo else value.isoformat() + "+00:00"
+    return datetime.fromtimestamp(float(value), UTC).isoformat()
+
+
+def isos(values: np.ndarray) -> list[str]:
+    """``iso`` of many epoch seconds (an answer's points): numpy formats whole seconds at
+    once; a series with fractions of a second takes them one by one."""
+    if len(values) and np.array_equal(values, np.floor(values)):
+        return [s + "+00:00" for s in np.datetime_as_string(values.astype(np.int64).astype("datetime64[s]"))
+                .tolist()]
+    return [iso(float(v)) for v in values]
 
 
 def epochs(values: list, what: str = "timestamp") -> np.ndarray:

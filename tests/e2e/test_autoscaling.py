@@ -5,7 +5,8 @@ Heat's own autoscaling template does). The guest's user_data burns CPU while its
 property `busy` (it reads its metadata from the metadata service), so the test turns the load
 on and off with `openstack server set/unset --property`: the group grows to two, then shrinks
 back to one, and each transition shows in `openstack alarm-history show` and the stack's
-events. One cloud, every wait bounded; the collector polls every 5 s and the evaluator runs
+events. On the way it checks what the collector reads of a real guest: CPU time rising while
+busy, `cpu_util`, memory, the root disk's and the interface's counters. One cloud, every wait bounded; the collector polls every 5 s and the evaluator runs
 every second (configuration, not sleeps).
 """
 
@@ -16,8 +17,9 @@ import json
 import pytest
 import yaml
 
+from onestack.compute.network import tap_name
 from tests.cloud import Cloud
-from tests.e2e.guests import IMAGE, require_guests, wait_for
+from tests.e2e.guests import IMAGE, READY, console, require_guests, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), pytest.mark.root, pytest.mark.libvirt, pytest.mark.netns]
 
@@ -99,6 +101,11 @@ def cloud():
         c.stop()
 
 
+def measures(cloud: Cloud, resource: str, metric: str) -> list[dict]:
+    """The means of a metric of a resource (a server's id, or `<server>-vda` for its disk)."""
+    return cloud.os_json("metric", "measures", "show", "--resource-id", resource, metric, "--aggregation", "mean")
+
+
 def servers(cloud: Cloud) -> list[dict]:
     return [s for s in cloud.os_json("server", "list", "--long", **DEMO) if s["Status"] != "DELETED"]
 
@@ -121,18 +128,30 @@ def test_a_group_grows_under_load_and_shrinks_when_idle(cloud, tmp_path):
     res = {x["resource_name"]: x["physical_resource_id"]
            for x in cloud.os_json("stack", "resource", "list", "asg", **DEMO)}
 
-    # Settle: the boot's own CPU burst may scale up once; idle, the group comes back to one.
-    first = wait_for(lambda: (m := active_members(cloud)) and len(servers(cloud)) == 1 and m, 300,
-                     "a group of one idle, active guest", step=2)[0]
-    wait_for(lambda: cloud.os_json("metric", "resource", "show", "--type", "instance", first)["metrics"].get("cpu"),
-             60, "the guest's cpu metric", step=2)
-
+    # Settle: the boot's own CPU burst may scale up once; the guest booted and idle, the group
+    # is back to one and the high alarm has seen it idle (ok) before the load starts.
+    def settled() -> str | None:
+        members = active_members(cloud)
+        if len(members) == 1 and len(servers(cloud)) == 1 and READY.search(console(cloud, members[0])) and \
+                cloud.os_json("alarm", "state", "get", res["cpu_high"])["state"] == "ok":
+            return members[0]
+        return None
+    first = wait_for(settled, 420, "an idle group of one booted guest, its high-CPU alarm ok", step=2)
     cloud.openstack("server", "set", "--property", "busy=1", first, **DEMO)
     wait_for(lambda: len(active_members(cloud)) == 2, 300, "the group to grow to two under load", step=2)
     # it grew because this guest was busy: its CPU rate crossed the threshold
     rates = cloud.os_json("metric", "measures", "show", "--resource-id", first, "cpu", "--aggregation", "rate:mean",
                           "--granularity", str(GRANULARITY))
     assert max(m["value"] for m in rates) > HIGH, rates
+    # what else the collector reads from libvirt for a real guest: its share of the vcpu, its
+    # memory, its root disk (vda) and its interface (the port's tap), each on its own resource
+    assert max(m["value"] for m in measures(cloud, first, "cpu_util")) > 10
+    assert measures(cloud, first, "memory.usage")[-1]["value"] > 0
+    assert measures(cloud, f"{first}-vda", "disk.device.read.bytes")[-1]["value"] > 0
+    port = cloud.os_json("port", "list", "--server", first, **DEMO)[0]["ID"]
+    nic = f"{first}-{tap_name(port)}"
+    assert measures(cloud, nic, "network.incoming.packets")[-1]["value"] > 0
+    assert measures(cloud, nic, "network.outgoing.bytes")[-1]["value"] > 0
     high = cloud.os_json("alarm-history", "show", res["cpu_high"])
     assert any(json.loads(h["detail"]).get("state") == "alarm" for h in high if h["type"] == "state transition"), high
 

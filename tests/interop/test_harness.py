@@ -74,7 +74,8 @@ def test_flat_layout_reads_ids_from_attributes(tmp_path):
 def test_guideline_choice_default_named_and_by_path(capsys):
     default = run.load_guidelines("")
     assert [(g.name, g.service, g.named) for g in default] == [
-        ("platform", None, False), ("orchestration", "orchestration", False)]
+        ("platform", None, False), ("orchestration", "orchestration", False),
+        ("telemetry", "alarming", False)]
     [named] = run.load_guidelines("orchestration")
     assert (named.name, named.service, named.named) == ("orchestration", "orchestration", True)
     [by_path] = run.load_guidelines(str(ORCHESTRATION))
@@ -211,6 +212,29 @@ def test_orchestration_workspace_conf(monkeypatch, tmp_path):
     stestr = configparser.ConfigParser()  # as stestr reads it
     stestr.read(tmp_path / ".stestr.conf")
     assert stestr["DEFAULT"]["group_regex"] == run.GROUP_REGEX
+
+
+def test_telemetry_selection_and_workspace_conf(monkeypatch, tmp_path):
+    """telemetry.json: Aodh's API tests and Gnocchi's gabbi files run, the integration
+    scenarios are left out, each with a reason; every option written for the plugin is one the
+    installed telemetry-tempest-plugin defines (none dropped)."""
+    path = run.GUIDELINES["telemetry"][0]
+    g = run.load_guideline(path, "telemetry", "alarming")
+    assert "metric-gabbi" in g.caps and "telemetry-integration" not in g.caps
+    assert all(".aodh.api." in t or ".test_gnocchi." in t for t in g.tests())
+    excluded = json.loads(path.read_text())["capabilities"]["telemetry-integration"]["tests"]
+    assert excluded and all(t["flagged"]["reason"] for t in excluded.values())
+    monkeypatch.setattr(run, "WORKSPACE", tmp_path)
+    facts = run.tempest_facts(run.ensure_tempest())
+    assert facts["versions"]["telemetry-tempest-plugin"]
+    conf = run.tempest_conf(ADMIN, FakeCloud(["identity", "alarming", "metric"]), False)
+    conf.update({s: dict(o) for s, o in run.TELEMETRY_SECTIONS.items()})
+    wanted = {s: dict(conf[s]) for s in (*run.TELEMETRY_SECTIONS, "service_available")}
+    run.drop_unknown(conf, facts["options"], run.versions_label(facts["versions"]))
+    assert {s: conf[s] for s in wanted} == wanted
+    available = conf["service_available"]
+    assert (available["aodh"], available["gnocchi"], available["ceilometer"]) == (
+        "true", "true", "false")
 
 
 def test_platform_conf_says_heat_is_absent_without_orchestration():

@@ -43,6 +43,7 @@ def build():
         assignments,
         catalog,
         discovery,
+        limits,
         projects,
         tokens,
         trusts,

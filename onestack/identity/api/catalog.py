@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from onestack.common import db, errors, validation
 from onestack.common.http import Req, empty, json_response
 from onestack.identity import catalog as logic
-from onestack.identity import core
+from onestack.identity import core, limits
 from onestack.identity import models as m
 from onestack.identity.api import api, views
 from onestack.identity.api.common import (
@@ -187,6 +187,8 @@ def delete_region(req: Req):
             raise errors.Forbidden(
                 f"Unable to delete region {r.id} because it has associated endpoints."
             )
+        if limits.refer_to(s, region_id=r.id):
+            raise errors.Forbidden(f"Unable to delete region {r.id} because registered limits refer to it.")
         s.delete(r)
     core.changed("region.deleted", {"resource_info": region_id})
     return empty()
@@ -268,6 +270,8 @@ def delete_service(req: Req):
     service_id = req.path["service_id"]
     with db.transaction() as s:
         svc = logic.get_service(s, service_id)
+        if limits.refer_to(s, service_id=svc.id):
+            raise errors.Forbidden(f"Unable to delete service {svc.id} because registered limits refer to it.")
         # A service takes its endpoints with it (explicitly, whatever the database's FKs do).
         s.execute(sa.delete(m.Endpoint).where(m.Endpoint.service_id == svc.id))
         s.delete(svc)

@@ -42,6 +42,12 @@ _HOME = {
         "/users/{user_id}/application_credentials", {"user_id": "user_id"}),
     "credentials": "/credentials",
     "credential": ("/credentials/{credential_id}", {"credential_id": "credential_id"}),
+    "registered_limits": "/registered_limits",
+    "registered_limit": ("/registered_limits/{registered_limit_id}",
+                         {"registered_limit_id": "registered_limit_id"}),
+    "limits": "/limits",
+    "limit": ("/limits/{limit_id}", {"limit_id": "limit_id"}),
+    "limit_model": "/limits/model",
 }
 
 

@@ -243,3 +243,30 @@ def role_assignment(req: Req, a, names: dict | None = None) -> dict:
         links["prior_role"] = f"{root}/roles/{a.prior_role_id}/implies/{a.role_id}"
     entry["links"] = links
     return entry
+
+
+def registered_limit(req: Req, r: m.RegisteredLimit) -> dict:
+    return {
+        "id": r.id,
+        "service_id": r.service_id,
+        "region_id": r.region_id,
+        "resource_name": r.resource_name,
+        "default_limit": r.default_limit,
+        "description": r.description,
+        "links": link(req, f"registered_limits/{r.id}"),
+    }
+
+
+def limit(req: Req, lim: m.Limit, reg: m.RegisteredLimit) -> dict:
+    """A limit, with the service, region and resource of its registered limit."""
+    return {
+        "id": lim.id,
+        "project_id": lim.project_id,
+        "domain_id": lim.domain_id,
+        "service_id": reg.service_id,
+        "region_id": reg.region_id,
+        "resource_name": reg.resource_name,
+        "resource_limit": lim.resource_limit,
+        "description": lim.description,
+        "links": link(req, f"limits/{lim.id}"),
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from onestack.common import errors
 from onestack.common.booleans import to_bool
 from onestack.common.http import Req, empty, json_response
@@ -9,6 +11,8 @@ from onestack.metric import aggregates, indexer, measures, policies, query
 from onestack.metric.api import api, body
 
 VERSION = {"id": "v1.0", "status": "CURRENT", "updated": "2015-03-19"}
+# Gnocchi's [api] max_limit default: the most items a list answers (the rest through its Link)
+MAX_LIMIT = 1000
 
 
 def route(path: str, methods: list[str], **kw):
@@ -36,13 +40,26 @@ def _flag(req: Req, name: str) -> bool:
         raise errors.BadRequest(f"Invalid input: {name} must be a boolean, not {value!r}") from None
 
 
-def _limit(req: Req) -> int | None:
+def _limit(req: Req, paged: bool = False) -> int | None:
+    """``limit``; a paged list (``_page``) answers at most MAX_LIMIT items, as Gnocchi."""
     value = req.query.get("limit")
     if value is None:
-        return None
+        return MAX_LIMIT if paged else None
     if not value.isdigit() or int(value) < 1:
         raise errors.BadRequest(f"Invalid input: limit must be a positive integer, not {value!r}")
-    return int(value)
+    return min(int(value), MAX_LIMIT) if paged else int(value)
+
+
+def _page(req: Req, docs: list[dict], limit: int | None):
+    """A full page links to the next one as Gnocchi does (``Link: <...?marker=<last id>>;
+    rel="next"``, which gnocchiclient follows to read the whole list)."""
+    headers = None
+    if limit and docs and len(docs) >= limit:
+        params = [(k, v) for k, v in req.query.multi_items() if k not in ("limit", "marker")]
+        params += [("limit", str(limit)), ("marker", docs[-1]["id"])]
+        url = req.url
+        headers = {"Link": f'<{url.scheme}://{url.netloc}{url.path}?{urlencode(sorted(params))}>; rel="next"'}
+    return json_response(docs, headers=headers)
 
 
 @api.route("/", ["GET"], auth=False)
@@ -155,9 +172,16 @@ def resources(req: Req):
             measures.drop(indexer.delete_resource(req.ctx, "generic", r["id"]))
             deleted += 1
         return json_response({"deleted": deleted})
-    return json_response(indexer.search_resources(
-        req.ctx, rtype, None, details=_flag(req, "details"), limit=_limit(req), marker=req.query.get("marker"),
-        sort=_sorts(req), with_history=_flag(req, "history")))
+    return _resource_page(req, rtype, None)
+
+
+def _resource_page(req: Req, rtype: str, q):
+    # with history a resource's revisions share its id, which is then no marker: one whole list
+    history = _flag(req, "history")
+    limit = _limit(req, paged=not history)
+    docs = indexer.search_resources(req.ctx, rtype, q, details=_flag(req, "details"), limit=limit,
+                                    marker=req.query.get("marker"), sort=_sorts(req), with_history=history)
+    return _page(req, docs, None if history else limit)
 
 
 @route("/v1/resource/{type}/{id}", ["GET", "PATCH", "DELETE"])
@@ -204,9 +228,7 @@ def resource_metric_measures(req: Req):
 
 @route("/v1/search/resource/{type}", ["POST"])
 def search_resources(req: Req):
-    return json_response(indexer.search_resources(
-        req.ctx, req.path["type"], _search_body(req), details=_flag(req, "details"), limit=_limit(req),
-        marker=req.query.get("marker"), sort=_sorts(req), with_history=_flag(req, "history")))
+    return _resource_page(req, req.path["type"], _search_body(req))
 
 
 # -- metrics and measures
@@ -218,8 +240,8 @@ def metrics(req: Req):
         return json_response(indexer.create_metric(req.ctx, body(req)), 201)
     filters = {k: req.query.get(k) for k in ("name", "unit", "archive_policy_name", "resource_id",
                                              "created_by_user_id", "created_by_project_id")}
-    return json_response(indexer.list_metrics(req.ctx, filters, _limit(req), req.query.get("marker"),
-                                              _sorts(req)))
+    limit = _limit(req, paged=True)
+    return _page(req, indexer.list_metrics(req.ctx, filters, limit, req.query.get("marker"), _sorts(req)), limit)
 
 
 @route("/v1/metric/{id}", ["GET", "DELETE"])
