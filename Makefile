@@ -43,7 +43,7 @@ test: install-test lint  ## the whole suite (unit, API through real clients, Pos
 test-fast: install-test  ## unit + API tests on fake hosts (SQLite), the quick loop
 	@$(VENV)/bin/python -m pytest tests/unit tests/api $(QUICK) $(PYTEST_ARGS)
 
-interop: install    ## Tempest interop guidelines against the running cloud (GUIDELINE=platform|orchestration, CAPS=identity-v3-* ..., VALIDATION=auto|on|off)
+interop: install    ## Tempest interop guidelines against the running cloud (GUIDELINE=platform|orchestration|telemetry, CAPS=identity-v3-* ..., VALIDATION=auto|on|off)
 	@$(ONESTACK) up --detach >/dev/null
 	@$(ONESTACK) image register tiny >/dev/null
 	@GUIDELINE="$(GUIDELINE)" CAPS="$(CAPS)" VALIDATION="$(VALIDATION)" $(VENV)/bin/python tests/interop/run.py

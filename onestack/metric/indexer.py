@@ -102,7 +102,9 @@ def create_type(ctx, body: dict) -> dict:
     if ctx is not None and not ctx.is_admin:
         raise errors.Forbidden("Access was denied to this resource: resource types are managed by admins.")
     name = body.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > 255:
+    # Gnocchi takes any string as a type's name (e.g. telemetry-tempest-plugin's "instance-like");
+    # "/" would make it unreachable in URLs
+    if not isinstance(name, str) or not name.strip() or "/" in name or len(name) > 255:
         raise errors.BadRequest("Invalid input: required key not provided or invalid @ data['name']")
     attrs = body.get("attributes") or {}
     if not isinstance(attrs, dict):

@@ -106,6 +106,19 @@ def test_resource_types(cloud):
     ok(cloud, "resource-type", "delete", name)
 
 
+def test_resource_type_names_as_gnocchi_takes_them(cloud):
+    """Any name but an empty one or one with "/" (a dash, as in telemetry-tempest-plugin's
+    "instance-like", is fine): it was a 400."""
+    name = f"rt-like-{uuid.uuid4().hex[:6]}"
+    om(cloud, "resource-type", "create", name, "-a", "display_name:string:true")
+    rid = str(uuid.uuid4())
+    assert om(cloud, "resource", "create", rid, "--type", name, "-a", "display_name:vm")["type"] == name
+    assert [r["id"] for r in om(cloud, "resource", "search", "--type", name, f"id='{rid}'")] == [rid]
+    ok(cloud, "resource", "delete", rid)
+    ok(cloud, "resource-type", "delete", name)
+    assert "invalid @ data['name']" in fails(cloud, "resource-type", "create", "a/b")
+
+
 def test_resources_metrics_measures(cloud):
     rid = str(uuid.uuid4())
     r = om(cloud, "resource", "create", rid, "--type", "instance", "-a", "display_name:vm1",
@@ -167,6 +180,36 @@ def test_resources_metrics_measures(cloud):
     assert "does not exist" in fails(cloud, "resource", "show", rid, user="demo")
 
 
+def gnocchi(cloud: Cloud):
+    """gnocchiclient's library, as admin."""
+    from gnocchiclient.v1 import client as gclient
+    from keystoneauth1 import loading, session
+
+    rc = cloud.openrc("admin")
+    auth = loading.get_plugin_loader("password").load_from_options(
+        auth_url=rc["OS_AUTH_URL"], username=rc["OS_USERNAME"], password=rc["OS_PASSWORD"],
+        project_name=rc["OS_PROJECT_NAME"], user_domain_name="Default", project_domain_name="Default")
+    return gclient.Client(session=session.Session(auth=auth))
+
+
+def test_list_pages_link_to_the_next(cloud):
+    """A full page links to the next (Gnocchi's ``Link: <...>; rel="next"``, absolute, under the
+    service's prefix): followed as gnocchiclient does, through its session, page by page."""
+    gc = gnocchi(cloud)
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    ids = sorted(om(cloud, "resource", "create", str(uuid.uuid4()), "--type", "generic",
+                    "-a", f"user_id:{user}")["id"] for _ in range(3))
+    got, url = [], "v1/search/resource/generic?limit=2&sort=id:asc"
+    while url:
+        page = gc.api.post(url, json={"=": {"user_id": user}})
+        got += [r["id"] for r in page.json()]
+        url = page.links.get("next", {}).get("url")
+        assert url is None or url.startswith(cloud.url + "/metric/v1/search/resource/generic?")
+    assert got == ids
+    # without a limit, the client reads the whole list (one page here)
+    assert sorted(r["id"] for r in gc.resource.search(query={"=": {"user_id": user}})) == ids
+
+
 def test_batch_and_aggregates(cloud):
     ids = [str(uuid.uuid4()) for _ in range(2)]
     user = f"u-{uuid.uuid4().hex[:8]}"
@@ -179,14 +222,7 @@ def test_batch_and_aggregates(cloud):
                              "measures": [{"timestamp": T0, "value": 1}]}}
             for i, rid in enumerate(ids)}
     # through the client library (gnocchiclient), as `openstack metric` does not batch by resource
-    from gnocchiclient.v1 import client as gclient
-    from keystoneauth1 import loading, session
-
-    rc = cloud.openrc("admin")
-    auth = loading.get_plugin_loader("password").load_from_options(
-        auth_url=rc["OS_AUTH_URL"], username=rc["OS_USERNAME"], password=rc["OS_PASSWORD"],
-        project_name=rc["OS_PROJECT_NAME"], user_domain_name="Default", project_domain_name="Default")
-    gc = gclient.Client(session=session.Session(auth=auth))
+    gc = gnocchi(cloud)
     gc.metric.batch_resources_metrics_measures(body, create_metrics=True)
     assert gc.metric.get("newone", resource_id=ids[0])["archive_policy"]["name"] == "low"
 

@@ -51,6 +51,24 @@ done
 """
 
 
+def networked_cloud(name: str, **env: str):
+    """A cloud with real guests and the network agent, the tiny image registered (a generator
+    for module fixtures: yields the cloud, stops it after). Skips when another onestack's
+    network agent holds this host."""
+    c = Cloud(name, extra_env={"ONESTACK_NETWORK_AGENT": "true", "ONESTACK_COMPUTE_DRIVER": "libvirt", **env})
+    try:
+        c.start()
+        busy = "another onestack network agent runs on this host"
+        wait_for(lambda: busy in (c.state / "onestack.log").read_text() or c.os_json("network", "agent", "list"),
+                 30, "the network agents")
+        if busy in (c.state / "onestack.log").read_text():
+            pytest.skip("another onestack's network agent runs on this host")
+        c.onestack("image", "register", "tiny", timeout=600)
+        yield c
+    finally:
+        c.stop()
+
+
 def require_guests() -> None:
     """Skip the calling module unless real guests can run here."""
     if os.geteuid() != 0:

@@ -19,7 +19,7 @@ import yaml
 
 from onestack.compute.network import tap_name
 from tests.cloud import Cloud
-from tests.e2e.guests import IMAGE, READY, console, require_guests, wait_for
+from tests.e2e.guests import IMAGE, READY, console, networked_cloud, require_guests, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), pytest.mark.root, pytest.mark.libvirt, pytest.mark.netns]
 
@@ -85,20 +85,7 @@ STACK = {
 
 @pytest.fixture(scope="module")
 def cloud():
-    c = Cloud("autoscaling", extra_env={"ONESTACK_NETWORK_AGENT": "true", "ONESTACK_COMPUTE_DRIVER": "libvirt",
-                                        "ONESTACK_TELEMETRY_INTERVAL": "5",
-                                        "ONESTACK_ALARMING_EVALUATION_INTERVAL": "1"})
-    try:
-        c.start()
-        busy = "another onestack network agent runs on this host"
-        wait_for(lambda: busy in (c.state / "onestack.log").read_text() or c.os_json("network", "agent", "list"),
-                 30, "the network agents")
-        if busy in (c.state / "onestack.log").read_text():
-            pytest.skip("another onestack's network agent runs on this host")
-        c.onestack("image", "register", "tiny", timeout=600)
-        yield c
-    finally:
-        c.stop()
+    yield from networked_cloud("autoscaling", ONESTACK_TELEMETRY_INTERVAL="5", ONESTACK_ALARMING_EVALUATION_INTERVAL="1")
 
 
 def measures(cloud: Cloud, resource: str, metric: str) -> list[dict]:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from onestack.compute.network import tap_name
 from onestack.network.core import bridge_name
 from tests.cloud import BIN, Cloud
-from tests.e2e.guests import IMAGE, SSH, require_guests, wait_for
+from tests.e2e.guests import IMAGE, SSH, networked_cloud, require_guests, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.root, pytest.mark.libvirt, pytest.mark.netns]
 
@@ -84,18 +84,7 @@ LISTS = {"server": lambda c: c.compute.servers(), "port": lambda c: c.network.po
 
 @pytest.fixture(scope="module")
 def cloud():
-    c = Cloud("orch-guests", extra_env={"ONESTACK_NETWORK_AGENT": "true", "ONESTACK_COMPUTE_DRIVER": "libvirt"})
-    try:
-        c.start()
-        busy = "another onestack network agent runs on this host"
-        wait_for(lambda: busy in (c.state / "onestack.log").read_text() or c.os_json("network", "agent", "list"),
-                 30, "the network agents")
-        if busy in (c.state / "onestack.log").read_text():
-            pytest.skip("another onestack's network agent runs on this host")
-        c.onestack("image", "register", "tiny", timeout=600)
-        yield c
-    finally:
-        c.stop()
+    yield from networked_cloud("orch-guests")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ telemetry brief) read back through the HTTP API (Starlette's test client)."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -14,9 +15,10 @@ from starlette.testclient import TestClient
 
 from onestack import config
 from onestack.common import auth, bus, db, errors
-from onestack.metric import query, service
+from onestack.metric import aggregates, query, service
+from onestack.metric.api import v1
 from onestack.metric.storage import FileDriver, Store
-from onestack.metric.timeutil import to_timespan
+from onestack.metric.timeutil import iso, isos, to_timespan
 from tests.cloud import wait_for
 
 T0 = 1425652437.0  # 2015-03-06T14:33:57Z
@@ -293,3 +295,71 @@ def test_aggregate_overlap_and_fill(metric_app):
     assert [p[2] for p in body["measures"]["aggregated"]] == [10.0, 16.0, 17.0, 17.5]
     status, body = agg(fill="bogus")
     assert status == 400 and "fill" in body["description"]
+
+
+def test_many_times_render_as_one_by_one():
+    """The answer's points are formatted at once (``isos``), exactly as ``iso`` one by one,
+    whole seconds or not."""
+    for ts in (T0 + np.arange(0, 86400 * 3, 60.0), np.array([T0, T0 + 0.25, T0 + 1.5]), np.array([]),
+               np.array([0.0, -86400.0])):
+        assert isos(ts) == [iso(float(t)) for t in ts]
+    assert isos(np.array([T0]))[0] == "2015-03-06T14:33:57+00:00"
+
+
+@pytest.mark.parametrize("method", ["mean", "sum", "count", "min", "max", "median", "std", "first", "last"])
+def test_aggregate_of_a_full_grid_as_with_gaps(method):
+    """A grid without gaps takes the plain reductions: the same values as the NaN-aware
+    ones (a std of one series is no value either way)."""
+    rng = np.random.default_rng(3)
+    for grid in (rng.random((50, 30)) * 100, rng.random((1, 30))):
+        gapped = np.vstack([grid, np.full(grid.shape[1], np.nan)])  # the NaN path, same values
+        dense, nan_aware = aggregates._reduce_columns(method, grid), aggregates._reduce_columns(method, gapped)
+        np.testing.assert_allclose(dense, nan_aware, rtol=1e-12, equal_nan=True)
+
+
+def test_full_splits_share_their_times(tmp_path):
+    """Every full split of a granularity has the same bucket times: one read-only array."""
+    store = Store(FileDriver(tmp_path))
+    d = [{"granularity": 60.0, "points": 1440}]
+    day = T0 - T0 % 86400
+    for m in ("a", "b"):
+        store.add(m, d, day + np.arange(1440) * 60.0, np.arange(1440.0))
+    (_, ta, va), (_, tb, _) = (store.series(m, d, "mean", 60.0, day, day + 86400)[0] for m in ("a", "b"))
+    assert ta is tb and not ta.flags.writeable
+    assert list(ta) == list(day + np.arange(1440) * 60.0) and list(va) == list(np.arange(1440.0))
+
+
+def test_lists_page_with_link_headers(metric_app, monkeypatch):
+    """As Gnocchi: a list answers at most max_limit items (``limit`` is clamped to it), and a
+    full page has ``Link: <...marker=<last id>>; rel="next"``, which gnocchiclient follows
+    (here as it does, through the response's links) to read the whole list."""
+    client, _ = metric_app
+    monkeypatch.setattr(v1, "MAX_LIMIT", 2)
+    h = {"X-Auth-Token": "p1"}
+    ids = sorted(client.post("/v1/resource/generic", headers=h, json={
+        "id": str(uuid.uuid4()), "user_id": "pager", "metrics": {"m": {"archive_policy_name": "low"}}}).json()["id"]
+        for _ in range(5))
+
+    def read_all(method, url, **kw):
+        got, pages = [], 0
+        while url:
+            r = client.request(method, url, headers=h, **kw)
+            assert r.status_code == 200, r.text
+            got += r.json()
+            pages += 1
+            url = r.links.get("next", {}).get("url")
+        return got, pages
+
+    got, pages = read_all("GET", "/v1/resource/generic?sort=id:asc")
+    assert [r["id"] for r in got] == ids and pages == 3
+    r = client.get("/v1/resource/generic", headers=h, params={"sort": "id:asc", "limit": 50})
+    assert len(r.json()) == 2 and "marker=" + ids[1] in r.headers["link"] and "limit=2" in r.headers["link"]
+    got, _ = read_all("POST", "/v1/search/resource/generic?sort=id:asc", json={"=": {"user_id": "pager"}})
+    assert [r["id"] for r in got] == ids
+    got, _ = read_all("GET", "/v1/metric")
+    assert len({m["id"] for m in got}) == 5
+    # the last page (not full) and a history list (revisions share an id: no marker) link nowhere
+    assert "link" not in client.get("/v1/resource/generic", headers=h,
+                                        params={"sort": "id:asc", "marker": ids[3]}).headers
+    r = client.get("/v1/resource/generic", headers=h, params={"history": "true"})
+    assert len(r.json()) == 5 and "link" not in r.headers
