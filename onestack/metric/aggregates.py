@@ -6,8 +6,8 @@ resource search, ``(rolling mean 3 ...)``, ``(resample max 3600 ...)``, arithmet
 
 A value of the language is a list of labelled series, each ``{granularity: (t, v)}``; a
 ``metric`` node makes one per reference, ``aggregate`` folds them into one labelled
-``aggregated`` (only over the timestamps all share, unless ``fill`` says otherwise, and
-only when they overlap by ``needed_overlap`` percent).
+``aggregated`` (given ``needed_overlap`` without ``fill``, only over the timestamps all
+share and only when they overlap by that percent; by default, as Gnocchi, ``fill=dropna``).
 """
 
 from __future__ import annotations
@@ -321,6 +321,8 @@ def render(items: Labelled) -> dict:
 
 def _options(params: dict) -> dict:
     fill = params.get("fill")
+    if fill is None and "needed_overlap" not in params:
+        fill = "dropna"  # Gnocchi's /v1/aggregates default: aggregate what points there are
     if fill is not None and fill not in FILLS:
         try:
             fill = float(fill)

@@ -192,6 +192,49 @@ def gnocchi(cloud: Cloud):
     return gclient.Client(session=session.Session(auth=auth))
 
 
+def test_http_contract_as_gnocchi(cloud):
+    """Gnocchi's own gabbi tests (live.yaml): a create answers its URL in Location, an Accept
+    JSON cannot satisfy is a 406, a body that is not JSON (or untyped) a 415; nothing changes."""
+    gc = gnocchi(cloud)
+    base = gc.api.get_endpoint().rstrip("/") + "/v1"
+    tag = uuid.uuid4().hex[:6]
+    policy = f"ap-{tag}-✔é"
+    made = []
+    for path, doc, where in (
+            ("archive_policy", {"name": policy, "definition": [{"granularity": "1 minute", "points": 20}]},
+             "archive_policy/ap-{tag}-%E2%9C%94%C3%A9"),
+            ("archive_policy_rule", {"name": f"r-{tag}", "metric_pattern": f"x{tag}.*",
+                                     "archive_policy_name": policy}, "archive_policy_rule/r-{tag}"),
+            ("resource_type", {"name": f"rt-{tag}"}, "resource_type/rt-{tag}"),
+            (f"resource/rt-{tag}", {"id": str(uuid.uuid4())}, "resource/rt-{tag}/{id}"),
+            ("metric", {"archive_policy_name": policy}, "metric/{id}")):
+        r = gc.api.post(f"v1/{path}", json=doc)
+        assert r.status_code == 201
+        assert r.headers["Location"] == f"{base}/" + where.format(tag=tag, id=r.json().get("id")), r.headers
+        made.append(r.headers["Location"].removeprefix(base + "/"))
+    for where in reversed(made):
+        gc.api.delete(f"v1/{where}")
+
+    r = gc.api.get("v1/archive_policy", headers={"Accept": "text/plain"}, raise_exc=False)
+    assert r.status_code == 406 and "406 Not Acceptable" in r.text
+    assert gc.api.get("v1/archive_policy", headers={"Accept": "text/plain, application/json; q=0.8"}).json()
+
+    # no client sends a body that is not JSON: raw HTTP
+    token = {"X-Auth-Token": gc.api.session.get_token()}
+    name = f"ap-{tag}-bad"
+    doc = json.dumps({"name": name, "definition": [{"granularity": 1, "points": 3}]})
+    for kind, data in (("text/plain", ""), ("text/plain", doc), (None, doc)):
+        headers = {**token, **({"Content-Type": kind} if kind else {})}
+        r = httpx.post(f"{base}/archive_policy", content=data, headers=headers)
+        assert r.status_code == 415, r.text
+        assert r.json()["code"] == 415 and r.json()["title"] == "Unsupported Media Type"
+    r = httpx.patch(f"{base}/archive_policy/low", content=json.dumps({"definition": []}),
+                    headers={**token, "Content-Type": "plain/text"})
+    assert r.status_code == 415
+    assert gc.api.get(f"v1/archive_policy/{name}", raise_exc=False).status_code == 404
+    assert len(gc.archive_policy.get("low")["definition"]) > 0
+
+
 def test_list_pages_link_to_the_next(cloud):
     """A full page links to the next (Gnocchi's ``Link: <...>; rel="next"``, absolute, under the
     service's prefix): followed as gnocchiclient does, through its session, page by page."""

@@ -281,11 +281,15 @@ def test_aggregate_overlap_and_fill(metric_app):
         r = client.post("/v1/aggregates", headers=h, json=ops, params={"granularity": 1, **params})
         return r.status_code, r.json()
 
-    status, body = agg()
-    assert status == 200
-    assert [p[2] for p in body["measures"]["aggregated"]] == [(11 + 21) / 2, (12 + 22) / 2]
+    # neither fill nor needed_overlap: Gnocchi's fill=dropna, what points there are, never "No overlap"
     bounds = {"start": "2015-03-06T14:00:00", "stop": "2015-03-06T14:00:10"}
-    status, body = agg(**bounds)
+    for params in ({}, bounds):
+        status, body = agg(**params)
+        assert status == 200
+        assert [p[2] for p in body["measures"]["aggregated"]] == [10.0, 16.0, 17.0, 23.0]
+    status, body = agg(needed_overlap=100)
+    assert [p[2] for p in body["measures"]["aggregated"]] == [(11 + 21) / 2, (12 + 22) / 2]
+    status, body = agg(**bounds, needed_overlap=100)
     assert status == 400 and "overlap" in json.dumps(body)
     status, body = agg(**bounds, needed_overlap=0)
     assert [p[2] for p in body["measures"]["aggregated"]] == [10.0, 16.0, 17.0, 23.0]

@@ -27,13 +27,34 @@ def error_view(exc: errors.ApiError) -> Response:
                          exc.status, headers)
 
 
-def check_body(request: Request, body: bytes) -> None:
+def check_request(request: Request, body: bytes) -> None:
+    """As Gnocchi: an Accept that JSON does not satisfy is a 406; a body (or a declared
+    Content-Type on a write) that is not JSON is a 415, also when the type is missing."""
+    accept = request.headers.get("accept", "").strip()
+    if accept and not _accepts_json(accept):
+        raise errors.NotAcceptable(f"406 Not Acceptable: the response can only be application/json, "
+                                   f"not {accept}")
     kind = media_type(request)
-    if body and kind and kind != "application/json" and not kind.endswith("+json"):
-        raise errors.UnsupportedMediaType(f"Unsupported Content-Type {kind}: send application/json")
+    declared = kind and request.method in ("POST", "PUT", "PATCH")
+    if (body or declared) and kind != "application/json" and not kind.endswith("+json"):
+        raise errors.UnsupportedMediaType(f"Unsupported Content-Type {kind or '(none)'}: "
+                                          "send application/json")
 
 
-api = Api("metric", error_view, auth.authenticate, redirect_slashes=True, check_body=check_body)
+def _accepts_json(accept: str) -> bool:
+    for item in accept.split(","):
+        kind, _, params = item.partition(";")
+        q = params.replace(" ", "").partition("q=")[2].partition(";")[0]
+        try:
+            refused = q != "" and float(q) <= 0
+        except ValueError:
+            refused = False
+        if kind.strip().lower() in ("application/json", "application/*", "*/*", "*") and not refused:
+            return True
+    return False
+
+
+api = Api("metric", error_view, auth.authenticate, redirect_slashes=True, check_body=check_request)
 
 
 def body(req: Req):

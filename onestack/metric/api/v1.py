@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from onestack.common import errors
 from onestack.common.booleans import to_bool
@@ -28,6 +28,11 @@ def route(path: str, methods: list[str], **kw):
 def _root(req: Req) -> str:
     url = req.url
     return f"{url.scheme}://{url.netloc}{req.request.scope.get('root_path', '')}"
+
+
+def _created(req: Req, doc: dict, path: str):
+    """A 201 with the new thing's URL in Location, as Gnocchi's creates answer."""
+    return json_response(doc, 201, {"Location": _root(req) + quote(f"/v1/{path}")})
 
 
 def _flag(req: Req, name: str) -> bool:
@@ -83,7 +88,8 @@ def v1_root(req: Req):
 @route("/v1/archive_policy", ["GET", "POST"])
 def archive_policies(req: Req):
     if req.method == "POST":
-        return json_response(policies.create(req.ctx, body(req)), 201)
+        doc = policies.create(req.ctx, body(req))
+        return _created(req, doc, f"archive_policy/{doc['name']}")
     return json_response(policies.list_())
 
 
@@ -101,7 +107,8 @@ def archive_policy(req: Req):
 @route("/v1/archive_policy_rule", ["GET", "POST"])
 def archive_policy_rules(req: Req):
     if req.method == "POST":
-        return json_response(policies.create_rule(req.ctx, body(req)), 201)
+        doc = policies.create_rule(req.ctx, body(req))
+        return _created(req, doc, f"archive_policy_rule/{doc['name']}")
     return json_response(policies.list_rules())
 
 
@@ -125,7 +132,8 @@ def resource_types(req: Req):
         data = body(req)
         if not isinstance(data, dict):
             raise errors.BadRequest("Invalid input: expected an object")
-        return json_response(indexer.create_type(req.ctx, data), 201)
+        doc = indexer.create_type(req.ctx, data)
+        return _created(req, doc, f"resource_type/{doc['name']}")
     return json_response(indexer.list_types())
 
 
@@ -160,8 +168,8 @@ def _search_body(req: Req):
 def resources(req: Req):
     rtype = req.path["type"]
     if req.method == "POST":
-        data = body(req)
-        return json_response(indexer.create_resource(req.ctx, rtype, data), 201)
+        doc = indexer.create_resource(req.ctx, rtype, body(req))
+        return _created(req, doc, f"resource/{rtype}/{doc['id']}")
     if req.method == "DELETE":  # batch delete of the resources a search matches
         q = _search_body(req)
         if not q:  # never "everything" by omission
@@ -237,7 +245,8 @@ def search_resources(req: Req):
 @route("/v1/metric", ["GET", "POST"])
 def metrics(req: Req):
     if req.method == "POST":
-        return json_response(indexer.create_metric(req.ctx, body(req)), 201)
+        doc = indexer.create_metric(req.ctx, body(req))
+        return _created(req, doc, f"metric/{doc['id']}")
     filters = {k: req.query.get(k) for k in ("name", "unit", "archive_policy_name", "resource_id",
                                              "created_by_user_id", "created_by_project_id")}
     limit = _limit(req, paged=True)
