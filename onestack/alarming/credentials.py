@@ -10,7 +10,6 @@ import threading
 import httpx
 
 from onestack.alarming import settings
-from onestack.common import errors
 from onestack.common.clients import ServiceAuth
 
 log = logging.getLogger(__name__)
@@ -19,13 +18,12 @@ SERVICE_USER = "aodh"
 
 _conf = None
 _auth: ServiceAuth | None = None
-_user_id: str | None = None
 _lock = threading.Lock()
 
 
 def configure(conf) -> None:
-    global _conf, _auth, _user_id
-    _conf, _auth, _user_id = conf, None, None
+    global _conf, _auth
+    _conf, _auth = conf, None
 
 
 def _identity() -> str:
@@ -41,18 +39,9 @@ def service_auth() -> ServiceAuth:
 
 
 def service_user_id() -> str:
-    global _user_id
-    if _user_id is None:
-        token = service_auth().token()
-        try:
-            r = httpx.get(_identity() + "/auth/tokens?nocatalog", timeout=30,
-                          headers={"X-Auth-Token": token, "X-Subject-Token": token})
-        except httpx.HTTPError as e:
-            raise errors.ServiceUnavailable(f"identity did not answer: {e}") from None
-        if r.status_code != 200:
-            raise errors.ServiceUnavailable(f"identity refused the {SERVICE_USER} token ({r.status_code})")
-        _user_id = r.json()["token"]["user"]["id"]
-    return _user_id
+    auth = service_auth()
+    auth.token()
+    return auth.user_id
 
 
 def service_project_id() -> str | None:
@@ -63,18 +52,7 @@ def service_project_id() -> str | None:
 
 def create_trust(ctx) -> str:
     """A trust from the caller to ``aodh`` on the caller's project, with the caller's roles."""
-    body = {"trust": {"trustor_user_id": ctx.user_id, "trustee_user_id": service_user_id(),
-                      "project_id": ctx.project_id, "impersonation": True,
-                      "roles": [{"name": r} for r in ctx.roles]}}
-    try:
-        r = httpx.post(_identity() + "/OS-TRUST/trusts", json=body, timeout=30,
-                       headers={"X-Auth-Token": ctx.auth_token})
-    except httpx.HTTPError as e:
-        raise errors.ServiceUnavailable(f"identity did not answer: {e}") from None
-    if r.status_code != 201:
-        raise errors.BadRequest(f"Cannot delegate to the alarming service for a trust+ action: identity "
-                                f"answered {r.status_code} to the trust request.")
-    return r.json()["trust"]["id"]
+    return service_auth().create_trust(ctx, "the alarming service for a trust+ action")
 
 
 def delete_trust(trust_id: str, token: str) -> None:

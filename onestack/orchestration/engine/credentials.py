@@ -25,15 +25,14 @@ log = logging.getLogger(__name__)
 
 _conf = None
 _heat: ServiceAuth | None = None
-_heat_user_id: str | None = None
 _http: httpx.Client | None = None
 _lock = threading.Lock()
 _http_lock = threading.Lock()
 
 
 def configure(conf) -> None:
-    global _conf, _heat, _heat_user_id
-    _conf, _heat, _heat_user_id = conf, None, None
+    global _conf, _heat
+    _conf, _heat = conf, None
 
 
 def http() -> httpx.Client:
@@ -60,28 +59,9 @@ def heat_auth() -> ServiceAuth:
         return _heat
 
 
-def _heat_user() -> str:
-    global _heat_user_id
-    if _heat_user_id is None:
-        token = heat_auth().token()
-        r = http().get(_identity() + "/auth/tokens?nocatalog", timeout=30,
-                       headers={"X-Auth-Token": token, "X-Subject-Token": token})
-        r.raise_for_status()
-        _heat_user_id = r.json()["token"]["user"]["id"]
-    return _heat_user_id
-
-
 def create_trust(ctx) -> str | None:
     """A trust from the caller to ``heat`` on the caller's project."""
-    body = {"trust": {"trustor_user_id": ctx.user_id, "trustee_user_id": _heat_user(),
-                      "project_id": ctx.project_id, "impersonation": True,
-                      "roles": [{"name": r} for r in ctx.roles]}}
-    r = http().post(_identity() + "/OS-TRUST/trusts", json=body, timeout=30,
-                    headers={"X-Auth-Token": ctx.auth_token})
-    if r.status_code != 201:
-        raise errors.BadRequest(f"Cannot delegate to the orchestration service: identity answered "
-                                f"{r.status_code} to the trust request.")
-    return r.json()["trust"]["id"]
+    return heat_auth().create_trust(ctx, "the orchestration service")
 
 
 def delete_trust(trust_id: str | None) -> None:
