@@ -78,6 +78,12 @@ if [ "$needed" = 1 ]; then
   for extra in ${extras//,/ }; do touch ".venv/.onestack-installed-$hash-$extra"; done
 fi
 
+# Tempest and its plugins (the interop tests), in a venv of their own: once, and again
+# only when tests/interop/requirements.txt changes.
+if [ "$want_test" = test ]; then
+  /usr/bin/python3 tests/interop/run.py --install
+fi
+
 # libvirtd and virtlogd, started by hand where there is no systemd (needs root).
 if [ "$(id -u)" = 0 ]; then
   scripts/libvirt-up.sh

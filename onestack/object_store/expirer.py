@@ -8,7 +8,11 @@ later PUT or POST may have changed or removed X-Delete-At); the pass collects
 names across devices and calls ``delete(account, container, obj, timestamp)``
 once per name -- the proxy deletes every replica and updates the listing,
 using the delete-at time as the tombstone's timestamp so a newer PUT is
-never undone (Swift's X-If-Delete-At). Entries whose object is gone or no
+never undone (Swift's X-If-Delete-At). A write can be stamped a little after
+its own delete-at (X-Delete-After is counted from when the request arrived,
+and X-Delete-At may name the current second), so the tombstone is never older
+than the version it deletes: otherwise it would lose to it, on the device and
+in the listing, on every pass. Entries whose object is gone or no
 longer due are removed. Like the replicator, the pass runs beside the proxy
 and reaches every device of the ring through ``DeviceStore``, local or remote.
 """
@@ -36,7 +40,7 @@ def expire(ring: Ring, delete: DeleteFn, *, stores: Stores = local_stores, now: 
     now = time.time() if now is None else now
     stats = dict.fromkeys(("devices", "devices_skipped", "checked", "expired", "deleted",
                            "entries_removed", "errors"), 0)
-    due: dict[str, tuple[int, list[tuple[DeviceStore, str]]]] = {}  # name -> (delete_at, entries)
+    due: dict[str, tuple[str, list[tuple[DeviceStore, str]]]] = {}  # name -> (tombstone time, entries)
     for dev in ring.devices:
         store = stores(dev)
         if store is None:
@@ -53,15 +57,18 @@ def expire(ring: Ring, delete: DeleteFn, *, stores: Stores = local_stores, now: 
         stats["devices"] += 1
         stats["checked"] += found["checked"]
         stats["entries_removed"] += found["removed"]
-        for entry, name, delete_at in found["due"]:
-            due.setdefault(name, (delete_at, []))[1].append((store, entry))
-    for name, (delete_at, entries) in due.items():
+        for entry, name, delete_at, *newest in found["due"]:
+            ts = tombstone_time(delete_at, newest[0] if newest else None)
+            if name in due and due[name][0] > ts:
+                ts = due[name][0]
+            due[name] = (ts, [*due.get(name, ("", []))[1], (store, entry)])
+    for name, (ts, entries) in due.items():
         if stop is not None and stop.is_set():
             break
         stats["expired"] += 1
         try:
             _, account, container, obj = name.split("/", 3)
-            delete(account, container, obj, norm(delete_at))
+            delete(account, container, obj, ts)
         except Exception as e:  # noqa: BLE001 (retried next pass: the entries stay)
             log.warning("expirer: deleting %s failed: %r", name, e)
             stats["errors"] += 1
@@ -73,3 +80,11 @@ def expire(ring: Ring, delete: DeleteFn, *, stores: Stores = local_stores, now: 
             except Exception as e:  # noqa: BLE001 (the next pass removes it)
                 log.warning("expirer: index entry %s on %s: %r", entry, store.name, e)
     return stats
+
+
+def tombstone_time(delete_at: int, newest: str | None) -> str:
+    """The delete-at time, or just after the object's newest timestamp if that is later."""
+    ts = norm(delete_at)
+    if newest is not None and norm(newest) >= ts:
+        ts = norm(float(newest) + 0.00001)
+    return ts

@@ -297,14 +297,14 @@ class LocalStore(DeviceStore):
             parsed = self._entry(entry)
             if parsed is not None and parsed[0] > now:
                 break  # names sort by time (delete_at has a fixed width)
-            name = None
+            found = None
             if parsed is not None:
                 out["checked"] += 1
-                name = still_due(parsed[1], parsed[0])
-            if name is None:
+                found = still_due(parsed[1], parsed[0])
+            if found is None:
                 out["removed"] += _unlink(self.root / EXPIRING / entry)
             else:
-                out["due"].append([entry, name, parsed[0]])
+                out["due"].append([entry, found[0], parsed[0], found[1]])
         return out
 
     def expiring_done(self, entries: list[str]) -> int:
@@ -317,15 +317,16 @@ class LocalStore(DeviceStore):
         return removed
 
 
-def still_due(hdir: Path, delete_at: int) -> str | None:
-    """The object's name if it is live and expires at ``delete_at``."""
+def still_due(hdir: Path, delete_at: int) -> tuple[str, str] | None:
+    """The object's name and newest timestamp if it is live and expires at ``delete_at``."""
     try:
         loaded = load_object(hdir, scan(hdir))
     except (FileNotFoundError, Corrupt):
         return None
     if loaded is None or loaded[0].deleted or delete_at_of(loaded[0].metadata) != delete_at:
         return None
-    return loaded[1].get("name")
+    name = loaded[1].get("name")
+    return (name, loaded[0].timestamp) if name else None
 
 
 def _unlink(path: Path) -> int:

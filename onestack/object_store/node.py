@@ -280,9 +280,9 @@ class DeviceStore(ABC):
     # -- expiry ----------------------------------------------------------------------------
     @abstractmethod
     def expiring_due(self, now: float) -> dict:
-        """``{"due": [[entry, name, delete_at], ...], "checked": n, "removed": n}``:
-        index entries due by ``now`` whose object still expires then (stale ones are
-        removed)."""
+        """``{"due": [[entry, name, delete_at, timestamp], ...], "checked": n, "removed": n}``:
+        index entries due by ``now`` whose object still expires then, with the object's
+        newest timestamp (stale entries are removed)."""
 
     @abstractmethod
     def expiring_done(self, entries: list[str]) -> int:

@@ -1298,6 +1298,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="comma-separated capability names or globs (default: $CAPS, else all)",
     )
     parser.add_argument("--list", action="store_true", help="list capabilities and test counts")
+    parser.add_argument("--install", action="store_true",
+                        help="only install Tempest and its plugins into .venv-tempest (`make install-test`)")
     parser.add_argument("--timeout", type=float, default=1800, help="total seconds (default 1800)")
     parser.add_argument(
         "--use-env",
@@ -1461,6 +1463,9 @@ def main(argv: list[str]) -> int:
                 print(f"{cap}: {len(tests)} tests")
         return 0
     WORKSPACE.mkdir(exist_ok=True)
+    if args.install:
+        ensure_tempest()
+        return 0
     setup, why = None, ""
     try:
         setup = set_up(args)

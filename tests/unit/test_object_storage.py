@@ -503,6 +503,23 @@ def test_expirer_deletes_each_object_once(cl):
     assert len(left) == 3
 
 
+def test_expirer_deletes_a_version_stamped_after_its_own_delete_at(cl):
+    # X-Delete-After counts from when the request arrived; the write's timestamp may come
+    # a little later, past the delete-at second. The tombstone must still win over it.
+    delete_at = int(time.time()) - 5
+    written = dbs.norm(delete_at + 0.3)
+    cl.put("late", b"x", {"X-Delete-At": str(delete_at)}, timestamp=written)
+
+    def delete(account, container, obj, timestamp):
+        part, nodes = cl.primaries(account, container, obj)
+        for n in nodes:
+            n.object_delete(part, account, container, obj, timestamp)
+
+    assert expirer.expire(cl.ring, delete)["deleted"] == 1
+    assert all(cl.info(n, "late").deleted for n in cl.nodes.values())
+    assert expirer.expire(cl.ring, delete)["expired"] == 0  # done, not retried forever
+
+
 def test_expirer_retries_after_a_failed_delete(cl):
     cl.put("old", b"x", {"X-Delete-At": str(int(time.time()) - 5)},
            timestamp=dbs.norm(time.time() - 10))
