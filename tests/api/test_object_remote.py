@@ -295,11 +295,18 @@ def test_expirer_deletes_across_nodes(rcloud, node, sw):
     sw.put_object(c, "soon", data, headers={"X-Delete-After": "1"})
     sw.put_object(c, "stays", b"stays")
 
+    passes = []
+
     def expired():
-        r = rcloud.onestack("object", "expire", check=False)
+        r = rcloud.onestack("object", "expire", "--json", check=False)
         assert r.returncode == 0, r.stderr
+        passes.append((r.stdout + r.stderr[-500:]).strip().replace("\n", " "))
         return [o["name"] for o in sw.get_container(c)[1]] == ["stays"]
 
-    wait_for(expired, 60, "the expirer to delete the object from the listing")
+    try:
+        wait_for(expired, 60, "the expirer to delete the object from the listing")
+    except AssertionError as e:  # say what the passes did (they are retried until this holds)
+        raise AssertionError(f"{e}; expirer passes: {passes[:3]} ... {passes[-2:]}; "
+                             f"listing: {sw.get_container(c)[1]}") from None
     replicate(rcloud)  # (a copy a handoff took while the node was away meets its tombstone)
     assert not copies(all_roots(rcloud, node), data)
