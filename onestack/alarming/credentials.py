@@ -7,9 +7,6 @@ from __future__ import annotations
 import logging
 import threading
 
-import httpx
-
-from onestack.alarming import settings
 from onestack.common.clients import ServiceAuth
 
 log = logging.getLogger(__name__)
@@ -24,10 +21,6 @@ _lock = threading.Lock()
 def configure(conf) -> None:
     global _conf, _auth
     _conf, _auth = conf, None
-
-
-def _identity() -> str:
-    return settings.current.public_url + "/identity/v3"
 
 
 def service_auth() -> ServiceAuth:
@@ -57,12 +50,7 @@ def create_trust(ctx) -> str:
 
 def delete_trust(trust_id: str, token: str) -> None:
     """Best effort, with the caller's token (the trustor's, or an admin's), as Aodh does."""
-    try:
-        r = httpx.delete(f"{_identity()}/OS-TRUST/trusts/{trust_id}", timeout=30, headers={"X-Auth-Token": token})
-        if r.status_code not in (204, 404):
-            log.info("alarming: trust %s not deleted: identity answered %s", trust_id, r.status_code)
-    except httpx.HTTPError as e:
-        log.info("alarming: trust %s not deleted: %s", trust_id, e)
+    service_auth().delete_trust(trust_id, token)
 
 
 def trust_token(trust_id: str) -> str:

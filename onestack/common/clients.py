@@ -9,6 +9,7 @@ become our own errors (so a 404 from the image service is a 404 here too).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime
@@ -18,6 +19,8 @@ import httpx
 
 from onestack.common import errors
 from onestack.common.credentials import load_credentials
+
+log = logging.getLogger(__name__)
 
 _STATUS = {400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
            409: errors.Conflict, 413: errors.PayloadTooLarge}
@@ -82,6 +85,17 @@ class ServiceAuth:
             raise errors.BadRequest(f"Cannot delegate to {to_what}: identity answered {r.status_code} to the "
                                     "trust request.")
         return r.json()["trust"]["id"]
+
+    def delete_trust(self, trust_id: str, token: str) -> None:
+        """Best effort, with ``token`` (the trustor's, or an admin's): a trust that cannot be
+        deleted is logged, never an error of the caller's request."""
+        try:
+            r = (self.http or httpx).delete(f"{self.base_url}/identity/v3/OS-TRUST/trusts/{trust_id}",
+                                            timeout=30, headers={"X-Auth-Token": token})
+            if r.status_code not in (204, 404):
+                log.info("trust %s not deleted: identity answered %s", trust_id, r.status_code)
+        except httpx.HTTPError as e:
+            log.info("trust %s not deleted: %s", trust_id, e)
 
     def trust_token(self, trust_id: str, renew: bool = False) -> str:
         """A token of this service user as the trustee of ``trust_id`` (Keystone trusts, as

@@ -59,9 +59,8 @@ def expire(ring: Ring, delete: DeleteFn, *, stores: Stores = local_stores, now: 
         stats["entries_removed"] += found["removed"]
         for entry, name, delete_at, *newest in found["due"]:
             ts = tombstone_time(delete_at, newest[0] if newest else None)
-            if name in due and due[name][0] > ts:
-                ts = due[name][0]
-            due[name] = (ts, [*due.get(name, ("", []))[1], (store, entry)])
+            held_ts, held = due.get(name, (ts, []))
+            due[name] = (max(ts, held_ts), [*held, (store, entry)])
     for name, (ts, entries) in due.items():
         if stop is not None and stop.is_set():
             break

@@ -46,10 +46,6 @@ def http() -> httpx.Client:
         return _http
 
 
-def _identity() -> str:
-    return _conf.public_url + "/identity/v3"
-
-
 def heat_auth() -> ServiceAuth:
     global _heat
     with _lock:
@@ -68,10 +64,11 @@ def delete_trust(trust_id: str | None) -> None:
     if not trust_id:
         return
     try:
-        http().delete(f"{_identity()}/OS-TRUST/trusts/{trust_id}", timeout=30,
-                      headers={"X-Auth-Token": owner_token(trust_id, None)})
-    except (httpx.HTTPError, errors.ApiError) as e:
+        token = owner_token(trust_id, None)
+    except errors.ApiError as e:
         log.info("orchestration: trust %s not deleted: %s", trust_id, e)
+        return
+    heat_auth().delete_trust(trust_id, token)
 
 
 def _trust_token(trust_id: str) -> str:
