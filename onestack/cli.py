@@ -178,6 +178,7 @@ def _serve(conf: Config, quiet: bool = False) -> None:
     import uvicorn
 
     from onestack.app import create_app
+    from onestack.common import http
 
     # Everything the cloud writes (database, keys, image and object data) is the
     # owner's alone: guests' QEMU processes may traverse parts of the state dir.
@@ -201,10 +202,7 @@ def _serve(conf: Config, quiet: bool = False) -> None:
 
             workers.serve(conf)
         else:
-            uvicorn.run(
-                asgi, host=conf.server.host, port=conf.server.port, log_level="warning",
-                access_log=False, lifespan="on", timeout_graceful_shutdown=5,
-            )
+            uvicorn.run(asgi, host=conf.server.host, port=conf.server.port, **http.SERVER_OPTIONS)
     finally:
         try:
             if conf.pid_file.read_text().strip() == str(os.getpid()):

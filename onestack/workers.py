@@ -34,6 +34,7 @@ import uvicorn
 
 from onestack import infra
 from onestack.app import create_app
+from onestack.common import http
 from onestack.config import Config, load
 
 log = logging.getLogger(__name__)
@@ -219,8 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception:
         log.exception("API worker %d: start-up failed", a.index)
         sys.exit(1)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn.Config(app, **http.SERVER_OPTIONS))
     server.run(sockets=[sock])
 
 

@@ -34,6 +34,11 @@ log = logging.getLogger("onestack.api")
 
 REQUEST_ID_HEADER = "x-openstack-request-id"
 MAX_BODY = 1024 * 1024  # JSON APIs: 1 MiB is far beyond any legitimate body
+# How uvicorn serves every API. An idle keep-alive connection is kept 75 s, not
+# uvicorn's 5: clients that poll every 5 s (heatclient's --wait, httpx's pools)
+# otherwise reuse a connection the server is closing at that instant and get a reset.
+SERVER_OPTIONS: dict[str, Any] = dict(log_level="warning", access_log=False, lifespan="on",
+                                      timeout_graceful_shutdown=5, timeout_keep_alive=75)
 STREAM_BATCH = 1024 * 1024  # a streamed body reaches the handler in pieces of about this size
 # The database cannot be reached (or the pool has no connection to give): a 503, not a 500
 DB_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)

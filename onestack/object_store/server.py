@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from onestack.common import http
 from onestack.config import ConfigError
 from onestack.object_store import agents, wire
 from onestack.object_store.localstore import LocalStore, check_names
@@ -394,7 +395,6 @@ def serve_node(conf, host: str | None = None, port: int | None = None) -> None:
     running = agents.start(conf, Devices(devices_dir(conf)), kinds=("audit",))
     try:
         uvicorn.run(app, host=host or conf.object_store.node_host,
-                    port=port or conf.object_store.node_port, log_level="warning",
-                    access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+                    port=port or conf.object_store.node_port, **http.SERVER_OPTIONS)
     finally:
         running.stop()

@@ -1,7 +1,9 @@
 """The `onestack` command's promises: idempotent up, clear one-line errors, credentials."""
 
+import http.client
 import socket
 import subprocess
+import time
 
 from tests.cloud import BIN, Cloud
 
@@ -104,3 +106,19 @@ def test_down_purge_and_restart_keeps_state():
     finally:
         c.stop()
     assert not c.state.exists()
+
+
+def test_an_idle_keep_alive_connection_outlives_a_client_poll(cloud):
+    """A client polling every 5 s (heatclient's --wait) reuses its connection: the
+    server must not be closing it at that moment (uvicorn's default keep-alive is 5 s)."""
+    conn = http.client.HTTPConnection("127.0.0.1", cloud.port, timeout=10)
+    conn.request("GET", "/identity/v3")
+    first = conn.getresponse()
+    first.read()
+    sock = conn.sock
+    time.sleep(6)
+    conn.request("GET", "/identity/v3")  # raises if the server closed the connection
+    second = conn.getresponse()
+    second.read()
+    assert second.status == 200 and conn.sock is sock
+    conn.close()
