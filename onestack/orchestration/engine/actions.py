@@ -80,11 +80,16 @@ class Operation:
                              secret=stack["secret"] or "", engine=self.engine)
 
     # ----------------------------------------------------------- plumbing
-    def stack_event(self, action: str, status: str, reason: str) -> None:
+    def stack_event(self, action: str, status: str, reason: str, event_only: bool = False) -> None:
+        """The stack's transition and its event; ``event_only``: the event alone (a failed
+        update about to roll back stays IN_PROGRESS, so no waiting client stops at it)."""
         self.flush()
-        store.update_stack(self.stack_id, event=events.new(self.stack_id, self.stack["name"], events.STACK_TYPE,
-                                                           self.stack_id, action, status, reason),
-                           action=action, status=status, status_reason=reason,
+        event = events.new(self.stack_id, self.stack["name"], events.STACK_TYPE, self.stack_id,
+                           action, status, reason)
+        if event_only:
+            store.update_stack(self.stack_id, event=event)
+            return
+        store.update_stack(self.stack_id, event=event, action=action, status=status, status_reason=reason,
                            **({"updated_at": utcnow()} if action != "CREATE" else {}))
 
     def resource_event(self, row: dict, action: str, status: str, reason: str = "state changed",
@@ -547,9 +552,10 @@ class Operation:
         cancelled = error.startswith("Stack UPDATE cancelled")
         if cancelled and self.cancel == "no_rollback":
             return
+        rollback = (not st["disable_rollback"] or cancelled) and bool(st.get("previous"))
         self.stack_event("UPDATE", FAILED, error if error.startswith(("Timed out", "Stack"))
-                         else f"Resource UPDATE failed: {error}")
-        if (not st["disable_rollback"] or cancelled) and st.get("previous"):
+                         else f"Resource UPDATE failed: {error}", event_only=rollback)
+        if rollback:
             prev = st["previous"]
             store.update_stack(self.stack_id, template=prev["template"], environment=prev["environment"],
                                parameters=prev["parameters"], files=prev["files"], previous=None,
