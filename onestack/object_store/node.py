@@ -175,9 +175,11 @@ class Node(ABC):
     def container_list(self, part: int, account: str, container: str, *, limit: int,
                        marker: str = "", end_marker: str = "", prefix: str = "",
                        delimiter: str = "", reverse: bool = False,
-                       path: str | None = None) -> list[ContainerRow | str]:
+                       path: str | None = None) -> list[ContainerRow | str] | None:
         """Live objects in name order (reversed with ``reverse``); with ``delimiter``,
-        a str item is a subdirectory (``prefix`` + up to and including the delimiter)."""
+        a str item is a subdirectory (``prefix`` + up to and including the delimiter).
+        None when this device has no database for the container (the proxy then reads
+        another replica: one created while this device was away lives on a handoff)."""
 
     # -- accounts ----------------------------------------------------------------
     @abstractmethod
@@ -197,7 +199,8 @@ class Node(ABC):
     @abstractmethod
     def account_list(self, part: int, account: str, *, limit: int, marker: str = "",
                      end_marker: str = "", prefix: str = "", delimiter: str = "",
-                     reverse: bool = False) -> list[AccountRow | str]: ...
+                     reverse: bool = False) -> list[AccountRow | str] | None:
+        """Like ``container_list``: None when this device has no database for the account."""
 
 
 class DeviceStore(ABC):

@@ -228,8 +228,8 @@ class RemoteNode(Node):
         if path is not None:
             params["path"] = path
         r = self._json("GET", wire.path("container", self.dev, part, account, container),
-                       self._headers(account, container), params=params, missing=())
-        return wire.to_listing(r[1], ContainerRow)
+                       self._headers(account, container), params=params)
+        return None if r is None else wire.to_listing(r[1], ContainerRow)
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -259,9 +259,8 @@ class RemoteNode(Node):
     def account_list(self, part, account, *, limit, marker="", end_marker="", prefix="",
                      delimiter="", reverse=False):
         r = self._json("GET", wire.path("account", self.dev, part, account), self._headers(account),
-                       params=_list_params(limit, marker, end_marker, prefix, delimiter, reverse),
-                       missing=())
-        return wire.to_listing(r[1], AccountRow)
+                       params=_list_params(limit, marker, end_marker, prefix, delimiter, reverse))
+        return None if r is None else wire.to_listing(r[1], AccountRow)
 
 
 def _list_params(limit, marker, end_marker, prefix, delimiter, reverse) -> dict:

@@ -286,7 +286,7 @@ class _Handlers:
             if "list" in request.query_params:
                 items = await run_in_threadpool(lambda: node.container_list(
                     *args, **_list_args(request), path=request.query_params.get("path")))
-                return JSONResponse(wire.listing(items))
+                return _error(404, "no such container") if items is None else JSONResponse(wire.listing(items))
             info = await run_in_threadpool(node.container_info, *args)
             return _error(404, "no such container") if info is None else JSONResponse(wire.db_info(info))
         if request.method == "PUT":
@@ -315,7 +315,7 @@ class _Handlers:
         if request.method == "GET":
             if "list" in request.query_params:
                 items = await run_in_threadpool(lambda: node.account_list(*args, **_list_args(request)))
-                return JSONResponse(wire.listing(items))
+                return _error(404, "no such account") if items is None else JSONResponse(wire.listing(items))
             info = await run_in_threadpool(node.account_info, *args)
             return _error(404, "no such account") if info is None else JSONResponse(wire.db_info(info))
         if request.method == "PUT":

@@ -655,7 +655,7 @@ class LocalNode(Node):
                        prefix="", delimiter="", reverse=False, path=None):
         db = self._db(ContainerDb, CONTAINERS, part, account, container)
         if not db.exists():
-            return []
+            return None  # not []: another replica has the listing
         return db.listing(limit=limit, marker=marker, end_marker=end_marker, prefix=prefix,
                           delimiter=delimiter, reverse=reverse, path=path)
 
@@ -692,6 +692,6 @@ class LocalNode(Node):
                      delimiter="", reverse=False):
         db = self._db(AccountDb, ACCOUNTS, part, account)
         if not db.exists():
-            return []
+            return None  # not []: another replica has the listing
         return db.listing(limit=limit, marker=marker, end_marker=end_marker, prefix=prefix,
                           delimiter=delimiter, reverse=reverse)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from onestack.object_store import agents, auditor, dbs, expirer, replicator
+from onestack.object_store import agents, auditor, dbs, expirer, proxy, replicator
 from onestack.object_store.node import AccountRow, ContainerRow, NodeUnavailable, NotEmpty
 from onestack.object_store.ring import Ring
 from onestack.object_store.storage import LocalNode
@@ -573,3 +573,22 @@ def test_copies_that_agree_are_never_all_quarantined(cl):
     assert cl.get(nodes[0], "o") is None  # not served against its own ETag...
     assert all(cl.info(n, "o") is not None for n in nodes)  # ...but kept everywhere
     assert not any(Path(n.root, "quarantined").exists() for n in nodes)
+
+
+def test_a_listing_skips_a_replica_without_the_database(tmp_path):
+    """A container made while one primary was away lives on a handoff: that primary
+    has no database, and the proxy's listing comes from a replica that has one."""
+    cl = Cluster(tmp_path, devices=4)
+    part, nodes = cl.primaries(A, C)
+    apart, anodes = cl.primaries(A)
+    for n in nodes[1:]:
+        n.container_put(part, A, C, ts(), {})
+        n.container_update(part, A, C, ContainerRow("o", ts(), 1, "t", "e"))
+    for n in anodes[1:]:
+        n.account_put(apart, A, ts())
+        n.account_update(apart, A, AccountRow(C, ts(), "0", 1, 1))
+    assert nodes[0].container_list(part, A, C, limit=5) is None
+    assert anodes[0].account_list(apart, A, limit=5) is None
+    cluster = proxy.Cluster(cl.ring, lambda d: cl.nodes[d.id])
+    assert [r.name for r in proxy.container_list(cluster, A, C, limit=5)] == ["o"]
+    assert [r.name for r in proxy.account_list(cluster, A, limit=5)] == [C]
