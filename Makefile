@@ -1,5 +1,8 @@
 # onestack: `make up` for a running cloud, `make test` for the whole suite.
 SHELL := /bin/bash
+# Some shells set PYTHONDONTWRITEBYTECODE: then every process of the suite (each cloud,
+# each CLI call, each test worker) would compile onestack from source again.
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 ONESTACK := $(VENV)/bin/onestack
 PYTEST_ARGS ?=
