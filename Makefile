@@ -1,5 +1,8 @@
 # onestack: `make up` for a running cloud, `make test` for the whole suite.
 SHELL := /bin/bash
+# Some shells set PYTHONDONTWRITEBYTECODE: then every process of the suite (each cloud,
+# each CLI call, each test worker) would compile onestack from source again.
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 ONESTACK := $(VENV)/bin/onestack
 PYTEST_ARGS ?=
@@ -31,11 +34,13 @@ cluster-down:       ## stop the multi-node cloud and remove its namespaces (its 
 
 # The quick part (unit and API tests on simulated hosts, SQLite; nothing that needs
 # root, guests or namespaces; tests/conftest.py says which) runs on 4 workers: its
-# tests mostly wait on their clouds, not on the CPU. The rest runs one test at a time.
+# tests mostly wait on their clouds, not on the CPU. The rest runs the tests that use
+# the host one at a time, and beside them those that only add a PostgreSQL server.
 QUICK := --part quick -n 4 --dist loadfile
+REST := --part rest -n 2 --dist loadgroup
 test: install-test lint  ## the whole suite (unit, API through real clients, PostgreSQL, guests, cluster, interop)
-	@$(VENV)/bin/python -m pytest $(QUICK) $(PYTEST_ARGS); quick=$$?; \
-	 $(VENV)/bin/python -m pytest --part rest --durations=30 $(PYTEST_ARGS); rest=$$?; \
+	@$(VENV)/bin/python -m pytest $(QUICK) --durations=20 $(PYTEST_ARGS); quick=$$?; \
+	 $(VENV)/bin/python -m pytest $(REST) --durations=30 $(PYTEST_ARGS); rest=$$?; \
 	 echo "make test: quick part exit $$quick, rest exit $$rest"; \
 	 for c in $$quick $$rest; do [ $$c -eq 0 ] || [ $$c -eq 5 ] || exit 1; done  # 5: none selected
 

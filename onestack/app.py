@@ -110,7 +110,7 @@ def create_app(conf: Config, roles: frozenset[str] = services.ALL_IN_ONE, api_on
     for mod in mods:
         mounts[mod.PREFIX] = mod.app()
         mounts.update(getattr(mod, "extra_mounts", dict)())  # e.g. compute's /metadata
-    app = RequestIdMiddleware(PrefixDispatcher(mounts, _root_app(conf, mods)))
+    app = RequestIdMiddleware(PrefixDispatcher(mounts, _root_app(conf, mods)), hsts_max_age=conf.tls.hsts_max_age)
     # what set-up made lives as long as the process: kept out of the collector's full
     # passes, which otherwise walk it all again and again (~150 ms each at 1,000 simulated hosts)
     gc.freeze()

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from onestack import __version__
+from onestack.common import tls
 from onestack.config import Config, ConfigError, load
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="onestack: an OpenStack-compatible cloud.")
@@ -40,7 +41,10 @@ def fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
-def _conf(path: Path | None, host: str | None = None, port: int | None = None, role: str | None = None) -> Config:
+def _conf(path: Path | None, host: str | None = None, port: int | None = None, role: str | None = None,
+          adopt_tls: bool = True) -> Config:
+    """The configuration; ``adopt_tls``: as the last `up` served (https or not), which
+    every command but `up` itself (which decides it) wants."""
     try:
         conf = load(path)
     except ConfigError as e:
@@ -52,9 +56,13 @@ def _conf(path: Path | None, host: str | None = None, port: int | None = None, r
     cluster = conf.state_dir / CLUSTER_CONTROLLER
     if cluster.exists() and (path is None or Path(path).resolve() != cluster.resolve()):
         # a multi-node cloud runs from this state dir (`onestack cluster up`): its controller
-        conf = _conf(cluster, host, port, role)
+        conf = _conf(cluster, host, port, role, adopt_tls)
     if role is not None:
         conf.node.roles = role
+    if adopt_tls:
+        tls.adopt(conf)
+        if conf.scheme == "https" and tls.trust_file(conf).exists():  # this command's own clients
+            os.environ.setdefault("SSL_CERT_FILE", str(tls.trust_file(conf)))  # (image build, node add)
     return conf
 
 
@@ -84,10 +92,15 @@ def _running_pid(conf: Config) -> int | None:
     return pid
 
 
-def _get_json(url: str, timeout: float = 2.0):
+def _https(conf: Config):
+    """The SSL context our own requests to the cloud verify with (None: plain http)."""
+    return tls.client_context(conf) if conf.scheme == "https" else None
+
+
+def _get_json(url: str, timeout: float = 2.0, context=None):
     req = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         try:
@@ -102,14 +115,15 @@ def _local_url(conf: Config) -> str:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{conf.server.port}"
+    return f"{conf.scheme}://{host}:{conf.server.port}"
 
 
 def _services_answering(conf: Config) -> tuple[bool, list[dict], str]:
     """(all answer, service list, reason) from GET / and each service's root."""
     base = _local_url(conf)
+    context = _https(conf)
     try:
-        status, listing = _get_json(base + "/")
+        status, listing = _get_json(base + "/", context=context)
     except OSError as e:
         return False, [], f"{base}/ does not answer ({getattr(e, 'reason', e)})"
     if status != 200 or not isinstance(listing, dict):
@@ -117,7 +131,7 @@ def _services_answering(conf: Config) -> tuple[bool, list[dict], str]:
     services = listing.get("services", [])
     for svc in services:
         try:
-            st, _ = _get_json(base + svc["path"])
+            st, _ = _get_json(base + svc["path"], context=context)
         except OSError as e:
             return False, services, f"{svc['name']} does not answer ({getattr(e, 'reason', e)})"
         svc["up"] = st < 500
@@ -185,6 +199,13 @@ def _serve(conf: Config, quiet: bool = False) -> None:
     os.umask(0o077)
     _setup_logging(conf)
     roles = _roles(conf)
+    files = _tls_files(conf)
+    tls.record(conf, files)
+    if files is not None:
+        tls.trust(conf, files)  # the cloud's own clients (made during set-up) verify with its CA
+        # the API workers (fresh interpreters) serve the same files
+        os.environ.update(ONESTACK_TLS_ENABLED="true", ONESTACK_TLS_CERT=str(files.cert),
+                          ONESTACK_TLS_KEY=str(files.key), ONESTACK_TLS_CA=str(files.ca or ""))
     try:
         asgi = create_app(conf, roles)
     except Exception as e:  # set-up errors are fatal and must say why in one line
@@ -202,13 +223,24 @@ def _serve(conf: Config, quiet: bool = False) -> None:
 
             workers.serve(conf)
         else:
-            uvicorn.run(asgi, host=conf.server.host, port=conf.server.port, **http.SERVER_OPTIONS)
+            uvicorn.run(asgi, host=conf.server.host, port=conf.server.port, **http.SERVER_OPTIONS,
+                        **(tls.serve_options(files) if files else {}))
     finally:
         try:
             if conf.pid_file.read_text().strip() == str(os.getpid()):
                 conf.pid_file.unlink()
         except OSError:
             pass
+
+
+def _tls_files(conf: Config) -> tls.Files | None:
+    """The certificate, key and CA `up` serves with (made if need be); None: plain http."""
+    if not tls.enabled(conf):
+        return None
+    try:
+        return tls.ensure(conf)
+    except (tls.TlsError, OSError, ValueError) as e:
+        fail(f"TLS: {e}")
 
 
 def _simulated_compute(conf: Config) -> str:
@@ -293,12 +325,25 @@ def up(
                                     "(+ compute, network, storage: agents beside it); nodes use `onestack join`."),
     workers: int | None = typer.Option(None, "--workers", help="API worker processes (server.workers; "
                                        "above 1 needs the amqp bus and PostgreSQL)."),
+    use_tls: bool = typer.Option(False, "--tls", help="Serve every API over HTTPS (tls.enabled): a certificate "
+                                 "of onestack's own CA under <state>/tls unless --tls-cert is given."),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Server certificate (PEM) to serve (tls.cert)."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="Its private key (PEM) (tls.key)."),
+    tls_ca: Path | None = typer.Option(None, "--tls-ca", help="The CA that signed it, for clients (tls.ca)."),
     is_child: bool = typer.Option(False, "--child", hidden=True),  # the process --detach starts
 ):
     """Start the all-in-one cloud, or a multi-node cloud's controller (bootstraps it on first start)."""
-    conf = _conf(config, host, port, role)
+    conf = _conf(config, host, port, role, adopt_tls=False)
     if workers is not None:
         conf.server.workers = workers
+    tls_args = ["--tls"] if use_tls else []
+    for flag, value, key in (("--tls-cert", tls_cert, "cert"), ("--tls-key", tls_key, "key"),
+                             ("--tls-ca", tls_ca, "ca")):
+        if value is not None:
+            setattr(conf.tls, key, str(value.resolve()))
+            tls_args += [flag, str(value.resolve())]
+    if use_tls:
+        conf.tls.enabled = True
     if conf.server.workers != 1:
         from onestack import workers as api_workers
 
@@ -309,6 +354,7 @@ def up(
              "role joins one with `onestack join CONTROLLER_URL --token ... --role ...`")
     pid = _running_pid(conf)
     if pid and pid != os.getpid():  # (a detached child finds its own pid, written by its parent)
+        tls.adopt(conf)  # (it answers as it was started)
         ok, _, _ = _services_answering(conf)
         if ok:
             console.print(f"onestack is already running (pid {pid}) at {conf.public_url}; nothing changed.")
@@ -318,6 +364,7 @@ def up(
     _check_state_dir(conf)
     if _port_in_use(conf.server.host, conf.server.port):
         fail(f"port {conf.server.port} on {conf.server.host} is already in use; stop what uses it or set --port")
+    _tls_files(conf)  # a bad certificate fails here, in the foreground, before anything starts
     managed = _start_managed(conf)
     if not detach:
         managed = managed and not is_child  # a foreground cloud takes its managed servers with it
@@ -338,6 +385,7 @@ def up(
         args += ["--role", role]
     if workers is not None:
         args += ["--workers", str(workers)]
+    args += tls_args
     start = time.monotonic()
     with open(conf.log_file, "ab") as log:
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -441,10 +489,10 @@ def _admin_get(conf: Config, path: str):
     req = urllib.request.Request(base + "/identity/v3/auth/tokens", data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=_https(conf)) as resp:
             token = resp.headers["X-Subject-Token"]
         req = urllib.request.Request(base + path, headers={"X-Auth-Token": token, "Accept": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=_https(conf)) as resp:
             return json.loads(resp.read())
     except (OSError, ValueError):
         return None
@@ -509,6 +557,13 @@ def _user_creds(conf: Config, name: str) -> dict:
     return creds[name]
 
 
+def _cacert(conf: Config) -> str:
+    """The CA file clients verify the cloud's certificate with ('' for plain http or a
+    publicly trusted certificate)."""
+    ca = tls.ca_file(conf) if conf.scheme == "https" else None
+    return str(ca) if ca else ""
+
+
 def _openrc_text(conf: Config, user: str, c: dict) -> str:
     env = {
         "OS_AUTH_URL": f"{conf.public_url}/identity/v3",
@@ -522,6 +577,8 @@ def _openrc_text(conf: Config, user: str, c: dict) -> str:
         "OS_IDENTITY_API_VERSION": "3",
         "OS_INTERFACE": "public",
     }
+    if cacert := _cacert(conf):  # the real clients verify the certificate with it
+        env["OS_CACERT"] = cacert
     lines = ["# onestack credentials: source this file, then use the openstack command"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     return "\n".join(lines) + "\n"
@@ -548,6 +605,8 @@ def _clouds_yaml(conf: Config, creds: dict, users: list[str]) -> str:
             "interface": "public",
             "identity_api_version": 3,
         }
+        if cacert := _cacert(conf):
+            clouds["onestack" if user == "demo" else f"onestack-{user}"]["cacert"] = cacert
     return yaml.safe_dump({"clouds": clouds}, sort_keys=False)
 
 
@@ -971,6 +1030,47 @@ def object_device_replace(
 
 
 # == end of object storage =============================================================
+
+
+# == TLS ====================================================================================
+
+tls_app = typer.Typer(no_args_is_help=True, help="The APIs' HTTPS certificate (onestack up --tls).")
+app.add_typer(tls_app, name="tls")
+
+
+@tls_app.command("rotate")
+def tls_rotate(
+    timeout: float = typer.Option(10, help="Seconds to wait for the running server to present the new one."),
+    config: Path | None = ConfigOpt,
+):
+    """A new server certificate from the same CA (or, for a certificate given with --tls-cert,
+    the replaced files); the running server takes it for new connections, without a restart."""
+    conf = _conf(config)
+    files = tls.serving(conf)
+    if files is None:
+        fail("this cloud does not serve HTTPS (start it with onestack up --tls)")
+    try:
+        serial = tls.issue(conf) if files.generated else tls.serial_of(files.cert.read_bytes())
+    except (OSError, ValueError) as e:
+        fail(f"TLS: {e}")
+    console.print(f"certificate {files.cert}: serial {serial:x}")
+    pid = _running_pid(conf)
+    if not pid:
+        console.print("onestack is not running: the next onestack up serves it")
+        return
+    os.kill(pid, signal.SIGHUP)  # the server loads the pair again (its workers too)
+    host = urllib.parse.urlsplit(_local_url(conf)).hostname or "127.0.0.1"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if tls.served_serial(host, conf.server.port) == serial:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            fail(f"the server (pid {pid}) still presents another certificate after {timeout:.0f}s; see {conf.log_file}")
+        time.sleep(0.1)
+    console.print(f"the server (pid {pid}) presents it to new connections")
 
 
 # == network namespaces ===================================================================

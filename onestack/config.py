@@ -42,6 +42,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "amqp bus and PostgreSQL."
         ),
     },
+    "tls": {
+        "enabled": Key(bool, False, "Serve every API over HTTPS (`onestack up --tls`): with a certificate of "
+                       "onestack's own local CA under <state>/tls, unless tls.cert is set; the catalog's URLs "
+                       "become https://."),
+        "cert": Key(str, "", "Server certificate (PEM, chain after it) to serve instead of onestack's own "
+                    "(`--tls-cert`); setting it turns TLS on."),
+        "key": Key(str, "", "Private key (PEM) of tls.cert (`--tls-key`)."),
+        "ca": Key(str, "", "CA certificate (PEM) that signed tls.cert, given to clients (openrc OS_CACERT, "
+                  "clouds.yaml cacert) and trusted by the cloud's own calls (`--tls-ca`); empty: a publicly "
+                  "trusted certificate."),
+        "hsts_max_age": Key(int, 31536000, "max-age (seconds) of the Strict-Transport-Security header on "
+                            "HTTPS responses; 0 sends none."),
+    },
     "state": {
         "dir": Key(
             str,
@@ -105,6 +118,34 @@ SCHEMA: dict[str, dict[str, Key]] = {
             int, 0, "Lock a user after this many failed authentications in a row (0: never)."
         ),
         "lockout_duration": Key(int, 1800, "Seconds a locked-out user stays locked."),
+        # Keystone's [security_compliance] options, all off by default as there.
+        "password_expires_days": Key(
+            int, 0, "Days a newly set password stays valid before it must be changed (0: never "
+            "expires; passwords set earlier keep their expiry)."
+        ),
+        "unique_last_password_count": Key(
+            int, 0, "A password changed through POST /v3/users/{id}/password must differ from "
+            "this many most recent ones, the current one included (0: no history kept)."
+        ),
+        "minimum_password_age": Key(
+            int, 0, "Days a self-set password must be used before its user may change it again "
+            "(0: at once; an administrator's reset is never refused)."
+        ),
+        "password_regex": Key(
+            str, "", "Regular expression every new password must match (empty: any password)."
+        ),
+        "password_regex_description": Key(
+            str, "", "What password_regex asks for, in words: the 400 error of a refused password "
+            "shows it."
+        ),
+        "change_password_upon_first_use": Key(
+            bool, False, "A password set by an administrator (on create or reset) is expired at "
+            "once, so its user must change it before using the cloud."
+        ),
+        "disable_user_account_days_inactive": Key(
+            int, 0, "Days without authenticating after which a user counts as disabled "
+            "(0: never; last_active_at is recorded per day)."
+        ),
         "max_name_length": Key(
             int, 255, "Longest accepted name of a user, group, role... (projects and domains: 64)."
         ),
@@ -151,8 +192,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "private_cidr": Key(str, "10.0.0.0/26", "CIDR of 'private-subnet' of the demo topology."),
         "metadata_secret": Key(str, "", "Secret signing the instance id the metadata proxies send to compute "
                                "(X-Instance-ID-Signature); empty means generated once in <state>/network."),
-        "metadata_url": Key(str, "", "Where the metadata proxies forward to (http only); empty means "
-                            "http://<server.host>:<server.port>/metadata of this process."),
+        "metadata_url": Key(str, "", "Where the metadata proxies forward to (http or https); empty means "
+                            "http(s)://<server.host>:<server.port>/metadata of this process."),
         "agent_report_interval": Key(int, 10, "Seconds between the network agent's heartbeats."),
         "agent_down_time": Key(int, 75, "Seconds without a heartbeat after which an agent is not alive."),
         "resync_interval": Key(int, 30, "Seconds between the network agent's full resyncs (changes resync at once)."),
@@ -389,13 +430,20 @@ class Config:
     @property
     def public_url(self) -> str:
         if self.server.public_url:
-            return self.server.public_url.rstrip("/")
+            url = self.server.public_url.rstrip("/")
+            # with TLS the port speaks only https (an https URL without it: a proxy in front)
+            return "https" + url[4:] if self.scheme == "https" and url.startswith("http:") else url
         host = self.server.host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.server.port}"
+        return f"{self.scheme}://{host}:{self.server.port}"
+
+    @property
+    def scheme(self) -> str:
+        """https when the APIs are served over TLS (tls.enabled or a tls.cert)."""
+        return "https" if self.tls.enabled or self.tls.cert else "http"
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {s: dict(k) for s, k in self._values.items()}

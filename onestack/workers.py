@@ -35,6 +35,7 @@ import uvicorn
 from onestack import infra
 from onestack.app import create_app
 from onestack.common import http
+from onestack.common import tls
 from onestack.config import Config, load
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,13 @@ def serve(conf: Config) -> None:
     def on_signal(signum, frame) -> None:
         sup.stop.set()
 
+    def forward(signum, frame) -> None:  # `onestack tls rotate`: the workers serve, they reload
+        for pid in sup.pids():
+            os.kill(pid, signum)
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if tls.enabled(conf):
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward)
     try:
         sup.run()
     finally:
@@ -217,10 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket(fileno=a.fd)
     try:
         app = tagged(create_app(conf, api_only=True), a.index)
+        # (the main process passes its TLS files in the environment: ONESTACK_TLS_*)
+        ssl_options = tls.serve_options(tls.ensure(conf)) if tls.enabled(conf) else {}
     except Exception:
         log.exception("API worker %d: start-up failed", a.index)
         sys.exit(1)
-    server = uvicorn.Server(uvicorn.Config(app, **http.SERVER_OPTIONS))
+    server = uvicorn.Server(uvicorn.Config(app, **http.SERVER_OPTIONS, **ssl_options))
     server.run(sockets=[sock])
 
 

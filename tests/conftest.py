@@ -12,9 +12,14 @@ _TIER_SECONDS: dict[str, float] = defaultdict(float)
 
 # The quick part: unit and API tests that need no root, guests, namespaces or servers.
 # They start their own clouds on free ports, so `make test` runs them on several
-# workers (`--part quick -n 4`), then the rest one at a time (`--part rest`).
+# workers (`--part quick -n 4`), then the rest (`--part rest -n 2 --dist loadgroup`):
+# the tests that use this host (root, guests, namespaces, the cluster, brokers) one at a
+# time on one worker; beside them, on the other, the unit and API tests whose only extra
+# is a PostgreSQL server of their own (the host tests leave a core idle while guests
+# boot and timers run; the quick part has none to spare).
 QUICK_DIRS = ("unit", "api")
 NOT_QUICK = ("e2e", "root", "netns", "libvirt", "postgres", "rabbitmq")
+BESIDE_THE_HOST_TESTS = {"postgres"}
 
 
 def pytest_addoption(parser):
@@ -41,6 +46,17 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+    if part == "rest":
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group("beside" if _beside(item) else "host"))
+        # the cluster's tests last: its short heartbeats should not meet the tests beside
+        items.sort(key=lambda i: Path(str(i.path)).resolve().relative_to(TESTS).parts[0] == "cluster")
+
+
+def _beside(item) -> bool:
+    parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+    marks = {m for m in NOT_QUICK if item.get_closest_marker(m)}
+    return parts[0] in QUICK_DIRS and marks <= BESIDE_THE_HOST_TESTS
 
 
 def pytest_runtest_setup(item):

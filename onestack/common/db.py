@@ -113,6 +113,15 @@ def transaction(conflict: str | None = None):
             lock.release()
 
 
+def serialize(s: Session, key: str) -> None:
+    """Hold ``key`` until ``s``'s transaction ends, so that a count and the insert it
+    allows (a quota check) run one at a time per key, across processes too. SQLite:
+    ``transaction`` already holds the one writer's lock; PostgreSQL: a
+    transaction-scoped advisory lock on the key."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+
+
 def upgrade(service: str, url: str | None = None) -> None:
     """Bring one service's tables to the newest migration."""
     # (alembic loads only when a service migrates, not with every module that uses the db)

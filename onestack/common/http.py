@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,10 +46,12 @@ DB_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class RequestIdMiddleware:
-    """Pure ASGI middleware: request id on every response, one log line per request."""
+    """Pure ASGI middleware: request id on every response, one log line per request;
+    with ``hsts_max_age``, Strict-Transport-Security on every HTTPS response."""
 
-    def __init__(self, app):
+    def __init__(self, app, hsts_max_age: int = 0):
         self.app = app
+        self.hsts = f"max-age={hsts_max_age}".encode() if hsts_max_age > 0 else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -58,6 +61,7 @@ class RequestIdMiddleware:
         state["request_id"] = rid
         start = time.perf_counter()
         status = 500
+        hsts = self.hsts if scope.get("scheme") == "https" else None
 
         async def send_with_id(message):
             nonlocal status
@@ -65,6 +69,8 @@ class RequestIdMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                if hsts:
+                    headers.append((b"strict-transport-security", hsts))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -158,7 +164,23 @@ class Req:
             raise errors.BadRequest(f"Malformed JSON in request body: {e}") from None
         if b"\\u0000" in self.body:  # no database stores NUL in text (PostgreSQL refuses it)
             raise errors.BadRequest("Request body strings must not contain the NUL character (\\u0000).")
+        if _SURROGATE.search(self.body) and not _utf8(data):  # "\\ud800" alone: no text any database stores
+            raise errors.BadRequest("Request body strings must be Unicode text: a lone surrogate "
+                                    "(\\ud800-\\udfff) is not.")
         return data
+
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _utf8(data: Any) -> bool:
+    """Whether every string in ``data`` (keys too) can be written as UTF-8: a JSON escape of
+    half a surrogate pair, alone, cannot."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 Handler = Callable[[Req], Response]
@@ -250,6 +272,8 @@ class Api:
             return await run_in_threadpool(run)
 
         endpoint.__name__ = fn.__name__
+        endpoint.__doc__ = fn.__doc__
+        endpoint.authenticated = auth  # what the OpenAPI description says of it (common/openapi.py)
         return endpoint
 
     def asgi(self) -> Starlette:

@@ -20,10 +20,11 @@ def version() -> str:
 
 
 def setup(conf: Config) -> None:
-    from onestack.compute import flavors, policies, settings
+    from onestack.compute import flavors, policies, quotas, settings
 
     db.upgrade("compute")
     settings.configure(conf)
+    quotas.configure(conf)
     policies.configure(conf.policy_dir)
     with db.transaction() as s:
         flavors.ensure_defaults(s)
@@ -31,8 +32,9 @@ def setup(conf: Config) -> None:
 
 def start(conf: Config) -> None:
     """After bootstrap (service users exist): the scheduler and conductor (the controller's part)."""
-    from onestack.compute import collector, metadata, runtime
+    from onestack.compute import collector, metadata, quotas, runtime
 
+    quotas.unified.register_in_background(then=quotas.adopt_legacy_quotas)  # the quota defaults, as registered limits
     metadata.configure(conf)
     rt = runtime.start(conf)
     collector.start_central(conf, rt.stopping)  # telemetry: floating IPs

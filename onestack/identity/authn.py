@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common import db, errors
 from onestack.common.timeutils import iso, iso_plain, parse_iso, utcnow
-from onestack.identity import assignments, catalog, core, passwords, tokens, trusts
+from onestack.identity import assignments, catalog, core, passwords, security, tokens, trusts
 from onestack.identity import models as m
 
 METHODS = ("password", "token", "application_credential")
@@ -129,6 +129,8 @@ def _find_user(s: Session, ref: dict, where: str) -> m.User | None:
 def _check_user_usable(s: Session, user: m.User) -> None:
     if not user.enabled:
         raise _unauthorized(f"User {user.id} is disabled.")
+    if security.inactive(user):  # disable_user_account_days_inactive
+        raise _unauthorized(f"The account is disabled for user: {user.id}.")
     dom = s.get(m.Project, user.domain_id)
     if dom is None or not dom.enabled:
         raise _unauthorized(f"Domain {user.domain_id} is disabled.")
@@ -148,6 +150,9 @@ def _password_auth(s: Session, data) -> m.User:
         raise _unauthorized()
     check_user_password(user, secret, _NOT_AUTHENTICATED)
     _check_user_usable(s, user)
+    if security.password_expired(user):
+        raise _unauthorized(f"The password is expired and needs to be changed for user: {user.id}.")
+    security.mark_active(user)
     return user
 
 
@@ -155,13 +160,14 @@ def check_user_password(user: m.User, secret: str, failure: str) -> None:
     """Verify a user's password, counting failures towards lockout; a wrong
     password (or a locked account) is Unauthorized(``failure``)."""
     conf = core.settings()
-    attempts = conf.lockout_failure_attempts
+    # ignore_lockout_failure_attempts: failures are still counted, never lock
+    attempts = 0 if security.option(user, security.IGNORE_LOCKOUT) else conf.lockout_failure_attempts
     if attempts and user.failed_auth_count >= attempts and user.failed_auth_at:
         if utcnow() - user.failed_auth_at < timedelta(seconds=conf.lockout_duration):
             raise _unauthorized(f"The account is locked for user: {user.id}.")
         _reset_failures(user.id)  # the lockout has run out: start counting afresh
     if not passwords.check_password(secret, user.password_hash, conf.bcrypt_rounds):
-        if attempts:
+        if conf.lockout_failure_attempts:
             _record_failure(user.id)
         raise _unauthorized(failure)
     if user.failed_auth_count:
@@ -286,7 +292,9 @@ def issue(auth: dict) -> tuple[str, dict]:
                 raise errors.BadRequest("Invalid input for field 'auth.identity.token.id': required string.")
             try:
                 parent = _check(s, ref["id"])
-            except TokenNotValid:
+            except TokenNotValid as e:
+                if str(e) in ("expired", "revoked"):  # Keystone: TokenNotFound, a 404
+                    raise errors.NotFound("Failed to validate token") from None
                 raise _unauthorized() from None
             if parent.app_cred_id:
                 raise errors.Forbidden("A token created with an application credential cannot be rescoped.")

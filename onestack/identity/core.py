@@ -28,6 +28,14 @@ class Settings:
     bcrypt_rounds: int = 12
     lockout_failure_attempts: int = 0
     lockout_duration: int = 1800
+    # Keystone's [security_compliance] (0 / empty / False: off)
+    password_expires_days: int = 0
+    unique_last_password_count: int = 0
+    minimum_password_age: int = 0
+    password_regex: str = ""
+    password_regex_description: str = ""
+    change_password_upon_first_use: bool = False
+    disable_user_account_days_inactive: int = 0
     max_name_length: int = 255
     list_limit: int = 0
     region: str = "RegionOne"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -57,6 +57,26 @@ class User(Base):
     failed_auth_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     failed_auth_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
     created_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    # Keystone's user options (ignore_password_expiry, ...): name -> value
+    options: Mapped[dict | None] = mapped_column(sa.JSON)
+    # the day of the last authentication (Keystone records days, not times)
+    last_active_at: Mapped[date | None] = mapped_column(sa.Date)
+    # whether the user set the current password itself (minimum_password_age applies)
+    password_self_service: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
+
+
+class PasswordHistory(Base):
+    """Hashes of a user's earlier passwords (unique_last_password_count)."""
+
+    __tablename__ = "identity_password_history"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_user.id", ondelete="CASCADE"), index=True
+    )
+    password_hash: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
 
 
 class Group(Base):

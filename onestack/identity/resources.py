@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common import errors
 from onestack.common.timeutils import utcnow
-from onestack.identity import authn, core, limits, passwords, trusts
+from onestack.identity import authn, core, limits, passwords, security, trusts
 from onestack.identity import models as m
 
 PROJECT_CORE = {"id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain",
@@ -206,13 +206,15 @@ def create_user(s: Session, body: dict) -> m.User:
     u = m.User(
         id=core.new_id(), name=name, domain_id=domain_id, enabled=body.get("enabled", True),
         default_project_id=default_project, extra=split_extra(body, USER_CORE), created_at=now,
-        failed_auth_count=0,
+        failed_auth_count=0, options={}, password_self_service=False,
     )
+    if body.get("options") is not None:
+        security.set_options(u, body["options"])
+    if u.enabled and core.settings().disable_user_account_days_inactive:
+        u.last_active_at = now.date()  # the inactivity clock starts now (Keystone)
     if body.get("password") is not None:
-        u.password_hash = passwords.hash_password(
-            check_password_value(body["password"]), core.settings().bcrypt_rounds
-        )
-        u.password_created_at = now
+        security.check_strength(check_password_value(body["password"]))
+        security.store_password(s, u, body["password"], self_service=False)
     s.add(u)
     return u
 
@@ -231,12 +233,16 @@ def update_user(s: Session, u: m.User, body: dict) -> m.User:
         if pid and s.get(m.Project, pid) is None:
             raise errors.NotFound(f"Could not find project: {pid}.")
         u.default_project_id = pid
+    if body.get("options") is not None:
+        security.set_options(u, body["options"])
     if "enabled" in body:
         if u.enabled and not body["enabled"]:
             authn.revoke(s, user_id=u.id)
         u.enabled = body["enabled"]
         if u.enabled:
             u.failed_auth_count = 0
+            if core.settings().disable_user_account_days_inactive:
+                u.last_active_at = security.today()  # enabling again restarts the clock
     if body.get("password") is not None:
         set_password(s, u, body["password"])
     extra = split_extra(body, USER_CORE)
@@ -246,9 +252,9 @@ def update_user(s: Session, u: m.User, body: dict) -> m.User:
     return u
 
 
-def set_password(s: Session, u: m.User, password) -> None:
-    u.password_hash = passwords.hash_password(check_password_value(password), core.settings().bcrypt_rounds)
-    u.password_created_at = utcnow()
+def set_password(s: Session, u: m.User, password, self_service: bool = False) -> None:
+    security.check_strength(check_password_value(password))
+    security.store_password(s, u, password, self_service)
     u.failed_auth_count = 0
     authn.revoke(s, user_id=u.id)
 
@@ -263,7 +269,13 @@ def change_own_password(s: Session, u: m.User, original, new) -> None:
     )
     if not u.enabled:
         raise errors.Unauthorized(f"User {u.id} is disabled.")
-    set_password(s, u, new)
+    if security.inactive(u):
+        raise errors.Unauthorized(f"The account is disabled for user: {u.id}.")
+    # (an expired password may be changed: that is how its user gets a new one)
+    security.check_strength(check_password_value(new))
+    security.check_self_service_change(s, u, new)
+    set_password(s, u, new, self_service=True)
+    u.last_active_at = security.today()
 
 
 def _delete_actor(s: Session, actor: m.User | m.Group) -> None:
@@ -271,6 +283,7 @@ def _delete_actor(s: Session, actor: m.User | m.Group) -> None:
     if isinstance(actor, m.User):
         authn.revoke(s, user_id=actor.id)
         trusts.delete_for_user(s, actor.id)
+        s.execute(sa.delete(m.PasswordHistory).where(m.PasswordHistory.user_id == actor.id))
     s.delete(actor)
 
 

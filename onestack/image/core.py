@@ -10,7 +10,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from onestack.common import bus, errors
+from onestack.common import bus, db, errors
+from onestack.common.limits import Limits
 from onestack.common.policy import Enforcer
 from onestack.image import models as m
 from onestack.image.policies import DEFAULTS
@@ -34,10 +35,12 @@ class State:
     settings = Settings()
     store: FileStore | None = None
     enforcer: Enforcer | None = None
+    limits: Limits | None = None  # the quotas, kept in identity's unified limits
 
 
-def configure(settings: Settings, store_dir: Path, policy_dir: Path | None) -> None:
+def configure(settings: Settings, store_dir: Path, policy_dir: Path | None, limits: Limits | None = None) -> None:
     State.settings = settings
+    State.limits = limits
     State.store = FileStore(store_dir)
     State.enforcer = Enforcer("image", DEFAULTS, policy_dir)
 
@@ -106,17 +109,37 @@ def tags(s: Session, image_id: str) -> list[str]:
 
 
 # --- quotas -----------------------------------------------------------------
+# Identity's unified limits of service ``image``, as Glance names them: image_count_total
+# (images a project owns) and image_size_total (MiB of image data, staged data included).
+# Their registered defaults come from image.quota_images and image.quota_bytes (rounded
+# up to whole MiB).
+
+MiB = 1 << 20
+LIMIT_NAMES = {"image_count_total": "image_count_total", "image_size_total": "image_size_total"}
+
+
+def limit_defaults(settings: Settings) -> dict[str, int]:
+    size = settings.quota_bytes if settings.quota_bytes < 0 else -(-settings.quota_bytes // MiB)
+    return {"image_count_total": settings.quota_images, "image_size_total": size}
+
+
+def project_limits(owner: str) -> dict[str, int]:
+    """The project's image limits (ask before a write transaction: they are then at hand)."""
+    return State.limits.limits(owner)
 
 
 def check_image_count(s: Session, owner: str | None) -> None:
-    limit = State.settings.quota_images
-    if limit < 0 or owner is None:
+    if owner is None:
+        return
+    db.serialize(s, f"image-quota:{owner}")  # one count-and-create at a time per project
+    limit = State.limits.held(owner)["image_count_total"]
+    if limit < 0:
         return
     count = s.scalar(sa.select(sa.func.count()).select_from(m.Image).where(m.Image.owner == owner))
     if count >= limit:
         raise errors.PayloadTooLarge(
             f"Image quota exceeded: project {owner} already has {count} of its {limit} images "
-            f"(image.quota_images)."
+            f"(image_count_total; default image.quota_images)."
         )
 
 
@@ -129,20 +152,27 @@ def bytes_used(s: Session, owner: str | None, exclude: str | None = None) -> int
     return int(s.scalar(query) or 0)
 
 
+def _quota_bytes(owner: str) -> int:
+    mib = State.limits.held(owner)["image_size_total"]
+    return mib * MiB if mib >= 0 else -1
+
+
 def bytes_allowed(s: Session, owner: str | None, image_id: str) -> int | None:
     """How many bytes this image's data may have (quota and size cap), None: no limit."""
     limits = [State.settings.size_cap] if State.settings.size_cap >= 0 else []
-    if State.settings.quota_bytes >= 0 and owner is not None:
-        limits.append(max(0, State.settings.quota_bytes - bytes_used(s, owner, exclude=image_id)))
+    quota = _quota_bytes(owner) if owner is not None else -1
+    if quota >= 0:
+        limits.append(max(0, quota - bytes_used(s, owner, exclude=image_id)))
     return min(limits) if limits else None
 
 
 def too_large(limit: int, owner: str | None) -> errors.PayloadTooLarge:
     s = State.settings
-    if s.quota_bytes >= 0 and limit < s.size_cap:
+    quota = _quota_bytes(owner) if owner is not None else -1
+    if quota >= 0 and limit < s.size_cap:
         return errors.PayloadTooLarge(
-            f"Image storage quota exceeded: project {owner} may store {s.quota_bytes} bytes of image "
-            f"data in all (image.quota_bytes) and has {limit} left."
+            f"Image storage quota exceeded: project {owner} may store {quota} bytes of image data in all "
+            f"(image_size_total; default image.quota_bytes) and has {limit} left."
         )
     return errors.PayloadTooLarge(f"Image data is larger than the largest accepted upload, {s.size_cap} bytes.")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from onestack.common import db
+from onestack.common.clients import ServiceAuth
+from onestack.common.limits import Limits
 from onestack.config import Config
 from onestack.image import core
 
@@ -23,21 +25,26 @@ def version() -> str:
 def setup(conf: Config) -> None:
     db.upgrade("image")
     i = conf.image
-    core.configure(
-        core.Settings(
-            quota_images=i.quota_images,
-            quota_bytes=i.quota_bytes,
-            size_cap=i.size_cap,
-            max_properties=i.max_properties,
-            max_tags=i.max_tags,
-            max_members=i.max_members,
-            list_limit=i.list_limit,
-            max_list_limit=i.max_list_limit,
-            hash_algorithm=_hash_algorithm(i.hash_algorithm),
-        ),
-        Path(i.store_dir) if i.store_dir else conf.state_dir / "images",
-        conf.policy_dir,
+    settings = core.Settings(
+        quota_images=i.quota_images,
+        quota_bytes=i.quota_bytes,
+        size_cap=i.size_cap,
+        max_properties=i.max_properties,
+        max_tags=i.max_tags,
+        max_members=i.max_members,
+        list_limit=i.list_limit,
+        max_list_limit=i.max_list_limit,
+        hash_algorithm=_hash_algorithm(i.hash_algorithm),
     )
+    limits = Limits(lambda: ServiceAuth.for_service(conf, SERVICE_USER), "image", core.LIMIT_NAMES,
+                    core.limit_defaults(settings))
+    core.configure(settings, Path(i.store_dir) if i.store_dir else conf.state_dir / "images", conf.policy_dir,
+                   limits)
+
+
+def start(conf: Config) -> None:
+    """After bootstrap: the quota defaults, as registered limits."""
+    core.State.limits.register_in_background()
 
 
 def _hash_algorithm(name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from onestack.common import bus, errors
+from onestack.common import bus, db, errors
+from onestack.common.limits import Limits
 from onestack.common.policy import Enforcer
 from onestack.common.timeutils import utcnow
 from onestack.network import ipam
@@ -58,10 +60,12 @@ class Settings:
 class State:
     settings = Settings()
     enforcer: Enforcer | None = None
+    limits: Limits | None = None  # the quotas, kept in identity's unified limits
 
 
-def configure(settings: Settings, policy_dir: Path | None) -> None:
+def configure(settings: Settings, policy_dir: Path | None, limits: Limits | None = None) -> None:
     State.settings = settings
+    State.limits = limits
     State.enforcer = Enforcer("network", DEFAULTS, policy_dir)
 
 
@@ -262,31 +266,42 @@ def granted(s: Session, object_id: str, project_id: str | None) -> set[str]:
 # --- quotas ---------------------------------------------------------------------
 
 
-def quota_limits(s: Session, project_id: str) -> dict[str, int]:
-    out = dict(State.settings.quotas)
-    for q in s.scalars(sa.select(m.Quota).where(m.Quota.project_id == project_id)):
-        out[q.resource] = q.hard_limit
-    return out
+def quota_limits(project_id: str) -> dict[str, int]:
+    """The project's limits, from identity's unified limits (asked again after a few seconds)."""
+    return State.limits.limits(project_id)
 
 
-def quota_projects(s: Session) -> list[str]:
+def quota_defaults() -> dict[str, int]:
+    return State.limits.defaults()
+
+
+def quota_projects() -> list[str]:
     """The projects with a limit of their own."""
-    return sorted(set(s.scalars(sa.select(m.Quota.project_id))))
+    return State.limits.projects()
 
 
-def set_quotas(s: Session, project_id: str, limits: dict[str, int]) -> None:
-    for k, v in limits.items():
-        row = s.get(m.Quota, (project_id, k))
-        if row is None:
-            s.add(m.Quota(project_id=project_id, resource=k, hard_limit=v))
-        else:
-            row.hard_limit = v
-    s.flush()
+def set_quotas(project_id: str, limits: dict[str, int]) -> None:
+    State.limits.set(project_id, limits)
 
 
-def reset_quotas(s: Session, project_id: str) -> None:
+def reset_quotas(project_id: str) -> None:
     """Back to the defaults."""
-    s.execute(sa.delete(m.Quota).where(m.Quota.project_id == project_id))
+    State.limits.reset(project_id)
+
+
+def adopt_legacy_quotas() -> None:
+    """Limits set in this service's quota table before they moved to identity: moved there
+    (once: the rows go)."""
+    with db.session() as s:
+        rows = list(s.scalars(sa.select(m.Quota)))
+    if not rows:
+        return
+    projects: dict[str, dict[str, int]] = {}
+    for r in rows:
+        projects.setdefault(r.project_id, {})[r.resource] = r.hard_limit
+    done = State.limits.adopt(projects)
+    with db.transaction() as s:
+        s.execute(sa.delete(m.Quota).where(m.Quota.project_id.in_(done)))
 
 
 def used(s: Session, project_id: str, kind: str) -> int:
@@ -294,10 +309,15 @@ def used(s: Session, project_id: str, kind: str) -> int:
         m.Resource.kind == kind, m.Resource.project_id == project_id)) or 0)
 
 
+_UNCHECKED: ContextVar[bool] = ContextVar("network_quota_unchecked", default=False)
+
+
 def check_quota(s: Session, project_id: str | None, kind: str, count: int = 1) -> None:
-    if not project_id:
+    if not project_id or _UNCHECKED.get() or State.limits is None:  # (None: a store without identity)
         return
-    limit = quota_limits(s, project_id).get(kind, -1)
+    # one count-and-insert at a time per project, so concurrent creates cannot both fit
+    db.serialize(s, f"network-quota:{project_id}")
+    limit = State.limits.held(project_id).get(kind, -1)
     if limit >= 0 and used(s, project_id, kind) + count > limit:
         raise errors.Conflict(f"Quota exceeded for resources: ['{kind}'].", type="OverQuota")
 
@@ -1598,6 +1618,15 @@ def make_demo_topology(s: Session, project_id: str, cidr: str = "10.0.0.0/26") -
                      created_at=utcnow()))
     s.flush()
     ctx = _Admin()
+    # (made at start, before identity's port answers: the cloud's own, not held to quota)
+    token = _UNCHECKED.set(True)
+    try:
+        return _demo_topology(s, ctx, project_id, cidr)
+    finally:
+        _UNCHECKED.reset(token)
+
+
+def _demo_topology(s: Session, ctx, project_id: str, cidr: str) -> dict:
     net = create_network(s, ctx, {"name": "private", "project_id": project_id})
     sub = create_subnet(s, ctx, {"network_id": net["id"], "name": "private-subnet", "cidr": cidr,
                                  "ip_version": 4, "project_id": project_id})

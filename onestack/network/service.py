@@ -6,6 +6,8 @@ import logging
 import threading
 
 from onestack.common import db
+from onestack.common.clients import ServiceAuth
+from onestack.common.limits import Limits
 from onestack.config import Config
 from onestack.network import conductor, core
 
@@ -28,7 +30,9 @@ def setup(conf: Config) -> None:
               "port": n.quota_port, "router": n.quota_router, "floatingip": n.quota_floatingip,
               "security_group": n.quota_security_group, "security_group_rule": n.quota_security_group_rule,
               "rbac_policy": n.quota_rbac_policy}
-    core.configure(core.Settings(default_mtu=n.default_mtu, quotas=quotas), conf.policy_dir)
+    core.configure(core.Settings(default_mtu=n.default_mtu, quotas=quotas), conf.policy_dir,
+                   Limits(lambda: ServiceAuth.for_service(conf, SERVICE_USER), "network",
+                          {k: k for k in quotas}, quotas))
     with db.transaction() as s:
         if n.public_cidr:
             core.make_public_network(s, n.public_cidr)
@@ -37,7 +41,9 @@ def setup(conf: Config) -> None:
 
 
 def start(conf: Config) -> None:
-    """After bootstrap: the demo topology (it needs the demo project)."""
+    """After bootstrap: the registered limits (the quota defaults) and the demo topology
+    (it needs the demo project)."""
+    core.State.limits.register_in_background(then=core.adopt_legacy_quotas)
     if conf.network.demo_topology:
         try:
             _demo_topology(conf)

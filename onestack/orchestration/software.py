@@ -27,6 +27,9 @@ def create_config(ctx, body: Any) -> m.SoftwareConfig:
     for key, kind in (("inputs", list), ("outputs", list), ("options", dict)):
         if body.get(key) is not None and not isinstance(body[key], kind):
             raise errors.BadRequest(f"{key} must be a {kind.__name__}.")
+    for key in ("name", "group"):  # the columns hold 255 characters of text
+        if body.get(key) is not None and not (isinstance(body[key], str) and len(body[key]) <= 255):
+            raise errors.BadRequest(f"{key} must be a string of at most 255 characters.")
     row = m.SoftwareConfig(id=str(uuid.uuid4()), project_id=ctx.project_id, name=body.get("name"),
                            group=body.get("group") or "Heat::Ungrouped",
                            config={"config": body.get("config") or "", "inputs": body.get("inputs") or [],

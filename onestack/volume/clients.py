@@ -6,15 +6,18 @@ the image API (volumes from images, upload-to-image) and the compute API (its
 
 from __future__ import annotations
 
+import httpx
+
 from onestack.common.clients import RestClient, ServiceAuth
 
 
 class Clients:
     def __init__(self, auth: ServiceAuth):
         self.auth = auth
-        self.image = RestClient(auth, "/image")
-        self.compute = RestClient(auth, "/compute/v2.1", headers={"OpenStack-API-Version": "compute 2.51",
-                                                                  "X-OpenStack-Nova-API-Version": "2.51"})
+        http = httpx.Client(timeout=60)  # one connection pool and TLS context (each costs ~0.08 s to make)
+        self.image = RestClient(auth, "/image", http=http)
+        self.compute = RestClient(auth, "/compute/v2.1", http=http,
+                                  headers={"OpenStack-API-Version": "compute 2.51", "X-OpenStack-Nova-API-Version": "2.51"})
 
 
 current: Clients | None = None

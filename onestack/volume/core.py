@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from onestack.common import bus, db, errors
+from onestack.common.clients import ServiceAuth
+from onestack.common.limits import Limits
 from onestack.common.timeutils import iso, utcnow
 from onestack.volume import models as m
 from onestack.volume import settings
@@ -156,22 +158,87 @@ QUOTA_RESOURCES = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigab
                    "groups")
 PER_TYPE = ("volumes", "snapshots", "gigabytes")
 
+# The project-wide limits live in identity's unified limits (service ``block-storage``,
+# under the quota names: Cinder has no unified-limit names of its own). The per-volume-type
+# ones (``volumes_<type>``...) come and go with the types, so they stay in this service's
+# quota tables, as do quota classes other than ``default``.
+quota_limits: Limits | None = None
 
-def default_limits(s: Session) -> dict[str, int]:
-    out = dict(settings.current.quotas)
-    for row in s.scalars(sa.select(m.QuotaClass).where(m.QuotaClass.class_name == "default")):
-        out[row.resource] = row.hard_limit
+
+def configure_limits(conf) -> None:
+    global quota_limits
+    quota_limits = Limits(lambda: ServiceAuth.for_service(conf, "cinder"), "block-storage",
+                          {r: r for r in QUOTA_RESOURCES}, settings.current.quotas)
+
+
+def _local_defaults(s: Session) -> dict[str, int]:
+    out = {}
     for t in s.scalars(sa.select(m.VolumeType)):
         for r in PER_TYPE:
-            out.setdefault(f"{r}_{t.name}", -1)
+            out[f"{r}_{t.name}"] = -1
+    for row in s.scalars(sa.select(m.QuotaClass).where(m.QuotaClass.class_name == "default")):
+        if row.resource not in QUOTA_RESOURCES:
+            out[row.resource] = row.hard_limit
     return out
 
 
-def limits(s: Session, project_id: str) -> dict[str, int]:
-    out = default_limits(s)
+def default_limits(s: Session) -> dict[str, int]:
+    return {**quota_limits.defaults(), **_local_defaults(s)}
+
+
+def limits(s: Session, project_id: str, held: bool = False) -> dict[str, int]:
+    """The project's limits; ``held``: those fetched last (inside a write transaction)."""
+    out = {**(quota_limits.held(project_id) if held else quota_limits.limits(project_id)), **_local_defaults(s)}
     for row in s.scalars(sa.select(m.Quota).where(m.Quota.project_id == project_id)):
-        out[row.resource] = row.hard_limit
+        if row.resource not in QUOTA_RESOURCES:
+            out[row.resource] = row.hard_limit
     return out
+
+
+def prefetch_limits(project_id: str | None) -> None:
+    """Ask identity for the project's limits before a write transaction checks them."""
+    if project_id:
+        quota_limits.limits(project_id)
+
+
+def set_limits(project_id: str, values: dict[str, int]) -> None:
+    """The project's own limits: project-wide ones in identity, per-type ones here.
+    (Identity first, and outside our write transaction: its own writes must not wait on it.)"""
+    quota_limits.set(project_id, {k: v for k, v in values.items() if k in QUOTA_RESOURCES})
+    with db.transaction() as s:
+        for key, n in values.items():
+            if key in QUOTA_RESOURCES:
+                continue
+            row = s.get(m.Quota, (project_id, key))
+            if row is None:
+                s.add(m.Quota(project_id=project_id, resource=key, hard_limit=n))
+            else:
+                row.hard_limit = n
+
+
+def reset_limits(project_id: str) -> None:
+    quota_limits.reset(project_id)
+    with db.transaction() as s:
+        s.execute(sa.delete(m.Quota).where(m.Quota.project_id == project_id))
+
+
+def adopt_legacy_quotas() -> None:
+    """Project-wide limits (and the ``default`` class's) set in this service's quota tables
+    before they moved to identity: moved there (once: the rows go)."""
+    with db.session() as s:
+        rows = list(s.scalars(sa.select(m.Quota).where(m.Quota.resource.in_(QUOTA_RESOURCES))))
+        defaults = {r.resource: r.hard_limit for r in s.scalars(sa.select(m.QuotaClass).where(
+            m.QuotaClass.class_name == "default", m.QuotaClass.resource.in_(QUOTA_RESOURCES)))}
+    if not rows and not defaults:
+        return
+    projects: dict[str, dict[str, int]] = {}
+    for r in rows:
+        projects.setdefault(r.project_id, {})[r.resource] = r.hard_limit
+    done = quota_limits.adopt(projects, defaults)
+    with db.transaction() as s:
+        s.execute(sa.delete(m.Quota).where(m.Quota.project_id.in_(done), m.Quota.resource.in_(QUOTA_RESOURCES)))
+        s.execute(sa.delete(m.QuotaClass).where(m.QuotaClass.class_name == "default",
+                                                m.QuotaClass.resource.in_(QUOTA_RESOURCES)))
 
 
 def usage(s: Session, project_id: str) -> dict[str, int]:
@@ -207,7 +274,8 @@ def usage(s: Session, project_id: str) -> dict[str, int]:
 
 def check_quota(s: Session, project_id: str, type_name: str | None, **deltas: int) -> None:
     """413 (Cinder's overLimit) when adding ``deltas`` would pass a limit."""
-    lim = limits(s, project_id)
+    db.serialize(s, f"volume-quota:{project_id}")  # one count-and-create at a time per project
+    lim = limits(s, project_id, held=True)
     used = usage(s, project_id)
     if "gigabytes" in deltas and "volumes" in deltas:
         per = lim.get("per_volume_gigabytes", -1)

@@ -25,6 +25,7 @@ def setup(conf: Config) -> None:
 
     db.upgrade("volume")
     settings.configure(conf)
+    core.configure_limits(conf)
     policies.configure(conf.policy_dir)
     with db.transaction() as s:
         core.ensure_default_type(s)
@@ -32,9 +33,10 @@ def setup(conf: Config) -> None:
 
 def start(conf: Config) -> None:
     """After bootstrap (the cinder user exists): scheduler and conductor (the controller's part)."""
-    from onestack.volume import runtime
+    from onestack.volume import core, runtime
 
     runtime.start(conf)
+    core.quota_limits.register_in_background(then=core.adopt_legacy_quotas)  # the quota defaults, as registered limits
 
 
 def start_api(conf: Config) -> None:

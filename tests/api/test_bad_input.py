@@ -295,7 +295,127 @@ def test_malformed_bodies_are_400s_not_500s(cloud, headers):
     """Wrong JSON types and empty bodies on the routes above: each service's 400."""
     bodies = [b"", b"[]", b'"x"', b"null", b"{", b"\xff\xfe", b'{"network": []}', b'{"server": 5}']
     for path in ("/networking/v2.0/networks", "/compute/v2.1/servers", "/volume/v3/volumes",
-                 "/identity/v3/projects"):
+                 "/identity/v3/projects", "/image/v2/images"):
         for b in bodies:
             r = httpx.post(cloud.url + path, content=b, headers={**headers, "Content-Type": "application/json"})
             assert r.status_code == 400, (path, b, r.status_code, r.text)
+
+
+# ------------------------------------------- names, big bodies and list parameters, everywhere
+
+# (create path, list key, body with the name NAME in it, the service's error shape)
+NAME = "NAME-PLACEHOLDER"
+CREATES = [
+    ("/identity/v3/projects", "projects", {"project": {"name": NAME, "domain_id": "default"}}, "keystone"),
+    ("/identity/v3/users", "users", {"user": {"name": NAME, "domain_id": "default"}}, "keystone"),
+    ("/compute/v2.1/os-keypairs", "keypairs", {"keypair": {"name": NAME}}, "nova"),
+    ("/compute/v2.1/flavors", "flavors", {"flavor": {"name": NAME, "ram": 64, "vcpus": 1, "disk": 1}}, "nova"),
+    ("/networking/v2.0/networks", "networks", {"network": {"name": NAME}}, "neutron"),
+    ("/networking/v2.0/security-groups", "security_groups", {"security_group": {"name": NAME}}, "neutron"),
+    ("/volume/v3/volumes", "volumes", {"volume": {"size": 1, "name": NAME}}, "nova"),
+    ("/image/v2/images", "images", {"name": NAME, "disk_format": "raw", "container_format": "bare"}, "glance"),
+    ("/orchestration/v1/{project}/stacks", "stacks",
+     {"stack_name": NAME, "template": {"heat_template_version": "2018-08-31"}}, "heat"),
+    ("/orchestration/v1/{project}/software_configs", "software_configs", {"name": NAME, "config": "x"}, "heat"),
+]
+
+
+@pytest.fixture(scope="module")
+def api(cloud, admin, headers):
+    with httpx.Client(base_url=cloud.url, headers=headers, timeout=60) as c:
+        c.project = admin.current_project_id
+        yield c
+
+
+def _error(shape: str, r: httpx.Response) -> str:
+    """The message of the error ``r``, after checking it is in the service's own shape."""
+    if shape == "glance":  # webob's page, as Glance's
+        assert r.headers["content-type"].startswith("text/html") and f"<h1>{r.status_code} " in r.text, r.text
+        return r.text
+    body = r.json()
+    if shape == "keystone":
+        assert body["error"]["code"] == r.status_code and body["error"]["title"], body
+        return body["error"]["message"]
+    if shape == "neutron":
+        assert {"type", "message", "detail"} <= set(body["NeutronError"]), body
+        return body["NeutronError"]["message"]
+    if shape == "heat":
+        assert body["code"] == r.status_code and body["title"] and body["error"]["type"], body
+        return body["error"]["message"]
+    (fault,) = body.values()  # Nova's and Cinder's {"badRequest": {"code": 400, "message": ...}}
+    assert fault["code"] == r.status_code, body
+    return fault["message"]
+
+
+def _count(api, path: str, key: str) -> int:
+    r = api.get(path.format(project=api.project))
+    assert r.status_code == 200, r.text
+    return len(r.json()[key])
+
+
+def _post_named(api, path: str, body: dict, name_json: bytes) -> httpx.Response:
+    """POST ``body`` with ``name_json`` (raw JSON text, quotes included) as its name."""
+    raw = json.dumps(body).encode().replace(json.dumps(NAME).encode(), name_json)
+    return api.post(path.format(project=api.project), content=raw, headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("path,key,body,shape", CREATES, ids=[c[0].rsplit("/", 1)[1] for c in CREATES])
+def test_names_that_are_not_text_or_too_long_are_refused(api, path, key, body, shape):
+    """A NUL, half a surrogate pair, bytes that are not UTF-8 or 300 characters: each
+    service's 400 (the length's naming the field), and nothing is made."""
+    before = _count(api, path, key)
+    for what, name_json in (("NUL", b'"a\\u0000b"'), ("surrogate", b'"a\\ud800b"'),
+                            ("not UTF-8", b'"a\xff\xfeb"'), ("long", b'"' + b"n" * 300 + b'"')):
+        r = _post_named(api, path, body, name_json)
+        assert r.status_code == 400, (what, r.status_code, r.text)
+        message = _error(shape, r)
+        if what == "long":
+            assert "name" in message, message
+    assert _count(api, path, key) == before
+
+
+def test_a_surrogate_pair_is_text(api):
+    """An escaped surrogate pair is one character (here an emoji), and is taken."""
+    r = _post_named(api, "/networking/v2.0/networks", {"network": {"name": NAME}}, b'"net-\\ud83d\\ude00"')
+    assert r.status_code == 201, r.text
+    assert r.json()["network"]["name"] == "net-\U0001F600"
+    api.delete(f"/networking/v2.0/networks/{r.json()['network']['id']}")
+
+
+@pytest.mark.parametrize("path,key,body,shape", CREATES, ids=[c[0].rsplit("/", 1)[1] for c in CREATES])
+def test_a_5_mb_body_is_413(api, path, key, body, shape):
+    big = json.dumps({**body, "padding": "x" * (5 * 1024 * 1024)})
+    r = api.post(path.format(project=api.project), content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413, r.text[:300]
+    assert "larger than" in _error(shape, r)
+
+
+# (list path, the service's shape, its answer to a marker naming nothing: Nova and Glance 400,
+# Neutron and Cinder 404 as theirs do)
+LISTS = [
+    ("/compute/v2.1/servers", "nova", 400),
+    ("/compute/v2.1/flavors", "nova", 400),
+    ("/networking/v2.0/networks", "neutron", 404),
+    ("/networking/v2.0/ports", "neutron", 404),
+    ("/volume/v3/volumes", "nova", 404),
+    ("/volume/v3/snapshots", "nova", 404),
+    ("/image/v2/images", "glance", 400),
+    ("/orchestration/v1/{project}/stacks", "heat", 404),
+]
+
+
+@pytest.mark.parametrize("path,shape,no_marker", LISTS, ids=[p[0].split("/", 2)[1] + p[0].rsplit("/", 1)[1]
+                                                           for p in LISTS])
+def test_list_limits_and_markers(api, path, shape, no_marker):
+    """A negative or non-numeric ``limit`` is a 400; a huge one is no limit at all; a
+    ``marker`` naming nothing (a UUID, garbage, 300 characters) is the service's 400 or 404."""
+    url = path.format(project=api.project)
+    for limit in ("-1", "abc", "-99999999999999999999999"):
+        r = api.get(url, params={"limit": limit})
+        assert r.status_code == 400, (limit, r.status_code, r.text)
+        assert "limit" in _error(shape, r).lower()
+    assert api.get(url, params={"limit": "99999999999999999999999"}).status_code == 200
+    for marker in (str(uuid.uuid4()), "garbage", "x" * 300):
+        r = api.get(url, params={"marker": marker, "limit": "2"})
+        assert r.status_code == no_marker, (marker, r.status_code, r.text)
+        assert "marker" in _error(shape, r).lower() or marker in _error(shape, r)

@@ -83,8 +83,19 @@ IDENTITY_FEATURES = {
     "application_credentials": "true",
     "access_rules": "false",
     "project_tags": "true",
-    "security_compliance": "false",
+    # true when the cloud's settings can be read (security_options), else false
+    "security_compliance": "true",
 }
+# Tempest's security compliance tests must know how the cloud is set: its [identity]
+# options <- onestack's identity.* keys (Keystone's [security_compliance] ones).
+SECURITY_OPTIONS = {
+    "user_lockout_failure_attempts": "lockout_failure_attempts",
+    "user_lockout_duration": "lockout_duration",
+    "user_unique_last_password_count": "unique_last_password_count",
+    "user_minimum_password_age": "minimum_password_age",
+}
+# Tempest's lockout test sleeps out the whole lockout_duration: a longer one skips it.
+LOCKOUT_WAIT_MAX = 60
 
 
 class SetupError(Exception):
@@ -830,6 +841,24 @@ TELEMETRY_SECTIONS = {
 # --------------------------------------------------------------------------- tempest.conf
 
 
+def security_options() -> dict[str, str] | None:
+    """Tempest's [identity] user_* options for the cloud's security compliance settings,
+    read from the configuration `onestack up` read (the same file and ONESTACK_*
+    environment: `make interop` starts the cloud so); None if it cannot be read."""
+    code = ("import json; from onestack.config import load; "
+            "print(json.dumps(vars(load().identity)))")
+    try:
+        out = subprocess.run([str(ONESTACK.parent / "python"), "-c", code], capture_output=True,
+                             text=True, timeout=60, check=True)
+        identity = json.loads(out.stdout)
+        options = {t: str(int(identity[k])) for t, k in SECURITY_OPTIONS.items()}
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
+    if int(options["user_lockout_duration"]) > LOCKOUT_WAIT_MAX:
+        options["user_lockout_failure_attempts"] = "0"
+    return options
+
+
 def tempest_conf(
     admin: Creds, cloud: Cloud, static_accounts: bool, guests: tuple[str, str] | None = None
 ) -> dict[str, dict[str, str]]:
@@ -868,6 +897,11 @@ def tempest_conf(
         # SSH into guests only when they are real and Tempest runs in the public namespace
         "validation": dict(VALIDATION_OPTIONS) if guests else {"run_validation": "false"},
     }
+    security = security_options()
+    if security is None:
+        conf["identity-feature-enabled"]["security_compliance"] = "false"
+    else:
+        conf["identity"].update(security)
     if project.get("domain", {}).get("id") and admin.project_domain == "Default":
         conf["identity"]["default_domain_id"] = project["domain"]["id"]
     if static_accounts:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from onestack.alarming import alarms
 from onestack.alarming.api import views
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, Req, empty, json_response, media_type
 
 
@@ -147,4 +147,5 @@ def delete_quotas(req: Req):
 
 
 def build():
+    openapi.serve(api, "Alarming", "2.0")
     return api.asgi()

@@ -12,9 +12,10 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, Req, json_response, media_type
 from onestack.common.microversion import MicroversionMiddleware, Negotiator, Version
+from onestack.compute.schemas import servers as server_schemas
 
 MIN_VERSION = Version(2, 1)
 MAX_VERSION = Version(2, 79)
@@ -74,6 +75,14 @@ def build():
         except ModuleNotFoundError as e:
             if e.name != f"onestack.compute.api.{name}":
                 raise
+    from onestack.compute.api import aggregates, keypairs
+
+    openapi.serve(api, "Compute", str(MAX_VERSION), {
+        "POST /v2.1/servers": server_schemas.CREATE,
+        "PUT /v2.1/servers/{server_id}": server_schemas.UPDATE,
+        "POST /v2.1/os-keypairs": openapi.member("keypair", keypairs._SCHEMAS),
+        "POST /v2.1/os-aggregates": aggregates.CREATE,
+    })
     return MicroversionMiddleware(api.asgi(), NEGOTIATOR, error_view, "x-compute-request-id")
 
 

@@ -163,7 +163,7 @@ def update_quota(req: Req):
     force = booleans.to_bool(body.get("force", False))
     values = _limits_of(body)
     h.verify_project(req.ctx, project_id)
-    with db.transaction() as s:
+    with db.session() as s:
         if not force:
             used = quotas.usage(s, project_id, user_id)
             for r, limit in values.items():
@@ -177,7 +177,12 @@ def update_quota(req: Req):
                 if r in plim and plim[r] != -1 and (limit == -1 or limit > plim[r]):
                     raise errors.BadRequest(
                         f"Quota limit {limit} for {r} must be less than or equal to {plim[r]}.")
-        quotas.set_limits(s, quotas.owner(project_id, user_id), values)
+    if user_id:  # a user's limits within the project are this service's own
+        with db.transaction() as s:
+            quotas.set_limits(s, quotas.owner(project_id, user_id), values)
+    else:
+        quotas.set_project_limits(project_id, values)
+    with db.session() as s:
         lim = quotas.limits(s, project_id, user_id)
     return json_response({"quota_set": _set_view(lim, resources)})
 
@@ -188,8 +193,7 @@ def delete_quota(req: Req):
     h.strict_query(req, {"user_id"})
     h.authorize("os-quota-sets:delete", req.ctx, {"project_id": project_id},
                 fallback="os_compute_api:os-quota-sets:update")
-    with db.transaction() as s:
-        quotas.reset(s, project_id, user_id)
+    quotas.reset(project_id, user_id)
     return empty(202)
 
 
@@ -216,8 +220,8 @@ def update_quota_class(req: Req):
     resources = class_resources(v)
     validation.validate(_update_schema(resources, force=False), body, style=validation.NOVA)
     values = _limits_of(body)
-    with db.transaction() as s:
-        quotas.set_class_limits(s, name, values)
+    quotas.set_class_limits(name, values)
+    with db.session() as s:
         lim = quotas.class_limits(s, name)
     return json_response({"quota_class_set": _set_view(lim, resources)})
 

@@ -113,6 +113,7 @@ def create_server(req: Req):
     body = data["server"]
     hints = data.get("os:scheduler_hints") or data.get("OS-SCH-HNT:scheduler_hints") or {}
     spec = build.validate(ctx, body, hints, v)
+    quotas.prefetch(ctx.project_id)  # (identity is asked before the write transaction)
     with db.transaction() as s:
         created = instances.create_records(s, ctx, spec, req.request_id)
         uuids = [i.uuid for i in created]

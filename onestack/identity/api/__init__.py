@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, json_response, media_type
 
 VERSION = "3.14"
@@ -50,4 +50,11 @@ def build():
         users,
     )
 
+    openapi.serve(api, "Identity", VERSION, {
+        "POST /v3/regions": openapi.member("region", catalog.REGION_CREATE),
+        "POST /v3/services": openapi.member("service", catalog.SERVICE_CREATE),
+        "POST /v3/endpoints": openapi.member("endpoint", catalog.ENDPOINT_CREATE),
+        "POST /v3/registered_limits": limits.REGISTERED_CREATE,
+        "POST /v3/limits": limits.LIMITS_CREATE,
+    })
     return api.asgi()

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from onestack.common import db, errors
 from onestack.common.http import Req, empty, json_response
-from onestack.identity import assignments, core, passwords, resources
+from onestack.identity import assignments, core, passwords, resources, security
 from onestack.identity import models as m
 from onestack.identity.api import api, views
 from onestack.identity.api.common import (
@@ -30,8 +30,8 @@ def _check_user_body(obj: dict, creating: bool) -> None:
     check_str(obj, "domain_id", nullable=creating, max_length=64)
     check_str(obj, "default_project_id", max_length=64)
     check_str(obj, "description")
-    if "options" in obj and not isinstance(obj["options"], dict):
-        raise errors.BadRequest("Invalid input for field 'options': must be an object.")
+    if "options" in obj:
+        security.check_options(obj["options"])
     # Refuse a bad password here, before any lookup, so the message names it.
     if obj.get("password") is not None:
         resources.check_password_value(obj["password"])
@@ -69,12 +69,16 @@ def _filter_users(req: Req, users: list[m.User]) -> list[m.User]:
         req.query.get("domain_id"),
         query_bool(req, "enabled"),
     )
+    expiry = req.query.get("password_expires_at")
+    compare, when = security.expiry_filter(expiry) if expiry is not None else (None, None)
     return [
         u
         for u in users
         if (name is None or u.name == name)
         and (domain_id is None or u.domain_id == domain_id)
         and (enabled is None or u.enabled is enabled)
+        and (compare is None or (u.password_expires_at is not None
+                                 and compare(u.password_expires_at, when)))
         and _in_scope_domain(req, u.domain_id)
     ]
 
@@ -94,6 +98,9 @@ def list_users(req: Req):
     enabled = query_bool(req, "enabled")
     if enabled is not None:
         q = q.where(m.User.enabled.is_(enabled))
+    if "password_expires_at" in req.query:
+        compare, when = security.expiry_filter(req.query["password_expires_at"])
+        q = q.where(compare(m.User.password_expires_at, when))
     with db.session() as s:
         rows, truncated = limit_list(list(s.scalars(q)))
         return collection(req, "users", [views.user(req, u) for u in rows], truncated)

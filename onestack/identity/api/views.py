@@ -5,6 +5,7 @@ from __future__ import annotations
 from onestack.common.http import Req
 from onestack.common.timeutils import iso, iso_plain
 from onestack.identity import models as m
+from onestack.identity import security
 from onestack.identity.api.common import base, link
 
 
@@ -43,9 +44,9 @@ def user(req: Req, u: m.User) -> dict:
         "id": u.id,
         "name": u.name,
         "domain_id": u.domain_id,
-        "enabled": u.enabled,
+        "enabled": security.effectively_enabled(u),
         "password_expires_at": iso_plain(u.password_expires_at),
-        "options": {},
+        "options": dict(u.options or {}),
         "links": link(req, f"users/{u.id}"),
     }
     if u.default_project_id:

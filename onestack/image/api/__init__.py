@@ -8,7 +8,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api
 
 # What version discovery advertises: 2.7 adds os_hidden to 2.6's interoperable
@@ -80,4 +80,8 @@ def build():
     """Import the route modules (they register on ``api``) and return the ASGI app."""
     from onestack.image.api import data, discovery, images, imports, members, schemas  # noqa: F401
 
+    openapi.serve(api, "Image", VERSIONS[0], {
+        "POST /v2/images": images.WRITE_SCHEMA,
+        "POST /v2/images/{image_id}/members": members.CREATE,
+    })
     return api.asgi()

@@ -94,6 +94,8 @@ def create_image(req: Req):
     tags = _unique(body.get("tags") or [])
     _check_counts(props, tags)
     now = utcnow()
+    if owner is not None:
+        core.project_limits(owner)  # (identity is asked before the write transaction)
     with db.transaction(conflict=f"Image with identifier {image_id} already exists!") as s:
         if s.get(m.Image, image_id) is not None:
             raise errors.Conflict(f"Image with identifier {image_id} already exists!")

@@ -12,7 +12,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, Req, json_response, media_type
 
 
@@ -64,6 +64,7 @@ def body(req: Req):
 def build():
     from onestack.metric.api import v1  # noqa: F401  (registers the routes)
 
+    openapi.serve(api, "Metric", "1.0")
     return _single_slashes(api.asgi())
 
 

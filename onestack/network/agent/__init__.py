@@ -49,7 +49,7 @@ def metadata_url(conf) -> str:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{conf.server.port}/metadata"
+    return f"{conf.scheme}://{host}:{conf.server.port}/metadata"  # (https: `up --tls`)
 
 
 def why_not(conf) -> str | None:

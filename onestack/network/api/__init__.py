@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, json_response
 
 # Neutron's type names for errors raised without an explicit ``type=``
@@ -28,6 +28,15 @@ api = Api("network", error_view, auth.authenticate, redirect_slashes=False)
 
 def build():
     # agents first: their routes must win over the generic /v2.0/{collection} ones
-    from onestack.network.api import agents, resources  # noqa: F401
+    from onestack.network.api import agents, resources, schemas  # noqa: F401
 
+    # one route creates every kind: a body is one of them, alone or as a list (bulk); the
+    # kinds without a schema of their own share the attributes every resource has
+    checked = {**{kind: schema for kind, schema in schemas.CREATE.items()},
+               **{f"{kind}s": {"type": "array", "items": schema} for kind, schema in schemas.CREATE.items()}}
+    others = {"type": "object", "minProperties": 1, "maxProperties": 1,
+              "not": {"anyOf": [{"required": [key]} for key in checked]},
+              "additionalProperties": {"anyOf": [schemas.OTHER, {"type": "array", "items": schemas.OTHER}]}}
+    openapi.serve(api, "Networking", "2.0", {"POST /v2.0/{collection}": {
+        **{key: openapi.member(key, schema) for key, schema in checked.items()}, "others": others}})
     return api.asgi()

@@ -83,9 +83,7 @@ def _quota_project(req: Req, rule: str) -> str:
 @api.route("/v2.0/quotas", ["GET"])
 def list_quotas(req: Req):
     core.authorize("admin_only", req.ctx)
-    with db.session() as s:
-        pids = core.quota_projects(s)
-        out = [{**core.quota_limits(s, p), "project_id": p, "tenant_id": p} for p in pids]
+    out = [{**core.quota_limits(p), "project_id": p, "tenant_id": p} for p in core.quota_projects()]
     return json_response({"quotas": out})
 
 
@@ -93,15 +91,15 @@ def list_quotas(req: Req):
 @api.route("/v2.0/quotas/{project_id}/default.json", ["GET"])
 def default_quota(req: Req):
     _quota_project(req, "get_quota")
-    return json_response({"quota": dict(core.State.settings.quotas)})
+    return json_response({"quota": core.quota_defaults()})
 
 
 @api.route("/v2.0/quotas/{project_id}/details", ["GET"])
 @api.route("/v2.0/quotas/{project_id}/details.json", ["GET"])
 def quota_details(req: Req):
     pid = _quota_project(req, "get_quota")
+    limits = core.quota_limits(pid)
     with db.session() as s:
-        limits = core.quota_limits(s, pid)
         out = {k: {"limit": v, "used": core.used(s, pid, k), "reserved": 0} for k, v in limits.items()}
     return json_response({"quota": out})
 
@@ -111,8 +109,7 @@ def show_quota(req: Req):
     pid = _quota_project(req, "get_quota")
     if pid.endswith(".json"):
         pid = pid[:-5]
-    with db.session() as s:
-        return json_response({"quota": core.quota_limits(s, pid)})
+    return json_response({"quota": core.quota_limits(pid)})
 
 
 @api.route("/v2.0/quotas/{project_id}", ["PUT"])
@@ -133,17 +130,14 @@ def update_quota(req: Req):
             raise ipam.bad(f"'{v}' is not an integer") from None
         if iv < -1:
             raise ipam.bad(f"'{v}' should be greater than or equal to -1")
-    with db.transaction() as s:
-        core.set_quotas(s, pid, {k: int(v) for k, v in quota.items()})
-        out = core.quota_limits(s, pid)
-    return json_response({"quota": out})
+    core.set_quotas(pid, {k: int(v) for k, v in quota.items()})
+    return json_response({"quota": core.quota_limits(pid)})
 
 
 @api.route("/v2.0/quotas/{project_id}", ["DELETE"])
 def delete_quota(req: Req):
     pid = _quota_project(req, "delete_quota")
-    with db.transaction() as s:
-        core.reset_quotas(s, pid)
+    core.reset_quotas(pid)
     return empty(204)
 
 
@@ -262,6 +256,7 @@ def list_resources(req: Req):
     coll, kind = _kind(req)
     ctx = req.ctx
     if kind == "security_group" and ctx.project_id:
+        core.quota_limits(ctx.project_id)
         with db.transaction() as s:
             core.ensure_default_sg(s, ctx.project_id)
     with db.session() as s:
@@ -285,6 +280,10 @@ def create_resource(req: Req):
     bulk = isinstance(body, list)
     items = body if bulk else [body]
     out = []
+    for item in items:  # (the limits are asked of identity before the write transaction)
+        pid = (item.get("project_id") or item.get("tenant_id") or req.ctx.project_id) if isinstance(item, dict) else None
+        if isinstance(pid, str):
+            core.quota_limits(pid)
     with db.transaction() as s:
         for item in items:
             if not isinstance(item, dict):

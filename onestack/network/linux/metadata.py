@@ -24,6 +24,7 @@ import http.client
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -122,7 +123,11 @@ class _Handler(BaseHTTPRequestHandler):
         })
         up = urllib.parse.urlsplit(proxy.upstream)
         path = (up.path.rstrip("/") + self.path) if up.path else self.path
-        conn = http.client.HTTPConnection(up.hostname, up.port or 80, timeout=proxy.timeout)
+        if up.scheme == "https":  # (`up --tls`: verified with the CA SSL_CERT_FILE names)
+            conn = http.client.HTTPSConnection(up.hostname, up.port or 443, timeout=proxy.timeout,
+                                               context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(up.hostname, up.port or 80, timeout=proxy.timeout)
         try:
             conn.request(self.command, path, body=body, headers=headers)
             resp = conn.getresponse()
@@ -160,8 +165,8 @@ class MetadataProxy:
 
     def __init__(self, netns: str, upstream: str, resolve: Resolver, secret: str | bytes, *,
                  labels: dict[str, str] | None = None, port: int = 80, timeout: float = 10.0):
-        if urllib.parse.urlsplit(upstream).scheme != "http":
-            raise ValueError(f"metadata upstream must be an http:// URL, not {upstream!r}")
+        if urllib.parse.urlsplit(upstream).scheme not in ("http", "https"):
+            raise ValueError(f"metadata upstream must be an http:// or https:// URL, not {upstream!r}")
         self.netns, self.upstream, self.resolve = netns, upstream, resolve
         self.secret, self.labels, self.port, self.timeout = secret, labels or {}, port, timeout
         self._server: _Server | None = None

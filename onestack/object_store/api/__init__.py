@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api
 
 SWIFT_VERSION = "2.34.0"  # the Swift API level whose behaviour this follows
@@ -42,6 +42,7 @@ api = Api("object_store", error_view, optional_auth, redirect_slashes=False)
 def build():
     from onestack.object_store.api import accounts, containers, cors, info, objects  # noqa: F401
 
+    openapi.serve(api, "Object Storage", SWIFT_VERSION)
     # CORS headers for allowed origins, on every container/object response (cors.py)
     return SwiftHeaders(Utf8Paths(cors.CorsMiddleware(api.asgi())))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, Req, json_response, media_type
 
 # webob's explanation of each status, which Heat's fault body carries
@@ -107,6 +107,7 @@ def build():
 
     for name in ("software", "types", "stacks", "snapshots", "resources", "lookup"):  # lookup last: a catch-all
         __import__(f"onestack.orchestration.api.{name}")
+    openapi.serve(api, "Orchestration", "1.0")
     return api.asgi()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.common import auth, errors
+from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, Req, json_response, media_type
 from onestack.common.microversion import MicroversionMiddleware, Negotiator, Version
 
@@ -86,6 +86,12 @@ def build():
 
     for name in ("volumes", "actions", "snapshots", "types", "attachments", "transfers", "backups", "misc"):
         __import__(f"onestack.volume.api.{name}")
+    from onestack.volume.api import schemas
+
+    openapi.serve(api, "Block Storage", str(MAX_VERSION), {
+        **{f"POST {base}/volumes": schemas.CREATE for base in ("/v3", "/v3/{project_id}")},
+        **{f"PUT {base}/volumes/{{volume_id}}": schemas.UPDATE for base in ("/v3", "/v3/{project_id}")},
+    })
     return MicroversionMiddleware(api.asgi(), NEGOTIATOR, error_view)
 
 

@@ -151,7 +151,8 @@ def quota_update(req: Req):
     policies.authorize("volume_extension:quotas:update", req.ctx)
     body = body_of(req, "quota_set")
     project = req.path["target_id"]
-    with db.transaction() as s:
+    values: dict[str, int] = {}
+    with db.session() as s:
         known = set(_quota_resources(s))
         used = core.usage(s, project)
         for key, value in body.items():
@@ -164,12 +165,9 @@ def quota_update(req: Req):
                 raise errors.BadRequest(f"Invalid input received: Quota {key} limit must be equal or greater "
                                         f"than existing resources. Current usage is {used.get(key, 0)} and the "
                                         f"requested limit is {n}.")
-            row = s.get(m.Quota, (project, key))
-            if row is None:
-                s.add(m.Quota(project_id=project, resource=key, hard_limit=n))
-            else:
-                row.hard_limit = n
-        s.flush()
+            values[key] = n
+    core.set_limits(project, values)
+    with db.session() as s:
         out = _quota_set(s, project, False)
         out.pop("id")
         return json_response({"quota_set": out})
@@ -178,8 +176,7 @@ def quota_update(req: Req):
 @route("/os-quota-sets/{target_id}", ["DELETE"])
 def quota_delete(req: Req):
     policies.authorize("volume_extension:quotas:delete", req.ctx)
-    with db.transaction() as s:
-        s.execute(sa.delete(m.Quota).where(m.Quota.project_id == req.path["target_id"]))
+    core.reset_limits(req.path["target_id"])
     return json_response(None, 200)
 
 
@@ -199,12 +196,19 @@ def quota_class_update(req: Req):
     policies.authorize("volume_extension:quota_classes", req.ctx)
     body = body_of(req, "quota_class_set")
     name = req.path["class_name"]
-    with db.transaction() as s:
+    with db.session() as s:
         known = set(_quota_resources(s))
-        for key, value in body.items():
-            if key not in known:
-                raise errors.BadRequest(f"Bad key(s) in quota class set: {key}")
-            n = _limit_value(key, value)
+    values = {}
+    for key, value in body.items():
+        if key not in known:
+            raise errors.BadRequest(f"Bad key(s) in quota class set: {key}")
+        values[key] = _limit_value(key, value)
+    # the default class's project-wide limits are the registered limits in identity
+    core.quota_limits.set_defaults({k: n for k, n in values.items() if name == "default" and k in core.QUOTA_RESOURCES})
+    with db.transaction() as s:
+        for key, n in values.items():
+            if name == "default" and key in core.QUOTA_RESOURCES:
+                continue
             row = s.get(m.QuotaClass, (name, key))
             if row is None:
                 s.add(m.QuotaClass(class_name=name, resource=key, hard_limit=n))

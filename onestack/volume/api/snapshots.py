@@ -77,6 +77,7 @@ def snapshot_create(req: Req):
     metadata = check_metadata(optional_metadata(body))
     force = parse_bool(body.get("force", False), "force")
     policies.authorize("volume:create_snapshot", ctx)
+    core.prefetch_limits(ctx.project_id)  # (identity is asked before the write transaction)
     with db.transaction() as s:
         v = core.get_volume(s, ctx, volume_id)
         policies.authorize("volume:create_snapshot", ctx, {"project_id": v.project_id})

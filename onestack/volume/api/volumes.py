@@ -285,6 +285,7 @@ def volume_create(req: Req):
                                     f"volume size {size}GB.")
         policies.authorize("volume:create_from_image", ctx)
     now = utcnow()
+    core.prefetch_limits(ctx.project_id)  # (identity is asked before the write transaction)
     with db.transaction() as s:
         vt = None
         ref = body.get("volume_type")
