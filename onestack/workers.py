@@ -34,8 +34,7 @@ import uvicorn
 
 from onestack import infra
 from onestack.app import create_app
-from onestack.common import http
-from onestack.common import tls
+from onestack.common import http, tls
 from onestack.config import Config, load
 
 log = logging.getLogger(__name__)
