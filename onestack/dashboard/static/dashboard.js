@@ -1,0 +1,34 @@
+// onestack dashboard: the small script layer (no framework, nothing fetched from elsewhere).
+// - a <tbody data-refresh=URL data-interval=MS> reloads its rows from URL (server-rendered,
+//   escaped HTML) while the page is visible: the live instance list;
+// - a button with data-confirm asks first; a select with data-autosubmit posts its form;
+// - a form with data-download (a file as its answer) reloads the page after it was sent.
+"use strict";
+
+function refresh(body) {
+  const url = body.dataset.refresh;
+  const every = parseInt(body.dataset.interval || "5000", 10);
+  async function tick() {
+    if (document.visibilityState === "visible" && !body.contains(document.activeElement)) {
+      try {
+        const r = await fetch(url, {credentials: "same-origin", headers: {"X-Refresh": "1"}});
+        if (r.ok) body.innerHTML = await r.text();
+      } catch (e) { /* the next tick tries again */ }
+    }
+    setTimeout(tick, every);
+  }
+  setTimeout(tick, every);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-refresh]").forEach(refresh);
+  document.querySelectorAll("select[data-autosubmit]").forEach((s) =>
+    s.addEventListener("change", () => s.form.submit()));
+  document.querySelectorAll("form[data-download]").forEach((f) =>
+    f.addEventListener("submit", () => setTimeout(() => location.reload(), 1500)));
+});
+
+document.addEventListener("click", (e) => {
+  const b = e.target.closest("[data-confirm]");
+  if (b && !window.confirm(b.dataset.confirm)) e.preventDefault();
+});

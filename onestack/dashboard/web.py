@@ -1,0 +1,611 @@
+"""The dashboard's pages: server-rendered (Jinja2, autoescaped) with a small script that
+refreshes lists in place. Every page is a handler of (Page) that asks the backend for what
+it shows; forms post back here, guarded by the session's CSRF token.
+
+Security: the session cookie is HttpOnly, SameSite=Lax and Secure over https; every page
+carries a CSP (scripts from here only, no framing), X-Frame-Options and nosniff; the token
+stays in the server-side session (never in a page, a URL or a log line).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import shlex
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import jinja2
+import yaml
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from onestack.common import tls
+from onestack.common.http import MAX_BODY, media_type
+from onestack.dashboard import backend, sessions
+from onestack.dashboard.backend import COMPUTE, IDENTITY, IMAGE, NETWORK, NOVA_VERSION, Api, Failure
+from onestack.dashboard.sessions import Login
+
+log = logging.getLogger(__name__)
+
+COOKIE = "onestack_session"
+LOGIN_COOKIE = "onestack_login_csrf"  # (double-submit token of the login form, before any session)
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "same-origin"}
+
+_env = jinja2.Environment(loader=jinja2.PackageLoader("onestack.dashboard", "templates"),
+                          autoescape=True, undefined=jinja2.StrictUndefined)
+_conf: Any = None
+
+
+def configure(conf) -> None:
+    global _conf
+    _conf = conf
+
+
+class Page:
+    """One request of a logged-in user: its session, its form, its backend calls."""
+
+    def __init__(self, request: Request, login: Login, form: dict[str, str]):
+        self.request, self.login, self.form = request, login, form
+        self.api = Api(login)
+        self.root = request.scope.get("root_path", "")
+
+    def url(self, path: str) -> str:
+        return self.root + path
+
+    def redirect(self, path: str) -> Response:
+        return RedirectResponse(self.url(path), status_code=303)
+
+    async def render(self, template: str, status: int = 200, **values) -> Response:
+        projects = (await self.api.gather(p=IDENTITY + "/auth/projects"))["p"] or {}
+        html = _env.get_template(template).render(
+            root=self.root, login=self.login, csrf=self.login.csrf, panel=template.split(".")[0],
+            projects=sorted(projects.get("projects", []), key=lambda p: p["name"]),
+            **{"errors": {}, "form": self.form, **values})
+        return HTMLResponse(html, status_code=status)
+
+    def fragment(self, template: str, **values) -> Response:
+        html = _env.get_template(template).render(root=self.root, csrf=self.login.csrf, login=self.login, **values)
+        return HTMLResponse(html)
+
+
+Handler = Callable[[Page], Awaitable[Response]]
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _with_headers(resp: Response) -> Response:
+    resp.headers.update(HEADERS)
+    resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+def page(admin: bool = False):
+    """A handler for logged-in users (``admin``: with the admin role); a POST must carry the
+    session's CSRF token. A failure of a call the handler did not catch is the error page."""
+
+    def wrap(fn: Handler):
+        async def endpoint(request: Request) -> Response:
+            login = await run_in_threadpool(sessions.find, request.cookies.get(COOKIE))
+            root = request.scope.get("root_path", "")
+            if login is None:
+                if request.method == "GET" and not request.headers.get("x-refresh"):
+                    nxt = quote(request.url.path, safe="/")
+                    return _with_headers(RedirectResponse(f"{root}/login?next={nxt}", status_code=303))
+                return _with_headers(_error(root, 401, "Your session has ended: log in again."))
+            form: dict[str, str] = {}
+            if request.method == "POST":
+                form = await _form(request)
+                if not hmac.compare_digest(form.get("csrf_token", "").encode(), login.csrf.encode()):
+                    return _with_headers(_error(root, 403, "The form was refused: its CSRF token is "
+                                                           "missing or wrong. Reload the page and try again."))
+            if admin and not login.is_admin:
+                return _with_headers(_error(root, 403, "This page is for administrators: your role in "
+                                                       f"project {login.project_name} does not allow it.", login))
+            p = Page(request, login, form)
+            try:
+                return _with_headers(await fn(p))
+            except Failure as e:
+                if e.status == 401:  # the token was revoked or expired under us
+                    await run_in_threadpool(sessions.delete, login)
+                    return _with_headers(RedirectResponse(f"{root}/login", status_code=303))
+                return _with_headers(_error(root, e.status if 400 <= e.status < 600 else 502, e.message,
+                                            login))
+            except Exception:  # a page, not a bare 500: the details go to the log
+                log.exception("dashboard page %s failed", request.url.path)
+                return _with_headers(_error(root, 500, "The page could not be shown: an unexpected error "
+                                                       "(the log has the details).", login))
+
+        endpoint.__name__ = fn.__name__
+        endpoint.show = fn  # (the page itself: a refused form shows it again with the error)
+        return endpoint
+
+    return wrap
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The fields of a urlencoded form post (the only kind these pages send; anything else is
+    an empty form, which its CSRF check refuses)."""
+    if media_type(request) != "application/x-www-form-urlencoded":
+        return {}
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return {}
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _error(root: str, status: int, message: str, login: Login | None = None) -> Response:
+    html = _env.get_template("error.html").render(root=root, login=login, status=status, message=message,
+                                                  csrf=login.csrf if login else "", projects=[], panel="error")
+    return HTMLResponse(html, status_code=status)
+
+
+def _fail(e: Failure) -> int:
+    """The status of a page that shows a refused form again."""
+    return e.status if 400 <= e.status < 500 else 502
+
+
+# -- login -----------------------------------------------------------------------------
+
+def _next(value: str, root: str) -> str:
+    """Only a path of the dashboard itself (no open redirect)."""
+    return value if value.startswith(root + "/") and not value.startswith("//") else root + "/project/"
+
+
+async def login_form(request: Request, error: str = "", status: int = 200, values: dict | None = None) -> Response:
+    root = request.scope.get("root_path", "")
+    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+    html = _env.get_template("login.html").render(
+        root=root, csrf=token, error=error, values=values or {"domain": "Default"},
+        next=_next(request.query_params.get("next", ""), root), login=None, projects=[], panel="login")
+    resp = HTMLResponse(html, status_code=status)
+    resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
+                    path=root + "/")
+    return _with_headers(resp)
+
+
+async def login_post(request: Request) -> Response:
+    root = request.scope.get("root_path", "")
+    form = await _form(request)
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie or not hmac.compare_digest(form.get("csrf_token", "").encode(), cookie.encode()):
+        return _with_headers(_error(root, 403, "The form was refused: its CSRF token is missing or wrong. "
+                                               "Reload the page and try again."))
+    values = {"domain": form.get("domain", "").strip() or "Default", "username": form.get("username", "").strip()}
+    if not values["username"] or not form.get("password"):
+        return await login_form(request, "Enter a user name and a password.", 400, values)
+    try:
+        login = await backend.authenticate(values["domain"], values["username"], form["password"])
+    except Failure as e:
+        msg = ("Invalid credentials: check the domain, the user name and the password." if e.status == 401
+               else e.message)
+        return await login_form(request, msg, 401 if e.status == 401 else _fail(e), values)
+    secret = await run_in_threadpool(sessions.create, login)
+    log.info("dashboard login of %s (%s) to project %s", login.user_name, login.user_id, login.project_id)
+    resp = RedirectResponse(_next(form.get("next", ""), root), status_code=303)
+    resp.set_cookie(COOKIE, secret, httponly=True, samesite="lax", secure=_secure(request), path=root + "/")
+    resp.delete_cookie(LOGIN_COOKIE, path=root + "/")
+    return _with_headers(resp)
+
+
+@page()
+async def logout(p: Page) -> Response:
+    await backend.revoke(p.login)
+    await run_in_threadpool(sessions.delete, p.login)
+    resp = p.redirect("/login")
+    resp.delete_cookie(COOKIE, path=p.root + "/")
+    return resp
+
+
+@page()
+async def switch_project(p: Page) -> Response:
+    scoped = await backend.rescope(p.login, p.form.get("project_id", ""))
+    await run_in_threadpool(sessions.rescope, p.login, scoped)
+    return p.redirect("/project/")
+
+
+async def home(request: Request) -> Response:
+    return _with_headers(RedirectResponse(request.scope.get("root_path", "") + "/project/", status_code=303))
+
+
+# -- project: overview ------------------------------------------------------------------
+
+def _gauge(label: str, used, limit) -> dict:
+    used = used or 0
+    unlimited = limit is None or limit < 0
+    pct = 0 if unlimited or not limit else min(100, round(100 * used / limit))
+    return {"label": label, "used": used, "limit": "∞" if unlimited else limit, "pct": pct}
+
+
+@page()
+async def overview(p: Page) -> Response:
+    pid = p.login.project_id
+    got = await p.api.gather(
+        compute=f"{COMPUTE}/os-quota-sets/{pid}/detail", network=f"{NETWORK}/quotas/{pid}/details.json",
+        volume=f"{p.api.volume}/os-quota-sets/{pid}?usage=true")
+    gauges = []
+    cq = (got["compute"] or {}).get("quota_set", {})
+    for key, label in (("instances", "Instances"), ("cores", "VCPUs"), ("ram", "RAM (MiB)"),
+                       ("key_pairs", "Key pairs")):
+        if key in cq:
+            gauges.append(_gauge(label, cq[key].get("in_use"), cq[key].get("limit")))
+    vq = (got["volume"] or {}).get("quota_set", {})
+    for key, label in (("volumes", "Volumes"), ("gigabytes", "Volume storage (GiB)"), ("snapshots", "Snapshots")):
+        if isinstance(vq.get(key), dict):
+            gauges.append(_gauge(label, vq[key].get("in_use"), vq[key].get("limit")))
+    nq = (got["network"] or {}).get("quota", {})
+    for key, label in (("floatingip", "Floating IPs"), ("network", "Networks"), ("router", "Routers"),
+                       ("security_group", "Security groups"), ("port", "Ports")):
+        if isinstance(nq.get(key), dict):
+            gauges.append(_gauge(label, nq[key].get("used"), nq[key].get("limit")))
+    return await p.render("overview.html", gauges=gauges)
+
+
+# -- project: instances -----------------------------------------------------------------
+
+async def _servers(p: Page) -> list[dict]:
+    got = await p.api.gather(servers=f"{COMPUTE}/servers/detail", images=f"{IMAGE}/images?limit=1000")
+    images = {i["id"]: i["name"] for i in (got["images"] or {}).get("images", [])}
+    servers = []
+    for s in (got["servers"] or {}).get("servers", []):
+        image = s.get("image") or {}
+        addrs = [a["addr"] for net in (s.get("addresses") or {}).values() for a in net]
+        servers.append({"id": s["id"], "name": s["name"], "status": s["status"],
+                        "task": s.get("OS-EXT-STS:task_state") or "",
+                        "power": s.get("OS-EXT-STS:power_state"),
+                        "image": images.get(image.get("id"), image.get("id", "(volume)")) if image else "(volume)",
+                        "flavor": (s.get("flavor") or {}).get("original_name", ""),
+                        "addresses": ", ".join(addrs), "key_name": s.get("key_name") or ""})
+    return sorted(servers, key=lambda s: (s["name"].lower(), s["id"]))
+
+
+@page()
+async def instances(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(
+        images=f"{IMAGE}/images?limit=1000", flavors=f"{COMPUTE}/flavors/detail",
+        networks=f"{NETWORK}/networks", keypairs=f"{COMPUTE}/os-keypairs")
+    return await p.render(
+        "instances.html", status=status, errors=errors or {}, servers=await _servers(p),
+        images=sorted((got["images"] or {}).get("images", []), key=lambda i: i["name"] or ""),
+        flavors=sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"])),
+        networks=[n for n in (got["networks"] or {}).get("networks", []) if not n.get("router:external")],
+        keypairs=[k["keypair"] for k in (got["keypairs"] or {}).get("keypairs", [])])
+
+
+@page()
+async def instance_rows(p: Page) -> Response:
+    return p.fragment("_instance_rows.html", servers=await _servers(p))
+
+
+@page()
+async def launch(p: Page) -> Response:
+    f = p.form
+    try:
+        count = int(f.get("count") or 1)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 100:
+        return await instances.show(p, {"launch": "Count must be a number from 1 to 100."}, 400)
+    server: dict[str, Any] = {"name": f.get("name", "").strip(), "imageRef": f.get("image", ""),
+                              "flavorRef": f.get("flavor", ""), "min_count": count, "max_count": count,
+                              "networks": [{"uuid": f["network"]}] if f.get("network") else "auto"}
+    if f.get("key_name"):
+        server["key_name"] = f["key_name"]
+    try:
+        await p.api.post(f"{COMPUTE}/servers", {"server": server}, headers=NOVA_VERSION)
+    except Failure as e:
+        return await instances.show(p, {"launch": e.message}, _fail(e))
+    return p.redirect("/project/instances")
+
+
+ACTIONS = {"start": {"os-start": None}, "stop": {"os-stop": None}, "reboot": {"reboot": {"type": "SOFT"}}}
+
+
+@page()
+async def instance_action(p: Page) -> Response:
+    sid, action = p.request.path_params["id"], p.form.get("action", "")
+    try:
+        if action == "delete":
+            await p.api.delete(f"{COMPUTE}/servers/{quote(sid)}")
+        elif action in ACTIONS:
+            await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/action", ACTIONS[action], headers=NOVA_VERSION)
+        else:
+            raise Failure(400, f"Unknown action {action!r}: choose start, stop, reboot or delete.")
+    except Failure as e:
+        return await instances.show(p, {"servers": e.message}, _fail(e))
+    return p.redirect("/project/instances")
+
+
+# -- project: images, key pairs ----------------------------------------------------------
+
+@page()
+async def images(p: Page) -> Response:
+    got = await p.api.gather(images=f"{IMAGE}/images?limit=1000")
+    rows = sorted((got["images"] or {}).get("images", []), key=lambda i: (i.get("name") or "").lower())
+    return await p.render("images.html", images=rows)
+
+
+@page()
+async def keypairs(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(keypairs=f"{COMPUTE}/os-keypairs")
+    rows = [k["keypair"] for k in (got["keypairs"] or {}).get("keypairs", [])]
+    return await p.render("keypairs.html", status=status, errors=errors or {}, keypairs=rows)
+
+
+@page()
+async def keypair_create(p: Page) -> Response:
+    """A new key pair: its private key is this answer, a download (kept nowhere)."""
+    name = p.form.get("name", "").strip()
+    try:
+        kp = (await p.api.post(f"{COMPUTE}/os-keypairs", {"keypair": {"name": name}}, headers=NOVA_VERSION))["keypair"]
+    except Failure as e:
+        return await keypairs.show(p, {"create": e.message}, _fail(e))
+    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in kp["name"]) + ".pem"
+    return Response(kp["private_key"], media_type="application/x-pem-file",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@page()
+async def keypair_import(p: Page) -> Response:
+    body = {"keypair": {"name": p.form.get("name", "").strip(), "public_key": p.form.get("public_key", "").strip()}}
+    try:
+        await p.api.post(f"{COMPUTE}/os-keypairs", body, headers=NOVA_VERSION)
+    except Failure as e:
+        return await keypairs.show(p, {"import": e.message}, _fail(e))
+    return p.redirect("/project/key_pairs")
+
+
+@page()
+async def keypair_delete(p: Page) -> Response:
+    try:
+        await p.api.delete(f"{COMPUTE}/os-keypairs/{quote(p.request.path_params['name'])}")
+    except Failure as e:
+        return await keypairs.show(p, {"list": e.message}, _fail(e))
+    return p.redirect("/project/key_pairs")
+
+
+# -- project: volumes --------------------------------------------------------------------
+
+@page()
+async def volumes(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(volumes=f"{p.api.volume}/volumes/detail")
+    servers = await _servers(p)
+    names = {s["id"]: s["name"] for s in servers}
+    rows = []
+    for v in (got["volumes"] or {}).get("volumes", []):
+        attached = ", ".join(f"{names.get(a['server_id'], a['server_id'])} on {a.get('device') or '?'}"
+                             for a in v.get("attachments", []))
+        rows.append({**v, "attached": attached})
+    rows.sort(key=lambda v: ((v.get("name") or "").lower(), v["id"]))
+    return await p.render("volumes.html", status=status, errors=errors or {}, volumes=rows, servers=servers)
+
+
+@page()
+async def volume_create(p: Page) -> Response:
+    try:
+        size = int(p.form.get("size") or 0)
+    except ValueError:
+        return await volumes.show(p, {"create": "Size must be a whole number of GiB."}, 400)
+    body = {"volume": {"name": p.form.get("name", "").strip(), "size": size,
+                       "description": p.form.get("description", "")}}
+    try:
+        await p.api.post(f"{p.api.volume}/volumes", body)
+    except Failure as e:
+        return await volumes.show(p, {"create": e.message}, _fail(e))
+    return p.redirect("/project/volumes")
+
+
+@page()
+async def volume_action(p: Page) -> Response:
+    vid, action = quote(p.request.path_params["id"]), p.form.get("action", "")
+    try:
+        if action == "delete":
+            await p.api.delete(f"{p.api.volume}/volumes/{vid}")
+        elif action == "attach":
+            sid = quote(p.form.get("server_id", ""))
+            if not sid:
+                raise Failure(400, "Choose the instance to attach the volume to.")
+            await p.api.post(f"{COMPUTE}/servers/{sid}/os-volume_attachments",
+                             {"volumeAttachment": {"volumeId": p.request.path_params["id"]}}, headers=NOVA_VERSION)
+        elif action == "detach":
+            sid = quote(p.form.get("server_id", ""))
+            await p.api.delete(f"{COMPUTE}/servers/{sid}/os-volume_attachments/{vid}", headers=NOVA_VERSION)
+        else:
+            raise Failure(400, f"Unknown action {action!r}: choose attach, detach or delete.")
+    except Failure as e:
+        return await volumes.show(p, {"list": e.message}, _fail(e))
+    return p.redirect("/project/volumes")
+
+
+# -- project: network -------------------------------------------------------------------
+
+@page()
+async def networks(p: Page) -> Response:
+    got = await p.api.gather(networks=f"{NETWORK}/networks", subnets=f"{NETWORK}/subnets")
+    subnets = {s["id"]: s for s in (got["subnets"] or {}).get("subnets", [])}
+    rows = []
+    for n in (got["networks"] or {}).get("networks", []):
+        cidrs = [f"{subnets[s]['name']} {subnets[s]['cidr']}" for s in n.get("subnets", []) if s in subnets]
+        rows.append({**n, "cidrs": ", ".join(cidrs)})
+    rows.sort(key=lambda n: ((n.get("name") or "").lower(), n["id"]))
+    return await p.render("networks.html", networks=rows)
+
+
+@page()
+async def floating_ips(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(fips=f"{NETWORK}/floatingips",
+                             external=f"{NETWORK}/networks?router:external=true",
+                             ports=f"{NETWORK}/ports?device_owner=compute:nova")
+    servers = await _servers(p)
+    names = {s["id"]: s["name"] for s in servers}
+    port_server = {pt["id"]: names.get(pt["device_id"], pt["device_id"]) for pt in (got["ports"] or {}).get("ports", [])}
+    rows = [{**f, "server": port_server.get(f.get("port_id"), f.get("port_id") or "")}
+            for f in (got["fips"] or {}).get("floatingips", [])]
+    rows.sort(key=lambda f: f["floating_ip_address"] or "")
+    return await p.render("floating_ips.html", status=status, errors=errors or {}, fips=rows, servers=servers,
+                          external=(got["external"] or {}).get("networks", []))
+
+
+@page()
+async def fip_allocate(p: Page) -> Response:
+    try:
+        await p.api.post(f"{NETWORK}/floatingips", {"floatingip": {"floating_network_id": p.form.get("network_id", "")}})
+    except Failure as e:
+        return await floating_ips.show(p, {"allocate": e.message}, _fail(e))
+    return p.redirect("/project/floating_ips")
+
+
+@page()
+async def fip_action(p: Page) -> Response:
+    fid, action = quote(p.request.path_params["id"]), p.form.get("action", "")
+    try:
+        if action == "associate":
+            sid = p.form.get("server_id", "")
+            ports = (await p.api.get(f"{NETWORK}/ports", params={"device_id": sid}))["ports"] if sid else []
+            if not ports:
+                raise Failure(400, "Choose an instance with a port to associate the floating IP with.")
+            await p.api.put(f"{NETWORK}/floatingips/{fid}", {"floatingip": {"port_id": ports[0]["id"]}})
+        elif action == "disassociate":
+            await p.api.put(f"{NETWORK}/floatingips/{fid}", {"floatingip": {"port_id": None}})
+        elif action == "release":
+            await p.api.delete(f"{NETWORK}/floatingips/{fid}")
+        else:
+            raise Failure(400, f"Unknown action {action!r}: choose associate, disassociate or release.")
+    except Failure as e:
+        return await floating_ips.show(p, {"list": e.message}, _fail(e))
+    return p.redirect("/project/floating_ips")
+
+
+# -- project: API access ----------------------------------------------------------------
+
+@page()
+async def api_access(p: Page) -> Response:
+    got = await p.api.gather(catalog=IDENTITY + "/auth/catalog")
+    rows = []
+    for svc in (got["catalog"] or {}).get("catalog", []):
+        for ep in svc.get("endpoints", []):
+            if ep.get("interface") == "public":
+                rows.append({"type": svc["type"], "name": svc.get("name", ""), "url": ep["url"],
+                             "region": ep.get("region_id") or ep.get("region", "")})
+    return await p.render("api_access.html", endpoints=sorted(rows, key=lambda r: r["type"]))
+
+
+def _cacert() -> str:
+    ca = tls.ca_file(_conf) if _conf.scheme == "https" else None
+    return str(ca) if ca else ""
+
+
+def _rc_values(login: Login) -> dict[str, str]:
+    return {"auth_url": f"{_conf.public_url}{IDENTITY}", "username": login.user_name,
+            "project_name": login.project_name, "project_id": login.project_id,
+            "user_domain_name": login.domain, "project_domain_id": "default" if login.domain.lower() == "default"
+            else login.domain, "region_name": _conf.identity.region}
+
+
+@page()
+async def openrc(p: Page) -> Response:
+    """Horizon's openrc: everything but the password, which it asks for when sourced."""
+    v = _rc_values(p.login)
+    env = {"OS_AUTH_URL": v["auth_url"], "OS_AUTH_TYPE": "password", "OS_USERNAME": v["username"],
+           "OS_PROJECT_ID": v["project_id"], "OS_PROJECT_NAME": v["project_name"],
+           "OS_USER_DOMAIN_NAME": v["user_domain_name"], "OS_PROJECT_DOMAIN_ID": v["project_domain_id"],
+           "OS_REGION_NAME": v["region_name"], "OS_IDENTITY_API_VERSION": "3", "OS_INTERFACE": "public"}
+    if ca := _cacert():
+        env["OS_CACERT"] = ca
+    lines = ["#!/usr/bin/env bash", "# onestack credentials of this user and project: source this file,",
+             "# give the password, then use the openstack command"]
+    lines += [f"export {k}={shlex.quote(val)}" for k, val in env.items()]
+    lines += [f'echo "Please enter your OpenStack password for project {shlex.quote(v["project_name"])} '
+              f'as user {shlex.quote(v["username"])}: "',
+              "read -sr OS_PASSWORD_INPUT", 'export OS_PASSWORD="$OS_PASSWORD_INPUT"', ""]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in v["project_name"])
+    return Response("\n".join(lines), media_type="text/plain",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-openrc.sh"'})
+
+
+@page()
+async def clouds_yaml(p: Page) -> Response:
+    v = _rc_values(p.login)
+    cloud: dict[str, Any] = {
+        "auth": {"auth_url": v["auth_url"], "username": v["username"], "project_id": v["project_id"],
+                 "project_name": v["project_name"], "user_domain_name": v["user_domain_name"],
+                 "project_domain_id": v["project_domain_id"]},
+        "region_name": v["region_name"], "interface": "public", "identity_api_version": 3}
+    if ca := _cacert():
+        cloud["cacert"] = ca
+    text = "# add the password under auth (or let the client ask for it)\n"
+    text += yaml.safe_dump({"clouds": {"onestack": cloud}}, sort_keys=False)
+    return Response(text, media_type="application/x-yaml",
+                    headers={"Content-Disposition": 'attachment; filename="clouds.yaml"'})
+
+
+# -- admin and identity -----------------------------------------------------------------
+
+@page(admin=True)
+async def admin_overview(p: Page) -> Response:
+    got = await p.api.gather(hypervisors=f"{COMPUTE}/os-hypervisors/detail", services=f"{COMPUTE}/os-services",
+                             agents=f"{NETWORK}/agents", volume_services=f"{p.api.volume}/os-services")
+    return await p.render("admin.html", hypervisors=(got["hypervisors"] or {}).get("hypervisors", []),
+                          services=(got["services"] or {}).get("services", []),
+                          agents=(got["agents"] or {}).get("agents", []),
+                          volume_services=(got["volume_services"] or {}).get("services", []))
+
+
+@page(admin=True)
+async def identity_projects(p: Page) -> Response:
+    got = await p.api.gather(projects=IDENTITY + "/projects", users=IDENTITY + "/users")
+    return await p.render("identity.html",
+                          all_projects=sorted((got["projects"] or {}).get("projects", []), key=lambda x: x["name"]),
+                          users=sorted((got["users"] or {}).get("users", []), key=lambda x: x["name"]))
+
+
+def build() -> Starlette:
+    static = StaticFiles(directory=str(resources.files("onestack.dashboard") / "static"))
+    routes = [
+        Route("/", home),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/switch", switch_project, methods=["POST"]),
+        Route("/project/", overview),
+        Route("/project/instances", instances, methods=["GET"]),
+        Route("/project/instances", launch, methods=["POST"]),
+        Route("/project/instances/rows", instance_rows),
+        Route("/project/instances/{id}", instance_action, methods=["POST"]),
+        Route("/project/images", images),
+        Route("/project/key_pairs", keypairs, methods=["GET"]),
+        Route("/project/key_pairs/create", keypair_create, methods=["POST"]),
+        Route("/project/key_pairs/import", keypair_import, methods=["POST"]),
+        Route("/project/key_pairs/{name}/delete", keypair_delete, methods=["POST"]),
+        Route("/project/volumes", volumes, methods=["GET"]),
+        Route("/project/volumes", volume_create, methods=["POST"]),
+        Route("/project/volumes/{id}", volume_action, methods=["POST"]),
+        Route("/project/networks", networks),
+        Route("/project/floating_ips", floating_ips, methods=["GET"]),
+        Route("/project/floating_ips", fip_allocate, methods=["POST"]),
+        Route("/project/floating_ips/{id}", fip_action, methods=["POST"]),
+        Route("/project/api_access", api_access),
+        Route("/project/api_access/openrc", openrc),
+        Route("/project/api_access/clouds.yaml", clouds_yaml),
+        Route("/admin/", admin_overview),
+        Route("/identity/", identity_projects),
+        Mount("/static", static),
+    ]
+
+    async def not_found(request: Request, exc) -> Response:
+        return _with_headers(_error(request.scope.get("root_path", ""), 404,
+                                    f"There is no page at {request.url.path}."))
+
+    return Starlette(routes=routes, exception_handlers={404: not_found})

@@ -1,0 +1,203 @@
+"""The dashboard's backend-for-frontend over HTTP (httpx, as a browser would post its
+forms): login and logout, sessions, CSRF, security headers, escaping, policy (member vs
+admin), form errors and the panels of the first slice. The real-browser walk-through is
+tests/api/test_dashboard_browser.py."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import uuid
+
+import pytest
+import yaml
+
+from tests.cloud import wait_for
+from tests.dashboard import Dash, text
+
+
+@pytest.fixture(scope="module")
+def image(cloud, tmp_path_factory):
+    path = tmp_path_factory.mktemp("img") / "dash.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "16M"], check=True)
+    img = cloud.os_json("image", "create", "--disk-format", "qcow2", "--container-format", "bare", "--public",
+                        "--file", str(path), f"dash-{uuid.uuid4().hex[:6]}")
+    yield img
+    cloud.openstack("image", "delete", img["id"], check=False)
+
+
+@pytest.fixture
+def demo(cloud):
+    with Dash(cloud) as d:
+        assert d.login("demo", cloud.password("demo")).status_code == 303
+        yield d
+
+
+def _db(cloud):
+    return sqlite3.connect(cloud.state / "onestack.db")
+
+
+def test_root_links_the_dashboard(cloud, demo):
+    assert demo.get("/").json()["dashboard"] == f"{cloud.url}/dashboard/"
+    r = demo.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert r.status_code == 302 and r.headers["location"] == "/dashboard/"
+
+
+def test_security_headers_and_login_redirect(cloud):
+    with Dash(cloud) as d:
+        for path in ("/dashboard/login", "/dashboard/project/instances"):
+            r = d.get(path)
+            assert r.headers["x-frame-options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+            assert "script-src 'self'" in r.headers["content-security-policy"]
+            assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.status_code == 303 and r.headers["location"].startswith("/dashboard/login?next=")
+
+
+def test_bad_password_shown_in_the_form(cloud):
+    with Dash(cloud) as d:
+        r = d.login("demo", "not-the-password")
+        assert r.status_code == 401
+        assert "Invalid credentials" in text(r)
+        assert "onestack_session" not in r.headers.get("set-cookie", "")
+
+
+def test_session_cookie_and_token_kept_server_side(cloud, demo):
+    with Dash(cloud) as d:
+        page = d.get("/dashboard/login")
+        r = d.login("demo", cloud.password("demo"))
+    cookie = [c for c in r.headers.get_list("set-cookie") if c.startswith("onestack_session=")][0]
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+    assert "secure" not in cookie.lower()  # plain http here (Secure under TLS)
+    assert "csrf_token" in page.text
+    with _db(cloud) as c:
+        tokens = [t for (t,) in c.execute("SELECT token FROM dashboard_session")]
+    assert tokens
+    pages = [demo.get(p).text for p in ("/dashboard/project/", "/dashboard/project/instances",
+                                        "/dashboard/project/api_access", "/dashboard/project/api_access/openrc")]
+    log = (cloud.state / "onestack.log").read_text()
+    for token in tokens:
+        assert all(token not in p for p in pages)
+        assert token not in log
+
+
+def test_form_post_without_csrf_token_refused(cloud, demo):
+    name = f"nocsrf-{uuid.uuid4().hex[:6]}"
+    for data in ({"name": name, "size": "1"}, {"name": name, "size": "1", "csrf_token": "forged"}):
+        r = demo.http.post("/dashboard/project/volumes", data=data)
+        assert r.status_code == 403 and "CSRF" in text(r)
+    assert name not in cloud.openstack("volume", "list", user="demo").stdout
+    with Dash(cloud) as d:  # the login form too
+        r = d.http.post("/dashboard/login", data={"domain": "Default", "username": "demo",
+                                                  "password": cloud.password("demo")})
+        assert r.status_code == 403 and "onestack_session" not in r.headers.get("set-cookie", "")
+
+
+def test_instance_launched_and_its_name_escaped(cloud, demo, image):
+    name = "<script>alert(1)</script>"
+    page = demo.get("/dashboard/project/instances")
+    assert page.status_code == 200 and image["name"] in page.text
+    r = demo.post("/dashboard/project/instances", {"name": name, "image": image["id"], "flavor": "42",
+                                                    "network": "", "count": "1"})
+    assert r.status_code == 303, text(r)
+    server = next(s for s in cloud.os_json("server", "list", user="demo") if s["Name"] == name)
+    try:
+        rows = wait_for(lambda: (x := demo.get("/dashboard/project/instances/rows")).text.count("ACTIVE") and x,
+                        60, "the instance ACTIVE in the list")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rows.text
+        assert "<script>alert" not in rows.text
+        assert "<script>alert" not in demo.get("/dashboard/project/instances").text
+        r = demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "stop"})
+        assert r.status_code == 303
+        wait_for(lambda: "SHUTOFF" in demo.get("/dashboard/project/instances/rows").text, 60, "SHUTOFF")
+    finally:
+        r = demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "delete"})
+        assert r.status_code == 303
+    wait_for(lambda: server["ID"] not in demo.get("/dashboard/project/instances/rows").text, 60, "deleted")
+
+
+def test_api_error_shown_in_its_form(cloud, demo, image):
+    r = demo.post("/dashboard/project/volumes", {"name": "too-big", "size": "0"})
+    assert r.status_code == 400
+    body = r.text
+    form = body[body.index('id="create-volume"'):]
+    assert 'class="error"' in form and "size" in text(r).lower()
+    r = demo.post("/dashboard/project/instances", {"name": "no-flavor", "image": image["id"],
+                                                   "flavor": "no-such-flavor", "count": "1"})
+    assert r.status_code in (400, 404)
+    launch = r.text[r.text.index('id="launch"'):]
+    assert 'class="error"' in launch and "no-such-flavor" in launch.lower() or "flavor" in launch.lower()
+
+
+def test_keypair_created_once_imported_and_deleted(cloud, demo):
+    name = f"dk-{uuid.uuid4().hex[:6]}"
+    r = demo.post("/dashboard/project/key_pairs/create", {"name": name})
+    assert r.status_code == 200 and "PRIVATE KEY" in r.text
+    assert r.headers["content-disposition"] == f'attachment; filename="{name}.pem"'
+    assert name in demo.get("/dashboard/project/key_pairs").text
+    pub = cloud.os_json("keypair", "show", name, user="demo")
+    r = demo.post("/dashboard/project/key_pairs/create", {"name": name})
+    assert r.status_code == 409 and 'class="error"' in r.text  # a second time: refused, shown
+    demo.post(f"/dashboard/project/key_pairs/{name}/delete")
+    assert cloud.openstack("keypair", "show", name, user="demo", check=False).returncode != 0
+    assert pub["fingerprint"]
+
+
+def test_overview_quota_gauges(demo):
+    page = text(demo.get("/dashboard/project/"))
+    for label in ("Instances", "VCPUs", "RAM (MiB)", "Volumes", "Floating IPs", "Networks"):
+        assert label in page, label
+
+
+def test_lists_networks_images_api_access(cloud, demo, image):
+    assert image["name"] in demo.get("/dashboard/project/images").text
+    nets = demo.get("/dashboard/project/networks").text
+    assert "public" in nets
+    api = text(demo.get("/dashboard/project/api_access"))
+    assert f"{cloud.url}/compute/v2.1" in api and "identity" in api
+    rc = demo.get("/dashboard/project/api_access/openrc")
+    assert "attachment" in rc.headers["content-disposition"]
+    assert f"export OS_AUTH_URL={cloud.url}/identity/v3" in rc.text
+    assert "export OS_USERNAME=demo" in rc.text and "export OS_PROJECT_NAME=demo" in rc.text
+    assert cloud.password("demo") not in rc.text
+    cy = yaml.safe_load(demo.get("/dashboard/project/api_access/clouds.yaml").text)
+    assert cy["clouds"]["onestack"]["auth"]["username"] == "demo"
+
+
+def test_member_sees_no_admin_panel_and_admin_does(cloud, demo):
+    assert "/dashboard/admin/" not in demo.get("/dashboard/project/").text
+    for path in ("/dashboard/admin/", "/dashboard/identity/"):
+        r = demo.get(path)
+        assert r.status_code == 403 and "administrators" in text(r)
+    with Dash(cloud) as admin:
+        assert admin.login("admin", cloud.password("admin")).status_code == 303
+        assert "/dashboard/admin/" in admin.get("/dashboard/project/").text
+        page = admin.get("/dashboard/admin/")
+        assert page.status_code == 200 and "nova-compute" in page.text
+        assert "demo" in text(admin.get("/dashboard/identity/"))
+
+
+def test_project_switch_logout_and_timeout(cloud):
+    with cloud.new_member("dash") as env, Dash(cloud) as d:
+        user, project = env["OS_USERNAME"], env["OS_PROJECT_NAME"]
+        cloud.openstack("role", "add", "--project", "demo", "--user", user, "member")
+        assert d.login(user, env["OS_PASSWORD"]).status_code == 303
+        page = d.get("/dashboard/project/").text
+        assert project in page and "demo" in page
+        demo_id = cloud.os_json("project", "show", "demo")["id"]
+        r = d.post("/dashboard/switch", {"project_id": demo_id})
+        assert r.status_code == 303
+        assert "Overview of project demo" in text(d.get("/dashboard/project/"))
+        assert d.post("/dashboard/logout").status_code == 303
+        assert d.get("/dashboard/project/").headers["location"].startswith("/dashboard/login")
+        # an idle session ends: its last use moved back past the timeout
+        assert d.login(user, env["OS_PASSWORD"]).status_code == 303
+        with _db(cloud) as c:
+            c.execute("UPDATE dashboard_session SET last_seen = '2000-01-01 00:00:00' WHERE user_name = ?", (user,))
+        assert d.get("/dashboard/project/").status_code == 303
+
+
+def test_unknown_page_is_a_404_page(demo):
+    r = demo.get("/dashboard/no/such/page")
+    assert r.status_code == 404 and "no page" in text(r).lower()
+    assert r.headers["x-frame-options"] == "DENY"
