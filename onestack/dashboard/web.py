@@ -22,6 +22,7 @@ import jinja2
 import yaml
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -604,8 +605,12 @@ def build() -> Starlette:
         Mount("/static", static),
     ]
 
-    async def not_found(request: Request, exc) -> Response:
-        return _with_headers(_error(request.scope.get("root_path", ""), 404,
-                                    f"There is no page at {request.url.path}."))
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        root = request.scope.get("root_path", "")
+        if exc.status_code == 404:
+            return _with_headers(_error(root, 404, f"There is no page at {request.url.path}."))
+        if exc.status_code == 405:
+            return _with_headers(_error(root, 405, f"{request.method} is not how {request.url.path} is used."))
+        return _with_headers(_error(root, exc.status_code, str(exc.detail)))
 
-    return Starlette(routes=routes, exception_handlers={404: not_found})
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -1,6 +1,7 @@
 // onestack dashboard: the small script layer (no framework, nothing fetched from elsewhere).
 // - a <tbody data-refresh=URL data-interval=MS> reloads its rows from URL (server-rendered,
-//   escaped HTML) while the page is visible: the live instance list;
+//   escaped HTML) while the page is visible: the live instance list; with data-refresh=""
+//   the rows come from the same tbody (by id) of this page fetched again;
 // - a button with data-confirm asks first; a select with data-autosubmit posts its form;
 // - a form with data-download (a file as its answer) reloads the page after it was sent.
 "use strict";
@@ -11,8 +12,12 @@ function refresh(body) {
   async function tick() {
     if (document.visibilityState === "visible" && !body.contains(document.activeElement)) {
       try {
-        const r = await fetch(url, {credentials: "same-origin", headers: {"X-Refresh": "1"}});
-        if (r.ok) body.innerHTML = await r.text();
+        const r = await fetch(url || location.href, {credentials: "same-origin", headers: {"X-Refresh": "1"}});
+        if (r.ok && url) body.innerHTML = await r.text();
+        else if (r.ok) {  // (parsed, not run: a fetched document executes nothing)
+          const fresh = new DOMParser().parseFromString(await r.text(), "text/html").getElementById(body.id);
+          if (fresh && !body.contains(document.activeElement)) body.innerHTML = fresh.innerHTML;
+        }
       } catch (e) { /* the next tick tries again */ }
     }
     setTimeout(tick, every);
