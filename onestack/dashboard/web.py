@@ -565,11 +565,59 @@ async def admin_overview(p: Page) -> Response:
 
 
 @page(admin=True)
-async def identity_projects(p: Page) -> Response:
-    got = await p.api.gather(projects=IDENTITY + "/projects", users=IDENTITY + "/users")
-    return await p.render("identity.html",
+async def identity(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(projects=IDENTITY + "/projects", users=IDENTITY + "/users", roles=IDENTITY + "/roles",
+                             domains=IDENTITY + "/domains")
+    return await p.render("identity.html", status=status, errors=errors or {},
                           all_projects=sorted((got["projects"] or {}).get("projects", []), key=lambda x: x["name"]),
-                          users=sorted((got["users"] or {}).get("users", []), key=lambda x: x["name"]))
+                          users=sorted((got["users"] or {}).get("users", []), key=lambda x: x["name"]),
+                          roles=sorted((got["roles"] or {}).get("roles", []), key=lambda x: x["name"]),
+                          domains=(got["domains"] or {}).get("domains", []))
+
+
+@page(admin=True)
+async def identity_post(p: Page) -> Response:
+    """The identity forms: a project, a user (with a role on its project), a role
+    assignment, a project's compute quotas. Each shows the API's refusal in itself."""
+    f, what = p.form, p.request.path_params["what"]
+    try:
+        if what == "project":
+            await p.api.post(IDENTITY + "/projects", {"project": {
+                "name": f.get("name", "").strip(), "description": f.get("description", ""),
+                "domain_id": f.get("domain_id") or "default", "enabled": True}})
+        elif what == "user":
+            user: dict[str, Any] = {"name": f.get("name", "").strip(), "password": f.get("password", ""),
+                                    "domain_id": f.get("domain_id") or "default", "enabled": True}
+            if f.get("email"):
+                user["email"] = f["email"]
+            if f.get("project_id"):
+                user["default_project_id"] = f["project_id"]
+            uid = (await p.api.post(IDENTITY + "/users", {"user": user}))["user"]["id"]
+            if f.get("project_id") and f.get("role_id"):
+                await _grant(p, f["project_id"], uid, f["role_id"])
+        elif what == "assignment":
+            await _grant(p, f.get("project_id", ""), f.get("user_id", ""), f.get("role_id", ""))
+        elif what == "quota":
+            limits = {}
+            for key in ("instances", "cores", "ram"):
+                if f.get(key, "").strip():
+                    try:
+                        limits[key] = int(f[key])
+                    except ValueError:
+                        raise Failure(400, f"Quota {key} must be a whole number (-1: unlimited).") from None
+            await p.api.put(f"{COMPUTE}/os-quota-sets/{quote(f.get('project_id', ''))}", {"quota_set": limits},
+                            headers=NOVA_VERSION)
+        else:
+            raise Failure(404, f"There is no identity form {what!r}.")
+    except Failure as e:
+        return await identity.show(p, {what: e.message}, _fail(e))
+    return p.redirect("/identity/")
+
+
+async def _grant(p: Page, project_id: str, user_id: str, role_id: str) -> None:
+    if not (project_id and user_id and role_id):
+        raise Failure(400, "Choose a project, a user and a role.")
+    await p.api.put(f"{IDENTITY}/projects/{quote(project_id)}/users/{quote(user_id)}/roles/{quote(role_id)}")
 
 
 def build() -> Starlette:
@@ -601,7 +649,8 @@ def build() -> Starlette:
         Route("/project/api_access/openrc", openrc),
         Route("/project/api_access/clouds.yaml", clouds_yaml),
         Route("/admin/", admin_overview),
-        Route("/identity/", identity_projects),
+        Route("/identity/", identity, methods=["GET"]),
+        Route("/identity/{what}", identity_post, methods=["POST"]),
         Mount("/static", static),
     ]
 

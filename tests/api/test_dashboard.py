@@ -233,3 +233,33 @@ def test_volume_attached_and_floating_ip_associated(cloud, demo, image):
             cloud.openstack("floating ip", "delete", fip["ID"], user="demo", check=False)
         cloud.openstack("server", "delete", "--wait", sid, user="demo", check=False)
         cloud.openstack("volume", "delete", name, user="demo", check=False)
+
+
+def test_admin_makes_project_user_role_and_quota(cloud):
+    """The issue's admin scenario: a project, a user with a role on it and a quota, made in
+    the Identity panel; the new user logs in and sees only that project, with that quota."""
+    name = f"dp-{uuid.uuid4().hex[:6]}"
+    with Dash(cloud) as admin:
+        assert admin.login("admin", cloud.password("admin")).status_code == 303
+        try:
+            assert admin.post("/dashboard/identity/project", {"name": name, "domain_id": "default"}).status_code == 303
+            project = cloud.os_json("project", "show", name)
+            roles = {r["Name"]: r["ID"] for r in cloud.os_json("role", "list")}
+            r = admin.post("/dashboard/identity/user", {"name": name, "password": "pw-" + name,
+                                                        "project_id": project["id"], "role_id": roles["member"]})
+            assert r.status_code == 303, text(r)
+            r = admin.post("/dashboard/identity/user", {"name": name, "password": "x"})  # again: refused, shown
+            assert r.status_code == 409 and 'class="error"' in r.text[r.text.index('id="create-user"'):]
+            r = admin.post("/dashboard/identity/quota", {"project_id": project["id"], "instances": "3"})
+            assert r.status_code == 303, text(r)
+            with Dash(cloud) as user:
+                assert user.login(name, "pw-" + name).status_code == 303
+                page = user.get("/dashboard/project/")
+                assert f"Overview of project {name}" in text(page)
+                options = [o for o in page.text.split("<option")[1:] if "project_id" not in o]
+                assert len(options) == 1 and name in options[0]  # only their project in the switcher
+                gauge = text(page)[text(page).index("Instances"):]
+                assert "Used 0 of 3" in gauge
+        finally:
+            cloud.openstack("user", "delete", name, check=False)
+            cloud.openstack("project", "delete", name, check=False)
