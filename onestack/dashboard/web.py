@@ -272,13 +272,27 @@ async def _servers(p: Page) -> list[dict]:
     return sorted(servers, key=lambda s: (s["name"].lower(), s["id"]))
 
 
+def _room(quota: dict) -> dict:
+    """What the project may still launch (instances, VCPUs, RAM), for the launch form:
+    the quota impact it shows, and why launching is not offered when nothing fits."""
+    room = {}
+    for key, label in (("instances", "instances"), ("cores", "VCPUs"), ("ram", "MiB of RAM")):
+        q = quota.get(key) or {}
+        limit, used = q.get("limit", -1), (q.get("in_use") or 0) + (q.get("reserved") or 0)
+        room[key] = {"label": label, "used": used, "limit": limit, "free": None if limit < 0 else max(0, limit - used)}
+    full = [r["label"] for r in room.values() if r["free"] == 0]
+    return {"items": room, "full": full}
+
+
 @page()
 async def instances(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(
         images=f"{IMAGE}/images?limit=1000", flavors=f"{COMPUTE}/flavors/detail",
-        networks=f"{NETWORK}/networks", keypairs=f"{COMPUTE}/os-keypairs")
+        networks=f"{NETWORK}/networks", keypairs=f"{COMPUTE}/os-keypairs",
+        quota=f"{COMPUTE}/os-quota-sets/{p.login.project_id}/detail")
     return await p.render(
         "instances.html", status=status, errors=errors or {}, servers=await _servers(p),
+        room=_room((got["quota"] or {}).get("quota_set", {})),
         images=sorted((got["images"] or {}).get("images", []), key=lambda i: i["name"] or ""),
         flavors=sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"])),
         networks=[n for n in (got["networks"] or {}).get("networks", []) if not n.get("router:external")],
@@ -433,15 +447,46 @@ async def volume_action(p: Page) -> Response:
 # -- project: network -------------------------------------------------------------------
 
 @page()
-async def networks(p: Page) -> Response:
-    got = await p.api.gather(networks=f"{NETWORK}/networks", subnets=f"{NETWORK}/subnets")
+async def networks(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(networks=f"{NETWORK}/networks", subnets=f"{NETWORK}/subnets",
+                             routers=f"{NETWORK}/routers", groups=f"{NETWORK}/security-groups")
     subnets = {s["id"]: s for s in (got["subnets"] or {}).get("subnets", [])}
+    nets = (got["networks"] or {}).get("networks", [])
+    names = {n["id"]: n.get("name") or n["id"] for n in nets}
     rows = []
-    for n in (got["networks"] or {}).get("networks", []):
+    for n in nets:
         cidrs = [f"{subnets[s]['name']} {subnets[s]['cidr']}" for s in n.get("subnets", []) if s in subnets]
         rows.append({**n, "cidrs": ", ".join(cidrs)})
     rows.sort(key=lambda n: ((n.get("name") or "").lower(), n["id"]))
-    return await p.render("networks.html", networks=rows)
+    routers = []
+    for r in (got["routers"] or {}).get("routers", []):
+        gw = (r.get("external_gateway_info") or {}).get("network_id")
+        routers.append({**r, "gateway": names.get(gw, gw or "")})
+    groups = [{**g, "rule_count": len(g.get("security_group_rules") or [])}
+              for g in (got["groups"] or {}).get("security_groups", [])]
+    return await p.render("networks.html", status=status, errors=errors or {}, networks=rows,
+                          routers=sorted(routers, key=lambda r: r.get("name") or ""),
+                          groups=sorted(groups, key=lambda g: g.get("name") or ""))
+
+
+@page()
+async def network_create(p: Page) -> Response:
+    """A network with one IPv4 subnet (Horizon's create network wizard, in one form); a
+    refused subnet takes its new network away again, so nothing half-made is left."""
+    name, cidr = p.form.get("name", "").strip(), p.form.get("cidr", "").strip()
+    try:
+        net = (await p.api.post(f"{NETWORK}/networks", {"network": {"name": name}}))["network"]
+        if cidr:
+            try:
+                await p.api.post(f"{NETWORK}/subnets", {"subnet": {
+                    "network_id": net["id"], "name": p.form.get("subnet_name", "").strip() or f"{name}-subnet",
+                    "cidr": cidr, "ip_version": 4}})
+            except Failure:
+                await p.api.delete(f"{NETWORK}/networks/{net['id']}")
+                raise
+    except Failure as e:
+        return await networks.show(p, {"create": e.message}, _fail(e))
+    return p.redirect("/project/networks")
 
 
 @page()
@@ -641,7 +686,8 @@ def build() -> Starlette:
         Route("/project/volumes", volumes, methods=["GET"]),
         Route("/project/volumes", volume_create, methods=["POST"]),
         Route("/project/volumes/{id}", volume_action, methods=["POST"]),
-        Route("/project/networks", networks),
+        Route("/project/networks", networks, methods=["GET"]),
+        Route("/project/networks", network_create, methods=["POST"]),
         Route("/project/floating_ips", floating_ips, methods=["GET"]),
         Route("/project/floating_ips", fip_allocate, methods=["POST"]),
         Route("/project/floating_ips/{id}", fip_action, methods=["POST"]),

@@ -250,7 +250,7 @@ def test_admin_makes_project_user_role_and_quota(cloud):
             assert r.status_code == 303, text(r)
             r = admin.post("/dashboard/identity/user", {"name": name, "password": "x"})  # again: refused, shown
             assert r.status_code == 409 and 'class="error"' in r.text[r.text.index('id="create-user"'):]
-            r = admin.post("/dashboard/identity/quota", {"project_id": project["id"], "instances": "3"})
+            r = admin.post("/dashboard/identity/quota", {"project_id": project["id"], "instances": "0"})
             assert r.status_code == 303, text(r)
             with Dash(cloud) as user:
                 assert user.login(name, "pw-" + name).status_code == 303
@@ -259,7 +259,27 @@ def test_admin_makes_project_user_role_and_quota(cloud):
                 options = [o for o in page.text.split("<option")[1:] if "project_id" not in o]
                 assert len(options) == 1 and name in options[0]  # only their project in the switcher
                 gauge = text(page)[text(page).index("Instances"):]
-                assert "Used 0 of 3" in gauge
+                assert "Used 0 of 0" in gauge
+                launch = user.get("/dashboard/project/instances").text  # nothing fits: not offered, and why
+                assert 'disabled title="The project' in launch and "has no instances left" in text(user.get(
+                    "/dashboard/project/instances"))
         finally:
             cloud.openstack("user", "delete", name, check=False)
             cloud.openstack("project", "delete", name, check=False)
+
+
+def test_network_created_with_subnet_and_a_refused_one_left_nowhere(cloud, demo):
+    name = f"dn-{uuid.uuid4().hex[:6]}"
+    r = demo.post("/dashboard/project/networks", {"name": name + "-bad", "cidr": "10.300.0.0/24"})
+    assert r.status_code == 400
+    form = r.text[r.text.index('id="create-network"'):]
+    assert 'class="error"' in form and "10.300.0.0/24" in form  # what was typed stays, with the API's message
+    assert name + "-bad" not in cloud.openstack("network", "list", user="demo").stdout
+    r = demo.post("/dashboard/project/networks", {"name": name, "cidr": "192.168.213.0/24"})
+    assert r.status_code == 303, text(r)
+    try:
+        page = text(demo.get("/dashboard/project/networks"))
+        assert f"{name}-subnet 192.168.213.0/24" in page and "router1" in page and "default" in page
+        assert "instances" in text(demo.get("/dashboard/project/instances")).split("Room left")[1][:200]
+    finally:
+        cloud.openstack("network", "delete", name, user="demo", check=False)
