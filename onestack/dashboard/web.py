@@ -325,6 +325,22 @@ async def launch(p: Page) -> Response:
     return p.redirect("/project/instances")
 
 
+@page()
+async def instance_detail(p: Page) -> Response:
+    """One instance: overview, console log and action log (Horizon's detail tabs)."""
+    sid = quote(p.request.path_params["id"])
+    server = (await p.api.get(f"{COMPUTE}/servers/{sid}", headers=NOVA_VERSION))["server"]
+    got = await p.api.gather(actions=f"{COMPUTE}/servers/{sid}/os-instance-actions")
+    try:
+        log_text = (await p.api.post(f"{COMPUTE}/servers/{sid}/action", {"os-getConsoleOutput": {"length": 200}},
+                                     headers=NOVA_VERSION) or {}).get("output", "")
+    except Failure as e:
+        log_text = f"(no console log: {e.message})"
+    addrs = [f"{net}: {a['addr']}" for net, items in (server.get("addresses") or {}).items() for a in items]
+    return await p.render("instance.html", server=server, addresses=addrs, console_log=log_text,
+                          actions=(got["actions"] or {}).get("instanceActions", []))
+
+
 ACTIONS = {"start": {"os-start": None}, "stop": {"os-stop": None}, "reboot": {"reboot": {"type": "SOFT"}}}
 
 
@@ -677,6 +693,7 @@ def build() -> Starlette:
         Route("/project/instances", instances, methods=["GET"]),
         Route("/project/instances", launch, methods=["POST"]),
         Route("/project/instances/rows", instance_rows),
+        Route("/project/instances/{id}", instance_detail, methods=["GET"]),
         Route("/project/instances/{id}", instance_action, methods=["POST"]),
         Route("/project/images", images),
         Route("/project/key_pairs", keypairs, methods=["GET"]),

@@ -107,6 +107,10 @@ def test_instance_launched_and_its_name_escaped(cloud, demo, image):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rows.text
         assert "<script>alert" not in rows.text
         assert "<script>alert" not in demo.get("/dashboard/project/instances").text
+        detail = demo.get(f"/dashboard/project/instances/{server['ID']}")
+        assert detail.status_code == 200 and "<script>alert" not in detail.text
+        assert "Instance <script>alert(1)</script>" in text(detail)  # shown as text
+        assert "<td>create</td>" in detail.text[detail.text.index('id="action-log"'):]
         r = demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "stop"})
         assert r.status_code == 303
         wait_for(lambda: "SHUTOFF" in demo.get("/dashboard/project/instances/rows").text, 60, "SHUTOFF")
