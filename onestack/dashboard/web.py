@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
 import yaml
@@ -256,8 +256,16 @@ async def overview(p: Page) -> Response:
 
 # -- project: instances -----------------------------------------------------------------
 
-async def _servers(p: Page) -> list[dict]:
-    got = await p.api.gather(servers=f"{COMPUTE}/servers/detail", images=f"{IMAGE}/images?limit=1000")
+PAGE = 50  # instances per page of the list (the API pages too: no list grows without bound)
+
+
+async def _servers(p: Page, marker: str = "") -> tuple[list[dict], str]:
+    """One page of instances by name, and the marker of the next page ('' when last)."""
+    query = urlencode([("limit", PAGE), ("sort_key", "display_name"), ("sort_dir", "asc"),
+                       ("sort_key", "uuid"), ("sort_dir", "asc")] + ([("marker", marker)] if marker else []))
+    got = await p.api.gather(servers=f"{COMPUTE}/servers/detail?{query}", images=f"{IMAGE}/images?limit=1000")
+    if got["servers"] is None and marker:  # (the marker's instance is gone: the first page)
+        return await _servers(p)
     images = {i["id"]: i["name"] for i in (got["images"] or {}).get("images", [])}
     servers = []
     for s in (got["servers"] or {}).get("servers", []):
@@ -265,11 +273,18 @@ async def _servers(p: Page) -> list[dict]:
         addrs = [a["addr"] for net in (s.get("addresses") or {}).values() for a in net]
         servers.append({"id": s["id"], "name": s["name"], "status": s["status"],
                         "task": s.get("OS-EXT-STS:task_state") or "",
-                        "power": s.get("OS-EXT-STS:power_state"),
                         "image": images.get(image.get("id"), image.get("id", "(volume)")) if image else "(volume)",
                         "flavor": (s.get("flavor") or {}).get("original_name", ""),
                         "addresses": ", ".join(addrs), "key_name": s.get("key_name") or ""})
-    return sorted(servers, key=lambda s: (s["name"].lower(), s["id"]))
+    more = (got["servers"] or {}).get("servers_links") and len(servers) == PAGE
+    return servers, servers[-1]["id"] if more else ""
+
+
+async def _server_choices(p: Page) -> list[dict]:
+    """Every instance's id and name (the choices of an attach or associate form)."""
+    got = await p.api.gather(servers=f"{COMPUTE}/servers?limit=1000")
+    return sorted(({"id": s["id"], "name": s["name"]} for s in (got["servers"] or {}).get("servers", [])),
+                  key=lambda s: (s["name"].lower(), s["id"]))
 
 
 def _room(quota: dict) -> dict:
@@ -286,12 +301,14 @@ def _room(quota: dict) -> dict:
 
 @page()
 async def instances(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    marker = p.request.query_params.get("marker", "")
+    servers, next_marker = await _servers(p, marker)
     got = await p.api.gather(
         images=f"{IMAGE}/images?limit=1000", flavors=f"{COMPUTE}/flavors/detail",
         networks=f"{NETWORK}/networks", keypairs=f"{COMPUTE}/os-keypairs",
         quota=f"{COMPUTE}/os-quota-sets/{p.login.project_id}/detail")
     return await p.render(
-        "instances.html", status=status, errors=errors or {}, servers=await _servers(p),
+        "instances.html", status=status, errors=errors or {}, marker=marker, servers=servers, next_marker=next_marker,
         room=_room((got["quota"] or {}).get("quota_set", {})),
         images=sorted((got["images"] or {}).get("images", []), key=lambda i: i["name"] or ""),
         flavors=sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"])),
@@ -301,7 +318,8 @@ async def instances(p: Page, errors: dict | None = None, status: int = 200) -> R
 
 @page()
 async def instance_rows(p: Page) -> Response:
-    return p.fragment("_instance_rows.html", servers=await _servers(p))
+    servers, _ = await _servers(p, p.request.query_params.get("marker", ""))
+    return p.fragment("_instance_rows.html", servers=servers)
 
 
 @page()
@@ -412,7 +430,7 @@ async def keypair_delete(p: Page) -> Response:
 @page()
 async def volumes(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(volumes=f"{p.api.volume}/volumes/detail")
-    servers = await _servers(p)
+    servers = await _server_choices(p)
     names = {s["id"]: s["name"] for s in servers}
     rows = []
     for v in (got["volumes"] or {}).get("volumes", []):
@@ -510,7 +528,7 @@ async def floating_ips(p: Page, errors: dict | None = None, status: int = 200) -
     got = await p.api.gather(fips=f"{NETWORK}/floatingips",
                              external=f"{NETWORK}/networks?router:external=true",
                              ports=f"{NETWORK}/ports?device_owner=compute:nova")
-    servers = await _servers(p)
+    servers = await _server_choices(p)
     names = {s["id"]: s["name"] for s in servers}
     port_server = {pt["id"]: names.get(pt["device_id"], pt["device_id"]) for pt in (got["ports"] or {}).get("ports", [])}
     rows = [{**f, "server": port_server.get(f.get("port_id"), f.get("port_id") or "")}
