@@ -9,6 +9,7 @@ stays in the server-side session (never in a page, a URL or a log line).
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import secrets
@@ -56,7 +57,7 @@ def configure(conf) -> None:
 class Page:
     """One request of a logged-in user: its session, its form, its backend calls."""
 
-    def __init__(self, request: Request, login: Login, form: dict[str, str]):
+    def __init__(self, request: Request, login: Login, form: Form):
         self.request, self.login, self.form = request, login, form
         self.api = Api(login)
         self.root = request.scope.get("root_path", "")
@@ -106,7 +107,7 @@ def page(admin: bool = False):
                     nxt = quote(request.url.path, safe="/")
                     return _with_headers(RedirectResponse(f"{root}/login?next={nxt}", status_code=303))
                 return _with_headers(_error(root, 401, "Your session has ended: log in again."))
-            form: dict[str, str] = {}
+            form = Form([])
             if request.method == "POST":
                 form = await _form(request)
                 if not hmac.compare_digest(form.get("csrf_token", "").encode(), login.csrf.encode()):
@@ -136,15 +137,26 @@ def page(admin: bool = False):
     return wrap
 
 
-async def _form(request: Request) -> dict[str, str]:
+class Form(dict):
+    """A form's fields (the last value of each), and every value of a repeated one."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        super().__init__(pairs)
+        self.pairs = pairs
+
+    def all(self, key: str) -> list[str]:
+        return [v for k, v in self.pairs if k == key and v]
+
+
+async def _form(request: Request) -> Form:
     """The fields of a urlencoded form post (the only kind these pages send; anything else is
     an empty form, which its CSRF check refuses)."""
     if media_type(request) != "application/x-www-form-urlencoded":
-        return {}
+        return Form([])
     body = await request.body()
     if len(body) > MAX_BODY:
-        return {}
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return Form([])
+    return Form(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _error(root: str, status: int, message: str, login: Login | None = None) -> Response:
@@ -306,6 +318,7 @@ async def instances(p: Page, errors: dict | None = None, status: int = 200) -> R
     got = await p.api.gather(
         images=f"{IMAGE}/images?limit=1000", flavors=f"{COMPUTE}/flavors/detail",
         networks=f"{NETWORK}/networks", keypairs=f"{COMPUTE}/os-keypairs",
+        groups=f"{NETWORK}/security-groups?project_id={p.login.project_id}",
         quota=f"{COMPUTE}/os-quota-sets/{p.login.project_id}/detail")
     return await p.render(
         "instances.html", status=status, errors=errors or {}, marker=marker, servers=servers, next_marker=next_marker,
@@ -313,7 +326,9 @@ async def instances(p: Page, errors: dict | None = None, status: int = 200) -> R
         images=sorted((got["images"] or {}).get("images", []), key=lambda i: i["name"] or ""),
         flavors=sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"])),
         networks=[n for n in (got["networks"] or {}).get("networks", []) if not n.get("router:external")],
-        keypairs=[k["keypair"] for k in (got["keypairs"] or {}).get("keypairs", [])])
+        keypairs=[k["keypair"] for k in (got["keypairs"] or {}).get("keypairs", [])],
+        groups=sorted({g["name"] for g in (got["groups"] or {}).get("security_groups", [])}),
+        chosen_groups=p.form.all("security_groups") if p.form else ["default"])
 
 
 @page()
@@ -336,6 +351,10 @@ async def launch(p: Page) -> Response:
                               "networks": [{"uuid": f["network"]}] if f.get("network") else "auto"}
     if f.get("key_name"):
         server["key_name"] = f["key_name"]
+    if groups := f.all("security_groups"):
+        server["security_groups"] = [{"name": g} for g in groups]
+    if f.get("user_data", "").strip():
+        server["user_data"] = base64.b64encode(f["user_data"].replace("\r\n", "\n").encode()).decode()
     try:
         await p.api.post(f"{COMPUTE}/servers", {"server": server}, headers=NOVA_VERSION)
     except Failure as e:
@@ -483,7 +502,8 @@ async def volume_action(p: Page) -> Response:
 @page()
 async def networks(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(networks=f"{NETWORK}/networks", subnets=f"{NETWORK}/subnets",
-                             routers=f"{NETWORK}/routers", groups=f"{NETWORK}/security-groups")
+                             routers=f"{NETWORK}/routers",
+                             groups=f"{NETWORK}/security-groups?project_id={p.login.project_id}")
     subnets = {s["id"]: s for s in (got["subnets"] or {}).get("subnets", [])}
     nets = (got["networks"] or {}).get("networks", [])
     names = {n["id"]: n.get("name") or n["id"] for n in nets}
@@ -499,6 +519,7 @@ async def networks(p: Page, errors: dict | None = None, status: int = 200) -> Re
     groups = [{**g, "rule_count": len(g.get("security_group_rules") or [])}
               for g in (got["groups"] or {}).get("security_groups", [])]
     return await p.render("networks.html", status=status, errors=errors or {}, networks=rows,
+                          subnets=sorted(subnets.values(), key=lambda x: x.get("name") or ""),
                           routers=sorted(routers, key=lambda r: r.get("name") or ""),
                           groups=sorted(groups, key=lambda g: g.get("name") or ""))
 
@@ -520,6 +541,50 @@ async def network_create(p: Page) -> Response:
                 raise
     except Failure as e:
         return await networks.show(p, {"create": e.message}, _fail(e))
+    return p.redirect("/project/networks")
+
+
+@page()
+async def router_create(p: Page) -> Response:
+    """A router, its gateway on an external network, and an interface on a subnet; a refused
+    interface takes the new router away again."""
+    f = p.form
+    router: dict[str, Any] = {"name": f.get("name", "").strip()}
+    if f.get("external_network_id"):
+        router["external_gateway_info"] = {"network_id": f["external_network_id"]}
+    try:
+        made = (await p.api.post(f"{NETWORK}/routers", {"router": router}))["router"]
+        if f.get("subnet_id"):
+            try:
+                await p.api.put(f"{NETWORK}/routers/{made['id']}/add_router_interface", {"subnet_id": f["subnet_id"]})
+            except Failure:
+                await p.api.delete(f"{NETWORK}/routers/{made['id']}")
+                raise
+    except Failure as e:
+        return await networks.show(p, {"router": e.message}, _fail(e))
+    return p.redirect("/project/networks")
+
+
+@page()
+async def rule_create(p: Page) -> Response:
+    """An ingress rule (protocol, port range, remote CIDR) in a security group."""
+    f = p.form
+    rule: dict[str, Any] = {"security_group_id": f.get("security_group_id", ""), "direction": "ingress",
+                            "ethertype": "IPv4"}
+    if f.get("protocol"):
+        rule["protocol"] = f["protocol"]
+    try:
+        low, _, high = f.get("port", "").strip().partition("-")
+        if low:
+            rule["port_range_min"], rule["port_range_max"] = int(low), int(high or low)
+    except ValueError:
+        return await networks.show(p, {"rule": "Port: a number, or a range such as 8000-8080."}, 400)
+    if f.get("remote_ip_prefix", "").strip():
+        rule["remote_ip_prefix"] = f["remote_ip_prefix"].strip()
+    try:
+        await p.api.post(f"{NETWORK}/security-group-rules", {"security_group_rule": rule})
+    except Failure as e:
+        return await networks.show(p, {"rule": e.message}, _fail(e))
     return p.redirect("/project/networks")
 
 
@@ -723,6 +788,8 @@ def build() -> Starlette:
         Route("/project/volumes/{id}", volume_action, methods=["POST"]),
         Route("/project/networks", networks, methods=["GET"]),
         Route("/project/networks", network_create, methods=["POST"]),
+        Route("/project/routers", router_create, methods=["POST"]),
+        Route("/project/security_group_rules", rule_create, methods=["POST"]),
         Route("/project/floating_ips", floating_ips, methods=["GET"]),
         Route("/project/floating_ips", fip_allocate, methods=["POST"]),
         Route("/project/floating_ips/{id}", fip_action, methods=["POST"]),

@@ -210,12 +210,15 @@ def test_unknown_page_is_a_404_page(demo):
 def test_volume_attached_and_floating_ip_associated(cloud, demo, image):
     name = f"dv-{uuid.uuid4().hex[:6]}"
     r = demo.post("/dashboard/project/instances", {"name": name, "image": image["id"], "flavor": "42",
-                                                   "network": "", "count": "1"})
+                                                   "network": "", "count": "1", "security_groups": "default",
+                                                   "user_data": "#!/bin/sh\necho hi"})
     assert r.status_code == 303, text(r)
     sid = next(s["ID"] for s in cloud.os_json("server", "list", user="demo") if s["Name"] == name)
     fip = None
     try:
-        wait_for(lambda: cloud.os_json("server", "show", sid, user="demo")["status"] == "ACTIVE", 60, "ACTIVE")
+        shown = wait_for(lambda: (x := cloud.os_json("server", "show", sid, user="demo"))["status"] == "ACTIVE"
+                         and x, 60, "ACTIVE")
+        assert "default" in str(shown["security_groups"])
         assert demo.post("/dashboard/project/volumes", {"name": name, "size": "1"}).status_code == 303
         vid = wait_for(lambda: next((v["ID"] for v in cloud.os_json("volume", "list", user="demo")
                                      if v["Name"] == name and v["Status"] == "available"), None), 60, "available")
@@ -285,5 +288,20 @@ def test_network_created_with_subnet_and_a_refused_one_left_nowhere(cloud, demo)
         page = text(demo.get("/dashboard/project/networks"))
         assert f"{name}-subnet 192.168.213.0/24" in page and "router1" in page and "default" in page
         assert "instances" in text(demo.get("/dashboard/project/instances")).split("Room left")[1][:200]
+        subnet = cloud.os_json("subnet", "show", f"{name}-subnet", user="demo")["id"]
+        public = cloud.os_json("network", "show", "public")["id"]
+        r = demo.post("/dashboard/project/routers", {"name": name, "external_network_id": public, "subnet_id": subnet})
+        assert r.status_code == 303, text(r)
+        routers = demo.get("/dashboard/project/networks").text
+        row = routers[routers.index(f">{name}</td>", routers.index('id="routers"')):]
+        assert "public" in row[:row.index("</tr>")]
+        r = demo.post("/dashboard/project/security_group_rules", {"security_group_id": "no-such-group",
+                                                                  "protocol": "tcp", "port": "22"})
+        assert r.status_code in (400, 404) and 'class="error"' in r.text[r.text.index('id="add-rule"'):]
+        r = demo.post("/dashboard/project/security_group_rules", {"security_group_id": "x", "port": "ssh"})
+        assert r.status_code == 400 and "Port: a number" in text(r)
     finally:
+        if cloud.openstack("router", "show", name, user="demo", check=False).returncode == 0:
+            cloud.openstack("router", "remove", "subnet", name, f"{name}-subnet", user="demo", check=False)
+            cloud.openstack("router", "delete", name, user="demo", check=False)
         cloud.openstack("network", "delete", name, user="demo", check=False)
