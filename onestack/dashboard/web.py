@@ -589,6 +589,35 @@ async def rule_create(p: Page) -> Response:
 
 
 @page()
+async def topology(p: Page) -> Response:
+    """Networks as vertical bars, routers and instances as boxes joined to the networks
+    their ports are on: an SVG drawn here (server-side, escaped), refreshed in place."""
+    got = await p.api.gather(networks=f"{NETWORK}/networks", routers=f"{NETWORK}/routers",
+                             ports=f"{NETWORK}/ports", servers=f"{COMPUTE}/servers?limit=1000")
+    nets = sorted((got["networks"] or {}).get("networks", []),
+                  key=lambda n: (not n.get("router:external"), (n.get("name") or "").lower()))
+    column = {n["id"]: i for i, n in enumerate(nets)}
+    links: dict[str, set[int]] = {}
+    for port in (got["ports"] or {}).get("ports", []):
+        if port.get("device_id") and port.get("network_id") in column:
+            links.setdefault(port["device_id"], set()).add(column[port["network_id"]])
+    devices = []
+    for r in sorted((got["routers"] or {}).get("routers", []), key=lambda r: r.get("name") or ""):
+        gw = (r.get("external_gateway_info") or {}).get("network_id")
+        cols = links.get(r["id"], set()) | ({column[gw]} if gw in column else set())
+        devices.append({"kind": "router", "name": r.get("name") or r["id"], "cols": sorted(cols)})
+    for sv in sorted((got["servers"] or {}).get("servers", []), key=lambda x: x["name"]):
+        devices.append({"kind": "instance", "name": sv["name"], "cols": sorted(links.get(sv["id"], set()))})
+    width = max(1, len(nets)) * TOPO_COL + 220
+    height = 70 + max(1, len(devices)) * TOPO_ROW
+    return await p.render("topology.html", nets=nets, devices=devices, width=width, height=height,
+                          col=TOPO_COL, row=TOPO_ROW)
+
+
+TOPO_COL, TOPO_ROW = 110, 46  # the drawing's grid: a network's column, a device's row
+
+
+@page()
 async def floating_ips(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(fips=f"{NETWORK}/floatingips",
                              external=f"{NETWORK}/networks?router:external=true",
@@ -789,6 +818,7 @@ def build() -> Starlette:
         Route("/project/networks", networks, methods=["GET"]),
         Route("/project/networks", network_create, methods=["POST"]),
         Route("/project/routers", router_create, methods=["POST"]),
+        Route("/project/topology", topology),
         Route("/project/security_group_rules", rule_create, methods=["POST"]),
         Route("/project/floating_ips", floating_ips, methods=["GET"]),
         Route("/project/floating_ips", fip_allocate, methods=["POST"]),

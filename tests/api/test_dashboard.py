@@ -295,6 +295,10 @@ def test_network_created_with_subnet_and_a_refused_one_left_nowhere(cloud, demo)
         routers = demo.get("/dashboard/project/networks").text
         row = routers[routers.index(f">{name}</td>", routers.index('id="routers"')):]
         assert "public" in row[:row.index("</tr>")]
+        topo = demo.get("/dashboard/project/topology").text
+        group = topo[topo.index(f'class="device router" data-name="{name}"'):]
+        assert group[:group.index("</g>")].count("<line") == 2  # on public and on its subnet's network
+        assert f'class="net" data-name="{name}"' in topo and 'data-name="public"' in topo
         r = demo.post("/dashboard/project/security_group_rules", {"security_group_id": "no-such-group",
                                                                   "protocol": "tcp", "port": "22"})
         assert r.status_code in (400, 404) and 'class="error"' in r.text[r.text.index('id="add-rule"'):]
