@@ -60,10 +60,12 @@ def _message(r: httpx.Response) -> str:
 
 
 async def call(token: str | None, method: str, path: str, *, json: Any = None, params: dict | None = None,
-               headers: dict | None = None) -> httpx.Response:
+               headers: dict | None = None, content: Any = None) -> httpx.Response:
+    """One request; ``content``: a raw body (bytes, or an async iterator of them: streamed)."""
     h = {"X-Auth-Token": token} if token else {}
     try:
-        r = await _client().request(method, _base + path, json=json, params=params, headers={**h, **(headers or {})})
+        r = await _client().request(method, _base + path, json=json, params=params, headers={**h, **(headers or {})},
+                                    content=content)
     except httpx.HTTPError as e:
         raise Failure(503, f"The service at {path.split('/')[1]} did not answer: {e}") from None
     if r.status_code >= 400:
@@ -91,6 +93,22 @@ class Api:
     async def delete(self, path: str, **kw) -> None:
         await call(self.login.token, "DELETE", path, **kw)
 
+    async def request(self, method: str, path: str, **kw) -> httpx.Response:
+        return await call(self.login.token, method, path, **kw)
+
+    async def stream(self, path: str) -> httpx.Response:
+        """A streamed GET (an object's data): the caller reads and closes it."""
+        req = _client().build_request("GET", _base + path, headers={"X-Auth-Token": self.login.token})
+        try:
+            r = await _client().send(req, stream=True)
+        except httpx.HTTPError as e:
+            raise Failure(503, f"The service at {path.split('/')[1]} did not answer: {e}") from None
+        if r.status_code >= 400:
+            await r.aread()
+            await r.aclose()
+            raise Failure(r.status_code, _message(r))
+        return r
+
     async def gather(self, **calls) -> dict[str, Any]:
         """Several GETs at once (``name=path``); a refused one is None (a panel without it)."""
         async def one(path):
@@ -104,6 +122,10 @@ class Api:
     @property
     def volume(self) -> str:
         return f"/volume/v3/{self.login.project_id}"
+
+    @property
+    def account(self) -> str:
+        return f"/object-store/v1/AUTH_{self.login.project_id}"
 
 
 def _scope(project: dict | None) -> dict:

@@ -22,10 +22,11 @@ from urllib.parse import parse_qsl, quote, urlencode
 import jinja2
 import yaml
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -110,7 +111,9 @@ def page(admin: bool = False):
             form = Form([])
             if request.method == "POST":
                 form = await _form(request)
-                if not hmac.compare_digest(form.get("csrf_token", "").encode(), login.csrf.encode()):
+                # (a form's field; a script's raw upload sends it as a header)
+                sent = form.get("csrf_token") or request.headers.get("x-csrf-token", "")
+                if not hmac.compare_digest(sent.encode(), login.csrf.encode()):
                     return _with_headers(_error(root, 403, "The form was refused: its CSRF token is "
                                                            "missing or wrong. Reload the page and try again."))
             if admin and not login.is_admin:
@@ -662,6 +665,110 @@ async def fip_action(p: Page) -> Response:
     return p.redirect("/project/floating_ips")
 
 
+# -- project: object store ------------------------------------------------------------------
+
+PUBLIC_READ = ".r:*,.rlistings"
+
+
+def _obj(name: str) -> str:
+    return quote(name, safe="/")
+
+
+@page()
+async def containers(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(containers=f"{p.api.account}?format=json&limit=1000")
+    return await p.render("containers.html", status=status, errors=errors or {}, containers=got["containers"] or [])
+
+
+@page()
+async def container_create(p: Page) -> Response:
+    name = p.form.get("name", "").strip()
+    try:
+        if not name or "/" in name:
+            raise Failure(400, "A container name is required and has no '/'.")
+        headers = {"X-Container-Read": PUBLIC_READ} if p.form.get("public") else {}
+        await p.api.request("PUT", f"{p.api.account}/{quote(name)}", headers=headers)
+    except Failure as e:
+        return await containers.show(p, {"create": e.message}, _fail(e))
+    return p.redirect(f"/project/containers/{quote(name)}")
+
+
+@page()
+async def container(p: Page, errors: dict | None = None, status: int = 200, prefix: str | None = None) -> Response:
+    """One container's pseudo-folder (``prefix``): its folders and its objects."""
+    name = p.request.path_params["name"]
+    prefix = p.request.query_params.get("prefix", "") if prefix is None else prefix
+    head = await p.api.request("HEAD", f"{p.api.account}/{quote(name)}")
+    listing = await p.api.get(f"{p.api.account}/{quote(name)}",
+                              params={"format": "json", "delimiter": "/", "prefix": prefix, "limit": 1000})
+    folders = [x["subdir"] for x in listing if "subdir" in x]
+    objects = [x for x in listing if "name" in x and x["name"] != prefix]
+    crumbs, acc = [], ""
+    for part in [x for x in prefix.split("/") if x]:
+        acc += part + "/"
+        crumbs.append({"name": part, "prefix": acc})
+    public = ".r:" in head.headers.get("x-container-read", "")
+    return await p.render("container.html", status=status, errors=errors or {}, name=name, prefix=prefix,
+                          folders=folders, objects=objects, crumbs=crumbs, public=public,
+                          public_url=f"{_conf.public_url}{p.api.account}/{quote(name)}/")
+
+
+@page()
+async def container_action(p: Page) -> Response:
+    name, f = p.request.path_params["name"], p.form
+    prefix = f.get("prefix", "")
+    base = f"{p.api.account}/{quote(name)}"
+    back = f"/project/containers/{quote(name)}" + (f"?prefix={quote(prefix)}" if prefix else "")
+    try:
+        action = f.get("action", "")
+        if action == "folder":
+            folder = f.get("folder", "").strip().strip("/")
+            if not folder:
+                raise Failure(400, "A folder name is required.")
+            await p.api.request("PUT", f"{base}/{_obj(prefix + folder + '/')}", content=b"")
+        elif action == "delete":
+            await p.api.delete(f"{base}/{_obj(f.get('object', ''))}")
+        elif action in ("public", "private"):
+            read = PUBLIC_READ if action == "public" else ""
+            await p.api.request("POST", base, headers={"X-Container-Read": read})
+        elif action == "delete-container":
+            await p.api.delete(base)
+            return p.redirect("/project/containers")
+        else:
+            raise Failure(400, f"Unknown action {action!r}.")
+    except Failure as e:
+        return await container.show(p, {"objects": e.message}, _fail(e), prefix)
+    return p.redirect(back)
+
+
+@page()
+async def object_upload(p: Page) -> Response:
+    """An object's data, sent by the page's script as the raw body (streamed on to the
+    object store as it arrives: no size limit here, the store's own applies)."""
+    name, obj = p.request.path_params["name"], p.request.query_params.get("object", "")
+    if not obj or obj.endswith("/"):
+        return _error(p.root, 400, "The object needs a name.", p.login)
+    headers = {"Content-Type": p.request.headers.get("content-type") or "application/octet-stream"}
+    if p.request.headers.get("content-length"):
+        headers["Content-Length"] = p.request.headers["content-length"]
+    await p.api.request("PUT", f"{p.api.account}/{quote(name)}/{_obj(obj)}", headers=headers,
+                        content=p.request.stream())
+    return Response(b"", status_code=201)
+
+
+@page()
+async def object_download(p: Page) -> Response:
+    name, obj = p.request.path_params["name"], p.request.path_params["object"]
+    r = await p.api.stream(f"{p.api.account}/{quote(name)}/{_obj(obj)}")
+    filename = obj.rsplit("/", 1)[-1] or "object"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
+    headers = {"Content-Disposition": f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(filename)}"}
+    if r.headers.get("content-length"):
+        headers["Content-Length"] = r.headers["content-length"]
+    return StreamingResponse(r.aiter_raw(), media_type="application/octet-stream", headers=headers,
+                             background=BackgroundTask(r.aclose))
+
+
 # -- project: API access ----------------------------------------------------------------
 
 @page()
@@ -823,6 +930,12 @@ def build() -> Starlette:
         Route("/project/floating_ips", floating_ips, methods=["GET"]),
         Route("/project/floating_ips", fip_allocate, methods=["POST"]),
         Route("/project/floating_ips/{id}", fip_action, methods=["POST"]),
+        Route("/project/containers", containers, methods=["GET"]),
+        Route("/project/containers", container_create, methods=["POST"]),
+        Route("/project/containers/{name}", container, methods=["GET"]),
+        Route("/project/containers/{name}", container_action, methods=["POST"]),
+        Route("/project/containers/{name}/upload", object_upload, methods=["POST"]),
+        Route("/project/containers/{name}/objects/{object:path}", object_download, methods=["GET"]),
         Route("/project/api_access", api_access),
         Route("/project/api_access/openrc", openrc),
         Route("/project/api_access/clouds.yaml", clouds_yaml),

@@ -309,3 +309,35 @@ def test_network_created_with_subnet_and_a_refused_one_left_nowhere(cloud, demo)
             cloud.openstack("router", "remove", "subnet", name, f"{name}-subnet", user="demo", check=False)
             cloud.openstack("router", "delete", name, user="demo", check=False)
         cloud.openstack("network", "delete", name, user="demo", check=False)
+
+
+def test_containers_folders_upload_download_public(cloud, demo):
+    name = f"dc-{uuid.uuid4().hex[:6]}"
+    assert demo.post("/dashboard/project/containers", {"name": name}).status_code == 303
+    base = f"/dashboard/project/containers/{name}"
+    try:
+        assert demo.post(base, {"action": "folder", "folder": "docs"}).status_code == 303
+        data = bytes(range(256)) * 1000
+        r = demo.http.post(f"{base}/upload", params={"object": "docs/a <b>.bin"}, content=data,
+                           headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 403  # no CSRF token: refused, nothing stored
+        r = demo.http.post(f"{base}/upload", params={"object": "docs/a <b>.bin"}, content=data,
+                           headers={"Content-Type": "application/octet-stream", "X-CSRF-Token": demo.csrf})
+        assert r.status_code == 201, text(r)
+        top = demo.get(base).text
+        assert "docs/" in top and "a &lt;b&gt;.bin" not in top  # the folder, not its objects
+        inside = demo.get(base, params={"prefix": "docs/"}).text
+        assert "a &lt;b&gt;.bin" in inside and "<b>.bin" not in inside
+        got = demo.get(f"{base}/objects/docs/a%20%3Cb%3E.bin")
+        assert got.status_code == 200 and got.content == data and "attachment" in got.headers["content-disposition"]
+        assert "Private" in text(demo.get(base))
+        assert demo.post(base, {"action": "public"}).status_code == 303
+        assert "Public:" in text(demo.get(base))
+        assert cloud.openstack("object", "list", name, user="demo").stdout.count("docs/") == 2
+        r = demo.post(base, {"action": "delete-container"})
+        assert r.status_code == 409 and 'class="error"' in r.text  # not empty: the store says so
+    finally:
+        for obj in ("docs/a <b>.bin", "docs/"):
+            demo.post(base, {"action": "delete", "object": obj})
+        assert demo.post(base, {"action": "delete-container"}).status_code == 303
+    assert name not in demo.get("/dashboard/project/containers").text

@@ -3,7 +3,9 @@
 //   escaped HTML) while the page is visible: the live instance list; with data-refresh=""
 //   the rows come from the same tbody (by id) of this page fetched again;
 // - a button with data-confirm asks first; a select with data-autosubmit posts its form;
-// - a form with data-download (a file as its answer) reloads the page after it was sent.
+// - a form with data-download (a file as its answer) reloads the page after it was sent;
+// - a form with data-upload=URL sends its file as the raw body of a POST to URL (the CSRF
+//   token in a header), with a progress bar, then reloads the page.
 "use strict";
 
 function refresh(body) {
@@ -31,7 +33,33 @@ document.addEventListener("DOMContentLoaded", () => {
     s.addEventListener("change", () => s.form.submit()));
   document.querySelectorAll("form[data-download]").forEach((f) =>
     f.addEventListener("submit", () => setTimeout(() => location.reload(), 1500)));
+  document.querySelectorAll("form[data-upload]").forEach(upload);
 });
+
+function upload(form) {
+  const bar = form.querySelector("progress"), error = form.querySelector(".error");
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const file = form.elements.file.files[0];
+    if (!file) return;
+    const name = form.dataset.prefix + (form.elements.object.value.trim() || file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.dataset.upload + "?object=" + encodeURIComponent(name));
+    xhr.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    bar.hidden = false; error.hidden = true;
+    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) bar.value = 100 * ev.loaded / ev.total; };
+    xhr.onload = () => {
+      if (xhr.status < 300) { location.reload(); return; }
+      const doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      const msg = doc.querySelector(".error");
+      error.textContent = msg ? msg.textContent : "The upload failed (" + xhr.status + ").";
+      error.hidden = false; bar.hidden = true;
+    };
+    xhr.onerror = () => { error.textContent = "The upload failed: no answer."; error.hidden = false; };
+    xhr.send(file);
+  });
+}
 
 document.addEventListener("click", (e) => {
   const b = e.target.closest("[data-confirm]");
