@@ -845,6 +845,33 @@ async def admin_overview(p: Page) -> Response:
 
 
 @page(admin=True)
+async def flavors(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(flavors=f"{COMPUTE}/flavors/detail?is_public=None")
+    rows = sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"], f["name"]))
+    return await p.render("flavors.html", status=status, errors=errors or {}, flavors=rows)
+
+
+@page(admin=True)
+async def flavor_post(p: Page) -> Response:
+    f = p.form
+    try:
+        if f.get("action") == "delete":
+            await p.api.delete(f"{COMPUTE}/flavors/{quote(f.get('id', ''))}")
+        else:
+            try:
+                sizes = {k: int(f.get(k) or 0) for k in ("vcpus", "ram", "disk")}
+            except ValueError:
+                raise Failure(400, "VCPUs, RAM and disk are whole numbers.") from None
+            flavor = {"name": f.get("name", "").strip(), **sizes}
+            if f.get("id", "").strip():
+                flavor["id"] = f["id"].strip()
+            await p.api.post(f"{COMPUTE}/flavors", {"flavor": flavor}, headers=NOVA_VERSION)
+    except Failure as e:
+        return await flavors.show(p, {"list" if f.get("action") == "delete" else "create": e.message}, _fail(e))
+    return p.redirect("/admin/flavors")
+
+
+@page(admin=True)
 async def identity(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(projects=IDENTITY + "/projects", users=IDENTITY + "/users", roles=IDENTITY + "/roles",
                              domains=IDENTITY + "/domains")
@@ -940,6 +967,8 @@ def build() -> Starlette:
         Route("/project/api_access/openrc", openrc),
         Route("/project/api_access/clouds.yaml", clouds_yaml),
         Route("/admin/", admin_overview),
+        Route("/admin/flavors", flavors, methods=["GET"]),
+        Route("/admin/flavors", flavor_post, methods=["POST"]),
         Route("/identity/", identity, methods=["GET"]),
         Route("/identity/{what}", identity_post, methods=["POST"]),
         Mount("/static", static),

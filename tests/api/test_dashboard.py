@@ -341,3 +341,18 @@ def test_containers_folders_upload_download_public(cloud, demo):
             demo.post(base, {"action": "delete", "object": obj})
         assert demo.post(base, {"action": "delete-container"}).status_code == 303
     assert name not in demo.get("/dashboard/project/containers").text
+
+
+def test_admin_flavors_and_a_member_refused(cloud, demo):
+    name = f"df-{uuid.uuid4().hex[:6]}"
+    assert demo.get("/dashboard/admin/flavors").status_code == 403
+    assert demo.post("/dashboard/admin/flavors", {"name": name, "vcpus": "1", "ram": "64"}).status_code == 403
+    with Dash(cloud) as admin:
+        assert admin.login("admin", cloud.password("admin")).status_code == 303
+        form = {"name": name, "id": name, "vcpus": "1", "ram": "64", "disk": "0", "action": "create"}
+        assert admin.post("/dashboard/admin/flavors", form).status_code == 303
+        assert name in admin.get("/dashboard/admin/flavors").text
+        r = admin.post("/dashboard/admin/flavors", form)
+        assert r.status_code == 409 and 'class="error"' in r.text[r.text.index('id="create-flavor"'):]
+        assert admin.post("/dashboard/admin/flavors", {"action": "delete", "id": name}).status_code == 303
+    assert cloud.openstack("flavor", "show", name, check=False).returncode != 0

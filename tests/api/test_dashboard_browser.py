@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Debian's chromium, headless, driven by Playwright for
 Python): the book's walk-through as the demo user on simulated hosts. Log in, launch an
 instance from the form and see it ACTIVE in the list that refreshes itself, create a
-volume and attach it, allocate a floating IP and associate it, download openrc.
+volume and attach it, allocate a floating IP and associate it, create a container and
+upload and download an object, download openrc.
 Screenshots of each step go to .artifacts/dashboard/ (kept as test artefacts)."""
 
 from __future__ import annotations
@@ -99,6 +100,20 @@ def test_walk_through_as_demo(cloud, page, image):
     expect(page.locator("#floating-ips tbody tr", has_text=name).locator(".mapped")).to_contain_text(name)
     shot(page, "06-floating-ip")
 
+    page.click("nav >> text=Containers")
+    page.locator("#create-container input[name=name]").fill(name)
+    page.locator("#create-container button[type=submit]").click()
+    expect(page.locator("h1")).to_contain_text(name)
+    upload = ARTIFACTS / "hello.txt"
+    upload.write_text("hello from the dashboard\n")
+    page.locator("#upload input[type=file]").set_input_files(str(upload))
+    page.locator("#upload button[type=submit]").click()  # the script posts it, then reloads
+    expect(page.locator("#objects tr.object")).to_contain_text("hello.txt")
+    with page.expect_download() as dl:
+        page.locator("#objects tr.object a:text('Download')").click()
+    assert dl.value.path().read_text() == "hello from the dashboard\n"
+    shot(page, "07-container")
+
     page.click("nav >> text=API access")
     with page.expect_download() as dl:
         page.click("#openrc")
@@ -106,7 +121,7 @@ def test_walk_through_as_demo(cloud, page, image):
     dl.value.save_as(rc)
     text = rc.read_text()
     assert "export OS_USERNAME=demo" in text and f"export OS_AUTH_URL={cloud.url}/identity/v3" in text
-    shot(page, "07-api-access")
+    shot(page, "08-api-access")
     assert not page.console_errors, page.console_errors  # (a CSP violation would show here)
 
     # clean up through the dashboard too: delete the instance, then the CLI for the rest
@@ -118,3 +133,5 @@ def test_walk_through_as_demo(cloud, page, image):
     wait_for(lambda: cloud.os_json("volume", "show", name + "-data", user="demo")["status"] == "available",
              60, "the volume detached from the deleted instance")
     cloud.openstack("volume", "delete", name + "-data", user="demo")
+    cloud.openstack("object", "delete", name, "hello.txt", user="demo", check=False)
+    cloud.openstack("container", "delete", name, user="demo", check=False)
