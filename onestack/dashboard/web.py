@@ -402,10 +402,40 @@ async def instance_action(p: Page) -> Response:
 # -- project: images, key pairs ----------------------------------------------------------
 
 @page()
-async def images(p: Page) -> Response:
+async def images(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(images=f"{IMAGE}/images?limit=1000")
     rows = sorted((got["images"] or {}).get("images", []), key=lambda i: (i.get("name") or "").lower())
-    return await p.render("images.html", images=rows)
+    return await p.render("images.html", status=status, errors=errors or {}, images=rows)
+
+
+@page()
+async def image_upload(p: Page) -> Response:
+    """A new image whose data is the raw body (sent by the page's script, streamed on to the
+    image service); data that is refused takes the new image away again."""
+    q = p.request.query_params
+    body = {"name": q.get("name", "").strip(), "disk_format": q.get("disk_format") or "qcow2",
+            "container_format": "bare", "visibility": q.get("visibility") or "private"}
+    image = await p.api.post(f"{IMAGE}/images", body)
+    headers = {"Content-Type": "application/octet-stream"}
+    if p.request.headers.get("content-length"):
+        headers["Content-Length"] = p.request.headers["content-length"]
+    try:
+        await p.api.request("PUT", f"{IMAGE}/images/{image['id']}/file", headers=headers, content=p.request.stream())
+    except Failure:
+        await p.api.delete(f"{IMAGE}/images/{image['id']}")
+        raise
+    return Response(b"", status_code=201)
+
+
+@page()
+async def image_action(p: Page) -> Response:
+    try:
+        if p.form.get("action") != "delete":
+            raise Failure(400, "Unknown action: images are deleted here.")
+        await p.api.delete(f"{IMAGE}/images/{quote(p.request.path_params['id'])}")
+    except Failure as e:
+        return await images.show(p, {"list": e.message}, _fail(e))
+    return p.redirect("/project/images")
 
 
 @page()
@@ -941,7 +971,9 @@ def build() -> Starlette:
         Route("/project/instances/rows", instance_rows),
         Route("/project/instances/{id}", instance_detail, methods=["GET"]),
         Route("/project/instances/{id}", instance_action, methods=["POST"]),
-        Route("/project/images", images),
+        Route("/project/images", images, methods=["GET"]),
+        Route("/project/images/upload", image_upload, methods=["POST"]),
+        Route("/project/images/{id}", image_action, methods=["POST"]),
         Route("/project/key_pairs", keypairs, methods=["GET"]),
         Route("/project/key_pairs/create", keypair_create, methods=["POST"]),
         Route("/project/key_pairs/import", keypair_import, methods=["POST"]),

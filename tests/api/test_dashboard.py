@@ -356,3 +356,21 @@ def test_admin_flavors_and_a_member_refused(cloud, demo):
         assert r.status_code == 409 and 'class="error"' in r.text[r.text.index('id="create-flavor"'):]
         assert admin.post("/dashboard/admin/flavors", {"action": "delete", "id": name}).status_code == 303
     assert cloud.openstack("flavor", "show", name, check=False).returncode != 0
+
+
+def test_image_created_by_upload_and_deleted(cloud, demo, tmp_path):
+    name = f"di-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "up.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "8M"], check=True)
+    r = demo.http.post("/dashboard/project/images/upload", params={"name": name, "disk_format": "qcow2"},
+                       content=path.read_bytes(), headers={"X-CSRF-Token": demo.csrf,
+                                                           "Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, text(r)
+    image = cloud.os_json("image", "show", name, user="demo")
+    assert image["status"] == "active" and image["size"] == path.stat().st_size
+    r = demo.http.post("/dashboard/project/images/upload", params={"name": name + "-pub", "visibility": "public"},
+                       content=b"x", headers={"X-CSRF-Token": demo.csrf})
+    assert r.status_code == 403 and 'class="error"' in r.text  # a member may not publish: the API's answer
+    assert name + "-pub" not in cloud.openstack("image", "list", user="demo").stdout
+    assert demo.post(f"/dashboard/project/images/{image['id']}", {"action": "delete"}).status_code == 303
+    assert cloud.openstack("image", "show", image["id"], user="demo", check=False).returncode != 0

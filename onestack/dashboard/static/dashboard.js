@@ -42,11 +42,17 @@ function upload(form) {
     e.preventDefault();
     const file = form.elements.file.files[0];
     if (!file) return;
-    const name = form.dataset.prefix + (form.elements.object.value.trim() || file.name);
+    // the form's other fields go in the query; the named one defaults to the file's name
+    const params = new URLSearchParams();
+    for (const el of form.elements) {
+      if (el.name && el.type !== "file" && !(el.type === "checkbox" && !el.checked)) params.set(el.name, el.value.trim());
+    }
+    const field = form.dataset.nameField;
+    params.set(field, (form.dataset.prefix || "") + (params.get(field) || file.name));
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", form.dataset.upload + "?object=" + encodeURIComponent(name));
+    xhr.open("POST", form.dataset.upload + "?" + params.toString());
     xhr.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.setRequestHeader("Content-Type", form.dataset.nameField === "object" && file.type ? file.type : "application/octet-stream");
     bar.hidden = false; error.hidden = true;
     xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) bar.value = 100 * ev.loaded / ev.total; };
     xhr.onload = () => {
