@@ -156,10 +156,13 @@ async def _form(request: Request) -> Form:
     an empty form, which its CSRF check refuses)."""
     if media_type(request) != "application/x-www-form-urlencoded":
         return Form([])
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        return Form([])
-    return Form(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:  # (no form of these pages is near this: not read further)
+            return Form([])
+        chunks.append(chunk)
+    return Form(parse_qsl(b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _error(root: str, status: int, message: str, login: Login | None = None) -> Response:
