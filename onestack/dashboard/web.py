@@ -484,7 +484,7 @@ async def keypair_delete(p: Page) -> Response:
 
 @page()
 async def volumes(p: Page, errors: dict | None = None, status: int = 200) -> Response:
-    got = await p.api.gather(volumes=f"{p.api.volume}/volumes/detail")
+    got = await p.api.gather(volumes=f"{p.api.volume}/volumes/detail", snapshots=f"{p.api.volume}/snapshots/detail")
     servers = await _server_choices(p)
     names = {s["id"]: s["name"] for s in servers}
     rows = []
@@ -493,7 +493,11 @@ async def volumes(p: Page, errors: dict | None = None, status: int = 200) -> Res
                              for a in v.get("attachments", []))
         rows.append({**v, "attached": attached})
     rows.sort(key=lambda v: ((v.get("name") or "").lower(), v["id"]))
-    return await p.render("volumes.html", status=status, errors=errors or {}, volumes=rows, servers=servers)
+    names = {v["id"]: v.get("name") or v["id"] for v in rows}
+    snaps = [{**x, "volume": names.get(x["volume_id"], x["volume_id"])}
+             for x in (got["snapshots"] or {}).get("snapshots", [])]
+    return await p.render("volumes.html", status=status, errors=errors or {}, volumes=rows, servers=servers,
+                          snapshots=sorted(snaps, key=lambda x: x.get("name") or ""))
 
 
 @page()
@@ -523,11 +527,21 @@ async def volume_action(p: Page) -> Response:
                 raise Failure(400, "Choose the instance to attach the volume to.")
             await p.api.post(f"{COMPUTE}/servers/{sid}/os-volume_attachments",
                              {"volumeAttachment": {"volumeId": p.request.path_params["id"]}}, headers=NOVA_VERSION)
+        elif action == "extend":
+            try:
+                size = int(p.form.get("new_size") or 0)
+            except ValueError:
+                raise Failure(400, "The new size is a whole number of GiB.") from None
+            await p.api.post(f"{p.api.volume}/volumes/{vid}/action", {"os-extend": {"new_size": size}})
+        elif action == "snapshot":
+            await p.api.post(f"{p.api.volume}/snapshots", {"snapshot": {
+                "volume_id": p.request.path_params["id"], "name": p.form.get("snapshot_name", "").strip(),
+                "force": False}})
         elif action == "detach":
             sid = quote(p.form.get("server_id", ""))
             await p.api.delete(f"{COMPUTE}/servers/{sid}/os-volume_attachments/{vid}", headers=NOVA_VERSION)
         else:
-            raise Failure(400, f"Unknown action {action!r}: choose attach, detach or delete.")
+            raise Failure(400, f"Unknown action {action!r}: choose attach, detach, extend, snapshot or delete.")
     except Failure as e:
         return await volumes.show(p, {"list": e.message}, _fail(e))
     return p.redirect("/project/volumes")

@@ -374,3 +374,29 @@ def test_image_created_by_upload_and_deleted(cloud, demo, tmp_path):
     assert name + "-pub" not in cloud.openstack("image", "list", user="demo").stdout
     assert demo.post(f"/dashboard/project/images/{image['id']}", {"action": "delete"}).status_code == 303
     assert cloud.openstack("image", "show", image["id"], user="demo", check=False).returncode != 0
+
+
+def test_volume_extended_and_snapshotted(cloud, demo):
+    name = f"dx-{uuid.uuid4().hex[:6]}"
+    assert demo.post("/dashboard/project/volumes", {"name": name, "size": "1"}).status_code == 303
+    vid = wait_for(lambda: next((v["ID"] for v in cloud.os_json("volume", "list", user="demo")
+                                 if v["Name"] == name and v["Status"] == "available"), None), 60, "available")
+    try:
+        r = demo.post(f"/dashboard/project/volumes/{vid}", {"action": "extend", "new_size": "1"})
+        assert r.status_code == 400 and 'class="error"' in r.text  # not larger: the API's message
+        assert demo.post(f"/dashboard/project/volumes/{vid}", {"action": "extend", "new_size": "2"}).status_code == 303
+        wait_for(lambda: cloud.os_json("volume", "show", vid, user="demo")["size"] == 2, 60, "extended")
+        r = demo.post(f"/dashboard/project/volumes/{vid}", {"action": "snapshot", "snapshot_name": name + "-s"})
+        assert r.status_code == 303, text(r)
+        page = demo.get("/dashboard/project/volumes").text
+        assert f">{name}-s</td><td>{name}</td>" in page
+    finally:
+        snap = wait_for(lambda: next((x for x in cloud.os_json("volume", "snapshot", "list", user="demo")
+                                      if x["Name"] == name + "-s" and x["Status"] != "creating"), None) or
+                        not any(x["Name"] == name + "-s" for x in cloud.os_json("volume", "snapshot", "list",
+                                                                              user="demo")), 60, "snapshot made")
+        if isinstance(snap, dict):
+            cloud.openstack("volume", "snapshot", "delete", snap["ID"], user="demo", check=False)
+            wait_for(lambda: not any(x["Name"] == name + "-s" for x in cloud.os_json(
+                "volume", "snapshot", "list", user="demo")), 60, "snapshot deleted")
+        cloud.openstack("volume", "delete", vid, user="demo", check=False)
