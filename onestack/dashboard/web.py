@@ -293,7 +293,8 @@ async def _servers(p: Page, marker: str = "") -> tuple[list[dict], str]:
                         "task": s.get("OS-EXT-STS:task_state") or "",
                         "image": images.get(image.get("id"), image.get("id", "(volume)")) if image else "(volume)",
                         "flavor": (s.get("flavor") or {}).get("original_name", ""),
-                        "addresses": ", ".join(addrs), "key_name": s.get("key_name") or ""})
+                        "addresses": ", ".join(addrs), "key_name": s.get("key_name") or "",
+                        "locked": bool(s.get("locked"))})
     more = (got["servers"] or {}).get("servers_links") and len(servers) == PAGE
     return servers, servers[-1]["id"] if more else ""
 
@@ -384,7 +385,10 @@ async def instance_detail(p: Page) -> Response:
                           actions=(got["actions"] or {}).get("instanceActions", []))
 
 
-ACTIONS = {"start": {"os-start": None}, "stop": {"os-stop": None}, "reboot": {"reboot": {"type": "SOFT"}}}
+ACTIONS = {"start": {"os-start": None}, "stop": {"os-stop": None}, "reboot": {"reboot": {"type": "SOFT"}},
+           "hard-reboot": {"reboot": {"type": "HARD"}}, "lock": {"lock": None}, "unlock": {"unlock": None},
+           "shelve": {"shelve": None}, "unshelve": {"unshelve": None}, "pause": {"pause": None},
+           "unpause": {"unpause": None}}
 
 
 @page()
@@ -395,8 +399,12 @@ async def instance_action(p: Page) -> Response:
             await p.api.delete(f"{COMPUTE}/servers/{quote(sid)}")
         elif action in ACTIONS:
             await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/action", ACTIONS[action], headers=NOVA_VERSION)
+        elif action == "snapshot":
+            name = p.form.get("snapshot_name", "").strip() or f"{p.form.get('name', 'instance')}-snapshot"
+            await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/action", {"createImage": {"name": name}},
+                             headers=NOVA_VERSION)
         else:
-            raise Failure(400, f"Unknown action {action!r}: choose start, stop, reboot or delete.")
+            raise Failure(400, f"Unknown action {action!r}: choose one of the instance's actions.")
     except Failure as e:
         return await instances.show(p, {"servers": e.message}, _fail(e))
     return p.redirect("/project/instances")
