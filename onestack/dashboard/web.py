@@ -380,8 +380,21 @@ async def instance_detail(p: Page) -> Response:
                                      headers=NOVA_VERSION) or {}).get("output", "")
     except Failure as e:
         log_text = f"(no console log: {e.message})"
+    console, console_error = "", ""
+    if server["status"] == "ACTIVE":
+        try:
+            console = (await p.api.post(f"{COMPUTE}/servers/{sid}/remote-consoles",
+                                        {"remote_console": {"protocol": "vnc", "type": "novnc"}},
+                                        headers=NOVA_VERSION))["remote_console"]["url"]
+        except Failure as e:
+            console_error = e.message
+    else:
+        console_error = f"The instance is {server['status']}: a console needs it ACTIVE."
+    if console and not console.startswith(_conf.public_url + "/"):
+        console_error, console = f"The console is served elsewhere: {console}", ""  # (not framed from here)
     addrs = [f"{net}: {a['addr']}" for net, items in (server.get("addresses") or {}).items() for a in items]
     return await p.render("instance.html", server=server, addresses=addrs, console_log=log_text,
+                          console=console, console_error=console_error,
                           actions=(got["actions"] or {}).get("instanceActions", []))
 
 

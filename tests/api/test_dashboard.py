@@ -111,6 +111,8 @@ def test_instance_launched_and_its_name_escaped(cloud, demo, image):
         assert detail.status_code == 200 and "<script>alert" not in detail.text
         assert "Instance <script>alert(1)</script>" in text(detail)  # shown as text
         assert "<td>create</td>" in detail.text[detail.text.index('id="action-log"'):]
+        console = detail.text[detail.text.index('<section id="console">'):detail.text.index('id="action-log"')]
+        assert '<iframe src="' in console or 'id="console-unavailable"' in console
         assert demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "lock"}).status_code == 303
         assert "🔒" in demo.get("/dashboard/project/instances/rows").text
         assert demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "unlock"}).status_code == 303

@@ -79,6 +79,10 @@ def test_walk_through_as_demo(cloud, page, image):
     row = page.locator("#instances tbody tr", has_text=name)
     expect(row.locator(".status")).to_have_text("ACTIVE")  # the list refreshes itself
     shot(page, "04-instance-active")
+    row.locator("a").click()  # its detail: overview, log, console, action log
+    expect(page.locator("h1")).to_have_text(f"Instance {name}")
+    expect(page.locator("#action-log")).to_contain_text("create")
+    shot(page, "04b-instance-detail")
 
     page.click("nav >> text=Volumes")
     page.locator("#create-volume input[name=name]").fill(name + "-data")
