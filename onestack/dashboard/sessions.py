@@ -70,18 +70,20 @@ def find(secret: str | None) -> Login | None:
         return None
     key = _key(secret)
     now = utcnow()
-    with db.transaction() as s:
+    with db.session() as s:  # (a read: most requests write nothing)
         row = s.get(m.Session, key)
-        if row is None:
-            return None
-        if row.last_seen < now - timedelta(seconds=_timeout) or row.token_expires <= now:
-            s.delete(row)
-            return None
-        if (now - row.last_seen).total_seconds() > 10:  # (not a write for every page)
-            row.last_seen = now
-        return Login(token=row.token, token_expires=row.token_expires, domain=row.domain, user_id=row.user_id,
-                     user_name=row.user_name, project_id=row.project_id, project_name=row.project_name,
-                     roles=list(row.roles or []), csrf=row.csrf, key=row.id)
+    if row is None:
+        return None
+    if row.last_seen < now - timedelta(seconds=_timeout) or row.token_expires <= now:
+        with db.transaction() as s:
+            s.execute(sa.delete(m.Session).where(m.Session.id == key))
+        return None
+    if (now - row.last_seen).total_seconds() > 10:  # (the idle clock, not a write for every page)
+        with db.transaction() as s:
+            s.execute(sa.update(m.Session).where(m.Session.id == key).values(last_seen=now))
+    return Login(token=row.token, token_expires=row.token_expires, domain=row.domain, user_id=row.user_id,
+                 user_name=row.user_name, project_id=row.project_id, project_name=row.project_name,
+                 roles=list(row.roles or []), csrf=row.csrf, key=row.id)
 
 
 def rescope(login: Login, scoped: Login) -> None:
