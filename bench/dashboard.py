@@ -88,7 +88,7 @@ def main() -> None:
         image = cloud.os_json("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
                               "--public", "--file", str(img), "bench-dashboard")["id"]
         api = cloud.url + "/compute/v2.1"
-        with httpx.Client(headers={"X-Auth-Token": tok}, timeout=120) as c:
+        with httpx.Client(headers={"X-Auth-Token": tok, "OpenStack-API-Version": "compute 2.79"}, timeout=120) as c:
             boot(c, api, image, 1, "booted")
             servers = wait_settled(c, api, 1, 120)
             if args.servers > 1:

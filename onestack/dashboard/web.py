@@ -277,16 +277,17 @@ async def overview(p: Page) -> Response:
 PAGE = 50  # instances per page of the list (the API pages too: no list grows without bound)
 
 
-async def _servers(p: Page, marker: str = "") -> tuple[list[dict], str]:
-    """One page of instances by name, and the marker of the next page ('' when last)."""
-    query = urlencode([("limit", PAGE), ("sort_key", "display_name"), ("sort_dir", "asc"),
-                       ("sort_key", "uuid"), ("sort_dir", "asc")] + ([("marker", marker)] if marker else []))
-    got = await p.api.gather(servers=f"{COMPUTE}/servers/detail?{query}", images=f"{IMAGE}/images?limit=1000")
-    if got["servers"] is None and marker:  # (the marker's instance is gone: the first page)
-        return await _servers(p)
-    images = {i["id"]: i["name"] for i in (got["images"] or {}).get("images", [])}
+def _servers_query(marker: str) -> str:
+    return f"{COMPUTE}/servers/detail?" + urlencode(
+        [("limit", PAGE), ("sort_key", "display_name"), ("sort_dir", "asc"), ("sort_key", "uuid"),
+         ("sort_dir", "asc")] + ([("marker", marker)] if marker else []))
+
+
+def _server_rows(listing: dict | None, image_list: dict | None) -> tuple[list[dict], str]:
+    """A page of the servers API as the list shows it, and the next page's marker ('' when last)."""
+    images = {i["id"]: i["name"] for i in (image_list or {}).get("images", [])}
     servers = []
-    for s in (got["servers"] or {}).get("servers", []):
+    for s in (listing or {}).get("servers", []):
         image = s.get("image") or {}
         addrs = [a["addr"] for net in (s.get("addresses") or {}).values() for a in net]
         servers.append({"id": s["id"], "name": s["name"], "status": s["status"],
@@ -295,8 +296,16 @@ async def _servers(p: Page, marker: str = "") -> tuple[list[dict], str]:
                         "flavor": (s.get("flavor") or {}).get("original_name", ""),
                         "addresses": ", ".join(addrs), "key_name": s.get("key_name") or "",
                         "locked": bool(s.get("locked"))})
-    more = (got["servers"] or {}).get("servers_links") and len(servers) == PAGE
+    more = (listing or {}).get("servers_links") and len(servers) == PAGE
     return servers, servers[-1]["id"] if more else ""
+
+
+async def _servers(p: Page, marker: str = "") -> tuple[list[dict], str]:
+    """One page of instances by name, and the marker of the next page ('' when last)."""
+    got = await p.api.gather(servers=_servers_query(marker), images=f"{IMAGE}/images?limit=1000")
+    if got["servers"] is None and marker:  # (the marker's instance is gone: the first page)
+        return await _servers(p)
+    return _server_rows(got["servers"], got["images"])
 
 
 async def _server_choices(p: Page) -> list[dict]:
@@ -321,12 +330,15 @@ def _room(quota: dict) -> dict:
 @page()
 async def instances(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     marker = p.request.query_params.get("marker", "")
-    servers, next_marker = await _servers(p, marker)
-    got = await p.api.gather(
-        images=f"{IMAGE}/images?limit=1000", flavors=f"{COMPUTE}/flavors/detail",
+    got = await p.api.gather(  # (one round of calls for the list and the launch form)
+        servers=_servers_query(marker), images=f"{IMAGE}/images?limit=1000", flavors=f"{COMPUTE}/flavors/detail",
         networks=f"{NETWORK}/networks", keypairs=f"{COMPUTE}/os-keypairs",
         groups=f"{NETWORK}/security-groups?project_id={p.login.project_id}",
         quota=f"{COMPUTE}/os-quota-sets/{p.login.project_id}/detail")
+    if got["servers"] is None and marker:
+        servers, next_marker = await _servers(p)
+    else:
+        servers, next_marker = _server_rows(got["servers"], got["images"])
     return await p.render(
         "instances.html", status=status, errors=errors or {}, marker=marker, servers=servers, next_marker=next_marker,
         room=_room((got["quota"] or {}).get("quota_set", {})),
