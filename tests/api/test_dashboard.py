@@ -12,7 +12,7 @@ import uuid
 import pytest
 import yaml
 
-from tests.cloud import wait_for
+from tests.cloud import BIN, wait_for
 from tests.dashboard import Dash, text
 
 
@@ -172,6 +172,34 @@ def test_lists_networks_images_api_access(cloud, demo, image):
     assert cloud.password("demo") not in rc.text
     cy = yaml.safe_load(demo.get("/dashboard/project/api_access/clouds.yaml").text)
     assert cy["clouds"]["onestack"]["auth"]["username"] == "demo"
+
+
+def test_openrc_works_with_the_cli(cloud, demo, tmp_path):
+    """The downloaded openrc, sourced (it asks for the password), drives the real CLI."""
+    rc = tmp_path / "demo-openrc.sh"
+    rc.write_text(demo.get("/dashboard/project/api_access/openrc").text)
+    r = subprocess.run(["bash", "-c", f". {rc} >/dev/null && {BIN}/openstack network list -f value -c Name"],
+                       input=cloud.password("demo") + "\n", env=cloud.env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "private" in r.stdout.split()
+
+
+def test_keypair_imported(cloud, demo):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    name = f"dki-{uuid.uuid4().hex[:6]}"
+    public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    r = demo.post("/dashboard/project/key_pairs/import", {"name": name, "public_key": "not a key"})
+    assert r.status_code == 400 and 'class="error"' in r.text[r.text.index('id="import-keypair"'):]
+    assert "not a key" in r.text  # what was typed stays in the form
+    assert demo.post("/dashboard/project/key_pairs/import", {"name": name, "public_key": public}).status_code == 303
+    try:
+        assert cloud.os_json("keypair", "show", name, user="demo")["name"] == name
+    finally:
+        cloud.openstack("keypair", "delete", name, user="demo", check=False)
 
 
 def test_member_sees_no_admin_panel_and_admin_does(cloud, demo):
