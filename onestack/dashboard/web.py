@@ -984,6 +984,17 @@ async def identity_post(p: Page) -> Response:
                 await _grant(p, f["project_id"], uid, f["role_id"])
         elif what == "assignment":
             await _grant(p, f.get("project_id", ""), f.get("user_id", ""), f.get("role_id", ""))
+        elif what in ("delete-project", "delete-user"):
+            kind = what.split("-")[1]
+            target = f.get("id", "")
+            if kind == "user" and target == p.login.user_id:
+                raise Failure(400, "You cannot delete the user you are logged in as.")
+            if kind == "project" and target == p.login.project_id:
+                raise Failure(400, "You cannot delete the project you are working in: switch project first.")
+            await p.api.delete(f"{IDENTITY}/{kind}s/{quote(target)}")
+        elif what in ("enable-user", "disable-user"):
+            await p.api.request("PATCH", f"{IDENTITY}/users/{quote(f.get('id', ''))}",
+                                json={"user": {"enabled": what == "enable-user"}})
         elif what == "quota":
             limits = {}
             for key in ("instances", "cores", "ram"):
@@ -997,7 +1008,8 @@ async def identity_post(p: Page) -> Response:
         else:
             raise Failure(404, f"There is no identity form {what!r}.")
     except Failure as e:
-        return await identity.show(p, {what: e.message}, _fail(e))
+        where = "list" if what.startswith(("delete-", "enable-", "disable-")) else what
+        return await identity.show(p, {where: e.message}, _fail(e))
     return p.redirect("/identity/")
 
 

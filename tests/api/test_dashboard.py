@@ -300,10 +300,20 @@ def test_admin_makes_project_user_role_and_quota(cloud):
                 options = [o for o in page.text.split("<option")[1:] if "project_id" not in o]
                 assert len(options) == 1 and name in options[0]  # only their project in the switcher
                 gauge = text(page)[text(page).index("Instances"):]
+                user_id = cloud.os_json("user", "show", name)["id"]
                 assert "Used 0 of 0" in gauge
                 launch = user.get("/dashboard/project/instances").text  # nothing fits: not offered, and why
                 assert 'disabled title="The project' in launch and "has no instances left" in text(user.get(
                     "/dashboard/project/instances"))
+            assert admin.post("/dashboard/identity/disable-user", {"id": user_id}).status_code == 303
+            with Dash(cloud) as user:
+                assert user.login(name, "pw-" + name).status_code == 401  # disabled: no way in
+            admin_id = cloud.os_json("user", "show", "admin")["id"]
+            r = admin.post("/dashboard/identity/delete-user", {"id": admin_id})
+            assert r.status_code == 400 and "logged in as" in text(r)
+            assert admin.post("/dashboard/identity/delete-user", {"id": user_id}).status_code == 303
+            assert admin.post("/dashboard/identity/delete-project", {"id": project["id"]}).status_code == 303
+            assert cloud.openstack("project", "show", name, check=False).returncode != 0
         finally:
             cloud.openstack("user", "delete", name, check=False)
             cloud.openstack("project", "delete", name, check=False)
