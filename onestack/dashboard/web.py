@@ -347,7 +347,8 @@ async def instances(p: Page, errors: dict | None = None, status: int = 200) -> R
         networks=[n for n in (got["networks"] or {}).get("networks", []) if not n.get("router:external")],
         keypairs=[k["keypair"] for k in (got["keypairs"] or {}).get("keypairs", [])],
         groups=sorted({g["name"] for g in (got["groups"] or {}).get("security_groups", [])}),
-        chosen_groups=p.form.all("security_groups") if p.form else ["default"])
+        chosen_groups=p.form.all("security_groups") if p.form else ["default"],
+        preset_image=p.request.query_params.get("image", ""))  # (the Images panel's "Launch")
 
 
 @page()

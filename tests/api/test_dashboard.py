@@ -160,7 +160,10 @@ def test_overview_quota_gauges(demo):
 
 
 def test_lists_networks_images_api_access(cloud, demo, image):
-    assert image["name"] in demo.get("/dashboard/project/images").text
+    images = demo.get("/dashboard/project/images").text
+    assert image["name"] in images and f"/dashboard/project/instances?image={image['id']}" in images
+    launch = demo.get("/dashboard/project/instances", params={"image": image["id"]}).text
+    assert f'<option value="{image["id"]}" selected>' in launch  # launched from the image: preselected
     nets = demo.get("/dashboard/project/networks").text
     assert "public" in nets
     api = text(demo.get("/dashboard/project/api_access"))
