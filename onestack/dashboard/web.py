@@ -9,6 +9,7 @@ stays in the server-side session (never in a page, a URL or a log line).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
@@ -62,6 +63,11 @@ class Page:
         self.request, self.login, self.form = request, login, form
         self.api = Api(login)
         self.root = request.scope.get("root_path", "")
+        self._projects: asyncio.Task | None = None
+
+    def prefetch(self) -> None:
+        """Start asking for the header's project list now, beside the page's own calls."""
+        self._projects = asyncio.ensure_future(self.api.gather(p=IDENTITY + "/auth/projects"))
 
     def url(self, path: str) -> str:
         return self.root + path
@@ -70,7 +76,8 @@ class Page:
         return RedirectResponse(self.url(path), status_code=303)
 
     async def render(self, template: str, status: int = 200, **values) -> Response:
-        projects = (await self.api.gather(p=IDENTITY + "/auth/projects"))["p"] or {}
+        got = await (self._projects or self.api.gather(p=IDENTITY + "/auth/projects"))
+        projects = got["p"] or {}
         html = _env.get_template(template).render(
             root=self.root, login=self.login, csrf=self.login.csrf, panel=template.split(".")[0],
             projects=sorted(projects.get("projects", []), key=lambda p: p["name"]),
@@ -95,9 +102,10 @@ def _with_headers(resp: Response) -> Response:
     return resp
 
 
-def page(admin: bool = False):
+def page(admin: bool = False, bare: bool = False):
     """A handler for logged-in users (``admin``: with the admin role); a POST must carry the
-    session's CSRF token. A failure of a call the handler did not catch is the error page."""
+    session's CSRF token. A failure of a call the handler did not catch is the error page.
+    ``bare``: a GET that answers no full page (a fragment, a download): no header to fill."""
 
     def wrap(fn: Handler):
         async def endpoint(request: Request) -> Response:
@@ -120,6 +128,8 @@ def page(admin: bool = False):
                 return _with_headers(_error(root, 403, "This page is for administrators: your role in "
                                                        f"project {login.project_name} does not allow it.", login))
             p = Page(request, login, form)
+            if request.method == "GET" and not bare:
+                p.prefetch()
             try:
                 return _with_headers(await fn(p))
             except Failure as e:
@@ -351,7 +361,7 @@ async def instances(p: Page, errors: dict | None = None, status: int = 200) -> R
         preset_image=p.request.query_params.get("image", ""))  # (the Images panel's "Launch")
 
 
-@page()
+@page(bare=True)
 async def instance_rows(p: Page) -> Response:
     servers, _ = await _servers(p, p.request.query_params.get("marker", ""))
     return p.fragment("_instance_rows.html", servers=servers)
@@ -837,7 +847,7 @@ async def object_upload(p: Page) -> Response:
     return Response(b"", status_code=201)
 
 
-@page()
+@page(bare=True)
 async def object_download(p: Page) -> Response:
     name, obj = p.request.path_params["name"], p.request.path_params["object"]
     r = await p.api.stream(f"{p.api.account}/{quote(name)}/{_obj(obj)}")
@@ -876,7 +886,7 @@ def _rc_values(login: Login) -> dict[str, str]:
             else login.domain, "region_name": _conf.identity.region}
 
 
-@page()
+@page(bare=True)
 async def openrc(p: Page) -> Response:
     """Horizon's openrc: everything but the password, which it asks for when sourced."""
     v = _rc_values(p.login)
@@ -897,7 +907,7 @@ async def openrc(p: Page) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}-openrc.sh"'})
 
 
-@page()
+@page(bare=True)
 async def clouds_yaml(p: Page) -> Response:
     v = _rc_values(p.login)
     cloud: dict[str, Any] = {
