@@ -344,7 +344,9 @@ async def instances(p: Page, errors: dict | None = None, status: int = 200) -> R
         servers=_servers_query(marker), images=f"{IMAGE}/images?limit=1000", flavors=f"{COMPUTE}/flavors/detail",
         networks=f"{NETWORK}/networks", keypairs=f"{COMPUTE}/os-keypairs",
         groups=f"{NETWORK}/security-groups?project_id={p.login.project_id}",
-        quota=f"{COMPUTE}/os-quota-sets/{p.login.project_id}/detail")
+        quota=f"{COMPUTE}/os-quota-sets/{p.login.project_id}/detail",
+        volumes=f"{p.api.volume}/volumes/detail?status=available", snapshots=f"{p.api.volume}/snapshots",
+        server_groups=f"{COMPUTE}/os-server-groups")
     if got["servers"] is None and marker:
         servers, next_marker = await _servers(p)
     else:
@@ -358,13 +360,66 @@ async def instances(p: Page, errors: dict | None = None, status: int = 200) -> R
         keypairs=[k["keypair"] for k in (got["keypairs"] or {}).get("keypairs", [])],
         groups=sorted({g["name"] for g in (got["groups"] or {}).get("security_groups", [])}),
         chosen_groups=p.form.all("security_groups") if p.form else ["default"],
-        preset_image=p.request.query_params.get("image", ""))  # (the Images panel's "Launch")
+        preset_image=p.request.query_params.get("image", ""),  # (the Images panel's "Launch")
+        volumes=(got["volumes"] or {}).get("volumes", []),
+        snapshots=[x for x in (got["snapshots"] or {}).get("snapshots", []) if x.get("status") == "available"],
+        server_groups=(got["server_groups"] or {}).get("server_groups", []))
 
 
 @page(bare=True)
 async def instance_rows(p: Page) -> Response:
     servers, _ = await _servers(p, p.request.query_params.get("marker", ""))
     return p.fragment("_instance_rows.html", servers=servers)
+
+
+SOURCES = ("image", "image-volume", "volume", "snapshot")
+
+
+def _server_request(f: Form, count: int) -> dict:
+    """The launch form as a servers API request: its boot source (an image, an image on a
+    new volume, a volume, a volume snapshot), network, security groups, key pair, user
+    data, server group and metadata. Failure 400 names a field that cannot be sent."""
+    source = f.get("source") or "image"
+    if source not in SOURCES:
+        raise Failure(400, f"Unknown boot source {source!r}.")
+    server: dict[str, Any] = {"name": f.get("name", "").strip(), "flavorRef": f.get("flavor", ""),
+                              "min_count": count, "max_count": count,
+                              "networks": [{"uuid": f["network"]}] if f.get("network") else "auto"}
+    if source == "image":
+        server["imageRef"] = f.get("image", "")
+    else:
+        uuid_field = {"image-volume": "image", "volume": "volume", "snapshot": "snapshot"}[source]
+        if not f.get(uuid_field):
+            raise Failure(400, f"Choose the {uuid_field} to boot from.")
+        bdm: dict[str, Any] = {"boot_index": 0, "uuid": f[uuid_field], "destination_type": "volume",
+                               "source_type": "image" if source == "image-volume" else source,
+                               "delete_on_termination": bool(f.get("delete_on_termination"))}
+        if source != "volume":
+            try:
+                bdm["volume_size"] = int(f.get("volume_size") or 0)
+            except ValueError:
+                raise Failure(400, "The new volume's size is a whole number of GiB.") from None
+        server["block_device_mapping_v2"] = [bdm]
+        server["imageRef"] = ""
+    if f.get("key_name"):
+        server["key_name"] = f["key_name"]
+    if groups := f.all("security_groups"):
+        server["security_groups"] = [{"name": g} for g in groups]
+    if f.get("user_data", "").strip():
+        server["user_data"] = base64.b64encode(f["user_data"].replace("\r\n", "\n").encode()).decode()
+    metadata = {}
+    for line in f.get("metadata", "").splitlines():
+        if line.strip():
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise Failure(400, f"Metadata line {line.strip()!r} is not key=value.")
+            metadata[key.strip()] = value.strip()
+    if metadata:
+        server["metadata"] = metadata
+    request = {"server": server}
+    if f.get("server_group"):
+        request["os:scheduler_hints"] = {"group": f["server_group"]}
+    return request
 
 
 @page()
@@ -376,17 +431,12 @@ async def launch(p: Page) -> Response:
         count = 0
     if not 1 <= count <= 100:
         return await instances.show(p, {"launch": "Count must be a number from 1 to 100."}, 400)
-    server: dict[str, Any] = {"name": f.get("name", "").strip(), "imageRef": f.get("image", ""),
-                              "flavorRef": f.get("flavor", ""), "min_count": count, "max_count": count,
-                              "networks": [{"uuid": f["network"]}] if f.get("network") else "auto"}
-    if f.get("key_name"):
-        server["key_name"] = f["key_name"]
-    if groups := f.all("security_groups"):
-        server["security_groups"] = [{"name": g} for g in groups]
-    if f.get("user_data", "").strip():
-        server["user_data"] = base64.b64encode(f["user_data"].replace("\r\n", "\n").encode()).decode()
     try:
-        await p.api.post(f"{COMPUTE}/servers", {"server": server}, headers=NOVA_VERSION)
+        server = _server_request(f, count)
+    except Failure as e:
+        return await instances.show(p, {"launch": e.message}, e.status)
+    try:
+        await p.api.post(f"{COMPUTE}/servers", server, headers=NOVA_VERSION)
     except Failure as e:
         return await instances.show(p, {"launch": e.message}, _fail(e))
     return p.redirect("/project/instances")

@@ -447,3 +447,24 @@ def test_volume_extended_and_snapshotted(cloud, demo):
             wait_for(lambda: not any(x["Name"] == name + "-s" for x in cloud.os_json(
                 "volume", "snapshot", "list", user="demo")), 60, "snapshot deleted")
         cloud.openstack("volume", "delete", vid, user="demo", check=False)
+
+
+def test_launch_from_image_on_a_new_volume_with_metadata_and_group(cloud, demo, image):
+    name = f"dbv-{uuid.uuid4().hex[:6]}"
+    group = cloud.os_json("server", "group", "create", "--policy", "soft-anti-affinity", name, user="demo")
+    form = {"name": name, "source": "image-volume", "image": image["id"], "volume_size": "1",
+            "delete_on_termination": "1", "flavor": "42", "count": "1", "server_group": group["id"]}
+    r = demo.post("/dashboard/project/instances", {**form, "metadata": "no equals sign"})
+    assert r.status_code == 400 and "is not key=value" in r.text[r.text.index('id="launch"'):]
+    r = demo.post("/dashboard/project/instances", {**form, "metadata": "role=web\nowner = me"})
+    assert r.status_code == 303, text(r)
+    sid = next(s["ID"] for s in cloud.os_json("server", "list", user="demo") if s["Name"] == name)
+    try:
+        shown = wait_for(lambda: (x := cloud.os_json("server", "show", sid, user="demo"))["status"] == "ACTIVE"
+                         and x, 60, "ACTIVE")
+        assert "role='web'" in str(shown["properties"]) or shown["properties"] == {"role": "web", "owner": "me"}
+        assert shown["volumes_attached"]  # booted from its new volume
+        assert sid in cloud.os_json("server", "group", "show", group["id"], user="demo")["members"]
+    finally:
+        cloud.openstack("server", "delete", "--wait", sid, user="demo", check=False)
+        cloud.openstack("server", "group", "delete", group["id"], user="demo", check=False)
