@@ -34,7 +34,17 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-download]").forEach((f) =>
     f.addEventListener("submit", () => setTimeout(() => location.reload(), 1500)));
   document.querySelectorAll("form[data-upload]").forEach(upload);
+  document.querySelectorAll("select[data-toggles]").forEach(toggles);
 });
+
+// a select[data-toggles] shows only its form's [data-show-for~=value] fields that fit its value
+function toggles(select) {
+  const apply = () => select.form.querySelectorAll("[data-show-for]").forEach((el) => {
+    el.hidden = !el.dataset.showFor.split(" ").includes(select.value);
+  });
+  select.addEventListener("change", apply);
+  apply();
+}
 
 function upload(form) {
   const bar = form.querySelector("progress"), error = form.querySelector(".error");
