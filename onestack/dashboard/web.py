@@ -447,7 +447,8 @@ async def instance_detail(p: Page) -> Response:
     """One instance: overview, console log and action log (Horizon's detail tabs)."""
     sid = quote(p.request.path_params["id"])
     server = (await p.api.get(f"{COMPUTE}/servers/{sid}", headers=NOVA_VERSION))["server"]
-    got = await p.api.gather(actions=f"{COMPUTE}/servers/{sid}/os-instance-actions")
+    got = await p.api.gather(actions=f"{COMPUTE}/servers/{sid}/os-instance-actions",
+                             flavors=f"{COMPUTE}/flavors/detail")
     try:
         log_text = (await p.api.post(f"{COMPUTE}/servers/{sid}/action", {"os-getConsoleOutput": {"length": 200}},
                                      headers=NOVA_VERSION) or {}).get("output", "")
@@ -468,13 +469,15 @@ async def instance_detail(p: Page) -> Response:
     addrs = [f"{net}: {a['addr']}" for net, items in (server.get("addresses") or {}).items() for a in items]
     return await p.render("instance.html", server=server, addresses=addrs, console_log=log_text,
                           console=console, console_error=console_error,
+                          flavors=sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"])),
                           actions=(got["actions"] or {}).get("instanceActions", []))
 
 
 ACTIONS = {"start": {"os-start": None}, "stop": {"os-stop": None}, "reboot": {"reboot": {"type": "SOFT"}},
            "hard-reboot": {"reboot": {"type": "HARD"}}, "lock": {"lock": None}, "unlock": {"unlock": None},
            "shelve": {"shelve": None}, "unshelve": {"unshelve": None}, "pause": {"pause": None},
-           "unpause": {"unpause": None}}
+           "unpause": {"unpause": None}, "confirm-resize": {"confirmResize": None},
+           "revert-resize": {"revertResize": None}}
 
 
 @page()
@@ -485,6 +488,9 @@ async def instance_action(p: Page) -> Response:
             await p.api.delete(f"{COMPUTE}/servers/{quote(sid)}")
         elif action in ACTIONS:
             await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/action", ACTIONS[action], headers=NOVA_VERSION)
+        elif action == "resize":
+            await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/action",
+                             {"resize": {"flavorRef": p.form.get("flavor", "")}}, headers=NOVA_VERSION)
         elif action == "snapshot":
             name = p.form.get("snapshot_name", "").strip() or f"{p.form.get('name', 'instance')}-snapshot"
             await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/action", {"createImage": {"name": name}},

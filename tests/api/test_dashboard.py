@@ -117,6 +117,15 @@ def test_instance_launched_and_its_name_escaped(cloud, demo, image):
         assert "🔒" in demo.get("/dashboard/project/instances/rows").text
         assert demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "unlock"}).status_code == 303
         assert "🔒" not in demo.get("/dashboard/project/instances/rows").text
+        r = demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "resize", "flavor": "84"})
+        assert r.status_code == 303, text(r)
+        rows = wait_for(lambda: (x := demo.get("/dashboard/project/instances/rows").text).count("VERIFY_RESIZE")
+                        and x, 60, "VERIFY_RESIZE")
+        assert 'value="confirm-resize"' in rows and 'value="revert-resize"' in rows
+        r = demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "confirm-resize"})
+        assert r.status_code == 303, text(r)
+        wait_for(lambda: "m1.micro" in demo.get("/dashboard/project/instances/rows").text, 60, "resized")
+        wait_for(lambda: "ACTIVE" in demo.get("/dashboard/project/instances/rows").text, 60, "ACTIVE again")
         r = demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "stop"})
         assert r.status_code == 303
         wait_for(lambda: "SHUTOFF" in demo.get("/dashboard/project/instances/rows").text, 60, "SHUTOFF")
