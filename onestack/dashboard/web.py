@@ -448,7 +448,8 @@ async def instance_detail(p: Page) -> Response:
     sid = quote(p.request.path_params["id"])
     server = (await p.api.get(f"{COMPUTE}/servers/{sid}", headers=NOVA_VERSION))["server"]
     got = await p.api.gather(actions=f"{COMPUTE}/servers/{sid}/os-instance-actions",
-                             flavors=f"{COMPUTE}/flavors/detail")
+                             flavors=f"{COMPUTE}/flavors/detail", interfaces=f"{COMPUTE}/servers/{sid}/os-interface",
+                             networks=f"{NETWORK}/networks")
     try:
         log_text = (await p.api.post(f"{COMPUTE}/servers/{sid}/action", {"os-getConsoleOutput": {"length": 200}},
                                      headers=NOVA_VERSION) or {}).get("output", "")
@@ -470,6 +471,9 @@ async def instance_detail(p: Page) -> Response:
     return await p.render("instance.html", server=server, addresses=addrs, console_log=log_text,
                           console=console, console_error=console_error,
                           flavors=sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"])),
+                          interfaces=(got["interfaces"] or {}).get("interfaceAttachments", []),
+                          networks={n["id"]: n.get("name") or n["id"] for n in (got["networks"] or {}).get("networks", [])
+                                    if not n.get("router:external")},
                           actions=(got["actions"] or {}).get("instanceActions", []))
 
 

@@ -265,6 +265,9 @@ def test_volume_attached_and_floating_ip_associated(cloud, demo, image):
         shown = wait_for(lambda: (x := cloud.os_json("server", "show", sid, user="demo"))["status"] == "ACTIVE"
                          and x, 60, "ACTIVE")
         assert "default" in str(shown["security_groups"])
+        port = cloud.os_json("port", "list", "--server", sid, user="demo")[0]
+        detail = demo.get(f"/dashboard/project/instances/{sid}").text
+        assert port["ID"] in detail[detail.index('id="interfaces"'):]  # its interfaces, listed
         assert demo.post("/dashboard/project/volumes", {"name": name, "size": "1"}).status_code == 303
         vid = wait_for(lambda: next((v["ID"] for v in cloud.os_json("volume", "list", user="demo")
                                      if v["Name"] == name and v["Status"] == "available"), None), 60, "available")
