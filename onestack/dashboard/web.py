@@ -1022,6 +1022,36 @@ async def flavor_post(p: Page) -> Response:
     return p.redirect("/admin/flavors")
 
 
+QUOTA_FIELDS = (("instances", "Instances"), ("cores", "VCPUs"), ("ram", "RAM (MiB)"), ("key_pairs", "Key pairs"),
+                ("server_groups", "Server groups"), ("server_group_members", "Server group members"),
+                ("metadata_items", "Metadata items"))
+
+
+@page(admin=True)
+async def default_quotas(p: Page, errors: dict | None = None, status: int = 200) -> Response:
+    got = await p.api.gather(defaults=f"{COMPUTE}/os-quota-class-sets/default")
+    values = (got["defaults"] or {}).get("quota_class_set", {})
+    return await p.render("quotas.html", status=status, errors=errors or {}, values=values,
+                          fields=[f for f in QUOTA_FIELDS if f[0] in values])
+
+
+@page(admin=True)
+async def default_quotas_post(p: Page) -> Response:
+    """The compute defaults every project has unless its own quota says otherwise."""
+    values = {}
+    try:
+        for key, label in QUOTA_FIELDS:
+            if p.form.get(key, "").strip():
+                try:
+                    values[key] = int(p.form[key])
+                except ValueError:
+                    raise Failure(400, f"{label}: a whole number (-1: unlimited).") from None
+        await p.api.put(f"{COMPUTE}/os-quota-class-sets/default", {"quota_class_set": values}, headers=NOVA_VERSION)
+    except Failure as e:
+        return await default_quotas.show(p, {"quotas": e.message}, _fail(e))
+    return p.redirect("/admin/quotas")
+
+
 @page(admin=True)
 async def identity(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(projects=IDENTITY + "/projects", users=IDENTITY + "/users", roles=IDENTITY + "/roles",
@@ -1134,6 +1164,8 @@ def build() -> Starlette:
         Route("/admin/", admin_overview),
         Route("/admin/flavors", flavors, methods=["GET"]),
         Route("/admin/flavors", flavor_post, methods=["POST"]),
+        Route("/admin/quotas", default_quotas, methods=["GET"]),
+        Route("/admin/quotas", default_quotas_post, methods=["POST"]),
         Route("/identity/", identity, methods=["GET"]),
         Route("/identity/{what}", identity_post, methods=["POST"]),
         Mount("/static", static),

@@ -5,6 +5,7 @@ tests/api/test_dashboard_browser.py."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import uuid
@@ -480,3 +481,18 @@ def test_launch_from_image_on_a_new_volume_with_metadata_and_group(cloud, demo, 
     finally:
         cloud.openstack("server", "delete", "--wait", sid, user="demo", check=False)
         cloud.openstack("server", "group", "delete", group["id"], user="demo", check=False)
+
+
+def test_admin_default_quotas(cloud, demo):
+    assert demo.get("/dashboard/admin/quotas").status_code == 403
+    with Dash(cloud) as admin:
+        assert admin.login("admin", cloud.password("admin")).status_code == 303
+        page = admin.get("/dashboard/admin/quotas").text
+        before = re.search(r'name="key_pairs" type="number" min="-1" value="(-?\d+)"', page).group(1)
+        r = admin.post("/dashboard/admin/quotas", {"key_pairs": "abc"})
+        assert r.status_code == 400 and "Key pairs: a whole number" in text(r)
+        try:
+            assert admin.post("/dashboard/admin/quotas", {"key_pairs": "77"}).status_code == 303
+            assert 'name="key_pairs" type="number" min="-1" value="77"' in admin.get("/dashboard/admin/quotas").text
+        finally:
+            admin.post("/dashboard/admin/quotas", {"key_pairs": before})
