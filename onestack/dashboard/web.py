@@ -996,6 +996,22 @@ async def admin_overview(p: Page) -> Response:
 
 
 @page(admin=True)
+async def admin_instances(p: Page) -> Response:
+    """Every project's instances (50 a page, by name), with their project and host."""
+    marker = p.request.query_params.get("marker", "")
+    query = _servers_query(marker).replace("?", "?all_tenants=1&", 1)
+    got = await p.api.gather(servers=query, images=f"{IMAGE}/images?limit=1000", projects=IDENTITY + "/projects")
+    servers, next_marker = _server_rows(got["servers"], got["images"])
+    details = {s["id"]: s for s in (got["servers"] or {}).get("servers", [])}
+    names = {x["id"]: x["name"] for x in (got["projects"] or {}).get("projects", [])}
+    for s in servers:
+        d = details[s["id"]]
+        s["project"] = names.get(d.get("tenant_id"), d.get("tenant_id", ""))
+        s["host"] = d.get("OS-EXT-SRV-ATTR:host") or ""
+    return await p.render("admin_instances.html", servers=servers, marker=marker, next_marker=next_marker)
+
+
+@page(admin=True)
 async def flavors(p: Page, errors: dict | None = None, status: int = 200) -> Response:
     got = await p.api.gather(flavors=f"{COMPUTE}/flavors/detail?is_public=None")
     rows = sorted((got["flavors"] or {}).get("flavors", []), key=lambda f: (f["vcpus"], f["ram"], f["name"]))
@@ -1162,6 +1178,7 @@ def build() -> Starlette:
         Route("/project/api_access/openrc", openrc),
         Route("/project/api_access/clouds.yaml", clouds_yaml),
         Route("/admin/", admin_overview),
+        Route("/admin/instances", admin_instances),
         Route("/admin/flavors", flavors, methods=["GET"]),
         Route("/admin/flavors", flavor_post, methods=["POST"]),
         Route("/admin/quotas", default_quotas, methods=["GET"]),

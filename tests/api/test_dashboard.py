@@ -114,6 +114,11 @@ def test_instance_launched_and_its_name_escaped(cloud, demo, image):
         assert "<td>create</td>" in detail.text[detail.text.index('id="action-log"'):]
         console = detail.text[detail.text.index('<section id="console">'):detail.text.index('id="action-log"')]
         assert '<iframe src="' in console or 'id="console-unavailable"' in console
+        with Dash(cloud) as admin:
+            assert admin.login("admin", cloud.password("admin")).status_code == 303
+            everything = admin.get("/dashboard/admin/instances").text
+            row = everything[everything.index(f'data-id="{server["ID"]}"'):]
+            assert "<td>demo</td>" in row[:row.index("</tr>")]
         assert demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "lock"}).status_code == 303
         assert "🔒" in demo.get("/dashboard/project/instances/rows").text
         assert demo.post(f"/dashboard/project/instances/{server['ID']}", {"action": "unlock"}).status_code == 303
@@ -217,7 +222,7 @@ def test_keypair_imported(cloud, demo):
 
 def test_member_sees_no_admin_panel_and_admin_does(cloud, demo):
     assert "/dashboard/admin/" not in demo.get("/dashboard/project/").text
-    for path in ("/dashboard/admin/", "/dashboard/identity/"):
+    for path in ("/dashboard/admin/", "/dashboard/admin/instances", "/dashboard/identity/"):
         r = demo.get(path)
         assert r.status_code == 403 and "administrators" in text(r)
     with Dash(cloud) as admin:
@@ -225,6 +230,7 @@ def test_member_sees_no_admin_panel_and_admin_does(cloud, demo):
         assert "/dashboard/admin/" in admin.get("/dashboard/project/").text
         page = admin.get("/dashboard/admin/")
         assert page.status_code == 200 and "nova-compute" in page.text
+        assert admin.get("/dashboard/admin/instances").status_code == 200
         assert "demo" in text(admin.get("/dashboard/identity/"))
 
 
