@@ -1,6 +1,6 @@
 """One ASGI app for every API: each service's app mounted under its path prefix.
 
-``GET /`` lists the services. Building the app configures the database, runs
+``GET /`` lists the services (a browser is sent on to the dashboard, ``/dashboard``). Building the app configures the database, runs
 each service's migrations and set-up, and applies the bootstrap, so a ready
 app is a working cloud.
 """
@@ -15,6 +15,7 @@ from onestack import __version__, services
 from onestack.common import bus, db
 from onestack.common.http import RequestIdMiddleware
 from onestack.config import Config
+from onestack.dashboard import service as dashboard
 from onestack.identity import bootstrap
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,18 @@ def _root_app(conf: Config, mods: list):
             }
             for mod in mods
         ],
+        "dashboard": conf.public_url + dashboard.PREFIX + "/",
     }
     body = json.dumps(listing).encode()
 
     async def root(scope, receive, send):
         if scope["path"] in ("/", ""):
+            accept = dict(scope.get("headers", [])).get(b"accept", b"")
+            if b"text/html" in accept:  # a browser: the way in is the dashboard
+                await send({"type": "http.response.start", "status": 302,
+                            "headers": [(b"location", (dashboard.PREFIX + "/").encode())]})
+                await send({"type": "http.response.body", "body": b""})
+                return
             status, payload = 200, body
         else:
             status = 404
@@ -94,6 +102,7 @@ def create_app(conf: Config, roles: frozenset[str] = services.ALL_IN_ONE, api_on
     mods = services.load()
     for mod in mods:
         mod.setup(conf)
+    dashboard.setup(conf)  # (a web console, not an API: no catalog entry, no service user)
     if api_only:
         for mod in mods:
             if hasattr(mod, "start_api"):
@@ -110,6 +119,7 @@ def create_app(conf: Config, roles: frozenset[str] = services.ALL_IN_ONE, api_on
     for mod in mods:
         mounts[mod.PREFIX] = mod.app()
         mounts.update(getattr(mod, "extra_mounts", dict)())  # e.g. compute's /metadata
+    mounts[dashboard.PREFIX] = dashboard.app()
     app = RequestIdMiddleware(PrefixDispatcher(mounts, _root_app(conf, mods)), hsts_max_age=conf.tls.hsts_max_age)
     # what set-up made lives as long as the process: kept out of the collector's full
     # passes, which otherwise walk it all again and again (~150 ms each at 1,000 simulated hosts)

@@ -272,6 +272,7 @@ def _summary(conf: Config, foreground: bool = False) -> None:
     console.print("Use it:")
     console.print(f"  source {conf.state_dir / 'openrc-admin'}   # or openrc-demo; then e.g. openstack project list")
     console.print(f"  export OS_CLIENT_CONFIG_FILE={conf.state_dir / 'clouds.yaml'}; openstack --os-cloud onestack-admin token issue")
+    console.print(f"  or in a browser: {url}/dashboard/  (domain Default, user demo or admin)")
     _warn_simulated(conf)
     if foreground:
         console.print("  logs follow here; stop with Ctrl-C")

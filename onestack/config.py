@@ -329,6 +329,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "web_image_hosts": Key(str, "", "Hosts (comma-separated names or addresses) an OS::Glance::WebImage "
                                "location, and any redirect it follows, may name; empty: any host."),
     },
+    "dashboard": {
+        "session_timeout": Key(int, 1800, "Seconds a dashboard session may stay idle before its user must "
+                               "log in again (it never outlives its token)."),
+    },
     "alarming": {
         "evaluation_interval": Key(int, 60, "Seconds between two evaluations of the threshold and composite "
                                    "alarms (Aodh's [evaluator] evaluation_interval; at least 1)."),

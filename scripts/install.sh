@@ -27,6 +27,9 @@ if [ "$want_test" = test ]; then
   # rabbitmq-server for the AMQP bus tests (they start their own broker: tests/cloud.py).
   # The two servers are also what `bus.managed` and `database.managed` run (onestack/infra).
   apt_pkgs+=(postgresql busybox-static iperf3 rabbitmq-server)
+  # The dashboard's browser tests: Debian's chromium, driven by Playwright for Python
+  # (its own browser download is not used).
+  apt_pkgs+=(chromium)
 fi
 
 missing=()

@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from onestack.common import tls
 from tests.cloud import Cloud
+from tests.dashboard import Dash, text
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,20 @@ def test_given_certificate_and_the_catalog_following_tls_off_and_on(tmp_path):
         assert c.onestack("status", check=False).returncode != 0
     finally:
         c.stop()
+
+
+def test_dashboard_over_https(tls_cloud):
+    """The dashboard under TLS: its session cookie is Secure, and its calls to the APIs go
+    over https (verified with the cloud's CA) on the user's behalf."""
+    rc = tls_cloud.openrc("demo")
+    with Dash(tls_cloud) as d:
+        d.http.close()  # (its plain-http client: this one speaks https, trusting the cloud's CA)
+        d.http = httpx.Client(base_url=rc["OS_AUTH_URL"].rsplit("/identity", 1)[0], verify=rc["OS_CACERT"],
+                              follow_redirects=False, timeout=60)
+        r = d.login("demo", rc["OS_PASSWORD"])
+        assert r.status_code == 303
+        cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("onestack_session="))
+        assert "secure" in cookie.lower() and "httponly" in cookie.lower()
+        assert "Used 0 of" in text(d.get("/dashboard/project/"))  # the quota APIs answered over https
+        openrc = d.get("/dashboard/project/api_access/openrc").text
+        assert "export OS_AUTH_URL=https://" in openrc and f"export OS_CACERT={rc['OS_CACERT']}" in openrc
