@@ -159,12 +159,11 @@ RULES = [
       "a search or an aggregation: what it finds is judged"),
     R("metric", "GET", r"/v1/aggregation/.*", "list", "an aggregation: what it finds is judged; none "
       "named, a 400", (400,)),
-    R("metric", "POST", r"/v1/batch/.*", "bulk",
-      "batched measures: the body names the metrics (an empty batch here; unit-tested on its own)"),
-    # --- object-store: OPTIONS is CORS preflight, answered without a token for any account
+    R("metric", "POST", r"/v1/batch/.*", "bulk", "batched measures: the body names the owner's metrics"),
+    # --- object-store
     R("object_store", "PUT,DELETE", r"/v1/\{account\}/?", "admin", "accounts are made and removed by "
       "the reseller admin, as in Swift"),
-    R("object_store", "OPTIONS", r".*", "skip", "CORS preflight: no token, no data"),
+    R("object_store", "OPTIONS", r".*", "skip", "CORS preflight: answered without a token, no data"),
 ]
 
 
@@ -483,11 +482,14 @@ BODIES = {
     "/v2/images/{image_id}/import": {"method": {"name": "glance-direct"}},
     "/v2/alarms/{alarm_id}/state": "alarm",
     "/v2/alarms/{alarm_id}": {"name": "probe", "type": "event"},
+    "/v1/batch/metrics/measures": {"{metric}": [{"timestamp": "2026-01-01T00:00:00", "value": 1}]},
+    "/v1/batch/resources/metrics/measures": {
+        "{metric_resource}": {"cpu": [{"timestamp": "2026-01-01T00:00:00", "value": 1}]}},
 }
 
 
 def _body(op: Op, url: str, w: World):
-    path = re.sub(r"^/v3/\{project_id\}", "/v3", op.path)
+    path = re.sub(r"^/v3/\{project_id\}", "/v3", op.path).rstrip("/")
     if op.service == "network" and path == "/v2.0/{collection}/{id}":
         kind = SINGULAR[url.split("/v2.0/")[1].split("/")[0]]
         return {kind: {"description": "probe"}}
@@ -514,8 +516,8 @@ def _send(client: httpx.Client, op: Op, url: str, token: str, w: World) -> httpx
 
 def _leaks(w: World, resp: httpx.Response) -> list[str]:
     """The owner's ids and names in an answer, but for those the request named itself
-    (a 404 may say which id it did not find)."""
-    text, asked = resp.text, str(resp.request.url)
+    (a 404 may say which id it did not find, a 400 which ones of a batch)."""
+    text, asked = resp.text, str(resp.request.url) + resp.request.content.decode(errors="replace")
     return sorted(s for s in w.secrets if s and s in text and s not in asked)
 
 
@@ -544,6 +546,7 @@ def _snapshot(cloud, w: World) -> dict:
         "security_group": ("security", "group", "show", r["security_group"]),
         "backup": ("volume", "backup", "show", r["backup"]),
         "metric": ("metric", "show", r["metric"]),
+        "measures": ("metric", "measures", "show", "--refresh", r["metric"]),
         "metric_resource": ("metric", "resource", "show", r["metric_resource"]),
         "object": ("object", "show", r["container"], r["object"]),
     }
@@ -555,7 +558,8 @@ def _snapshot(cloud, w: World) -> dict:
         if done.returncode:
             out[name] = f"gone: {done.stderr.strip()[-200:]}"
             continue
-        out[name] = {k: v for k, v in json.loads(done.stdout).items() if k.lower() not in volatile}
+        data = json.loads(done.stdout)
+        out[name] = {k: v for k, v in data.items() if k.lower() not in volatile} if isinstance(data, dict) else data
     return out
 
 
@@ -607,6 +611,8 @@ def _judge(op: Op, persona: str, owners_project: bool, resp: httpx.Response, w: 
             ok = {403} if not _params(op.path) and not write else {403, 404} | harmless
             ok |= allow | ({400, 401} if owners_project else set())
             return "" if code in ok else f"not one of {sorted(ok)} for an admin API"
+        if op.kind == "bulk" and op.method == "POST":
+            return "" if code in {400, 403, 404} else "wrote into the owner's resources"
         if op.kind == "own" or owners_project:
             ok = {403, 404} | harmless | allow | ({400, 401} if owners_project else set())
             return "" if code in ok else f"not one of {sorted(ok)}"
