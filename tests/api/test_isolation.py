@@ -568,6 +568,7 @@ def test_isolation_matrix(cloud, world, ops):
     before = _snapshot(cloud, w)
     failures: list[str] = []
     probes = 0
+    listed: list[str] = []  # the reader's lists
     with httpx.Client(timeout=30) as client:
         for op in ops:
             if op.kind in ("skip", "self", "unclassified"):
@@ -584,14 +585,28 @@ def test_isolation_matrix(cloud, world, ops):
                         resp = _send(client, op, u, token, w)
                         probes += 1
                         problem = _judge(op, persona, owners_project, resp, w)
+                        if persona == "reader" and op.kind == "list" and resp.is_success:
+                            listed.append(resp.text)
                         if problem:
                             failures.append(f"{persona} {op.method} {u.removeprefix(cloud.url)} -> "
                                             f"{resp.status_code} {problem}: {resp.text[:160]}")
     after = _snapshot(cloud, w)
     changed = [k for k in before if before[k] != after[k]]
     print(f"isolation matrix: {len(ops)} operations x 2 personas, {probes} probes")
+    # the reader lists what its project has (but for what is the owner user's own)
+    text = "\n".join(listed)
+    unlisted = sorted(k for k in READER_LISTS if str(r[k]) not in text)
+    if unlisted:
+        failures.append(f"the reader's lists miss the owner's {unlisted}")
     changes = [f"the owner's {k} changed: {before[k]} -> {after[k]}" for k in changed]
     assert not failures and not changes, f"{len(failures)} of {probes} probes:\n" + "\n".join(failures + changes)
+
+
+# what the reader must find in its project's lists
+READER_LISTS = ("server", "server_group", "image", "network", "subnet", "port", "router", "security_group",
+                "security_group_rule", "subnetpool", "floatingip", "rbac_policy", "volume", "snapshot", "backup",
+                "attachment", "transfer", "stack", "software_config", "software_deployment", "metric_resource",
+                "metric", "alarm", "container")
 
 
 def _judge(op: Op, persona: str, owners_project: bool, resp: httpx.Response, w: World) -> str:
