@@ -317,6 +317,8 @@ def _make(cloud, w: World, tmp) -> None:
     disk.write_bytes(b"\0" * 1024)
     r["image"] = j("image", "create", "--shared", "--disk-format", "raw", "--container-format", "bare",
                    "--file", str(disk), "--tag", r["tag"], f"{m}-img")["id"]
+    r["public_image"] = cloud.os_json("image", "create", "--public", "--disk-format", "raw", "--container-format",
+                                      "bare", "--file", str(disk), "isolation-public")["id"]  # every project's
     admin_project = cloud.os_json("project", "show", "admin")["id"]
     run("image", "add", "project", r["image"], admin_project)
     r["image_member"] = admin_project
@@ -396,7 +398,8 @@ def _make(cloud, w: World, tmp) -> None:
     cloud.openstack("object", "create", "--name", r["object"], r["container"], str(obj), env=env)
     w.secrets = {v for k, v in r.items() if k not in ("project_id", "user_id", "member_role", "meta_key",
                                                          "stack_resource", "stack_output", "metric_name",
-                                                         "image_member", "ext_network", "stack_rest", "access_rule")}
+                                                         "image_member", "ext_network", "stack_rest", "access_rule",
+                                                         "public_image")}
     w.secrets.add(m + "-")  # every name made here
 
 
@@ -411,6 +414,7 @@ def _cleanup(cloud, w: World) -> None:
                  ("image", "delete", r.get("image", "-"))):
         cloud.openstack(*args, env=env, check=False)
     cloud.openstack("network", "delete", r.get("ext_network", "-"), check=False)
+    cloud.openstack("image", "delete", r.get("public_image", "-"), check=False)
 
 
 # --- the probes ---------------------------------------------------------------------------
@@ -516,8 +520,10 @@ def _send(client: httpx.Client, op: Op, url: str, token: str, w: World) -> httpx
 
 def _leaks(w: World, resp: httpx.Response) -> list[str]:
     """The owner's ids and names in an answer, but for those the request named itself
-    (a 404 may say which id it did not find, a 400 which ones of a batch)."""
-    text, asked = resp.text, str(resp.request.url) + resp.request.content.decode(errors="replace")
+    (a 404 may say which id it did not find, a 400 which ones of a batch, a 403 which object
+    it may not copy)."""
+    req = resp.request
+    text, asked = resp.text, " ".join([str(req.url), req.content.decode(errors="replace"), *req.headers.values()])
     return sorted(s for s in w.secrets if s and s in text and s not in asked)
 
 
@@ -651,3 +657,77 @@ def _user_scoped(op: Op) -> bool:
     """Resources of the owner *user* (Keystone's credentials and trusts, Nova's keypairs)."""
     return (op.service == "identity" and op.path.startswith(("/v3/users/", "/v3/credentials", "/v3/OS-TRUST"))
             or op.service == "compute" and op.path.startswith("/v2.1/os-keypairs"))
+
+
+# Creates in the caller's own project that name one of the owner's resources in their body
+# (or Swift's copy headers): a reference no route table shows, so a table of its own.
+# (service, path under the mount, body, headers); "{x}" is the owner's x, "{own}" the caller's project
+CROSS_CREATES = [
+    ("networking", "/v2.0/ports", {"port": {"network_id": "{network}"}}, {}),
+    ("networking", "/v2.0/subnets", {"subnet": {"network_id": "{network}", "cidr": "10.90.0.0/24",
+                                                "ip_version": 4}}, {}),
+    ("networking", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": "{security_group}", "direction": "ingress"}}, {}),
+    ("networking", "/v2.0/rbac-policies", {"rbac_policy": {"object_type": "network", "object_id": "{network}",
+                                                           "action": "access_as_shared", "target_tenant": "{own}"}}, {}),
+    ("networking", "/v2.0/floatingips", {"floatingip": {"floating_network_id": "{ext_network}",
+                                                        "port_id": "{port}"}}, {}),
+    ("volume", "/v3/volumes", {"volume": {"size": 1, "snapshot_id": "{snapshot}"}}, {}),
+    ("volume", "/v3/volumes", {"volume": {"size": 1, "source_volid": "{volume}"}}, {}),
+    ("volume", "/v3/volumes", {"volume": {"size": 1, "backup_id": "{backup}"}}, {}),
+    ("volume", "/v3/snapshots", {"snapshot": {"volume_id": "{volume}"}}, {}),
+    ("volume", "/v3/backups", {"backup": {"volume_id": "{volume}"}}, {}),
+    ("volume", "/v3/volume-transfers", {"transfer": {"volume_id": "{volume}"}}, {}),
+    ("volume", "/v3/attachments", {"attachment": {"volume_uuid": "{volume}", "instance_uuid": "{server}"}}, {}),
+    ("compute", "/v2.1/servers", {"server": {"name": "probe", "flavorRef": "{flavor}", "imageRef": "{image}",
+                                             "networks": "none"}}, {}),
+    ("compute", "/v2.1/servers", {"server": {"name": "probe", "flavorRef": "{flavor}", "imageRef": "{public_image}",
+                                             "networks": [{"uuid": "{network}"}]}}, {}),
+    ("compute", "/v2.1/servers", {"server": {"name": "probe", "flavorRef": "{flavor}", "imageRef": "{public_image}",
+                                             "networks": [{"port": "{port}"}]}}, {}),
+    ("compute", "/v2.1/servers", {"server": {"name": "probe", "flavorRef": "{flavor}", "imageRef": "{public_image}",
+                                             "networks": "none", "key_name": "{keypair}"}}, {}),
+    ("compute", "/v2.1/servers", {"server": {"name": "probe", "flavorRef": "{flavor}", "networks": "none",
+                                             "block_device_mapping_v2": [{
+                                                 "uuid": "{volume}", "source_type": "volume",
+                                                 "destination_type": "volume", "boot_index": 0}]}}, {}),
+    ("compute", "/v2.1/servers", {"server": {"name": "probe", "flavorRef": "{flavor}", "imageRef": "{public_image}",
+                                             "networks": "none"},
+                                  "os:scheduler_hints": {"group": "{server_group}"}}, {}),
+    ("orchestration", "/v1/{own}/software_deployments", {"server_id": "{server}", "config_id": "{software_config}"},
+     {}),
+    ("metric", "/v1/resource/generic", {"id": "{probe_id}", "metrics": {"cpu": "{metric}"}}, {}),
+    ("object-store", "/v1/AUTH_{own}/probe", None, {}),  # the caller's container, for the copies
+    ("object-store", "/v1/AUTH_{own}/probe/copied", b"", {"X-Copy-From": "{container}/{object}",
+                                                          "X-Copy-From-Account": "AUTH_{project_id}"}),
+]
+
+
+def test_creates_cannot_name_the_owners_resources(cloud, world):
+    w, r = world, world.res
+    before = _snapshot(cloud, w)
+    token, own = w.ids["other"]["token"], w.ids["other"]["project_id"]
+    flavor = cloud.os_json("flavor", "show", "m1.nano")["id"]
+    values = {**{k: str(v) for k, v in r.items()}, "own": own, "flavor": flavor, "probe_id": str(uuid.uuid4())}
+    failures = []
+    with httpx.Client(timeout=30) as client:
+        for service, path, body, headers in CROSS_CREATES:
+            def fill(text: str) -> str:
+                return re.sub(r"{(\w+)}", lambda mt: values.get(mt.group(1), mt.group(0)), text)
+            kw: dict = {"headers": {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.37, volume 3.27",
+                                    **{k: fill(v) for k, v in headers.items()}}}
+            if isinstance(body, dict):
+                kw["json"] = json.loads(fill(json.dumps(body)))
+            elif body is not None:
+                kw["content"] = body
+            resp = client.request("POST" if isinstance(body, dict) else "PUT",
+                                  f"{cloud.url}/{service}{fill(path)}", **kw)
+            if body is None:  # the caller's own container
+                assert resp.is_success, resp.text
+                continue
+            if resp.status_code not in (400, 403, 404) or _leaks(w, resp):
+                failures.append(f"{service} {fill(path)} {kw.get('json') or headers} -> {resp.status_code}: "
+                                f"{resp.text[:200]}")
+    after = _snapshot(cloud, w)
+    changes = [f"the owner's {k} changed: {before[k]} -> {after[k]}" for k in before if before[k] != after[k]]
+    assert not failures and not changes, "\n".join(failures + changes)
