@@ -40,7 +40,8 @@ MOUNTS = {"identity": "identity", "compute": "compute", "network": "networking",
           "object_store": "object-store", "placement": "placement"}
 WRITES = ("POST", "PUT", "PATCH", "DELETE", "COPY")
 FILTERS = ("all_tenants=1", "all_projects=1", "all_tenants=true&project_id={owner}", "project_id={owner}",
-           "tenant_id={owner}", "owner={owner}", "project={owner}", "all_tenants=1&tenant_id={owner}")
+           "tenant_id={owner}", "owner={owner}", "project={owner}", "all_tenants=1&tenant_id={owner}",
+           "visibility=all", "visibility=shared&member_status=all", "is_public=None", "deleted=true&all_tenants=1")
 
 # path parameter -> the owner's resource it names, per service ("{project}" params are the
 # project in the URL: the caller's own, and in a second probe the owner's)
