@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote, urlencode
 
 from onestack.common import errors
@@ -15,12 +16,31 @@ VERSION = {"id": "v1.0", "status": "CURRENT", "updated": "2015-03-19"}
 MAX_LIMIT = 1000
 
 
+# POSTs that only read (searches, aggregations); every other POST, PATCH or DELETE writes
+_POST_READS = ("/v1/search/", "/v1/aggregates", "/v1/aggregation/")
+# a reader (the reader role alone) reads and writes nothing, as the upstream personas
+_WRITERS = {"admin", "member", "service"}
+
+
+def _writers_only(fn):
+    @functools.wraps(fn)
+    def guarded(req: Req):
+        ctx = req.ctx
+        if (req.request.method not in ("GET", "HEAD") and ctx is not None
+                and not _WRITERS & {r.lower() for r in ctx.roles}):
+            raise errors.Forbidden("Access was denied to this resource: a reader may not write.")
+        return fn(req)
+    return guarded
+
+
 def route(path: str, methods: list[str], **kw):
     """``path`` and ``path/`` (gnocchiclient asks for ``v1/archive_policy/``): no redirect."""
 
     def register(fn):
-        api.route(path, methods, **kw)(fn)
-        return api.route(path + "/", methods, **kw)(fn)
+        handler = fn if path.startswith(_POST_READS) else _writers_only(fn)
+        api.route(path, methods, **kw)(handler)
+        api.route(path + "/", methods, **kw)(handler)
+        return fn
 
     return register
 
