@@ -34,15 +34,19 @@ cluster-down:       ## stop the multi-node cloud and remove its namespaces (its 
 
 # The quick part (unit and API tests on simulated hosts, SQLite; nothing that needs
 # root, guests or namespaces; tests/conftest.py says which) runs on 4 workers: its
-# tests mostly wait on their clouds, not on the CPU. The rest runs the tests that use
-# the host one at a time, and beside them those that only add a PostgreSQL server.
+# tests mostly wait on their clouds, not on the CPU. Then the tests that use the host,
+# one at a time, and at the same time, in a second pytest, those that only add a
+# PostgreSQL server of their own (their output follows the host tests').
 QUICK := --part quick -n 4 --dist loadfile
-REST := --part rest -n 2 --dist loadgroup
+BESIDE_LOG := .pytest-beside.log
 test: install-test lint  ## the whole suite (unit, API through real clients, PostgreSQL, guests, cluster, interop)
 	@$(VENV)/bin/python -m pytest $(QUICK) --durations=20 $(PYTEST_ARGS); quick=$$?; \
-	 $(VENV)/bin/python -m pytest $(REST) --durations=30 $(PYTEST_ARGS); rest=$$?; \
-	 echo "make test: quick part exit $$quick, rest exit $$rest"; \
-	 for c in $$quick $$rest; do [ $$c -eq 0 ] || [ $$c -eq 5 ] || exit 1; done  # 5: none selected
+	 $(VENV)/bin/python -m pytest --part beside --durations=10 $(PYTEST_ARGS) > $(BESIDE_LOG) 2>&1 & beside_pid=$$!; \
+	 $(VENV)/bin/python -m pytest --part host --durations=30 $(PYTEST_ARGS); host=$$?; \
+	 wait $$beside_pid; beside=$$?; \
+	 echo "==== the tests beside the host tests (--part beside):"; cat $(BESIDE_LOG); \
+	 echo "make test: quick part exit $$quick, host tests exit $$host, beside them exit $$beside"; \
+	 for c in $$quick $$host $$beside; do [ $$c -eq 0 ] || [ $$c -eq 5 ] || exit 1; done  # 5: none selected
 
 # The edit-test loop (< 5 min): the quick part alone.
 test-fast: install-test  ## unit + API tests on fake hosts (SQLite), the quick loop

@@ -12,19 +12,22 @@ _TIER_SECONDS: dict[str, float] = defaultdict(float)
 
 # The quick part: unit and API tests that need no root, guests, namespaces or servers.
 # They start their own clouds on free ports, so `make test` runs them on several
-# workers (`--part quick -n 4`), then the rest (`--part rest -n 2 --dist loadgroup`):
-# the tests that use this host (root, guests, namespaces, the cluster, brokers) one at a
-# time on one worker; beside them, on the other, the unit and API tests whose only extra
+# workers (`--part quick -n 4`). Then the rest, as two pytest processes at once:
+# `--part host`, the tests that use this host (root, guests, namespaces, the cluster,
+# brokers), one at a time; and `--part beside`, the unit and API tests whose only extra
 # is a PostgreSQL server of their own (the host tests leave a core idle while guests
-# boot and timers run; the quick part has none to spare).
+# boot and timers run; the quick part has none to spare). `--part rest` is both, one
+# at a time. (Two processes, not xdist's loadgroup: pytest 9 ignores the group suffix
+# xdist 3.8 puts on test ids, so host tests were spread over both workers.)
 QUICK_DIRS = ("unit", "api")
 NOT_QUICK = ("e2e", "root", "netns", "libvirt", "postgres", "rabbitmq")
 BESIDE_THE_HOST_TESTS = {"postgres"}
 
 
 def pytest_addoption(parser):
-    parser.addoption("--part", choices=("quick", "rest"), default=None,
-                     help="quick: unit+API tests on fake hosts (parallel-safe); rest: the others")
+    parser.addoption("--part", choices=("quick", "rest", "host", "beside"), default=None,
+                     help="quick: unit+API tests on fake hosts (parallel-safe); rest: the others, "
+                          "which are host (one at a time) and beside (only a PostgreSQL server)")
 
 
 def pytest_configure(config):
@@ -37,26 +40,29 @@ def _quick(item) -> bool:
     return parts[0] in QUICK_DIRS and not any(item.get_closest_marker(m) for m in NOT_QUICK)
 
 
-def pytest_collection_modifyitems(config, items):
-    part = config.getoption("--part")
-    if part is None:
-        return
-    keep = [i for i in items if _quick(i) == (part == "quick")]
-    dropped = [i for i in items if i not in keep]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-    if part == "rest":
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group("beside" if _beside(item) else "host"))
-        # the cluster's tests last: its short heartbeats should not meet the tests beside
-        items.sort(key=lambda i: Path(str(i.path)).resolve().relative_to(TESTS).parts[0] == "cluster")
-
-
 def _beside(item) -> bool:
     parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
     marks = {m for m in NOT_QUICK if item.get_closest_marker(m)}
     return parts[0] in QUICK_DIRS and marks <= BESIDE_THE_HOST_TESTS
+
+
+def _in_part(item, part: str) -> bool:
+    if part == "quick" or _quick(item):
+        return part == "quick" and _quick(item)
+    return part == "rest" or _beside(item) == (part == "beside")
+
+
+def pytest_collection_modifyitems(config, items):
+    part = config.getoption("--part")
+    if part is None:
+        return
+    keep = [i for i in items if _in_part(i, part)]
+    dropped = [i for i in items if i not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    # the cluster's tests last: its short heartbeats should not meet the tests beside
+    items.sort(key=lambda i: Path(str(i.path)).resolve().relative_to(TESTS).parts[0] == "cluster")
 
 
 def pytest_runtest_setup(item):
