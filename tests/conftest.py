@@ -14,12 +14,13 @@ _TIER_SECONDS: dict[str, float] = defaultdict(float)
 # They start their own clouds on free ports, so `make test` runs them on several
 # workers (`--part quick -n 4`). Then the rest, as two pytest processes at once:
 # `--part host`, the tests that use this host (root, guests, namespaces, the cluster,
-# brokers), one at a time; and `--part beside`, the unit and API tests whose only extra
-# is a PostgreSQL server of their own (the host tests leave a core idle while guests
-# boot and timers run; the quick part has none to spare). `--part rest` is both, one
+# brokers), one at a time; and `--part beside`, the unit, API and interop tests whose
+# only extra is a PostgreSQL server or a Tempest run of their own (the host tests leave a
+# core idle while guests boot and timers run; the quick part has none to spare). `--part rest` is both, one
 # at a time. (Two processes, not xdist's loadgroup: pytest 9 ignores the group suffix
 # xdist 3.8 puts on test ids, so host tests were spread over both workers.)
 QUICK_DIRS = ("unit", "api")
+BESIDE_DIRS = (*QUICK_DIRS, "interop")
 NOT_QUICK = ("e2e", "root", "netns", "libvirt", "postgres", "rabbitmq")
 BESIDE_THE_HOST_TESTS = {"postgres"}
 
@@ -43,7 +44,7 @@ def _quick(item) -> bool:
 def _beside(item) -> bool:
     parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
     marks = {m for m in NOT_QUICK if item.get_closest_marker(m)}
-    return parts[0] in QUICK_DIRS and marks <= BESIDE_THE_HOST_TESTS
+    return parts[0] in BESIDE_DIRS and marks <= BESIDE_THE_HOST_TESTS
 
 
 def _in_part(item, part: str) -> bool:

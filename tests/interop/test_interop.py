@@ -43,13 +43,19 @@ def _public_images(cloud, tmp_path) -> None:
                         "--file", str(path), name)
 
 
+def _harness_env(cloud, tmp_path) -> dict[str, str]:
+    """The admin's credentials and a Tempest workspace of the test's own: `make test` runs
+    the two guidelines on the simulated cloud beside the host tests, which run the third."""
+    return {**cloud.env, **cloud.openrc("admin"), "INTEROP_WORKSPACE": str(tmp_path / "interop")}
+
+
 def test_interop_guideline_for_implemented_services(cloud, tmp_path):
     with urllib.request.urlopen(cloud.url + "/") as resp:
         types = [s["type"] for s in json.load(resp)["services"]]
     if "compute" in types:
         _public_images(cloud, tmp_path)
     caps = ",".join(CAPS_BY_SERVICE[t] for t in types if t in CAPS_BY_SERVICE)
-    env = {**cloud.env, **cloud.openrc("admin")}
+    env = _harness_env(cloud, tmp_path)
     r = subprocess.run(
         [sys.executable, str(HARNESS), "--use-env", "--guideline", "platform", "--caps", caps, "--timeout", "1500"],
         env=env, capture_output=True, text=True, timeout=1800,
@@ -68,9 +74,8 @@ def test_interop_orchestration_addon(cloud, tmp_path):
     if "orchestration" not in types:
         pytest.skip("this build has no orchestration service")
     _public_images(cloud, tmp_path)
-    env = {**cloud.env, **cloud.openrc("admin")}
-    found = HARNESS.parents[2] / ".interop" / "results-orchestration.json"
-    found.unlink(missing_ok=True)  # an earlier run's results must not stand in for this one's
+    env = _harness_env(cloud, tmp_path)
+    found = tmp_path / "interop" / "results-orchestration.json"
     r = subprocess.run(
         [sys.executable, str(HARNESS), "--use-env", "--guideline", "orchestration", "--timeout", "1200"],
         env=env, capture_output=True, text=True, timeout=1400,
