@@ -97,7 +97,7 @@ def create_app(conf: Config, roles: frozenset[str] = services.ALL_IN_ONE, api_on
     the all-in-one cloud; none on a controller of a multi-node cloud). ``api_only``: an
     API worker's app (``server.workers``): the main process has bootstrapped the cloud and
     runs the conductors and agents; the worker only readies what its handlers use."""
-    db.configure(conf.database_url)
+    db.configure(conf.database_url, conf.database.busy_timeout)
     bus.configure(conf.bus.backend, conf.bus.url)
     mods = services.load()
     for mod in mods:

@@ -74,6 +74,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                        "listening on server.host:database.port, generated password) and use it; "
                        "database.url stays empty."),
         "port": Key(int, 5432, "TCP port of the PostgreSQL that database.managed runs."),
+        "busy_timeout": Key(float, 30.0, "Seconds a write waits for SQLite's lock while another connection holds "
+                            "it; then the request answers 503 with Retry-After (SQLite only)."),
     },
     "log": {
         "level": Key(str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
@@ -214,6 +216,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fake_host_vcpus": Key(int, 8, "VCPUs each simulated host reports."),
         "fake_host_memory_mb": Key(int, 16384, "Memory (MiB) each simulated host reports."),
         "fake_host_disk_gb": Key(int, 200, "Disk (GiB) each simulated host reports."),
+        "fake_spawn_seconds": Key(float, 0.0, "Seconds the fake driver takes to spawn a server (a simulated boot "
+                                  "time, for fault and scale tests)."),
         "availability_zone": Key(str, "nova", "Availability zone of this compute host (Nova's default_availability_zone)."),
         "cpu_allocation_ratio": Key(float, 16.0, "VCPUs the scheduler may place per physical CPU."),
         "ram_allocation_ratio": Key(float, 1.5, "Memory the scheduler may place per MiB of host memory."),

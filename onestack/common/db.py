@@ -23,6 +23,7 @@ _sessions: sessionmaker | None = None
 # "database is locked" races between our own threads into orderly waiting.
 _write_lock = threading.RLock()
 _is_sqlite = False
+_busy_timeout = 30.0  # seconds a writer waits for the lock (database.busy_timeout)
 
 
 def make_base() -> type[DeclarativeBase]:
@@ -39,13 +40,14 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(_busy_timeout * 1000)}")
     cur.close()
 
 
-def configure(url: str) -> sa.Engine:
+def configure(url: str, busy_timeout: float = 30.0) -> sa.Engine:
     """Create the process's engine (idempotent for the same URL)."""
-    global _engine, _sessions, _is_sqlite
+    global _engine, _sessions, _is_sqlite, _busy_timeout
+    _busy_timeout = busy_timeout
     if _engine is not None and str(_engine.url) == url:
         return _engine
     _is_sqlite = url.startswith("sqlite")
@@ -58,7 +60,7 @@ def configure(url: str) -> sa.Engine:
             Path(path).touch(mode=0o600, exist_ok=True)
             Path(path).chmod(0o600)
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10
+            url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, pool_size=10
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
@@ -92,8 +94,10 @@ def transaction(conflict: str | None = None):
     made before the insert cannot see uncommitted rows) is that 409 message.
     """
     lock = _write_lock if _is_sqlite else None
-    if lock:
-        lock.acquire()
+    # a writer waits for our other writers no longer than for SQLite's lock: queued behind
+    # one that holds it while another process locks the file, each would add its own wait
+    if lock and not lock.acquire(timeout=_busy_timeout):
+        raise errors.DatabaseUnavailable()
     try:
         s: Session = _sessions()
         try:

@@ -74,5 +74,15 @@ class ServiceUnavailable(ApiError):
     status, title = 503, "Service Unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database did not answer in time (locked by another connection, restarting):
+    the request changed nothing and may simply be sent again, so the 503 says when."""
+
+    RETRY_AFTER = 5  # seconds
+
+    def __init__(self, message: str = "The database is not available; try again later."):
+        super().__init__(message, headers={"Retry-After": str(self.RETRY_AFTER)})
+
+
 class NotImplementedYet(ApiError):
     status, title = 501, "Not Implemented"

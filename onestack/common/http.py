@@ -256,7 +256,7 @@ class Api:
                     reason = str(getattr(e, "orig", None) or e).strip() or type(e).__name__
                     log.warning("database unavailable in %s %s: %s", request.method, request.url.path,
                                 reason.splitlines()[0])
-                    raise errors.ServiceUnavailable("The database is not available; try again later.") from None
+                    raise errors.DatabaseUnavailable() from None
                 except IntegrityError as e:
                     # a concurrent request stored the same thing first
                     log.info("conflict in %s %s: %s", request.method, request.url.path,

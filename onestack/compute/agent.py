@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _POWER = {virt.PowerState.RUNNING: 1, virt.PowerState.PAUSED: 3, virt.PowerState.SHUTDOWN: 4,
           virt.PowerState.CRASHED: 6, virt.PowerState.SUSPENDED: 7, virt.PowerState.NOSTATE: 0}
+# the task states of a build once its host's agent has begun it
+_BUILD_STEPS = (states.NETWORKING, states.BLOCK_DEVICE_MAPPING, states.SPAWNING)
 
 
 def volume_source(data: dict) -> Path | virt.NbdSource:
@@ -75,6 +77,7 @@ class ComputeAgent:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._aborts: set[str] = set()  # live migrations asked to stop
+        self._received: set[str] | None = set()  # builds asked of this run, until recover_builds ran
 
     def serve(self) -> None:
         bus.get().serve(f"compute.{self.host}", self)
@@ -183,6 +186,9 @@ class ComputeAgent:
     def build_and_run_instance(self, instance_uuid: str, request_id: str | None = None) -> None:
         uuid = instance_uuid
         event = "compute__do_build_and_run_instance"
+        received = self._received
+        if received is not None:
+            received.add(uuid)
         with self._lock(uuid):
             inst = self.conductor.instance_get(instance_uuid=uuid)
             if inst is None or inst["deleted"]:
@@ -190,10 +196,15 @@ class ComputeAgent:
             if inst["task_state"] == states.DELETING:  # deleted before the build began
                 self.conductor.instance_destroyed(instance_uuid=uuid)
                 return
+            # only a build still waiting for its host begins (a restarted conductor may have
+            # failed it meanwhile: see Conductor.recover_builds)
+            begun = self.conductor.instance_update(instance_uuid=uuid, expected_task_state=states.SCHEDULING,
+                                                   check=True, task_state=states.NETWORKING)
+            if begun is None or begun["task_state"] != states.NETWORKING:
+                return
             self._event(uuid, request_id, event, "start")
             vifs: list[dict] = []
             try:
-                self._update(uuid, task_state=states.NETWORKING)
                 vifs = network.allocate(inst, self.host)
                 self._update(uuid, network_info=vifs, task_state=states.BLOCK_DEVICE_MAPPING)
                 connected = self._connect_volumes(inst)
@@ -422,6 +433,71 @@ class ComputeAgent:
                 message = e.message if isinstance(e, errors.ApiError) else str(e)
                 self._event(uuid, request_id, event, "finish", result="Error", details=message)
                 return
+            self._event(uuid, request_id, event, "finish", result="Success")
+
+    # -- interfaces: hot-plug (onestack.compute.interfaces). The port is bound to this host as a
+    # boot binds it (network.bind), its bridge made and the NIC plugged into the guest, live and
+    # in its definition, on the tap the network agent wires; a detach is the reverse.
+
+    def attach_interface(self, instance_uuid: str, port_id: str, preserve: bool = False, tag: str | None = None,
+                         request_id: str | None = None) -> dict:
+        """Bind and plug the port (a call: the API answers with it); its VIF, recorded in
+        network_info. On failure the port is let go of and the error raised."""
+        uuid, event = instance_uuid, "compute_attach_interface"
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            if inst is None or inst["deleted"]:
+                raise errors.NotFound(f"Instance {uuid} could not be found.")
+            self._event(uuid, request_id, event, "start")
+            bound = False
+            try:
+                vif = network.bind(inst, port_id, self.host, preserve=preserve, tag=tag)
+                bound = True
+                self.driver.attach_interface(uuid, self._interfaces([vif])[0])
+            except Exception as e:
+                log.exception("attaching port %s to %s failed", port_id, uuid)
+                if bound:
+                    try:
+                        network.release({"port_id": port_id, "preserve": preserve})
+                    except errors.ApiError as undo:
+                        log.warning("port %s not released: %s", port_id, undo.message)
+                fault = _fault(e)
+                self._event(uuid, request_id, event, "finish", result="Error", details=fault["message"],
+                            traceback=fault["details"])
+                if isinstance(e, errors.ApiError):
+                    raise
+                raise errors.ApiError(f"Failed to attach network adapter device to {uuid}: {e}") from None
+            vifs = [v for v in inst.get("network_info") or [] if v["port_id"] != port_id]
+            self._update(uuid, network_info=[*vifs, vif])
+            self._event(uuid, request_id, event, "finish", result="Success")
+            return vif
+
+    def detach_interface(self, instance_uuid: str, port_id: str, request_id: str | None = None) -> None:
+        """Unplug the port's NIC, then let go of the port; a guest that keeps the NIC keeps the port."""
+        uuid, event = instance_uuid, "compute_detach_interface"
+        with self._lock(uuid):
+            inst = self.conductor.instance_get(instance_uuid=uuid)
+            if inst is None or inst["deleted"]:
+                return
+            vifs = inst.get("network_info") or []
+            vif = next((v for v in vifs if v["port_id"] == port_id), None)
+            self._event(uuid, request_id, event, "start")
+            try:
+                if vif is None:
+                    raise VirtError(f"Port {port_id} is not attached")
+                try:
+                    self.driver.detach_interface(uuid, vif["mac"])
+                except (InstanceNotFound, DeviceNotFound):
+                    pass  # no guest here, or the NIC is gone already: the port goes below
+                network.release(vif)
+            except Exception as e:
+                log.warning("detaching port %s from %s failed: %s", port_id, uuid, e)
+                fault = _fault(e)
+                self._update(uuid, fault=fault)
+                self._event(uuid, request_id, event, "finish", result="Error", details=fault["message"],
+                            traceback=fault["details"])
+                return
+            self._update(uuid, network_info=[v for v in vifs if v["port_id"] != port_id])
             self._event(uuid, request_id, event, "finish", result="Success")
 
     # -- power actions
@@ -1018,17 +1094,43 @@ class ComputeAgent:
             raise errors.Conflict(f"Instance {instance_uuid} is not ready: {e}") from None
 
     def refresh_network_info(self, instance_uuid: str) -> None:
-        inst = self.conductor.instance_get(instance_uuid=instance_uuid)
-        if inst is None or inst["deleted"]:
-            return
-        vifs = network.refresh(instance_uuid, inst.get("network_info") or [])
-        self._update(instance_uuid, network_info=vifs)
+        with self._lock(instance_uuid):  # not between a hot-plug's read and write of network_info
+            inst = self.conductor.instance_get(instance_uuid=instance_uuid)
+            if inst is None or inst["deleted"]:
+                return
+            vifs = network.refresh(instance_uuid, inst.get("network_info") or [])
+            self._update(instance_uuid, network_info=vifs)
 
     # -- heartbeat, resources and reconciliation
 
     def resources(self) -> dict:
         # the address other hosts reach this one at when servers move (the hypervisor's host_ip)
         return {**self.driver.host_resources(), "host_ip": settings.current.migration_address}
+
+    def recover_builds(self) -> None:
+        """Once, at start (Nova's _init_instance): what this host's previous run left half
+        done. A build it had begun died with it (no request outlives its agent on the bus):
+        the server goes to ERROR with a fault, and keeps its host, room and ports until it is
+        deleted, as any build that failed on a host. A delete under way is finished."""
+        received = self._received
+        if received is None:
+            return
+        for inst in self.conductor.instances_on_host(host=self.host):
+            uuid = inst["uuid"]
+            if inst["task_state"] == states.DELETING:
+                self.terminate_instance(uuid)
+            elif inst["vm_state"] == states.BUILDING and inst["task_state"] in _BUILD_STEPS:
+                with self._lock(uuid):
+                    if uuid in received:
+                        continue  # a build of this run
+                    log.warning("build of %s was interrupted by a restart of %s: ERROR", uuid, self.host)
+                    self.conductor.instance_update(
+                        instance_uuid=uuid, expected_task_state=inst["task_state"], check=True,
+                        vm_state=states.ERROR, task_state=None, power_state=self._power(uuid),
+                        fault={"code": 500, "message": f"Build of instance {uuid} aborted: its compute host "
+                                                       f"{self.host} restarted during the build.",
+                               "created": iso(utcnow())})
+        self._received = None
 
     def reconcile(self) -> None:
         """Compare libvirt with what the database says lives here (never kill unknown guests)."""
@@ -1047,9 +1149,12 @@ class ComputeAgent:
             if inst["vm_state"] in (states.BUILDING, states.SHELVED_OFFLOADED) or inst["task_state"]:
                 continue
             if uuid not in present:
-                self._update(uuid, vm_state=states.ERROR, power_state=0,
-                             fault={"code": 500, "message": "The guest's domain vanished from the hypervisor.",
-                                    "created": iso(utcnow())})
+                if inst["vm_state"] != states.ERROR:  # (a server in ERROR keeps the fault that put it there)
+                    self._update(uuid, vm_state=states.ERROR, power_state=0,
+                                 fault={"code": 500, "message": "The guest's domain vanished from the hypervisor.",
+                                        "created": iso(utcnow())})
+                elif inst["power_state"]:
+                    self._update(uuid, power_state=0)
                 continue
             power = self._power(uuid)
             if power != inst["power_state"]:

@@ -104,6 +104,26 @@ class Conductor:
                 release_allocations(uuid)
         return stale
 
+    def recover_builds(self) -> list[str]:
+        """At start, before the APIs serve: servers still scheduling were in the hands of the
+        conductor that ran before this one, and its requests died with it (the bus keeps no
+        message for a server that is gone). They go to ERROR with a fault, on no host (an
+        agent that had begun one moved it past scheduling). Their uuids: the room the
+        scheduler may have claimed for them is to be given back once Placement answers."""
+        with db.transaction() as s:
+            lost = list(s.scalars(sa.select(m.Instance).where(
+                m.Instance.vm_state == states.BUILDING, m.Instance.task_state == states.SCHEDULING,
+                m.Instance.deleted.is_(False))))
+            for inst in lost:
+                inst.vm_state, inst.task_state, inst.host, inst.node = states.ERROR, None, None, None
+                inst.fault = instances.fault(500, f"Build of instance {inst.uuid} aborted: the compute "
+                                                  "conductor restarted while scheduling it.")
+                inst.updated_at = utcnow()
+        if lost:
+            log.warning("builds of %s were lost in a restart while scheduling: ERROR",
+                        ", ".join(i.uuid for i in lost))
+        return [i.uuid for i in lost]
+
     def _fail_schedule(self, uuid: str, request_id: str, message: str) -> None:
         with db.transaction() as s:
             inst = s.get(m.Instance, uuid)

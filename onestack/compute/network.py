@@ -30,7 +30,7 @@ def tap_name(port_id: str) -> str:
     return ("tap" + port_id.replace("-", ""))[:IFNAMSIZ]
 
 
-def _sg_ids(project_id: str, names: list[str]) -> list[str] | None:
+def security_group_ids(project_id: str, names: list[str]) -> list[str] | None:
     """Security group ids for names (None: the network's default group applies)."""
     if not names or names == ["default"]:
         return None
@@ -52,7 +52,7 @@ def allocate(inst: dict, host: str) -> list[dict]:
         return []
     net = clients.get().network
     owner = "compute:" + (inst.get("availability_zone") or "nova")
-    sgs = _sg_ids(inst["project_id"], inst.get("security_groups") or [])
+    sgs = security_group_ids(inst["project_id"], inst.get("security_groups") or [])
     made, vifs = [], []
     try:
         for req in requested:
@@ -128,18 +128,34 @@ def rebind(vifs: list[dict], host: str) -> list[dict]:
     return out
 
 
+def bind(inst: dict, port_id: str, host: str, preserve: bool, tag: str | None = None) -> dict:
+    """A port hot-plugged into the server: made its own and bound to ``host``, as
+    ``allocate`` binds a port at boot (the network agent of that host wires its tap); its VIF."""
+    owner = "compute:" + (inst.get("availability_zone") or "nova")
+    port = clients.get().network.put(f"/v2.0/ports/{port_id}", json={"port": {
+        "device_id": inst["uuid"], "device_owner": owner, "binding:host_id": host}})["port"]
+    return describe(port, preserve=preserve, tag=tag)
+
+
+def release(vif: dict) -> None:
+    """One port let go of: deleted if it was made for the server, unbound if the user gave it
+    (Nova's preserve_on_delete)."""
+    net = clients.get().network
+    try:
+        if vif.get("preserve"):
+            net.put(f"/v2.0/ports/{vif['port_id']}", json={"port": {
+                "device_id": "", "device_owner": "", "binding:host_id": ""}})
+        else:
+            net.delete(f"/v2.0/ports/{vif['port_id']}", ok=(204, 404))
+    except errors.NotFound:
+        pass
+
+
 def deallocate(instance_uuid: str, vifs: list[dict]) -> None:
     """Delete the ports made for the server; unbind the ones the user gave."""
     net = clients.get().network
     for vif in vifs:
-        try:
-            if vif.get("preserve"):
-                net.put(f"/v2.0/ports/{vif['port_id']}", json={"port": {
-                    "device_id": "", "device_owner": "", "binding:host_id": ""}})
-            else:
-                net.delete(f"/v2.0/ports/{vif['port_id']}", ok=(204, 404))
-        except errors.NotFound:
-            pass
+        release(vif)
     # ports the network service holds for this server that we never heard back about
     try:
         left = net.get("/v2.0/ports", params={"device_id": instance_uuid})["ports"]

@@ -64,8 +64,8 @@ def _driver(conf, host: str):
     if kind == "fake":
         log.warning("compute: the fake driver runs: servers are simulated, no real guests run")
         return FakeDriver(host=host, vcpus=conf.compute.fake_host_vcpus,
-                          memory_mb=conf.compute.fake_host_memory_mb,
-                          local_gb=conf.compute.fake_host_disk_gb, hypervisor_type="fake"), False
+                          memory_mb=conf.compute.fake_host_memory_mb, local_gb=conf.compute.fake_host_disk_gb,
+                          hypervisor_type="fake", spawn_seconds=conf.compute.fake_spawn_seconds), False
     if kind == "auto" and os.geteuid() != 0:
         raise NoHypervisor(f"compute: real guests need root (libvirt's qemu:///system): run onestack as root, {_USE_FAKE}")
     try:
@@ -91,6 +91,9 @@ def start(conf) -> Runtime:
     b.serve("compute.scheduler", rt.scheduler)
     b.serve("compute.conductor", rt.conductor)
     b.subscribe("network.floatingip.*", _floating_ip_changed)
+    lost = rt.conductor.recover_builds()  # (before the APIs serve: no build of this run is among them)
+    if lost:
+        threading.Thread(target=_release_later, args=(rt, lost), name="compute-release", daemon=True).start()
     rt.control_thread = threading.Thread(target=_control_loop, args=(rt,), name="compute-control", daemon=True)
     rt.control_thread.start()
     return rt
@@ -110,7 +113,7 @@ def start_agents(conf) -> Runtime:
             name = f"fake-{i + 1}"
             d = FakeDriver(host=name, vcpus=conf.compute.fake_host_vcpus,
                            memory_mb=conf.compute.fake_host_memory_mb, local_gb=conf.compute.fake_host_disk_gb,
-                           hypervisor_type="fake")
+                           hypervisor_type="fake", spawn_seconds=conf.compute.fake_spawn_seconds)
             rt.agents.append(ComputeAgent(name, d, zone=conf.compute.availability_zone, plug=False))
     for a in rt.agents:
         a.serve()
@@ -136,6 +139,22 @@ def _control_loop(rt: Runtime) -> None:
             log.exception("compute: controller heartbeat failed")
 
 
+def _release_later(rt: Runtime, consumers: list[str]) -> None:
+    """Give back what ``consumers`` hold in Placement, as soon as it answers (the APIs
+    serve once start-up is over)."""
+    delay = 0.2
+    while consumers and not rt.stopping.is_set():
+        try:
+            clients.get().placement.release(consumers[0])
+        except errors.ServiceUnavailable:
+            rt.stopping.wait(delay)
+            delay = min(delay * 2, 5)
+            continue
+        except Exception:
+            log.exception("could not release the allocations of %s", consumers[0])
+        consumers.pop(0)
+
+
 def _report_loop(rt: Runtime) -> None:
     """Register every host, then heartbeat; retries until the conductor and the APIs answer
     (on a node they may start after us)."""
@@ -158,6 +177,10 @@ def _report_loop(rt: Runtime) -> None:
         try:
             _conductor.heartbeat_many(hosts=[a.host for a in rt.agents])
             for a in rt.agents:
+                try:
+                    a.recover_builds()  # (once, at the first pass that reaches the conductor)
+                except Exception:
+                    log.exception("compute: recovering the builds of %s failed", a.host)
                 if a.plug_vifs or first:
                     if not first:
                         _register(rt, [a])

@@ -8,6 +8,7 @@ so a mismatched upload is refused early rather than after a gigabyte.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -92,6 +93,11 @@ def receive(chunks: Iterable[bytes], writer: Writer, disk_format: str, limit: in
         pipeline.drain()
         if not checked:
             _check(disk_format, bytes(head), tail)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Glance's StorageFull: a 413, and the image may be uploaded again once there is room
+        raise errors.PayloadTooLarge(f"Image storage media is full: {e.strerror}.") from None
     finally:
         pipeline.close()
     try:

@@ -1644,9 +1644,11 @@ class FakeDriver(VirtDriver):
         local_gb: int = 200,
         hypervisor_type: str = "QEMU",
         hypervisor_version: int = 7002000,
+        spawn_seconds: float = 0.0,
     ):
         self.host = host
         self.console_dir = console_dir
+        self.spawn_seconds = spawn_seconds  # a simulated boot time (compute.fake_spawn_seconds)
         self._resources = {
             "vcpus": vcpus,
             "memory_mb": memory_mb,
@@ -1668,6 +1670,8 @@ class FakeDriver(VirtDriver):
             raise VirtError(f"cannot {what} instance {inst.spec.uuid} in state {inst.state.name}")
 
     def spawn(self, spec: InstanceSpec) -> InstanceInfo:
+        if self.spawn_seconds:
+            time.sleep(self.spawn_seconds)
         with self._lock:
             if spec.uuid in self._instances:
                 raise VirtError(f"instance {spec.uuid} already has a domain on {self.host}")
