@@ -29,3 +29,6 @@ class Session(Base):
     project_name: Mapped[str] = mapped_column(sa.String(255))
     roles: Mapped[list] = mapped_column(sa.JSON, default=list)
     last_seen: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
+    region: Mapped[str] = mapped_column(sa.String(255), default="", server_default="")
+    # {region: {path prefix: base URL}}: where each API is, by region (from the catalog at login)
+    endpoints: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)

@@ -40,6 +40,12 @@ class Login:
     roles: list[str] = field(default_factory=list)
     csrf: str = ""
     key: str = ""  # the row's id
+    region: str = ""
+    endpoints: dict = field(default_factory=dict)  # {region: {path prefix: base URL}}
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted(self.endpoints)
 
     @property
     def is_admin(self) -> bool:
@@ -58,7 +64,7 @@ def create(login: Login) -> str:
         s.add(m.Session(id=login.key, token=login.token, token_expires=login.token_expires, csrf=login.csrf,
                         domain=login.domain, user_id=login.user_id, user_name=login.user_name,
                         project_id=login.project_id, project_name=login.project_name, roles=login.roles,
-                        last_seen=utcnow()))
+                        region=login.region, endpoints=login.endpoints, last_seen=utcnow()))
         # (sessions nobody ended: dropped as others begin)
         s.execute(sa.delete(m.Session).where(m.Session.last_seen < utcnow() - timedelta(seconds=_timeout)))
     return secret
@@ -83,7 +89,8 @@ def find(secret: str | None) -> Login | None:
             s.execute(sa.update(m.Session).where(m.Session.id == key).values(last_seen=now))
     return Login(token=row.token, token_expires=row.token_expires, domain=row.domain, user_id=row.user_id,
                  user_name=row.user_name, project_id=row.project_id, project_name=row.project_name,
-                 roles=list(row.roles or []), csrf=row.csrf, key=row.id)
+                 roles=list(row.roles or []), csrf=row.csrf, key=row.id, region=row.region,
+                 endpoints=dict(row.endpoints or {}))
 
 
 def rescope(login: Login, scoped: Login) -> None:
@@ -93,6 +100,15 @@ def rescope(login: Login, scoped: Login) -> None:
         if row is not None:
             row.token, row.token_expires = scoped.token, scoped.token_expires
             row.project_id, row.project_name, row.roles = scoped.project_id, scoped.project_name, scoped.roles
+            row.region, row.endpoints = scoped.region, scoped.endpoints
+
+
+def set_region(login: Login, region: str) -> None:
+    """The session's pages now ask ``region``'s endpoints."""
+    with db.transaction() as s:
+        row = s.get(m.Session, login.key)
+        if row is not None:
+            row.region = region
 
 
 def delete(login: Login) -> None:

@@ -9,18 +9,15 @@ stays in the server-side session (never in a page, a URL or a log line).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import logging
 import secrets
 import shlex
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import quote, urlencode
 
-import jinja2
 import yaml
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -32,158 +29,27 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from onestack.common import tls
-from onestack.common.http import MAX_BODY, media_type
 from onestack.dashboard import backend, sessions
-from onestack.dashboard.backend import COMPUTE, IDENTITY, IMAGE, NETWORK, NOVA_VERSION, Api, Failure
+from onestack.dashboard import identity as ident
+from onestack.dashboard import orchestration as orch
+from onestack.dashboard.backend import COMPUTE, IDENTITY, IMAGE, NETWORK, NOVA_VERSION, Failure
+from onestack.dashboard.pages import COOKIE, LOGIN_COOKIE, Form, Page, page
+from onestack.dashboard.pages import env as _env
+from onestack.dashboard.pages import error_page as _error
+from onestack.dashboard.pages import fail as _fail
+from onestack.dashboard.pages import read_form as _form
+from onestack.dashboard.pages import secure as _secure
+from onestack.dashboard.pages import with_headers as _with_headers
 from onestack.dashboard.sessions import Login
 
 log = logging.getLogger(__name__)
 
-COOKIE = "onestack_session"
-LOGIN_COOKIE = "onestack_login_csrf"  # (double-submit token of the login form, before any session)
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "same-origin"}
-
-_env = jinja2.Environment(loader=jinja2.PackageLoader("onestack.dashboard", "templates"),
-                          autoescape=True, undefined=jinja2.StrictUndefined)
 _conf: Any = None
 
 
 def configure(conf) -> None:
     global _conf
     _conf = conf
-
-
-class Page:
-    """One request of a logged-in user: its session, its form, its backend calls."""
-
-    def __init__(self, request: Request, login: Login, form: Form):
-        self.request, self.login, self.form = request, login, form
-        self.api = Api(login)
-        self.root = request.scope.get("root_path", "")
-        self._projects: asyncio.Task | None = None
-
-    def prefetch(self) -> None:
-        """Start asking for the header's project list now, beside the page's own calls."""
-        self._projects = asyncio.ensure_future(self.api.gather(p=IDENTITY + "/auth/projects"))
-
-    def url(self, path: str) -> str:
-        return self.root + path
-
-    def redirect(self, path: str) -> Response:
-        return RedirectResponse(self.url(path), status_code=303)
-
-    async def render(self, template: str, status: int = 200, **values) -> Response:
-        got = await (self._projects or self.api.gather(p=IDENTITY + "/auth/projects"))
-        projects = got["p"] or {}
-        html = _env.get_template(template).render(
-            root=self.root, login=self.login, csrf=self.login.csrf, panel=template.split(".")[0],
-            projects=sorted(projects.get("projects", []), key=lambda p: p["name"]),
-            **{"errors": {}, "form": self.form, **values})
-        return HTMLResponse(html, status_code=status)
-
-    def fragment(self, template: str, **values) -> Response:
-        html = _env.get_template(template).render(root=self.root, csrf=self.login.csrf, login=self.login, **values)
-        return HTMLResponse(html)
-
-
-Handler = Callable[[Page], Awaitable[Response]]
-
-
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
-
-
-def _with_headers(resp: Response) -> Response:
-    resp.headers.update(HEADERS)
-    resp.headers.setdefault("Cache-Control", "no-store")
-    return resp
-
-
-def page(admin: bool = False, bare: bool = False):
-    """A handler for logged-in users (``admin``: with the admin role); a POST must carry the
-    session's CSRF token. A failure of a call the handler did not catch is the error page.
-    ``bare``: a GET that answers no full page (a fragment, a download): no header to fill."""
-
-    def wrap(fn: Handler):
-        async def endpoint(request: Request) -> Response:
-            login = await run_in_threadpool(sessions.find, request.cookies.get(COOKIE))
-            root = request.scope.get("root_path", "")
-            if login is None:
-                if request.method == "GET" and not request.headers.get("x-refresh"):
-                    nxt = quote(request.url.path, safe="/")
-                    return _with_headers(RedirectResponse(f"{root}/login?next={nxt}", status_code=303))
-                return _with_headers(_error(root, 401, "Your session has ended: log in again."))
-            form = Form([])
-            if request.method == "POST":
-                form = await _form(request)
-                # (a form's field; a script's raw upload sends it as a header)
-                sent = form.get("csrf_token") or request.headers.get("x-csrf-token", "")
-                if not hmac.compare_digest(sent.encode(), login.csrf.encode()):
-                    return _with_headers(_error(root, 403, "The form was refused: its CSRF token is "
-                                                           "missing or wrong. Reload the page and try again."))
-            if admin and not login.is_admin:
-                return _with_headers(_error(root, 403, "This page is for administrators: your role in "
-                                                       f"project {login.project_name} does not allow it.", login))
-            p = Page(request, login, form)
-            if request.method == "GET" and not bare:
-                p.prefetch()
-            try:
-                return _with_headers(await fn(p))
-            except Failure as e:
-                if e.status == 401:  # the token was revoked or expired under us
-                    await run_in_threadpool(sessions.delete, login)
-                    return _with_headers(RedirectResponse(f"{root}/login", status_code=303))
-                return _with_headers(_error(root, e.status if 400 <= e.status < 600 else 502, e.message,
-                                            login))
-            except Exception:  # a page, not a bare 500: the details go to the log
-                log.exception("dashboard page %s failed", request.url.path)
-                return _with_headers(_error(root, 500, "The page could not be shown: an unexpected error "
-                                                       "(the log has the details).", login))
-
-        endpoint.__name__ = fn.__name__
-        endpoint.show = fn  # (the page itself: a refused form shows it again with the error)
-        return endpoint
-
-    return wrap
-
-
-class Form(dict):
-    """A form's fields (the last value of each), and every value of a repeated one."""
-
-    def __init__(self, pairs: list[tuple[str, str]]):
-        super().__init__(pairs)
-        self.pairs = pairs
-
-    def all(self, key: str) -> list[str]:
-        return [v for k, v in self.pairs if k == key and v]
-
-
-async def _form(request: Request) -> Form:
-    """The fields of a urlencoded form post (the only kind these pages send; anything else is
-    an empty form, which its CSRF check refuses)."""
-    if media_type(request) != "application/x-www-form-urlencoded":
-        return Form([])
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:  # (no form of these pages is near this: not read further)
-            return Form([])
-        chunks.append(chunk)
-    return Form(parse_qsl(b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True))
-
-
-def _error(root: str, status: int, message: str, login: Login | None = None) -> Response:
-    html = _env.get_template("error.html").render(root=root, login=login, status=status, message=message,
-                                                  csrf=login.csrf if login else "", projects=[], panel="error")
-    return HTMLResponse(html, status_code=status)
-
-
-def _fail(e: Failure) -> int:
-    """The status of a page that shows a refused form again."""
-    return e.status if 400 <= e.status < 500 else 502
 
 
 # -- login -----------------------------------------------------------------------------
@@ -242,6 +108,15 @@ async def logout(p: Page) -> Response:
 async def switch_project(p: Page) -> Response:
     scoped = await backend.rescope(p.login, p.form.get("project_id", ""))
     await run_in_threadpool(sessions.rescope, p.login, scoped)
+    return p.redirect("/project/")
+
+
+@page()
+async def switch_region(p: Page) -> Response:
+    region = p.form.get("region", "")
+    if region not in p.login.endpoints:
+        return _error(p.root, 400, f"There is no region {region!r} in the catalog.", p.login)
+    await run_in_threadpool(sessions.set_region, p.login, region)
     return p.redirect("/project/")
 
 
@@ -587,8 +462,13 @@ async def keypair_delete(p: Page) -> Response:
 # -- project: volumes --------------------------------------------------------------------
 
 @page()
-async def volumes(p: Page, errors: dict | None = None, status: int = 200) -> Response:
-    got = await p.api.gather(volumes=f"{p.api.volume}/volumes/detail", snapshots=f"{p.api.volume}/snapshots/detail")
+async def volumes(p: Page, errors: dict | None = None, status: int = 200, transfer: dict | None = None
+                  ) -> Response:
+    """Volumes, their snapshots, backups and transfers; ``transfer``: one just created,
+    whose authorization key this page shows once."""
+    got = await p.api.gather(volumes=f"{p.api.volume}/volumes/detail", snapshots=f"{p.api.volume}/snapshots/detail",
+                             backups=f"{p.api.volume}/backups/detail",
+                             transfers=f"{p.api.volume}/os-volume-transfer/detail")
     servers = await _server_choices(p)
     names = {s["id"]: s["name"] for s in servers}
     rows = []
@@ -600,8 +480,15 @@ async def volumes(p: Page, errors: dict | None = None, status: int = 200) -> Res
     names = {v["id"]: v.get("name") or v["id"] for v in rows}
     snaps = [{**x, "volume": names.get(x["volume_id"], x["volume_id"])}
              for x in (got["snapshots"] or {}).get("snapshots", [])]
+    backups = [{**b, "volume": names.get(b["volume_id"], b["volume_id"])}
+               for b in (got["backups"] or {}).get("backups", [])]
+    transfers = [{**t, "volume": names.get(t["volume_id"], t["volume_id"])}
+                 for t in (got["transfers"] or {}).get("transfers", [])]
     return await p.render("volumes.html", status=status, errors=errors or {}, volumes=rows, servers=servers,
-                          snapshots=sorted(snaps, key=lambda x: x.get("name") or ""))
+                          snapshots=sorted(snaps, key=lambda x: x.get("name") or ""),
+                          backups=sorted(backups, key=lambda x: (x.get("name") or "", x["id"])),
+                          transfers=sorted(transfers, key=lambda x: (x.get("name") or "", x["id"])),
+                          transfer=transfer)
 
 
 @page()
@@ -644,10 +531,58 @@ async def volume_action(p: Page) -> Response:
         elif action == "detach":
             sid = quote(p.form.get("server_id", ""))
             await p.api.delete(f"{COMPUTE}/servers/{sid}/os-volume_attachments/{vid}", headers=NOVA_VERSION)
+        elif action == "backup":
+            await p.api.post(f"{p.api.volume}/backups", {"backup": {
+                "volume_id": p.request.path_params["id"], "name": p.form.get("backup_name", "").strip() or None}})
+        elif action == "transfer":
+            made = (await p.api.post(f"{p.api.volume}/os-volume-transfer", {"transfer": {
+                "volume_id": p.request.path_params["id"], "name": p.form.get("transfer_name", "").strip() or None}}))
+            return await volumes.show(p, transfer=made["transfer"], status=202)
         else:
-            raise Failure(400, f"Unknown action {action!r}: choose attach, detach, extend, snapshot or delete.")
+            raise Failure(400, f"Unknown action {action!r}: choose attach, detach, extend, snapshot, backup, "
+                               "transfer or delete.")
     except Failure as e:
         return await volumes.show(p, {"list": e.message}, _fail(e))
+    return p.redirect("/project/volumes")
+
+
+@page()
+async def backup_action(p: Page) -> Response:
+    """Restore a backup (on a new volume, or over an available one) or delete it."""
+    bid, action = quote(p.request.path_params["id"]), p.form.get("action", "")
+    try:
+        if action == "restore":
+            restore = {"volume_id": p.form["volume_id"]} if p.form.get("volume_id") else {}
+            if p.form.get("name", "").strip() and not restore:
+                restore["name"] = p.form["name"].strip()
+            await p.api.post(f"{p.api.volume}/backups/{bid}/restore", {"restore": restore})
+        elif action == "delete":
+            await p.api.delete(f"{p.api.volume}/backups/{bid}")
+        else:
+            raise Failure(400, f"Unknown action {action!r}: choose restore or delete.")
+    except Failure as e:
+        return await volumes.show(p, {"backups": e.message}, _fail(e))
+    return p.redirect("/project/volumes")
+
+
+@page()
+async def transfer_action(p: Page) -> Response:
+    """Accept a transfer (its id and authorization key, from the giving project) or cancel
+    one of this project's."""
+    f, action = p.form, p.form.get("action", "")
+    try:
+        tid = quote(f.get("id", "").strip())
+        if not tid:
+            raise Failure(400, "Give the transfer's ID.")
+        if action == "accept":
+            await p.api.post(f"{p.api.volume}/os-volume-transfer/{tid}/accept",
+                             {"accept": {"auth_key": f.get("auth_key", "").strip()}})
+        elif action == "cancel":
+            await p.api.delete(f"{p.api.volume}/os-volume-transfer/{tid}")
+        else:
+            raise Failure(400, f"Unknown action {action!r}: choose accept or cancel.")
+    except Failure as e:
+        return await volumes.show(p, {"accept" if action == "accept" else "transfers": e.message}, _fail(e))
     return p.redirect("/project/volumes")
 
 
@@ -943,7 +878,7 @@ def _rc_values(login: Login) -> dict[str, str]:
     return {"auth_url": f"{_conf.public_url}{IDENTITY}", "username": login.user_name,
             "project_name": login.project_name, "project_id": login.project_id,
             "user_domain_name": login.domain, "project_domain_id": "default" if login.domain.lower() == "default"
-            else login.domain, "region_name": _conf.identity.region}
+            else login.domain, "region_name": login.region or _conf.identity.region}
 
 
 @page(bare=True)
@@ -1068,74 +1003,6 @@ async def default_quotas_post(p: Page) -> Response:
     return p.redirect("/admin/quotas")
 
 
-@page(admin=True)
-async def identity(p: Page, errors: dict | None = None, status: int = 200) -> Response:
-    got = await p.api.gather(projects=IDENTITY + "/projects", users=IDENTITY + "/users", roles=IDENTITY + "/roles",
-                             domains=IDENTITY + "/domains")
-    return await p.render("identity.html", status=status, errors=errors or {},
-                          all_projects=sorted((got["projects"] or {}).get("projects", []), key=lambda x: x["name"]),
-                          users=sorted((got["users"] or {}).get("users", []), key=lambda x: x["name"]),
-                          roles=sorted((got["roles"] or {}).get("roles", []), key=lambda x: x["name"]),
-                          domains=(got["domains"] or {}).get("domains", []))
-
-
-@page(admin=True)
-async def identity_post(p: Page) -> Response:
-    """The identity forms: a project, a user (with a role on its project), a role
-    assignment, a project's compute quotas. Each shows the API's refusal in itself."""
-    f, what = p.form, p.request.path_params["what"]
-    try:
-        if what == "project":
-            await p.api.post(IDENTITY + "/projects", {"project": {
-                "name": f.get("name", "").strip(), "description": f.get("description", ""),
-                "domain_id": f.get("domain_id") or "default", "enabled": True}})
-        elif what == "user":
-            user: dict[str, Any] = {"name": f.get("name", "").strip(), "password": f.get("password", ""),
-                                    "domain_id": f.get("domain_id") or "default", "enabled": True}
-            if f.get("email"):
-                user["email"] = f["email"]
-            if f.get("project_id"):
-                user["default_project_id"] = f["project_id"]
-            uid = (await p.api.post(IDENTITY + "/users", {"user": user}))["user"]["id"]
-            if f.get("project_id") and f.get("role_id"):
-                await _grant(p, f["project_id"], uid, f["role_id"])
-        elif what == "assignment":
-            await _grant(p, f.get("project_id", ""), f.get("user_id", ""), f.get("role_id", ""))
-        elif what in ("delete-project", "delete-user"):
-            kind = what.split("-")[1]
-            target = f.get("id", "")
-            if kind == "user" and target == p.login.user_id:
-                raise Failure(400, "You cannot delete the user you are logged in as.")
-            if kind == "project" and target == p.login.project_id:
-                raise Failure(400, "You cannot delete the project you are working in: switch project first.")
-            await p.api.delete(f"{IDENTITY}/{kind}s/{quote(target)}")
-        elif what in ("enable-user", "disable-user"):
-            await p.api.request("PATCH", f"{IDENTITY}/users/{quote(f.get('id', ''))}",
-                                json={"user": {"enabled": what == "enable-user"}})
-        elif what == "quota":
-            limits = {}
-            for key in ("instances", "cores", "ram"):
-                if f.get(key, "").strip():
-                    try:
-                        limits[key] = int(f[key])
-                    except ValueError:
-                        raise Failure(400, f"Quota {key} must be a whole number (-1: unlimited).") from None
-            await p.api.put(f"{COMPUTE}/os-quota-sets/{quote(f.get('project_id', ''))}", {"quota_set": limits},
-                            headers=NOVA_VERSION)
-        else:
-            raise Failure(404, f"There is no identity form {what!r}.")
-    except Failure as e:
-        where = "list" if what.startswith(("delete-", "enable-", "disable-")) else what
-        return await identity.show(p, {where: e.message}, _fail(e))
-    return p.redirect("/identity/")
-
-
-async def _grant(p: Page, project_id: str, user_id: str, role_id: str) -> None:
-    if not (project_id and user_id and role_id):
-        raise Failure(400, "Choose a project, a user and a role.")
-    await p.api.put(f"{IDENTITY}/projects/{quote(project_id)}/users/{quote(user_id)}/roles/{quote(role_id)}")
-
-
 def build() -> Starlette:
     static = StaticFiles(directory=str(resources.files("onestack.dashboard") / "static"))
     routes = [
@@ -1144,6 +1011,7 @@ def build() -> Starlette:
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/switch", switch_project, methods=["POST"]),
+        Route("/region", switch_region, methods=["POST"]),
         Route("/project/", overview),
         Route("/project/instances", instances, methods=["GET"]),
         Route("/project/instances", launch, methods=["POST"]),
@@ -1160,6 +1028,8 @@ def build() -> Starlette:
         Route("/project/volumes", volumes, methods=["GET"]),
         Route("/project/volumes", volume_create, methods=["POST"]),
         Route("/project/volumes/{id}", volume_action, methods=["POST"]),
+        Route("/project/volume_backups/{id}", backup_action, methods=["POST"]),
+        Route("/project/volume_transfers", transfer_action, methods=["POST"]),
         Route("/project/networks", networks, methods=["GET"]),
         Route("/project/networks", network_create, methods=["POST"]),
         Route("/project/routers", router_create, methods=["POST"]),
@@ -1174,6 +1044,10 @@ def build() -> Starlette:
         Route("/project/containers/{name}", container_action, methods=["POST"]),
         Route("/project/containers/{name}/upload", object_upload, methods=["POST"]),
         Route("/project/containers/{name}/objects/{object:path}", object_download, methods=["GET"]),
+        Route("/project/stacks", orch.stacks, methods=["GET"]),
+        Route("/project/stacks", orch.stack_create, methods=["POST"]),
+        Route("/project/stacks/{name}/{id}", orch.stack_detail, methods=["GET"]),
+        Route("/project/stacks/{name}/{id}", orch.stack_action, methods=["POST"]),
         Route("/project/api_access", api_access),
         Route("/project/api_access/openrc", openrc),
         Route("/project/api_access/clouds.yaml", clouds_yaml),
@@ -1183,8 +1057,20 @@ def build() -> Starlette:
         Route("/admin/flavors", flavor_post, methods=["POST"]),
         Route("/admin/quotas", default_quotas, methods=["GET"]),
         Route("/admin/quotas", default_quotas_post, methods=["POST"]),
-        Route("/identity/", identity, methods=["GET"]),
-        Route("/identity/{what}", identity_post, methods=["POST"]),
+        Route("/identity/", ident.identity, methods=["GET"]),
+        Route("/identity/projects/{id}", ident.project_detail, methods=["GET"]),
+        Route("/identity/projects/{id}", ident.project_post, methods=["POST"]),
+        Route("/identity/users/{id}", ident.user_detail, methods=["GET"]),
+        Route("/identity/users/{id}", ident.user_post, methods=["POST"]),
+        Route("/identity/groups", ident.groups, methods=["GET"]),
+        Route("/identity/groups", ident.groups_post, methods=["POST"]),
+        Route("/identity/groups/{id}", ident.group_detail, methods=["GET"]),
+        Route("/identity/groups/{id}", ident.group_post, methods=["POST"]),
+        Route("/identity/roles", ident.roles, methods=["GET"]),
+        Route("/identity/roles", ident.roles_post, methods=["POST"]),
+        Route("/identity/application_credentials", ident.app_credentials, methods=["GET"]),
+        Route("/identity/application_credentials", ident.app_credentials_post, methods=["POST"]),
+        Route("/identity/{what}", ident.identity_post, methods=["POST"]),
         Mount("/static", static),
     ]
 

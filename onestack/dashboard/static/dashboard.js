@@ -5,7 +5,9 @@
 // - a button with data-confirm asks first; a select with data-autosubmit posts its form;
 // - a form with data-download (a file as its answer) reloads the page after it was sent;
 // - a form with data-upload=URL sends its file as the raw body of a POST to URL (the CSRF
-//   token in a header), with a progress bar, then reloads the page.
+//   token in a header), with a progress bar, then reloads the page;
+// - an input[type=file][data-fills=NAME] reads its text file into its form's field NAME
+//   (a stack's template: the form then posts it as text).
 "use strict";
 
 function refresh(body) {
@@ -35,6 +37,10 @@ document.addEventListener("DOMContentLoaded", () => {
     f.addEventListener("submit", () => setTimeout(() => location.reload(), 1500)));
   document.querySelectorAll("form[data-upload]").forEach(upload);
   document.querySelectorAll("select[data-toggles]").forEach(toggles);
+  document.querySelectorAll("input[type=file][data-fills]").forEach((input) =>
+    input.addEventListener("change", async () => {
+      if (input.files[0]) input.form.elements[input.dataset.fills].value = await input.files[0].text();
+    }));
 });
 
 // a select[data-toggles] shows only its form's [data-show-for~=value] fields that fit its value
