@@ -374,6 +374,13 @@ async def instance_action(p: Page) -> Response:
             name = p.form.get("snapshot_name", "").strip() or f"{p.form.get('name', 'instance')}-snapshot"
             await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/action", {"createImage": {"name": name}},
                              headers=NOVA_VERSION)
+        elif action == "attach-interface":  # a new port on the network, made by compute
+            await p.api.post(f"{COMPUTE}/servers/{quote(sid)}/os-interface",
+                             {"interfaceAttachment": {"net_id": p.form.get("network", "")}}, headers=NOVA_VERSION)
+            return p.redirect(f"/project/instances/{quote(sid)}#interfaces")
+        elif action == "detach-interface":
+            await p.api.delete(f"{COMPUTE}/servers/{quote(sid)}/os-interface/{quote(p.form.get('port_id', ''))}")
+            return p.redirect(f"/project/instances/{quote(sid)}#interfaces")
         else:
             raise Failure(400, f"Unknown action {action!r}: choose one of the instance's actions.")
     except Failure as e:

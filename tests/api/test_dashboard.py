@@ -275,6 +275,20 @@ def test_volume_attached_and_floating_ip_associated(cloud, demo, image):
         port = cloud.os_json("port", "list", "--server", sid, user="demo")[0]
         detail = demo.get(f"/dashboard/project/instances/{sid}").text
         assert port["ID"] in detail[detail.index('id="interfaces"'):]  # its interfaces, listed
+        # a second interface on the same network, then detached again
+        net = cloud.os_json("port", "show", port["ID"], user="demo")["network_id"]
+        r = demo.post(f"/dashboard/project/instances/{sid}", {"action": "attach-interface", "network": net})
+        assert r.status_code == 303, text(r)
+        ports = cloud.os_json("port", "list", "--server", sid, user="demo")
+        assert len(ports) == 2
+        added = next(p["ID"] for p in ports if p["ID"] != port["ID"])
+        assert added in demo.get(f"/dashboard/project/instances/{sid}").text
+        r = demo.post(f"/dashboard/project/instances/{sid}", {"action": "detach-interface", "port_id": added})
+        assert r.status_code == 303, text(r)
+        wait_for(lambda: [p["ID"] for p in cloud.os_json("port", "list", "--server", sid, user="demo")]
+                 == [port["ID"]], 60, "the second interface detached")
+        r = demo.post(f"/dashboard/project/instances/{sid}", {"action": "detach-interface", "port_id": added})
+        assert r.status_code == 404 and 'class="error"' in r.text  # the API's refusal, shown
         assert demo.post("/dashboard/project/volumes", {"name": name, "size": "1"}).status_code == 303
         vid = wait_for(lambda: next((v["ID"] for v in cloud.os_json("volume", "list", user="demo")
                                      if v["Name"] == name and v["Status"] == "available"), None), 60, "available")
