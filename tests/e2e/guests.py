@@ -13,7 +13,7 @@ import pytest
 from tests.cloud import Cloud, wait_for  # noqa: F401 (the e2e modules import it from here)
 
 IMAGE = "onestack-tiny-x86_64"
-READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)")
+READY = re.compile(r"onestack-tiny: ready\. hostname=(\S+)(?=\s)")  # (a whole name: the line may be half written)
 
 # run by the host's Python: `python -c SSH host keyfile command` prints its output
 SSH = """

@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.libvirt]
 
 URI = "qemu:///system"
 BOOT_TIMEOUT = 90
-READY = r"onestack-tiny: ready\. hostname=(\S+)"
+READY = r"onestack-tiny: ready\. hostname=(\S+)(?=\s)"  # (a whole name: the line may be half written)
 MARKER = f"VIRT-E2E-{uuidlib.uuid4().hex[:8]}"
 HOSTNAME = "virt-e2e.novalocal"
 PUBLIC_KEY = (
