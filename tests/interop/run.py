@@ -1111,7 +1111,7 @@ def run_tempest(
         "-c",
         "import subunit.test_results, stestr.subunit_trace as t; t.main()",
     ]
-    say(f"running tempest (output in {log_path.relative_to(REPO)})")
+    say(f"running tempest (output in {log_path})")
     with log_path.open("w") as log, stream_path.open("wb") as stream:
         tempest = subprocess.Popen(
             cmd,
