@@ -15,6 +15,7 @@ from starlette.responses import Response
 from onestack.common import auth, errors, openapi
 from onestack.common.http import Api, Req, json_response, media_type
 from onestack.common.microversion import MicroversionMiddleware, Negotiator, Version
+from onestack.compute.schemas import interfaces as interface_schemas
 from onestack.compute.schemas import servers as server_schemas
 
 MIN_VERSION = Version(2, 1)
@@ -82,6 +83,7 @@ def build():
         "PUT /v2.1/servers/{server_id}": server_schemas.UPDATE,
         "POST /v2.1/os-keypairs": openapi.member("keypair", keypairs._SCHEMAS),
         "POST /v2.1/os-aggregates": aggregates.CREATE,
+        "POST /v2.1/servers/{server_id}/os-interface": interface_schemas.CREATE,
     })
     return MicroversionMiddleware(api.asgi(), NEGOTIATOR, error_view, "x-compute-request-id")
 
