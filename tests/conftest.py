@@ -48,9 +48,9 @@ def _beside(item) -> bool:
 
 
 def _in_part(item, part: str) -> bool:
-    if part == "quick" or _quick(item):
-        return part == "quick" and _quick(item)
-    return part == "rest" or _beside(item) == (part == "beside")
+    if _quick(item):
+        return part == "quick"
+    return part in ("rest", "beside" if _beside(item) else "host")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -191,21 +191,28 @@ async def groups(p: Page, errors: dict | None = None, status: int = 200) -> Resp
                           groups=_by_name(got["groups"], "groups"))
 
 
-@page(admin=True)
-async def groups_post(p: Page) -> Response:
-    f, action = p.form, p.form.get("action", "")
+async def _create_or_delete(p: Page, collection: str, body: dict, listing) -> Response:
+    """A list page's form: create ``body`` in the identity ``collection``, or delete the one
+    whose id the form names; a refusal is shown on the ``listing`` page."""
+    action = p.form.get("action", "")
     try:
         if action == "create":
-            await p.api.post(IDENTITY + "/groups", {"group": {
-                "name": f.get("name", "").strip(), "description": f.get("description", ""),
-                "domain_id": "default"}})
+            await p.api.post(f"{IDENTITY}/{collection}", body)
         elif action == "delete":
-            await p.api.delete(f"{IDENTITY}/groups/{quote(f.get('id', ''))}")
+            await p.api.delete(f"{IDENTITY}/{collection}/{quote(p.form.get('id', ''))}")
         else:
             raise Failure(400, f"Unknown action {action!r}: create or delete.")
     except Failure as e:
-        return await groups.show(p, {"create" if action == "create" else "list": e.message}, fail(e))
-    return p.redirect("/identity/groups")
+        return await listing.show(p, {"create" if action == "create" else "list": e.message}, fail(e))
+    return p.redirect(f"/identity/{collection}")
+
+
+@page(admin=True)
+async def groups_post(p: Page) -> Response:
+    f = p.form
+    return await _create_or_delete(p, "groups", {"group": {
+        "name": f.get("name", "").strip(), "description": f.get("description", ""), "domain_id": "default"}},
+        groups)
 
 
 @page(admin=True)
@@ -246,17 +253,7 @@ async def roles(p: Page, errors: dict | None = None, status: int = 200) -> Respo
 
 @page(admin=True)
 async def roles_post(p: Page) -> Response:
-    f, action = p.form, p.form.get("action", "")
-    try:
-        if action == "create":
-            await p.api.post(IDENTITY + "/roles", {"role": {"name": f.get("name", "").strip()}})
-        elif action == "delete":
-            await p.api.delete(f"{IDENTITY}/roles/{quote(f.get('id', ''))}")
-        else:
-            raise Failure(400, f"Unknown action {action!r}: create or delete.")
-    except Failure as e:
-        return await roles.show(p, {"create" if action == "create" else "list": e.message}, fail(e))
-    return p.redirect("/identity/roles")
+    return await _create_or_delete(p, "roles", {"role": {"name": p.form.get("name", "").strip()}}, roles)
 
 
 # -- application credentials (every user's own) --------------------------------------------
